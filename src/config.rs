@@ -1,0 +1,122 @@
+//! Command-line and environment configuration: every option is a flag and an environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// A stand-in server for Jira Cloud's user properties REST API.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "jira-userprops", version, about)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "JIRA_USERPROPS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Database URL: `sqlite:PATH` (the file is created if missing) or `sqlite::memory:` for a
+    /// database that lives only as long as the process.
+    #[arg(
+        long,
+        env = "JIRA_USERPROPS_DATABASE_URL",
+        default_value = "sqlite:jira-userprops.db"
+    )]
+    pub database_url: String,
+
+    /// JSON file of users, API tokens and properties to load at start. Missing users and tokens
+    /// are added on every start; properties only into an empty database.
+    #[arg(long, env = "JIRA_USERPROPS_SEED")]
+    pub seed: Option<PathBuf>,
+
+    /// Public base URL of this server, used in `self` links (e.g. https://jira.example.test).
+    /// Without it, links use `http://` and the request's Host header.
+    #[arg(long, env = "JIRA_USERPROPS_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "JIRA_USERPROPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter, in `tracing` directive syntax (e.g. `info`, `jira_userprops=debug`).
+    #[arg(long, env = "JIRA_USERPROPS_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Longest time one request may take, in seconds, body upload included.
+    #[arg(long, env = "JIRA_USERPROPS_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+
+    /// On SIGINT or SIGTERM, how many seconds in-flight requests get to finish.
+    #[arg(long, env = "JIRA_USERPROPS_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// The request timeout as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout)
+    }
+
+    /// The shutdown grace period as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace)
+    }
+}
+
+fn parse_public_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or("the public URL must start with http:// or https://")?;
+    if rest.is_empty()
+        || rest.contains(['?', '#'])
+        || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("the public URL must be a base such as https://jira.example.test".to_owned());
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_lose_their_trailing_slash() {
+        assert_eq!(
+            parse_public_url("https://j.example/").unwrap(),
+            "https://j.example"
+        );
+        assert_eq!(
+            parse_public_url("http://h:8080/jira").unwrap(),
+            "http://h:8080/jira"
+        );
+    }
+
+    #[test]
+    fn public_urls_must_be_http_bases() {
+        for bad in [
+            "ftp://x",
+            "j.example",
+            "https://",
+            "https://x?a=1",
+            "https://a b",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Config::command().debug_assert();
+    }
+}

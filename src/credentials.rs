@@ -1,0 +1,173 @@
+//! API tokens: how they arrive in an `Authorization` header, how they are made and how they are stored.
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Credentials as a client sent them. Debug output never shows the token.
+pub enum Credentials {
+    /// `Basic base64(email:api_token)`, the way integrations call Jira Cloud.
+    Basic { email: String, token: String },
+    /// `Bearer token`: looked up like an API token, acting as its owner.
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Basic { email, .. } => write!(f, "Basic({email}:<redacted>)"),
+            Self::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+/// Standard base64, with or without padding, as clients send it.
+const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+impl Credentials {
+    /// Parses an `Authorization` header value. Another scheme, or a value that does not parse,
+    /// gives `None`: it counts as no credentials at all.
+    pub fn from_authorization(value: &[u8]) -> Option<Self> {
+        let value = std::str::from_utf8(value).ok()?.trim();
+        let (scheme, rest) = value.split_once(' ')?;
+        let rest = rest.trim_start();
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = BASIC_BASE64.decode(rest).ok()?;
+            let decoded = String::from_utf8(decoded).ok()?;
+            let (email, token) = decoded.split_once(':')?;
+            Some(Self::Basic {
+                email: email.to_owned(),
+                token: token.to_owned(),
+            })
+        } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+            Some(Self::Bearer(rest.to_owned()))
+        } else {
+            None
+        }
+    }
+
+    /// The API token, whichever scheme carried it.
+    pub fn token(&self) -> &str {
+        match self {
+            Self::Basic { token, .. } | Self::Bearer(token) => token,
+        }
+    }
+}
+
+/// The SHA-256 digest of an API token: the only form in which tokens are stored.
+///
+/// A plain fast hash is right here: tokens we issue carry 256 random bits, so nobody can
+/// brute-force them from a leaked digest, and a slow password hash would cost every request
+/// milliseconds. Lookups go by digest, so their timing reveals nothing about the token itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// Digests a token.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Rebuilds a digest read back from storage; `None` when it has the wrong length.
+    pub fn from_stored(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// The digest's bytes, for storage.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Compares in constant time, so the comparison itself leaks nothing.
+    pub fn matches(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenDigest(..)")
+    }
+}
+
+/// Makes a new API token: 256 random bits, URL-safe base64.
+pub fn generate_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(pair: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    #[test]
+    fn basic_credentials_split_at_the_first_colon() {
+        let header = basic("bob@example.com:tok:en");
+        let Some(Credentials::Basic { email, token }) =
+            Credentials::from_authorization(header.as_bytes())
+        else {
+            panic!("not parsed as Basic");
+        };
+        assert_eq!(
+            (email.as_str(), token.as_str()),
+            ("bob@example.com", "tok:en")
+        );
+    }
+
+    #[test]
+    fn scheme_names_are_case_insensitive() {
+        assert!(
+            Credentials::from_authorization(basic("a:b").replace("Basic", "bASIC").as_bytes())
+                .is_some()
+        );
+        assert!(matches!(
+            Credentials::from_authorization(b"bearer abc"),
+            Some(Credentials::Bearer(t)) if t == "abc"
+        ));
+    }
+
+    #[test]
+    fn unparseable_headers_count_as_no_credentials() {
+        for header in [
+            "",
+            "Basic",
+            "Basic !!!",
+            "Bearer ",
+            "Digest abc",
+            "Basic Ym9i",
+            "Token abc",
+        ] {
+            assert!(
+                Credentials::from_authorization(header.as_bytes()).is_none(),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn digests_compare_equal_only_for_the_same_token() {
+        assert!(TokenDigest::of("a").matches(&TokenDigest::of("a")));
+        assert!(!TokenDigest::of("a").matches(&TokenDigest::of("b")));
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let shown = format!(
+            "{:?}",
+            Credentials::from_authorization(basic("e:secret").as_bytes())
+        );
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+}

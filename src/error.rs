@@ -1,0 +1,64 @@
+//! The one error type: what a client can act on, and opaque server faults.
+
+use crate::domain::{KeyError, ValueError};
+
+/// Everything a request can fail with. `src/http/error.rs` turns it into Jira's response.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Missing, unparseable or rejected credentials.
+    #[error("Client must be authenticated to access this resource.")]
+    Unauthenticated {
+        /// Basic or Bearer credentials were sent but did not match an active user.
+        credentials_rejected: bool,
+    },
+    /// `username` or `userKey` was sent: Jira Cloud is in GDPR strict mode.
+    #[error("The query parameter '{0}' is not supported in GDPR strict mode.")]
+    UnsupportedQueryParameter(&'static str),
+    /// No `accountId`, or an empty one.
+    #[error("The 'accountId' query parameter needs to be provided.")]
+    MissingAccountId,
+    /// The caller may not act on this user's record.
+    #[error("You do not have permission to access the properties of this user.")]
+    Forbidden,
+    /// The target user does not exist.
+    #[error("The user with account ID '{0}' does not exist.")]
+    UserNotFound(String),
+    /// The property key breaks a rule.
+    #[error(transparent)]
+    InvalidKey(#[from] KeyError),
+    /// The property value breaks a rule.
+    #[error(transparent)]
+    InvalidValue(#[from] ValueError),
+    /// The request body broke off before it was complete.
+    #[error("The request body could not be read.")]
+    UnreadableBody,
+    /// A PUT body that is not declared as JSON.
+    #[error("The request body must be sent with 'Content-Type: application/json'.")]
+    UnsupportedMediaType,
+    /// The property does not exist.
+    #[error("The property {0} does not exist.")]
+    PropertyNotFound(String),
+    /// No route serves this path.
+    #[error("The requested resource does not exist.")]
+    RouteNotFound,
+    /// The path exists but not for this method.
+    #[error("{message}")]
+    MethodNotAllowed {
+        /// The methods the path serves, for the `Allow` header.
+        allow: &'static str,
+        /// What to tell the client.
+        message: &'static str,
+    },
+    /// The request did not finish within the configured time.
+    #[error("The request took too long to complete.")]
+    Timeout,
+    /// A storage fault; the cause goes to the log, never to the client.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// A fault with no better home (a failed random source, a panic); logged, never shown.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The result of anything that can fail with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

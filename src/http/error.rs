@@ -1,0 +1,146 @@
+//! The only place errors become responses: Jira's ErrorCollection, or its 401 shape.
+
+use std::any::Any;
+
+use axum::body::Body;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::JSON_CONTENT_TYPE;
+use crate::error::Error;
+
+static LOGIN_REASON: HeaderName = HeaderName::from_static("x-seraph-loginreason");
+
+/// Jira's error body: `{"errorMessages":[...],"errors":{}}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorCollection<'a> {
+    error_messages: [&'a str; 1],
+    errors: Empty,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+/// Jira's 401 body.
+#[derive(Serialize)]
+struct Unauthorized<'a> {
+    message: &'a str,
+    #[serde(rename = "status-code")]
+    status_code: u16,
+}
+
+/// A JSON response with Jira's exact `Content-Type`.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
+    response
+}
+
+fn error_collection(status: StatusCode, message: &str) -> Response {
+    let body = ErrorCollection {
+        error_messages: [message],
+        errors: Empty {},
+    };
+    json_response(status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Error::UnsupportedQueryParameter(_)
+            | Error::MissingAccountId
+            | Error::InvalidKey(_)
+            | Error::InvalidValue(_)
+            | Error::UnreadableBody => StatusCode::BAD_REQUEST,
+            Error::Forbidden => StatusCode::FORBIDDEN,
+            Error::UserNotFound(_) | Error::PropertyNotFound(_) | Error::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Database(e) if is_outage(e) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        match self {
+            Error::Unauthenticated {
+                credentials_rejected,
+            } => {
+                let body = Unauthorized {
+                    message: &Error::Unauthenticated {
+                        credentials_rejected,
+                    }
+                    .to_string(),
+                    status_code: 401,
+                };
+                let mut response =
+                    json_response(status, serde_json::to_vec(&body).unwrap_or_default());
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"jira-userprops\", charset=\"UTF-8\""),
+                );
+                if credentials_rejected {
+                    headers.insert(
+                        LOGIN_REASON.clone(),
+                        HeaderValue::from_static("AUTHENTICATED_FAILED"),
+                    );
+                }
+                response
+            }
+            Error::MethodNotAllowed { allow, message } => {
+                let mut response = error_collection(status, message);
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+                response
+            }
+            Error::Database(cause) => {
+                tracing::error!(error = %cause, "database fault");
+                let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    "The database is unavailable. Try again later."
+                } else {
+                    "Internal server error."
+                };
+                error_collection(status, message)
+            }
+            Error::Internal(cause) => {
+                tracing::error!(error = %cause, "internal fault");
+                error_collection(status, "Internal server error.")
+            }
+            Error::Timeout => {
+                tracing::warn!("request timed out");
+                error_collection(status, &self.to_string())
+            }
+            client_error => error_collection(status, &client_error.to_string()),
+        }
+    }
+}
+
+/// Faults that mean the database cannot be reached now, rather than a bug.
+fn is_outage(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// Turns a panic into a logged 500; the process keeps serving.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    Error::Internal(format!("panic while handling a request: {detail}")).into_response()
+}

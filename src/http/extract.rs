@@ -1,0 +1,167 @@
+//! What a request carries: who is calling, which account, which key, the base of links, the value.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use http_body_util::BodyExt;
+
+use super::{AppState, RequestContext};
+use crate::credentials::Credentials;
+use crate::domain::{
+    AccountId, Caller, KeyError, MAX_VALUE_BYTES, PropertyKey, PropertyValue, ValueError,
+    is_json_whitespace,
+};
+use crate::error::{Error, Result};
+
+/// The authenticated caller. Rejects with 401 before any other check on the request.
+pub struct Authenticated(pub Caller);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let credentials = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| Credentials::from_authorization(value.as_bytes()));
+        let caller = state.service.authenticate(credentials.as_ref()).await?;
+        if let Some(context) = parts.extensions.get::<Arc<RequestContext>>() {
+            context.set_caller(&caller.account_id);
+        }
+        Ok(Self(caller))
+    }
+}
+
+/// The account named by the query: `accountId`, with Jira Cloud's GDPR strict-mode rules.
+pub struct TargetAccount(pub AccountId);
+
+impl<S: Sync> FromRequestParts<S> for TargetAccount {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+        let query = parts.uri.query().unwrap_or_default().as_bytes();
+        let mut account_id = None;
+        let (mut username, mut user_key) = (false, false);
+        for (name, value) in form_urlencoded::parse(query) {
+            match name.as_ref() {
+                "username" => username = true,
+                "userKey" => user_key = true,
+                // The first value counts when the parameter is repeated.
+                "accountId" if account_id.is_none() => account_id = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        if username {
+            return Err(Error::UnsupportedQueryParameter("username"));
+        }
+        if user_key {
+            return Err(Error::UnsupportedQueryParameter("userKey"));
+        }
+        account_id
+            .and_then(AccountId::new)
+            .map(Self)
+            .ok_or(Error::MissingAccountId)
+    }
+}
+
+/// The parts of a properties path: the API version and the raw (still encoded) key.
+pub struct PropertyPath {
+    /// `"2"` or `"3"`, as requested.
+    pub version: &'static str,
+    raw_key: String,
+}
+
+impl PropertyPath {
+    /// The key: everything after `/user/properties/`, percent-decoded once.
+    pub fn key(&self) -> Result<PropertyKey, KeyError> {
+        PropertyKey::from_path(&self.raw_key)
+    }
+}
+
+impl<S: Sync> FromRequestParts<S> for PropertyPath {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+        let path = parts.uri.path();
+        let (version, rest) = if let Some(rest) = path.strip_prefix("/rest/api/2/user/properties") {
+            ("2", rest)
+        } else if let Some(rest) = path.strip_prefix("/rest/api/3/user/properties") {
+            ("3", rest)
+        } else {
+            return Err(Error::RouteNotFound);
+        };
+        Ok(Self {
+            version,
+            raw_key: rest.strip_prefix('/').unwrap_or(rest).to_owned(),
+        })
+    }
+}
+
+/// The base of `self` links: the configured public URL, or `http://` plus the Host header.
+pub struct BaseUrl(pub String);
+
+impl FromRequestParts<AppState> for BaseUrl {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        if let Some(url) = &state.public_url {
+            return Ok(Self(url.to_string()));
+        }
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
+            .unwrap_or("localhost");
+        Ok(Self(format!("http://{host}")))
+    }
+}
+
+/// Whether the request declares a JSON body: `application/json`, with any parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Reads and validates a PUT body in Jira's order: media type, empty, too long, not JSON.
+///
+/// Never buffers more than the limit: once the body is known to be too long, reading stops.
+/// Until a non-white-space byte arrives the body might still be "empty", so white space past the
+/// limit is read and dropped rather than answered early.
+pub async fn read_value(headers: &HeaderMap, body: Body) -> Result<PropertyValue> {
+    if !is_json(headers) {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut buffer = Vec::with_capacity(declared.min(MAX_VALUE_BYTES + 1));
+    let (mut received, mut has_value) = (0usize, false);
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| Error::UnreadableBody)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        received += data.len();
+        has_value = has_value || data.iter().any(|&byte| !is_json_whitespace(byte));
+        if received > MAX_VALUE_BYTES {
+            if has_value {
+                return Err(ValueError::TooLong.into());
+            }
+            continue;
+        }
+        buffer.extend_from_slice(&data);
+    }
+    if received > MAX_VALUE_BYTES {
+        return Err(ValueError::Empty.into());
+    }
+    Ok(PropertyValue::from_body(buffer)?)
+}

@@ -1,0 +1,79 @@
+//! jira-userprops: a stand-in server for Jira Cloud's user properties REST API.
+//!
+//! The map, following a request from the socket down:
+//!
+//! - [`http`]: the route table, middleware and extractors; turns [`error::Error`] into Jira's
+//!   responses. Holds no SQL and no permission rule.
+//! - [`service`]: the operations, in Jira's order of checks: authenticate, authorize, validate,
+//!   store. Knows nothing of HTTP.
+//! - [`store`]: the storage backends behind one closed enum. Knows nothing of callers.
+//! - [`domain`]: validated values (keys, values, account ids) and [`credentials`]: tokens.
+//! - [`seed`]: the starting state; [`config`]: flags and environment variables.
+
+pub mod config;
+pub mod credentials;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod seed;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// for at most `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    });
+    let grace_expired = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = grace_expired => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "shutdown grace period over; dropping open requests");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,107 @@
+//! The `jira-userprops` binary: configuration, logging, storage, then serving.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use jira_userprops::config::{Config, LogFormat};
+use jira_userprops::http::{AppState, router};
+use jira_userprops::service::PropertyService;
+use jira_userprops::store::Store;
+use jira_userprops::{seed, serve, shutdown_signal};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    init_tracing(&config);
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("jira-userprops: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    // A bad seed stops the start before anything is opened or changed.
+    let seed = config.seed.as_deref().map(seed::load).transpose()?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_url))?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply database migrations")?;
+    tracing::info!(database = %store.location(), "database ready");
+    if let Some(seed) = &seed {
+        let report = store
+            .apply_seed(seed)
+            .await
+            .context("cannot apply the seed")?;
+        tracing::info!(
+            users = report.users,
+            tokens = report.tokens,
+            properties = report.properties,
+            "seed applied"
+        );
+    }
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    if seed.is_none()
+        && let Some(admin) = seed::ensure_first_admin(&store).await?
+    {
+        print_first_admin(&admin, &config, address);
+    }
+    let state = AppState {
+        service: PropertyService::new(store.clone()),
+        public_url: config.public_url.as_deref().map(Arc::from),
+        request_timeout: config.request_timeout(),
+    };
+    tracing::info!(%address, "listening");
+    serve(
+        listener,
+        router(state),
+        shutdown_signal(),
+        config.shutdown_grace(),
+    )
+    .await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Shown once, on stdout: the token is stored only as a digest and cannot be shown again.
+fn print_first_admin(admin: &seed::FirstAdmin, config: &Config, address: std::net::SocketAddr) {
+    let base = config.public_url.clone().unwrap_or_else(|| {
+        let host = if address.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            address.ip().to_string()
+        };
+        format!("http://{host}:{}", address.port())
+    });
+    println!(
+        "\nNo users yet, so an administrator was created. The token is shown only this once.\n\
+         \n  email:     {email}\n  accountId: {id}\n  API token: {token}\n\
+         \nTry it:\n  curl -u '{email}:{token}' '{base}/rest/api/3/user/properties?accountId={id}'\n",
+        email = admin.email,
+        id = admin.account_id,
+        token = admin.token,
+    );
+}

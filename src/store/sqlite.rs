@@ -1,0 +1,246 @@
+//! The SQLite backend: one writer connection, a pool of readers, WAL and full fsync on commit.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use super::{SeedData, SeedReport, TokenOwner};
+use crate::credentials::TokenDigest;
+use crate::domain::{PropertyKey, PropertyValue, User, Written};
+
+/// Readers kept open beside the writer; WAL lets them run while a write commits.
+const READERS: u32 = 4;
+
+/// SQLite through sqlx. Writes go through a single connection, so writers never meet
+/// `SQLITE_BUSY` inside one process; other processes on the same file wait on the busy timeout.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+    location: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database `url` names.
+    pub async fn connect(url: &str) -> sqlx::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        // An in-memory database lives as long as its connections; sharing one keeps it whole.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if in_memory {
+            let pool = Self::pool(1).connect_with(options).await?;
+            return Ok(Self {
+                reader: pool.clone(),
+                writer: pool,
+                location: "memory (lost when the server stops)".to_owned(),
+            });
+        }
+        let location = std::path::absolute(options.get_filename())
+            .unwrap_or_else(|_| options.get_filename().to_owned())
+            .display()
+            .to_string();
+        // FULL makes every commit fsync the WAL: an acknowledged write survives power loss too.
+        let writer_options = options
+            .clone()
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        let writer = Self::pool(1).connect_with(writer_options).await?;
+        let reader = Self::pool(READERS)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self {
+            reader,
+            writer,
+            location,
+        })
+    }
+
+    fn pool(size: u32) -> SqlitePoolOptions {
+        SqlitePoolOptions::new()
+            .max_connections(size)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    }
+
+    pub(super) async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        sqlx::migrate!("migrations/sqlite").run(&self.writer).await
+    }
+
+    pub(super) fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    pub(super) async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    pub(super) async fn token_owner(
+        &self,
+        digest: &TokenDigest,
+    ) -> sqlx::Result<Option<TokenOwner>> {
+        let row = sqlx::query(
+            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash
+             FROM api_tokens t JOIN users u ON u.account_id = t.account_id
+             WHERE t.token_hash = $1",
+        )
+        .bind(digest.as_bytes())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            let stored: &[u8] = row.try_get(5)?;
+            let digest =
+                TokenDigest::from_stored(stored).ok_or_else(|| sqlx::Error::ColumnDecode {
+                    index: "token_hash".into(),
+                    source: "stored token digest is not 32 bytes".into(),
+                })?;
+            Ok(TokenOwner {
+                user: user_from_row(&row)?,
+                digest,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
+            .bind(account_id)
+            .fetch_one(&self.reader)
+            .await
+    }
+
+    pub(super) async fn user_count(&self) -> sqlx::Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(count.unsigned_abs())
+    }
+
+    pub(super) async fn property_keys(&self, account_id: &str) -> sqlx::Result<Vec<String>> {
+        sqlx::query_scalar("SELECT key FROM properties WHERE account_id = $1 ORDER BY key")
+            .bind(account_id)
+            .fetch_all(&self.reader)
+            .await
+    }
+
+    pub(super) async fn property(
+        &self,
+        account_id: &str,
+        key: &PropertyKey,
+    ) -> sqlx::Result<Option<PropertyValue>> {
+        let value: Option<String> =
+            sqlx::query_scalar("SELECT value FROM properties WHERE account_id = $1 AND key = $2")
+                .bind(account_id)
+                .bind(key.as_str())
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(value.map(PropertyValue::from_stored))
+    }
+
+    pub(super) async fn set_property(
+        &self,
+        account_id: &str,
+        key: &PropertyKey,
+        value: &PropertyValue,
+    ) -> sqlx::Result<Option<Written>> {
+        let revision = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO properties (account_id, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (account_id, key)
+             DO UPDATE SET value = excluded.value, revision = properties.revision + 1
+             RETURNING revision",
+        )
+        .bind(account_id)
+        .bind(key.as_str())
+        .bind(value.as_str())
+        .fetch_one(&self.writer)
+        .await;
+        match revision {
+            Ok(0) => Ok(Some(Written::Created)),
+            Ok(_) => Ok(Some(Written::Updated)),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn delete_property(
+        &self,
+        account_id: &str,
+        key: &PropertyKey,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query("DELETE FROM properties WHERE account_id = $1 AND key = $2")
+            .bind(account_id)
+            .bind(key.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
+        let mut tx = self.writer.begin().await?;
+        let empty: bool = sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM properties)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut report = SeedReport::default();
+        for user in &seed.users {
+            report.users += sqlx::query(
+                "INSERT INTO users (account_id, email, email_key, display_name, admin, active)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(&user.account_id)
+            .bind(&user.email)
+            .bind(user.email.to_lowercase())
+            .bind(&user.display_name)
+            .bind(user.admin)
+            .bind(user.active)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        for (account_id, digest) in &seed.tokens {
+            report.tokens += sqlx::query(
+                "INSERT INTO api_tokens (token_hash, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(digest.as_bytes())
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if empty {
+            for (account_id, key, value) in &seed.properties {
+                report.properties += sqlx::query(
+                    "INSERT INTO properties (account_id, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(account_id)
+                .bind(key.as_str())
+                .bind(value.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+fn user_from_row(row: &SqliteRow) -> sqlx::Result<User> {
+    Ok(User {
+        account_id: row.try_get(0)?,
+        email: row.try_get(1)?,
+        display_name: row.try_get(2)?,
+        admin: row.try_get(3)?,
+        active: row.try_get(4)?,
+    })
+}
