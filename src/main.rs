@@ -1,5 +1,6 @@
 //! The `jira-userprops` binary: configuration, logging, storage, then serving.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -29,7 +30,9 @@ async fn main() -> ExitCode {
 
 fn init_tracing(config: &Config) {
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     match config.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -38,7 +41,10 @@ fn init_tracing(config: &Config) {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     // A bad seed stops the start before anything is opened or changed.
-    let seed = config.seed.as_deref().map(seed::load).transpose()?;
+    let seed = match &config.seed {
+        Some(path) => Some((path, seed::load(path)?)),
+        None => None,
+    };
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
@@ -47,11 +53,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("cannot apply database migrations")?;
     tracing::info!(database = %store.location(), "database ready");
-    if let Some(seed) = &seed {
-        let report = store
-            .apply_seed(seed)
-            .await
-            .context("cannot apply the seed")?;
+    if let Some((path, seed)) = &seed {
+        let report = seed::apply(&store, path, seed).await?;
         tracing::info!(
             users = report.users,
             tokens = report.tokens,

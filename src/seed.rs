@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::credentials::{TokenDigest, generate_token};
 use crate::domain::{PropertyKey, PropertyValue, User, is_valid_new_account_id};
-use crate::store::{SeedData, Store};
+use crate::store::{SeedData, SeedReport, Store};
 
 /// A seed file that cannot be used: which file, which entry, and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +161,22 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
     Ok(seed)
 }
 
+/// Applies a loaded seed. A seed user whose email another account already holds stops it,
+/// with nothing changed.
+pub async fn apply(store: &Store, path: &Path, seed: &SeedData) -> anyhow::Result<SeedReport> {
+    let report = store.apply_seed(seed).await?;
+    if let Some(index) = report.email_taken {
+        let user = &seed.users[index];
+        let entry = format!("users[{index}] ({:?})", user.account_id);
+        let reason = format!(
+            "email {:?} belongs to another account in the database",
+            user.email
+        );
+        return Err(fail(path, entry, reason).into());
+    }
+    Ok(report)
+}
+
 /// The administrator made for a database that has no users and was given no seed.
 pub struct FirstAdmin {
     /// Their account id.
@@ -182,7 +198,7 @@ pub async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<FirstAdm
     let account_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let admin = FirstAdmin {
         account_id,
-        email: "admin@example.com".to_owned(),
+        email: "admin@jira-userprops.local".to_owned(),
         token,
     };
     let seed = SeedData {

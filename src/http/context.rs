@@ -63,6 +63,7 @@ pub async fn request_context(
         .map_or("(unmatched)", MatchedPath::as_str)
         .to_owned();
     let span = tracing::info_span!("request", id = %request_id);
+    span.in_scope(|| tracing::debug!(%method, route, "started"));
     let mut response = match tokio::time::timeout(
         state.request_timeout,
         next.run(request).instrument(span.clone()),

@@ -36,6 +36,9 @@ pub struct SeedReport {
     pub tokens: u64,
     /// Properties added.
     pub properties: u64,
+    /// The index of a seed user whose email another account already holds; when set, the seed
+    /// was rolled back and nothing changed.
+    pub email_taken: Option<usize>,
 }
 
 /// The storage backends. Every method matches on all of them, so one missing does not compile.

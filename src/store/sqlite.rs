@@ -191,8 +191,8 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let mut report = SeedReport::default();
-        for user in &seed.users {
-            report.users += sqlx::query(
+        for (index, user) in seed.users.iter().enumerate() {
+            let inserted = sqlx::query(
                 "INSERT INTO users (account_id, email, email_key, display_name, admin, active)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
@@ -205,6 +205,12 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if inserted == 0 && !exists(&mut tx, &user.account_id).await? {
+                // Not added, and not there: another account holds the email. Roll back.
+                report.email_taken = Some(index);
+                return Ok(report);
+            }
+            report.users += inserted;
         }
         for (account_id, digest) in &seed.tokens {
             report.tokens += sqlx::query(
@@ -233,6 +239,13 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(report)
     }
+}
+
+async fn exists(tx: &mut sqlx::SqliteConnection, account_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
+        .bind(account_id)
+        .fetch_one(tx)
+        .await
 }
 
 fn user_from_row(row: &SqliteRow) -> sqlx::Result<User> {

@@ -1,0 +1,281 @@
+//! Shared test fixtures: an app over a fresh database, its users, and a small request builder.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use base64::Engine as _;
+use http_body_util::BodyExt;
+use jira_userprops::http::{AppState, router};
+use jira_userprops::seed;
+use jira_userprops::service::PropertyService;
+use jira_userprops::store::Store;
+use tower::ServiceExt;
+
+pub const ALICE: &str = "alice-5b10ac8d82e05b22cc7d4ef5";
+pub const BOB: &str = "bob-5b10a2844c20165700ede21g";
+pub const ADMIN: &str = "admin-557058f0a1b2c3d4e5f6a7b8";
+pub const CAROL: &str = "carol-deactivated-0001";
+pub const NOBODY: &str = "nobody-0000000000000000";
+
+/// Users: Alice and Bob (plain users), an administrator, and Carol (deactivated). Alice, Bob and
+/// Carol each hold the property `existing`.
+pub const FIXTURE: &str = r#"{
+  "users": [
+    {"accountId": "alice-5b10ac8d82e05b22cc7d4ef5", "email": "alice@example.com", "displayName": "Alice",
+     "apiTokens": ["alice-token", "alice-second-token"]},
+    {"accountId": "bob-5b10a2844c20165700ede21g", "email": "bob@example.com", "displayName": "Bob",
+     "apiTokens": ["bob-token"]},
+    {"accountId": "admin-557058f0a1b2c3d4e5f6a7b8", "email": "admin@example.com", "displayName": "Admin",
+     "admin": true, "apiTokens": ["admin-token"]},
+    {"accountId": "carol-deactivated-0001", "email": "carol@example.com", "displayName": "Carol",
+     "active": false, "apiTokens": ["carol-token"]}
+  ],
+  "properties": [
+    {"accountId": "alice-5b10ac8d82e05b22cc7d4ef5", "key": "existing", "value": {"owner":"alice"}},
+    {"accountId": "bob-5b10a2844c20165700ede21g", "key": "existing", "value": {"owner":"bob"}},
+    {"accountId": "carol-deactivated-0001", "key": "existing", "value": {"owner":"carol"}}
+  ]
+}"#;
+
+/// Who sends a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    Anonymous,
+    WrongToken,
+    MalformedHeader,
+    Deactivated,
+    Alice,
+    Bob,
+    Admin,
+}
+
+impl Who {
+    /// The `Authorization` header this caller sends, if any.
+    pub fn authorization(self) -> Option<String> {
+        match self {
+            Who::Anonymous => None,
+            Who::WrongToken => Some(basic("alice@example.com", "not-the-token")),
+            Who::MalformedHeader => Some("Basic %%%not-base64%%%".to_owned()),
+            Who::Deactivated => Some(basic("carol@example.com", "carol-token")),
+            Who::Alice => Some(basic("alice@example.com", "alice-token")),
+            Who::Bob => Some(basic("bob@example.com", "bob-token")),
+            Who::Admin => Some(basic("admin@example.com", "admin-token")),
+        }
+    }
+}
+
+pub fn basic(email: &str, token: &str) -> String {
+    let pair = format!("{email}:{token}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// The application over its own database, with [`FIXTURE`] loaded.
+#[derive(Clone)]
+pub struct TestApp {
+    pub router: Router,
+    pub store: Store,
+}
+
+impl TestApp {
+    /// An app over a fresh in-memory database.
+    pub async fn new() -> Self {
+        Self::on("sqlite::memory:", None).await
+    }
+
+    /// An app over the database at `url`, with `public_url` as the base of links.
+    pub async fn on(url: &str, public_url: Option<&str>) -> Self {
+        let store = Store::connect(url).await.expect("database opens");
+        store.migrate().await.expect("migrations apply");
+        let fixture = seed::parse(Path::new("fixture.json"), FIXTURE).expect("fixture is valid");
+        store.apply_seed(&fixture).await.expect("fixture loads");
+        Self::over(store, public_url)
+    }
+
+    /// An app over an already prepared store.
+    pub fn over(store: Store, public_url: Option<&str>) -> Self {
+        Self::configured(store, public_url, Duration::from_secs(30))
+    }
+
+    /// The same app with another request timeout.
+    pub fn with_request_timeout(self, timeout: Duration) -> Self {
+        Self::configured(self.store, None, timeout)
+    }
+
+    fn configured(store: Store, public_url: Option<&str>, request_timeout: Duration) -> Self {
+        let state = AppState {
+            service: PropertyService::new(store.clone()),
+            public_url: public_url.map(Arc::from),
+            request_timeout,
+        };
+        Self {
+            router: router(state),
+            store,
+        }
+    }
+
+    /// Starts a request.
+    pub fn request(&self, method: Method, uri: impl Into<String>) -> TestRequest {
+        TestRequest {
+            router: self.router.clone(),
+            builder: Request::builder()
+                .method(method)
+                .uri(uri.into())
+                .header("host", "jira.test"),
+            body: Body::empty(),
+        }
+    }
+
+    pub fn get(&self, uri: impl Into<String>) -> TestRequest {
+        self.request(Method::GET, uri)
+    }
+
+    pub fn put(&self, uri: impl Into<String>) -> TestRequest {
+        self.request(Method::PUT, uri)
+    }
+
+    pub fn delete(&self, uri: impl Into<String>) -> TestRequest {
+        self.request(Method::DELETE, uri)
+    }
+
+    /// The stored JSON text of a property, read straight from the store.
+    pub async fn stored(&self, account_id: &str, key: &str) -> Option<String> {
+        let key = jira_userprops::domain::PropertyKey::new(key.to_owned()).expect("valid key");
+        self.store
+            .property(account_id, &key)
+            .await
+            .expect("store answers")
+            .map(|value| value.into_string())
+    }
+
+    /// Every key the user holds, straight from the store.
+    pub async fn stored_keys(&self, account_id: &str) -> Vec<String> {
+        self.store
+            .property_keys(account_id)
+            .await
+            .expect("store answers")
+    }
+}
+
+/// The URI of a property (the key as given, not encoded) for an account.
+pub fn property_uri(version: u8, key: &str, account_id: &str) -> String {
+    format!("/rest/api/{version}/user/properties/{key}?accountId={account_id}")
+}
+
+/// The URI of an account's key list.
+pub fn keys_uri(version: u8, account_id: &str) -> String {
+    format!("/rest/api/{version}/user/properties?accountId={account_id}")
+}
+
+pub struct TestRequest {
+    router: Router,
+    builder: axum::http::request::Builder,
+    body: Body,
+}
+
+impl TestRequest {
+    pub fn by(self, who: Who) -> Self {
+        match who.authorization() {
+            Some(value) => self.header("authorization", &value),
+            None => self,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
+    /// A body sent as `application/json`.
+    pub fn json(self, body: impl Into<Body>) -> Self {
+        self.header("content-type", "application/json").body(body)
+    }
+
+    pub fn body(mut self, body: impl Into<Body>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub async fn send(self) -> TestResponse {
+        let request = self.builder.body(self.body).expect("request builds");
+        let response = self
+            .router
+            .oneshot(request)
+            .await
+            .expect("router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body reads")
+            .to_bytes()
+            .to_vec();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("body is UTF-8")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|value| value.to_str().expect("header is text"))
+    }
+
+    /// The body parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+    }
+
+    /// Asserts a status, showing the body when it differs.
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self
+    }
+
+    /// Asserts Jira's ErrorCollection with exactly this message.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, message: &str) -> &Self {
+        self.assert_status(status);
+        assert_eq!(
+            self.json(),
+            serde_json::json!({"errorMessages": [message], "errors": {}}),
+            "error body"
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json;charset=UTF-8")
+        );
+        self
+    }
+}

@@ -1,0 +1,391 @@
+//! Property keys as paths carry them, and values kept byte for byte; bad input changes nothing.
+
+use futures_util::StreamExt as _;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn keys_take_everything_after_the_prefix_decoded_once() {
+    let app = TestApp::new().await;
+    let cases = [
+        ("a/b", "a/b"),
+        ("a%2Fb", "a/b"),
+        ("%2541", "%41"),
+        ("a%20b", "a b"),
+        ("jira.issue:view_1-x", "jira.issue:view_1-x"),
+        (".", "."),
+        ("..", ".."),
+        ("a/../b", "a/../b"),
+        ("%C3%BC%E2%82%AC", "ü€"),
+        ("ü€", "ü€"),
+        ("a//b/", "a//b/"),
+        ("%", "%"),
+    ];
+    for (raw, key) in cases {
+        let app = app.clone();
+        app.put(property_uri(3, raw, ALICE))
+            .by(Who::Alice)
+            .json("true")
+            .send()
+            .await
+            .assert_status(201);
+        assert_eq!(
+            app.stored(ALICE, key).await.as_deref(),
+            Some("true"),
+            "{raw}"
+        );
+        let read = app
+            .get(property_uri(3, raw, ALICE))
+            .by(Who::Alice)
+            .send()
+            .await;
+        read.assert_status(200);
+        assert_eq!(read.json()["key"], key, "{raw}");
+        app.delete(property_uri(3, raw, ALICE))
+            .by(Who::Alice)
+            .send()
+            .await
+            .assert_status(204);
+    }
+}
+
+#[tokio::test]
+async fn a_raw_slash_and_an_encoded_slash_name_the_same_key() {
+    let app = TestApp::new().await;
+    app.put(property_uri(3, "a/b", ALICE))
+        .by(Who::Alice)
+        .json("1")
+        .send()
+        .await
+        .assert_status(201);
+    app.put(property_uri(3, "a%2Fb", ALICE))
+        .by(Who::Alice)
+        .json("2")
+        .send()
+        .await
+        .assert_status(200);
+    assert_eq!(app.stored_keys(ALICE).await, ["a/b", "existing"]);
+}
+
+#[tokio::test]
+async fn keys_of_255_characters_are_accepted_and_longer_ones_refused() {
+    let app = TestApp::new().await;
+    let longest = "é".repeat(255);
+    app.put(property_uri(3, &longest, ALICE))
+        .by(Who::Alice)
+        .json("1")
+        .send()
+        .await
+        .assert_status(201);
+    assert_eq!(app.stored(ALICE, &longest).await.as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn bad_keys_are_refused_and_change_nothing() {
+    let app = TestApp::new().await;
+    let cases = [
+        ("a%00b", "The property key contains an invalid character."),
+        ("a%1Fb", "The property key contains an invalid character."),
+        ("a%7Fb", "The property key contains an invalid character."),
+        ("%0A", "The property key contains an invalid character."),
+        ("%FF", "The property key is not valid UTF-8."),
+        ("%C3", "The property key is not valid UTF-8."),
+        (
+            &"k".repeat(256),
+            "The property key cannot be longer than 255 characters.",
+        ),
+        (
+            &"%C3%A9".repeat(256),
+            "The property key cannot be longer than 255 characters.",
+        ),
+    ];
+    for (raw, message) in cases {
+        let uri = property_uri(3, raw, ALICE);
+        app.put(&uri)
+            .by(Who::Alice)
+            .json("1")
+            .send()
+            .await
+            .assert_error(400, message);
+        app.get(&uri)
+            .by(Who::Alice)
+            .send()
+            .await
+            .assert_error(400, message);
+        app.delete(&uri)
+            .by(Who::Alice)
+            .send()
+            .await
+            .assert_error(400, message);
+        assert_eq!(app.stored_keys(ALICE).await, ["existing"], "{raw}");
+    }
+}
+
+#[tokio::test]
+async fn bad_bodies_are_refused_and_change_nothing() {
+    let app = TestApp::new().await;
+    let uri = property_uri(3, "existing", ALICE);
+    let before = app.stored(ALICE, "existing").await;
+    let empty = "The property value can not be empty.";
+    let too_long =
+        "The JSON data provided for the property is too long. Maximum length is 32,768 bytes.";
+    let invalid = "The property value must be valid JSON.";
+    let media = "The request body must be sent with 'Content-Type: application/json'.";
+    let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
+        (None, b"{}".to_vec(), 415, media),
+        (Some("text/plain"), b"{}".to_vec(), 415, media),
+        (
+            Some("application/x-www-form-urlencoded"),
+            b"a=1".to_vec(),
+            415,
+            media,
+        ),
+        (Some("application/jsonx"), b"{}".to_vec(), 415, media),
+        (Some("application/json"), b"".to_vec(), 400, empty),
+        (Some("application/json"), b" \t\r\n ".to_vec(), 400, empty),
+        (Some("application/json"), vec![b' '; 40_000], 400, empty),
+        (
+            Some("application/json"),
+            format!("\"{}\"", "x".repeat(32_767)).into_bytes(),
+            400,
+            too_long,
+        ),
+        (
+            Some("application/json"),
+            format!("{}1", " ".repeat(32_768)).into_bytes(),
+            400,
+            too_long,
+        ),
+        (Some("application/json"), b"{} {}".to_vec(), 400, invalid),
+        (Some("application/json"), b"{".to_vec(), 400, invalid),
+        (Some("application/json"), b"NaN".to_vec(), 400, invalid),
+        (Some("application/json"), b"Infinity".to_vec(), 400, invalid),
+        (Some("application/json"), b"{'a':1}".to_vec(), 400, invalid),
+        (
+            Some("application/json"),
+            b"{\"a\":1} // note".to_vec(),
+            400,
+            invalid,
+        ),
+        (Some("application/json"), b"[1,]".to_vec(), 400, invalid),
+        (
+            Some("application/json"),
+            b"\"tab\there\"".to_vec(),
+            400,
+            invalid,
+        ),
+        (
+            Some("application/json"),
+            b"\xEF\xBB\xBF{}".to_vec(),
+            400,
+            invalid,
+        ),
+        (Some("application/json"), b"\"\xFF\"".to_vec(), 400, invalid),
+        (
+            Some("application/json"),
+            b"undefined".to_vec(),
+            400,
+            invalid,
+        ),
+        (Some("application/json"), b"012".to_vec(), 400, invalid),
+        (
+            Some("application/json"),
+            b"\xC2\xA01".to_vec(),
+            400,
+            invalid,
+        ),
+        (
+            Some("application/json"),
+            format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
+            400,
+            invalid,
+        ),
+    ];
+    for (content_type, body, status, message) in cases {
+        let mut request = app.put(&uri).by(Who::Alice);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let shown = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
+        let response = request.body(body).send().await;
+        assert_eq!(
+            response.status.as_u16(),
+            status,
+            "{content_type:?} {shown:?}: {}",
+            response.text()
+        );
+        response.assert_error(status, message);
+        assert_eq!(app.stored(ALICE, "existing").await, before, "{shown:?}");
+        assert_eq!(app.stored_keys(ALICE).await, ["existing"], "{shown:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_value_of_32768_bytes_is_accepted() {
+    let app = TestApp::new().await;
+    // 2 spaces + 2 quotes + 16,382 two-byte characters = 32,768 bytes as sent.
+    let body = format!(" \"{}\" ", "é".repeat(16_382));
+    assert_eq!(body.len(), 32_768);
+    app.put(property_uri(3, "big", ALICE))
+        .by(Who::Alice)
+        .json(body.clone())
+        .send()
+        .await
+        .assert_status(201);
+    assert_eq!(app.stored(ALICE, "big").await.as_deref(), Some(body.trim()));
+    let one_more = format!("{body} ");
+    app.put(property_uri(3, "big", ALICE))
+        .by(Who::Alice)
+        .json(one_more)
+        .send()
+        .await
+        .assert_error(
+            400,
+            "The JSON data provided for the property is too long. Maximum length is 32,768 bytes.",
+        );
+}
+
+#[tokio::test]
+async fn values_round_trip_byte_for_byte() {
+    let app = TestApp::new().await;
+    let values = [
+        "123456789012345678901234567890",
+        "1.0",
+        "1e3",
+        "-0.0e-7",
+        r#""\u00e9 and é""#,
+        r#"{"z":1,"a":2,"m":{"y":[],"b":{}}}"#,
+        r#"{"a": 1, "b" : [1, 2 ,3]}"#,
+        r#""just a string""#,
+        "42",
+        "null",
+        "true",
+        "false",
+        "[]",
+        "{}",
+        r#"{"dup":1,"dup":2}"#,
+        r#""\ud83d\ude00 \/ \b\f\n\r\t \"""#,
+    ];
+    for (index, value) in values.into_iter().enumerate() {
+        let key = format!("value-{index}");
+        let uri = property_uri(3, &key, BOB);
+        app.put(&uri)
+            .by(Who::Bob)
+            .json(value)
+            .send()
+            .await
+            .assert_status(201);
+        let read = app.get(&uri).by(Who::Bob).send().await;
+        assert_eq!(
+            read.text(),
+            format!(r#"{{"key":"{key}","value":{value}}}"#),
+            "{value}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn surrounding_white_space_is_dropped_and_inner_spacing_kept() {
+    let app = TestApp::new().await;
+    let uri = property_uri(3, "spaced", BOB);
+    app.put(&uri)
+        .by(Who::Bob)
+        .json("\r\n\t {\"a\": 1, \"b\": [1, 2]}\n")
+        .send()
+        .await
+        .assert_status(201);
+    assert_eq!(
+        app.get(&uri).by(Who::Bob).send().await.text(),
+        r#"{"key":"spaced","value":{"a": 1, "b": [1, 2]}}"#
+    );
+}
+
+#[tokio::test]
+async fn media_type_parameters_and_case_are_accepted() {
+    let app = TestApp::new().await;
+    for (index, content_type) in [
+        "application/json; charset=UTF-8",
+        "application/json;charset=utf-8",
+        "Application/JSON",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let uri = property_uri(3, &format!("typed-{index}"), BOB);
+        app.put(&uri)
+            .by(Who::Bob)
+            .header("content-type", content_type)
+            .body("1")
+            .send()
+            .await
+            .assert_status(201);
+    }
+}
+
+#[tokio::test]
+async fn nesting_1000_deep_is_accepted() {
+    let app = TestApp::new().await;
+    let value = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+    let uri = property_uri(3, "deep", BOB);
+    app.put(&uri)
+        .by(Who::Bob)
+        .json(value.clone())
+        .send()
+        .await
+        .assert_status(201);
+    assert_eq!(app.stored(BOB, "deep").await, Some(value));
+}
+
+#[tokio::test]
+async fn chunked_bodies_are_accepted() {
+    let app = TestApp::new().await;
+    let chunks: Vec<Result<&'static str, std::io::Error>> =
+        vec![Ok("{\"a\":"), Ok(" [1,"), Ok("2]}")];
+    let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+    let uri = property_uri(3, "chunked", BOB);
+    app.put(&uri)
+        .by(Who::Bob)
+        .json(body)
+        .send()
+        .await
+        .assert_status(201);
+    assert_eq!(
+        app.stored(BOB, "chunked").await.as_deref(),
+        Some("{\"a\": [1,2]}")
+    );
+}
+
+#[tokio::test]
+async fn an_endless_body_is_refused_once_past_the_limit() {
+    let app = TestApp::new().await;
+    // A stream that would never end: the answer must come from the first 32 KiB and a bit.
+    let endless =
+        futures_util::stream::iter((0..).map(|_| Ok::<_, std::io::Error>("[1,1,1,1,1,1,1,1]")));
+    let body = axum::body::Body::from_stream(endless);
+    app.put(property_uri(3, "endless", BOB))
+        .by(Who::Bob)
+        .json(body)
+        .send()
+        .await
+        .assert_error(
+            400,
+            "The JSON data provided for the property is too long. Maximum length is 32,768 bytes.",
+        );
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_past_the_request_timeout_gets_503_and_changes_nothing() {
+    let app = TestApp::new()
+        .await
+        .with_request_timeout(std::time::Duration::from_millis(200));
+    let stalled = futures_util::stream::iter([Ok::<_, std::io::Error>("{\"a\":")])
+        .chain(futures_util::stream::pending());
+    let body = axum::body::Body::from_stream(stalled);
+    app.put(property_uri(3, "stalled", BOB))
+        .by(Who::Bob)
+        .json(body)
+        .send()
+        .await
+        .assert_error(503, "The request took too long to complete.");
+    assert_eq!(app.stored_keys(BOB).await, ["existing"]);
+}

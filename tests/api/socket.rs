@@ -1,0 +1,260 @@
+//! Over a real socket: the bytes on the wire, and the binary itself (start-up, seeds, shutdown).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use jira_userprops::serve;
+use tokio::net::TcpListener;
+
+use crate::helpers::*;
+
+/// Sends one raw HTTP/1.1 request and returns the whole response as text.
+fn exchange(address: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(address).expect("server accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout set");
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wire_carries_jiras_exact_headers() {
+    let app = TestApp::new().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("port bound");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        app.router.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(5),
+    ));
+
+    let authorization = Who::Alice.authorization().expect("Alice has credentials");
+    let request = format!(
+        "GET /rest/api/3/user/properties/existing?accountId={ALICE} HTTP/1.1\r\nHost: jira.test\r\n\
+         Authorization: {authorization}\r\nConnection: close\r\n\r\n"
+    );
+    let response = tokio::task::spawn_blocking(move || exchange(address, &request))
+        .await
+        .expect("exchange");
+    let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let lines: Vec<String> = head.lines().map(str::to_ascii_lowercase).collect();
+    assert!(
+        lines.contains(&"content-type: application/json;charset=utf-8".to_owned()),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-type: application/json;charset=UTF-8"),
+        "exact case of the value: {head}"
+    );
+    assert!(lines.contains(&format!("x-aaccountid: {ALICE}")), "{head}");
+    assert_eq!(body, r#"{"key":"existing","value":{"owner":"alice"}}"#);
+
+    let _ = stop.send(());
+    server
+        .await
+        .expect("server task")
+        .expect("server stops cleanly");
+}
+
+/// The release or debug binary under test, with its stdout read line by line.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jira-userprops"))
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads stdout until a line contains `needle`; returns that line.
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Waits for the log line that says where the server listens.
+    fn address(&mut self) -> SocketAddr {
+        let line = self.wait_for("\"listening\"");
+        let log: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        log["fields"]["address"]
+            .as_str()
+            .expect("address logged")
+            .parse()
+            .expect("socket address")
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("process ends");
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        (status, stderr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_bad_seed_stops_the_start_naming_the_file_the_entry_and_the_fault() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bad-seed.json");
+    std::fs::write(
+        &path,
+        r#"{"users":[{"accountId":"a","email":"a@x.io"},{"accountId":"b","email":"A@X.IO"}]}"#,
+    )
+    .expect("seed written");
+    let server = Server::start(&[
+        "--database-url",
+        "sqlite::memory:",
+        "--seed",
+        path.to_str().expect("utf-8 path"),
+    ]);
+    let (status, stderr) = server.wait();
+    assert!(!status.success());
+    assert!(stderr.contains("bad-seed.json"), "{stderr}");
+    assert!(stderr.contains("users[1]"), "{stderr}");
+    assert!(stderr.contains("belongs to another user"), "{stderr}");
+}
+
+#[test]
+fn an_empty_database_gets_one_administrator_announced_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite:{}", dir.path().join("first.db").display());
+    let mut server = Server::start(&["--database-url", &url]);
+    let curl = server.wait_for("curl -u");
+    let address = server.address();
+    // curl -u 'EMAIL:TOKEN' 'URL'
+    let parts: Vec<&str> = curl.split('\'').collect();
+    let (credentials, url_in_banner) = (parts[1], parts[3]);
+    let (email, token) = credentials.split_once(':').expect("email:token");
+    let path = url_in_banner
+        .split_once(&address.to_string())
+        .expect("banner names the listen address")
+        .1;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+        basic(email, token)
+    );
+    let response = exchange(address, &request);
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.ends_with(r#"{"keys":[]}"#), "{response}");
+    server.terminate();
+    let (status, _) = server.wait();
+    assert!(status.success(), "{status}");
+
+    let mut again = Server::start(&["--database-url", &url]);
+    again.address();
+    assert!(
+        !again.seen.iter().any(|line| line.contains("API token")),
+        "{:?}",
+        again.seen
+    );
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_and_refuses_new_connections() {
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.json");
+    let mut server = Server::start(&[
+        "--database-url",
+        "sqlite::memory:",
+        "--seed",
+        seed,
+        "--log-level",
+        "jira_userprops=debug",
+    ]);
+    let address = server.address();
+    let body = r#"{"late":1}"#;
+    let mut stream = TcpStream::connect(address).expect("server accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout set");
+    let head = format!(
+        "PUT /rest/api/3/user/properties/late?accountId=5b10ac8d82e05b22cc7d4ef5 HTTP/1.1\r\nHost: t\r\n\
+         Authorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        basic("bob@example.com", "bob-token"),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("head sent");
+    stream
+        .write_all(&body.as_bytes()[..3])
+        .expect("part of the body sent");
+    stream.flush().expect("flushed");
+    // The request is now in flight: its handler waits for the rest of the body.
+    server.wait_for("\"started\"");
+    server.terminate();
+    server.wait_for("shutting down");
+    // The listener closes right after the signal is seen; poll for it rather than guess a delay.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(address).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new connections are still accepted after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stream
+        .write_all(&body.as_bytes()[3..])
+        .expect("rest of the body sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    assert!(response.starts_with("HTTP/1.1 201 Created"), "{response}");
+    let (status, _) = server.wait();
+    assert!(status.success(), "{status}");
+}
