@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::store::DatabaseOptions;
+
 /// A stand-in server for Jira Cloud's user properties REST API.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "jira-userprops", version, about)]
@@ -13,14 +15,31 @@ pub struct Config {
     #[arg(long, env = "JIRA_USERPROPS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Database URL: `sqlite:PATH` (the file is created if missing) or `sqlite::memory:` for a
-    /// database that lives only as long as the process.
+    /// Database URL: `sqlite:PATH` (the file is created if missing), `sqlite::memory:` for a
+    /// database that lives only as long as the process, or `postgres://USER:PASSWORD@HOST:PORT/DB`
+    /// (TLS as its `sslmode` parameter says: disable, prefer, require, verify-ca, verify-full).
     #[arg(
         long,
         env = "JIRA_USERPROPS_DATABASE_URL",
         default_value = "sqlite:jira-userprops.db"
     )]
     pub database_url: String,
+
+    /// Most database connections held open (PostgreSQL), or reader connections (SQLite).
+    #[arg(long, env = "JIRA_USERPROPS_DB_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_pool_size: u32,
+
+    /// Seconds one connection attempt may take at start.
+    #[arg(long, env = "JIRA_USERPROPS_DB_CONNECT_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_connect_timeout: u64,
+
+    /// Seconds a request may wait for a free database connection; past it, 503.
+    #[arg(long, env = "JIRA_USERPROPS_DB_ACQUIRE_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_acquire_timeout: u64,
+
+    /// Seconds to keep retrying the database at start (with backoff) before giving up.
+    #[arg(long, env = "JIRA_USERPROPS_DB_STARTUP_TIMEOUT", default_value_t = 30)]
+    pub db_startup_timeout: u64,
 
     /// JSON file of users, API tokens and properties to load at start. Missing users and tokens
     /// are added on every start; properties only into an empty database.
@@ -59,6 +78,16 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The database connection settings.
+    pub fn database_options(&self) -> DatabaseOptions {
+        DatabaseOptions {
+            pool_size: self.db_pool_size,
+            connect_timeout: Duration::from_secs(self.db_connect_timeout),
+            acquire_timeout: Duration::from_secs(self.db_acquire_timeout),
+            startup_timeout: Duration::from_secs(self.db_startup_timeout),
+        }
+    }
+
     /// The request timeout as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout)

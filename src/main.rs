@@ -45,9 +45,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Some(path) => Some((path, seed::load(path)?)),
         None => None,
     };
-    let store = Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("cannot open the database {}", config.database_url))?;
+    let store = Store::connect_with_retry(&config.database_url, &config.database_options()).await?;
     store
         .migrate()
         .await

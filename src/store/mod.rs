@@ -1,11 +1,39 @@
 //! Storage: one closed set of backends chosen by the database URL; no caller knows which one runs.
 
+mod postgres;
 mod sqlite;
 
+use std::time::{Duration, Instant};
+
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyKey, PropertyValue, User, Written};
+
+/// How to hold connections.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    /// Most connections open at once (PostgreSQL), or reader connections (SQLite).
+    pub pool_size: u32,
+    /// Longest wait for one connection attempt at start.
+    pub connect_timeout: Duration,
+    /// Longest wait for a free connection while serving; past it the request gets 503.
+    pub acquire_timeout: Duration,
+    /// How long to keep retrying at start before giving up.
+    pub startup_timeout: Duration,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 10,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(5),
+            startup_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// A user and the digest of the token that was presented for them.
 #[derive(Debug, Clone)]
@@ -46,24 +74,63 @@ pub struct SeedReport {
 pub enum Store {
     /// SQLite, the embedded default.
     Sqlite(SqliteStore),
+    /// PostgreSQL, for shared and multi-instance deployments.
+    Postgres(PostgresStore),
 }
 
 impl Store {
-    /// Opens the database that `url` names, choosing the backend by its scheme.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    /// Opens the database that `url` names, choosing the backend by its scheme. One attempt.
+    pub async fn connect(url: &str, options: &DatabaseOptions) -> anyhow::Result<Self> {
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-        match scheme {
-            "sqlite" => Ok(Self::Sqlite(SqliteStore::connect(url).await?)),
-            _ => anyhow::bail!(
-                "unsupported database URL scheme {scheme:?}: use sqlite:PATH or sqlite::memory:"
-            ),
+        let attempt = async {
+            match scheme {
+                "sqlite" => Ok(Self::Sqlite(SqliteStore::connect(url, options).await?)),
+                "postgres" | "postgresql" => {
+                    Ok(Self::Postgres(PostgresStore::connect(url, options).await?))
+                }
+                _ => anyhow::bail!(
+                    "unsupported database URL scheme {scheme:?}: use sqlite:PATH, sqlite::memory: or postgres://..."
+                ),
+            }
+        };
+        tokio::time::timeout(options.connect_timeout, attempt)
+            .await
+            .unwrap_or_else(|_| anyhow::bail!("no answer within {:?}", options.connect_timeout))
+    }
+
+    /// Like [`Store::connect`], retrying with backoff for `options.startup_timeout`, since a
+    /// database container may start after us. Each failed attempt is logged.
+    pub async fn connect_with_retry(url: &str, options: &DatabaseOptions) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(250);
+        for attempt in 1u32.. {
+            match Self::connect(url, options).await {
+                Ok(store) => return Ok(store),
+                Err(error)
+                    if started.elapsed() + delay < options.startup_timeout
+                        && !is_permanent(&error) =>
+                {
+                    tracing::warn!(attempt, retry_in_ms = delay.as_millis() as u64, error = %format!("{error:#}"), "database not reachable yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => {
+                    return Err(error.context(format!(
+                        "cannot connect to the database at {} ({attempt} attempts over {:.1} s)",
+                        redacted_location(url),
+                        started.elapsed().as_secs_f64()
+                    )));
+                }
+            }
         }
+        unreachable!("the attempt counter does not run out")
     }
 
     /// Brings the schema up to date.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self {
             Self::Sqlite(store) => store.migrate().await,
+            Self::Postgres(store) => store.migrate().await,
         }
     }
 
@@ -71,6 +138,7 @@ impl Store {
     pub fn location(&self) -> String {
         match self {
             Self::Sqlite(store) => store.location(),
+            Self::Postgres(store) => store.location(),
         }
     }
 
@@ -78,6 +146,7 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Self::Sqlite(store) => store.close().await,
+            Self::Postgres(store) => store.close().await,
         }
     }
 
@@ -85,6 +154,7 @@ impl Store {
     pub async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<TokenOwner>> {
         match self {
             Self::Sqlite(store) => store.token_owner(digest).await,
+            Self::Postgres(store) => store.token_owner(digest).await,
         }
     }
 
@@ -92,6 +162,7 @@ impl Store {
     pub async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
         match self {
             Self::Sqlite(store) => store.user_exists(account_id).await,
+            Self::Postgres(store) => store.user_exists(account_id).await,
         }
     }
 
@@ -99,6 +170,7 @@ impl Store {
     pub async fn user_count(&self) -> sqlx::Result<u64> {
         match self {
             Self::Sqlite(store) => store.user_count().await,
+            Self::Postgres(store) => store.user_count().await,
         }
     }
 
@@ -106,6 +178,7 @@ impl Store {
     pub async fn property_keys(&self, account_id: &str) -> sqlx::Result<Vec<String>> {
         match self {
             Self::Sqlite(store) => store.property_keys(account_id).await,
+            Self::Postgres(store) => store.property_keys(account_id).await,
         }
     }
 
@@ -117,6 +190,7 @@ impl Store {
     ) -> sqlx::Result<Option<PropertyValue>> {
         match self {
             Self::Sqlite(store) => store.property(account_id, key).await,
+            Self::Postgres(store) => store.property(account_id, key).await,
         }
     }
 
@@ -130,6 +204,7 @@ impl Store {
     ) -> sqlx::Result<Option<Written>> {
         match self {
             Self::Sqlite(store) => store.set_property(account_id, key, value).await,
+            Self::Postgres(store) => store.set_property(account_id, key, value).await,
         }
     }
 
@@ -137,6 +212,7 @@ impl Store {
     pub async fn delete_property(&self, account_id: &str, key: &PropertyKey) -> sqlx::Result<bool> {
         match self {
             Self::Sqlite(store) => store.delete_property(account_id, key).await,
+            Self::Postgres(store) => store.delete_property(account_id, key).await,
         }
     }
 
@@ -145,6 +221,69 @@ impl Store {
     pub async fn apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
         match self {
             Self::Sqlite(store) => store.apply_seed(seed).await,
+            Self::Postgres(store) => store.apply_seed(seed).await,
         }
+    }
+}
+
+/// Tells 201 from 200 by the row's revision; a missing user shows as a foreign-key violation.
+fn written(revision: sqlx::Result<i64>) -> sqlx::Result<Option<Written>> {
+    match revision {
+        Ok(0) => Ok(Some(Written::Created)),
+        Ok(_) => Ok(Some(Written::Updated)),
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn stored_digest(bytes: &[u8]) -> sqlx::Result<TokenDigest> {
+    TokenDigest::from_stored(bytes).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: "token_hash".into(),
+        source: "stored token digest is not 32 bytes".into(),
+    })
+}
+
+/// Faults that retrying cannot mend: a malformed URL, an unknown scheme, refused credentials.
+fn is_permanent(error: &anyhow::Error) -> bool {
+    match error.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Configuration(_)) => true,
+        Some(sqlx::Error::Database(e)) => e
+            .code()
+            .is_some_and(|code| code.starts_with("28") || code == "3D000"),
+        Some(_) => false,
+        None => error.to_string().starts_with("unsupported database URL"),
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redacted_location(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let after_credentials = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            let host = after_credentials
+                .split(['/', '?'])
+                .next()
+                .unwrap_or_default();
+            format!("{scheme}://{host}")
+        }
+        None => url.split('?').next().unwrap_or_default().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_location;
+
+    #[test]
+    fn locations_name_the_host_and_hide_credentials() {
+        assert_eq!(
+            redacted_location("postgres://u:secret@db.example:5432/app?sslmode=require"),
+            "postgres://db.example:5432"
+        );
+        assert_eq!(redacted_location("postgresql://db/app"), "postgresql://db");
+        assert_eq!(
+            redacted_location("sqlite:data.db?mode=rwc"),
+            "sqlite:data.db"
+        );
     }
 }

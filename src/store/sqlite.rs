@@ -9,12 +9,9 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::{SeedData, SeedReport, TokenOwner};
+use super::{DatabaseOptions, SeedData, SeedReport, TokenOwner};
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyKey, PropertyValue, User, Written};
-
-/// Readers kept open beside the writer; WAL lets them run while a write commits.
-const READERS: u32 = 4;
 
 /// SQLite through sqlx. Writes go through a single connection, so writers never meet
 /// `SQLITE_BUSY` inside one process; other processes on the same file wait on the busy timeout.
@@ -26,34 +23,38 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database `url` names.
-    pub async fn connect(url: &str) -> sqlx::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
+    /// Opens (creating if missing) the database `url` names; `pool_size` readers sit beside the
+    /// writer, since WAL lets them run while a write commits.
+    pub async fn connect(url: &str, options: &DatabaseOptions) -> sqlx::Result<Self> {
+        let acquire_timeout = options.acquire_timeout;
+        let connect = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         // An in-memory database lives as long as its connections; sharing one keeps it whole.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if in_memory {
-            let pool = Self::pool(1).connect_with(options).await?;
+            let pool = Self::pool(1, acquire_timeout).connect_with(connect).await?;
             return Ok(Self {
                 reader: pool.clone(),
                 writer: pool,
                 location: "memory (lost when the server stops)".to_owned(),
             });
         }
-        let location = std::path::absolute(options.get_filename())
-            .unwrap_or_else(|_| options.get_filename().to_owned())
+        let location = std::path::absolute(connect.get_filename())
+            .unwrap_or_else(|_| connect.get_filename().to_owned())
             .display()
             .to_string();
         // FULL makes every commit fsync the WAL: an acknowledged write survives power loss too.
-        let writer_options = options
+        let writer_options = connect
             .clone()
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
-        let writer = Self::pool(1).connect_with(writer_options).await?;
-        let reader = Self::pool(READERS)
-            .connect_with(options.read_only(true))
+        let writer = Self::pool(1, acquire_timeout)
+            .connect_with(writer_options)
+            .await?;
+        let reader = Self::pool(options.pool_size.max(1), acquire_timeout)
+            .connect_with(connect.read_only(true))
             .await?;
         Ok(Self {
             reader,
@@ -62,9 +63,10 @@ impl SqliteStore {
         })
     }
 
-    fn pool(size: u32) -> SqlitePoolOptions {
+    fn pool(size: u32, acquire_timeout: Duration) -> SqlitePoolOptions {
         SqlitePoolOptions::new()
             .max_connections(size)
+            .acquire_timeout(acquire_timeout)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
@@ -162,12 +164,7 @@ impl SqliteStore {
         .bind(value.as_str())
         .fetch_one(&self.writer)
         .await;
-        match revision {
-            Ok(0) => Ok(Some(Written::Created)),
-            Ok(_) => Ok(Some(Written::Updated)),
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(None),
-            Err(e) => Err(e),
-        }
+        super::written(revision)
     }
 
     pub(super) async fn delete_property(

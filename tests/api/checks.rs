@@ -7,9 +7,8 @@ use crate::helpers::*;
 const UNAUTHENTICATED: &str =
     r#"{"message":"Client must be authenticated to access this resource.","status-code":401}"#;
 
-#[tokio::test]
-async fn put_and_delete_without_a_key_get_405_before_authentication() {
-    let app = TestApp::new().await;
+async fn put_and_delete_without_a_key_get_405_before_authentication(backend: Backend) {
+    let app = backend.app().await;
     for version in [2, 3] {
         for path in ["/user/properties", "/user/properties/"] {
             for method in [Method::PUT, Method::DELETE] {
@@ -26,9 +25,8 @@ async fn put_and_delete_without_a_key_get_405_before_authentication() {
     }
 }
 
-#[tokio::test]
-async fn other_methods_get_405_with_the_paths_allow_header() {
-    let app = TestApp::new().await;
+async fn other_methods_get_405_with_the_paths_allow_header(backend: Backend) {
+    let app = backend.app().await;
     let cases = [
         (Method::POST, keys_uri(3, ALICE), "GET, HEAD"),
         (Method::PATCH, keys_uri(2, ALICE), "GET, HEAD"),
@@ -64,9 +62,8 @@ async fn other_methods_get_405_with_the_paths_allow_header() {
     }
 }
 
-#[tokio::test]
-async fn missing_or_rejected_credentials_get_jiras_401() {
-    let app = TestApp::new().await;
+async fn missing_or_rejected_credentials_get_jiras_401(backend: Backend) {
+    let app = backend.app().await;
     let cases = [
         (None, false),
         (Some("Digest username=\"alice\"".to_owned()), false),
@@ -107,9 +104,8 @@ async fn missing_or_rejected_credentials_get_jiras_401() {
     }
 }
 
-#[tokio::test]
-async fn credentials_are_accepted_in_every_documented_form() {
-    let app = TestApp::new().await;
+async fn credentials_are_accepted_in_every_documented_form(backend: Backend) {
+    let app = backend.app().await;
     let forms = [
         basic("alice@example.com", "alice-token"),
         basic("ALICE@Example.COM", "alice-token"),
@@ -133,9 +129,8 @@ async fn credentials_are_accepted_in_every_documented_form() {
     }
 }
 
-#[tokio::test]
-async fn authentication_comes_before_the_query() {
-    let app = TestApp::new().await;
+async fn authentication_comes_before_the_query(backend: Backend) {
+    let app = backend.app().await;
     for uri in [
         "/rest/api/3/user/properties",
         "/rest/api/3/user/properties?username=alice",
@@ -144,9 +139,8 @@ async fn authentication_comes_before_the_query() {
     }
 }
 
-#[tokio::test]
-async fn gdpr_strict_mode_refuses_username_and_user_key() {
-    let app = TestApp::new().await;
+async fn gdpr_strict_mode_refuses_username_and_user_key(backend: Backend) {
+    let app = backend.app().await;
     let cases = [
         (format!("?accountId={ALICE}&username=alice"), "username"),
         ("?username=alice".to_owned(), "username"),
@@ -170,9 +164,8 @@ async fn gdpr_strict_mode_refuses_username_and_user_key() {
     }
 }
 
-#[tokio::test]
-async fn the_account_id_must_be_given_and_never_defaults_to_the_caller() {
-    let app = TestApp::new().await;
+async fn the_account_id_must_be_given_and_never_defaults_to_the_caller(backend: Backend) {
+    let app = backend.app().await;
     for query in ["", "?", "?accountId=", "?accountid=x", "?other=1"] {
         for method in [Method::GET, Method::PUT, Method::DELETE] {
             let uri = format!("/rest/api/3/user/properties/existing{query}");
@@ -191,9 +184,8 @@ async fn the_account_id_must_be_given_and_never_defaults_to_the_caller() {
     );
 }
 
-#[tokio::test]
-async fn a_repeated_account_id_counts_its_first_value() {
-    let app = TestApp::new().await;
+async fn a_repeated_account_id_counts_its_first_value(backend: Backend) {
+    let app = backend.app().await;
     let response = app
         .get(format!(
             "/rest/api/3/user/properties/existing?accountId={ALICE}&accountId={BOB}"
@@ -215,9 +207,8 @@ async fn a_repeated_account_id_counts_its_first_value() {
     response.assert_status(403);
 }
 
-#[tokio::test]
-async fn permission_is_checked_before_the_user_the_key_and_the_body() {
-    let app = TestApp::new().await;
+async fn permission_is_checked_before_the_user_the_key_and_the_body(backend: Backend) {
+    let app = backend.app().await;
     let forbidden = "You do not have permission to access the properties of this user.";
     let bad_key = "/rest/api/3/user/properties/bad%00key";
     for target in [BOB, NOBODY] {
@@ -235,9 +226,8 @@ async fn permission_is_checked_before_the_user_the_key_and_the_body() {
     }
 }
 
-#[tokio::test]
-async fn a_missing_user_is_reported_before_the_key_and_the_body() {
-    let app = TestApp::new().await;
+async fn a_missing_user_is_reported_before_the_key_and_the_body(backend: Backend) {
+    let app = backend.app().await;
     let message = format!("The user with account ID '{NOBODY}' does not exist.");
     app.get(keys_uri(3, NOBODY))
         .by(Who::Admin)
@@ -264,9 +254,8 @@ async fn a_missing_user_is_reported_before_the_key_and_the_body() {
         .assert_error(404, &message);
 }
 
-#[tokio::test]
-async fn the_key_is_checked_before_the_body() {
-    let app = TestApp::new().await;
+async fn the_key_is_checked_before_the_body(backend: Backend) {
+    let app = backend.app().await;
     app.put(format!(
         "/rest/api/3/user/properties/bad%01key?accountId={ALICE}"
     ))
@@ -278,9 +267,8 @@ async fn the_key_is_checked_before_the_body() {
     .assert_error(400, "The property key contains an invalid character.");
 }
 
-#[tokio::test]
-async fn the_media_type_is_checked_before_the_body_itself() {
-    let app = TestApp::new().await;
+async fn the_media_type_is_checked_before_the_body_itself(backend: Backend) {
+    let app = backend.app().await;
     let uri = property_uri(3, "k", ALICE);
     for body in ["", "   ", "{", "1"] {
         app.put(&uri)
@@ -303,9 +291,8 @@ async fn the_media_type_is_checked_before_the_body_itself() {
         .assert_status(415);
 }
 
-#[tokio::test]
-async fn a_missing_property_is_the_last_check() {
-    let app = TestApp::new().await;
+async fn a_missing_property_is_the_last_check(backend: Backend) {
+    let app = backend.app().await;
     app.get(property_uri(3, "nope", BOB))
         .by(Who::Admin)
         .send()
@@ -317,3 +304,19 @@ async fn a_missing_property_is_the_last_check() {
         .await
         .assert_error(404, "The property nope does not exist.");
 }
+
+on_each_backend!(
+    put_and_delete_without_a_key_get_405_before_authentication,
+    other_methods_get_405_with_the_paths_allow_header,
+    missing_or_rejected_credentials_get_jiras_401,
+    credentials_are_accepted_in_every_documented_form,
+    authentication_comes_before_the_query,
+    gdpr_strict_mode_refuses_username_and_user_key,
+    the_account_id_must_be_given_and_never_defaults_to_the_caller,
+    a_repeated_account_id_counts_its_first_value,
+    permission_is_checked_before_the_user_the_key_and_the_body,
+    a_missing_user_is_reported_before_the_key_and_the_body,
+    the_key_is_checked_before_the_body,
+    the_media_type_is_checked_before_the_body_itself,
+    a_missing_property_is_the_last_check,
+);

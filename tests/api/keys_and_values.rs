@@ -4,9 +4,8 @@ use futures_util::StreamExt as _;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn keys_take_everything_after_the_prefix_decoded_once() {
-    let app = TestApp::new().await;
+async fn keys_take_everything_after_the_prefix_decoded_once(backend: Backend) {
+    let app = backend.app().await;
     let cases = [
         ("a/b", "a/b"),
         ("a%2Fb", "a/b"),
@@ -49,9 +48,8 @@ async fn keys_take_everything_after_the_prefix_decoded_once() {
     }
 }
 
-#[tokio::test]
-async fn a_raw_slash_and_an_encoded_slash_name_the_same_key() {
-    let app = TestApp::new().await;
+async fn a_raw_slash_and_an_encoded_slash_name_the_same_key(backend: Backend) {
+    let app = backend.app().await;
     app.put(property_uri(3, "a/b", ALICE))
         .by(Who::Alice)
         .json("1")
@@ -67,9 +65,8 @@ async fn a_raw_slash_and_an_encoded_slash_name_the_same_key() {
     assert_eq!(app.stored_keys(ALICE).await, ["a/b", "existing"]);
 }
 
-#[tokio::test]
-async fn keys_of_255_characters_are_accepted_and_longer_ones_refused() {
-    let app = TestApp::new().await;
+async fn keys_of_255_characters_are_accepted_and_longer_ones_refused(backend: Backend) {
+    let app = backend.app().await;
     let longest = "é".repeat(255);
     app.put(property_uri(3, &longest, ALICE))
         .by(Who::Alice)
@@ -80,9 +77,8 @@ async fn keys_of_255_characters_are_accepted_and_longer_ones_refused() {
     assert_eq!(app.stored(ALICE, &longest).await.as_deref(), Some("1"));
 }
 
-#[tokio::test]
-async fn bad_keys_are_refused_and_change_nothing() {
-    let app = TestApp::new().await;
+async fn bad_keys_are_refused_and_change_nothing(backend: Backend) {
+    let app = backend.app().await;
     let cases = [
         ("a%00b", "The property key contains an invalid character."),
         ("a%1Fb", "The property key contains an invalid character."),
@@ -121,9 +117,8 @@ async fn bad_keys_are_refused_and_change_nothing() {
     }
 }
 
-#[tokio::test]
-async fn bad_bodies_are_refused_and_change_nothing() {
-    let app = TestApp::new().await;
+async fn bad_bodies_are_refused_and_change_nothing(backend: Backend) {
+    let app = backend.app().await;
     let uri = property_uri(3, "existing", ALICE);
     let before = app.stored(ALICE, "existing").await;
     let empty = "The property value can not be empty.";
@@ -220,9 +215,8 @@ async fn bad_bodies_are_refused_and_change_nothing() {
     }
 }
 
-#[tokio::test]
-async fn a_value_of_32768_bytes_is_accepted() {
-    let app = TestApp::new().await;
+async fn a_value_of_32768_bytes_is_accepted(backend: Backend) {
+    let app = backend.app().await;
     // 2 spaces + 2 quotes + 16,382 two-byte characters = 32,768 bytes as sent.
     let body = format!(" \"{}\" ", "é".repeat(16_382));
     assert_eq!(body.len(), 32_768);
@@ -245,9 +239,8 @@ async fn a_value_of_32768_bytes_is_accepted() {
         );
 }
 
-#[tokio::test]
-async fn values_round_trip_byte_for_byte() {
-    let app = TestApp::new().await;
+async fn values_round_trip_byte_for_byte(backend: Backend) {
+    let app = backend.app().await;
     let values = [
         "123456789012345678901234567890",
         "1.0",
@@ -284,9 +277,8 @@ async fn values_round_trip_byte_for_byte() {
     }
 }
 
-#[tokio::test]
-async fn surrounding_white_space_is_dropped_and_inner_spacing_kept() {
-    let app = TestApp::new().await;
+async fn surrounding_white_space_is_dropped_and_inner_spacing_kept(backend: Backend) {
+    let app = backend.app().await;
     let uri = property_uri(3, "spaced", BOB);
     app.put(&uri)
         .by(Who::Bob)
@@ -300,9 +292,8 @@ async fn surrounding_white_space_is_dropped_and_inner_spacing_kept() {
     );
 }
 
-#[tokio::test]
-async fn media_type_parameters_and_case_are_accepted() {
-    let app = TestApp::new().await;
+async fn media_type_parameters_and_case_are_accepted(backend: Backend) {
+    let app = backend.app().await;
     for (index, content_type) in [
         "application/json; charset=UTF-8",
         "application/json;charset=utf-8",
@@ -322,9 +313,8 @@ async fn media_type_parameters_and_case_are_accepted() {
     }
 }
 
-#[tokio::test]
-async fn nesting_1000_deep_is_accepted() {
-    let app = TestApp::new().await;
+async fn nesting_1000_deep_is_accepted(backend: Backend) {
+    let app = backend.app().await;
     let value = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
     let uri = property_uri(3, "deep", BOB);
     app.put(&uri)
@@ -336,9 +326,8 @@ async fn nesting_1000_deep_is_accepted() {
     assert_eq!(app.stored(BOB, "deep").await, Some(value));
 }
 
-#[tokio::test]
-async fn chunked_bodies_are_accepted() {
-    let app = TestApp::new().await;
+async fn chunked_bodies_are_accepted(backend: Backend) {
+    let app = backend.app().await;
     let chunks: Vec<Result<&'static str, std::io::Error>> =
         vec![Ok("{\"a\":"), Ok(" [1,"), Ok("2]}")];
     let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
@@ -355,9 +344,8 @@ async fn chunked_bodies_are_accepted() {
     );
 }
 
-#[tokio::test]
-async fn an_endless_body_is_refused_once_past_the_limit() {
-    let app = TestApp::new().await;
+async fn an_endless_body_is_refused_once_past_the_limit(backend: Backend) {
+    let app = backend.app().await;
     // A stream that would never end: the answer must come from the first 32 KiB and a bit.
     let endless =
         futures_util::stream::iter((0..).map(|_| Ok::<_, std::io::Error>("[1,1,1,1,1,1,1,1]")));
@@ -373,9 +361,11 @@ async fn an_endless_body_is_refused_once_past_the_limit() {
         );
 }
 
-#[tokio::test]
-async fn a_body_that_stalls_past_the_request_timeout_gets_503_and_changes_nothing() {
-    let app = TestApp::new()
+async fn a_body_that_stalls_past_the_request_timeout_gets_503_and_changes_nothing(
+    backend: Backend,
+) {
+    let app = backend
+        .app()
         .await
         .with_request_timeout(std::time::Duration::from_millis(200));
     let stalled = futures_util::stream::iter([Ok::<_, std::io::Error>("{\"a\":")])
@@ -389,3 +379,19 @@ async fn a_body_that_stalls_past_the_request_timeout_gets_503_and_changes_nothin
         .assert_error(503, "The request took too long to complete.");
     assert_eq!(app.stored_keys(BOB).await, ["existing"]);
 }
+
+on_each_backend!(
+    keys_take_everything_after_the_prefix_decoded_once,
+    a_raw_slash_and_an_encoded_slash_name_the_same_key,
+    keys_of_255_characters_are_accepted_and_longer_ones_refused,
+    bad_keys_are_refused_and_change_nothing,
+    bad_bodies_are_refused_and_change_nothing,
+    a_value_of_32768_bytes_is_accepted,
+    values_round_trip_byte_for_byte,
+    surrounding_white_space_is_dropped_and_inner_spacing_kept,
+    media_type_parameters_and_case_are_accepted,
+    nesting_1000_deep_is_accepted,
+    chunked_bodies_are_accepted,
+    an_endless_body_is_refused_once_past_the_limit,
+    a_body_that_stalls_past_the_request_timeout_gets_503_and_changes_nothing,
+);

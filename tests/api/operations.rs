@@ -4,9 +4,8 @@ use axum::http::Method;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn a_new_property_is_created_then_updated_then_read_then_deleted() {
-    let app = TestApp::new().await;
+async fn a_new_property_is_created_then_updated_then_read_then_deleted(backend: Backend) {
+    let app = backend.app().await;
     let uri = property_uri(3, "theme", ALICE);
 
     let created = app
@@ -51,9 +50,8 @@ async fn a_new_property_is_created_then_updated_then_read_then_deleted() {
         .assert_error(404, "The property theme does not exist.");
 }
 
-#[tokio::test]
-async fn a_property_deleted_and_written_again_is_created_anew() {
-    let app = TestApp::new().await;
+async fn a_property_deleted_and_written_again_is_created_anew(backend: Backend) {
+    let app = backend.app().await;
     let uri = property_uri(3, "existing", ALICE);
     app.delete(&uri)
         .by(Who::Alice)
@@ -68,9 +66,8 @@ async fn a_property_deleted_and_written_again_is_created_anew() {
         .assert_status(201);
 }
 
-#[tokio::test]
-async fn keys_are_listed_with_self_links_in_code_point_order() {
-    let app = TestApp::new().await;
+async fn keys_are_listed_with_self_links_in_code_point_order(backend: Backend) {
+    let app = backend.app().await;
     for key in ["b", "a", "B", "é", "z", "ä", "aa", "Z", "~", "𝄞"] {
         app.put(property_uri(2, key, BOB))
             .by(Who::Bob)
@@ -102,9 +99,8 @@ async fn keys_are_listed_with_self_links_in_code_point_order() {
     );
 }
 
-#[tokio::test]
-async fn a_user_without_properties_has_an_empty_key_list() {
-    let app = TestApp::new().await;
+async fn a_user_without_properties_has_an_empty_key_list(backend: Backend) {
+    let app = backend.app().await;
     let list = app.get(keys_uri(3, ADMIN)).by(Who::Admin).send().await;
     list.assert_status(200);
     assert_eq!(list.text(), r#"{"keys":[]}"#);
@@ -114,9 +110,8 @@ async fn a_user_without_properties_has_an_empty_key_list() {
     );
 }
 
-#[tokio::test]
-async fn a_trailing_slash_lists_the_keys() {
-    let app = TestApp::new().await;
+async fn a_trailing_slash_lists_the_keys(backend: Backend) {
+    let app = backend.app().await;
     for version in [2, 3] {
         let list = app
             .get(format!(
@@ -130,9 +125,8 @@ async fn a_trailing_slash_lists_the_keys() {
     }
 }
 
-#[tokio::test]
-async fn self_links_escape_everything_but_unreserved_characters() {
-    let app = TestApp::new().await;
+async fn self_links_escape_everything_but_unreserved_characters(backend: Backend) {
+    let app = backend.app().await;
     app.put(property_uri(3, "a/b%20c:ü~-._", ALICE))
         .by(Who::Alice)
         .json("1")
@@ -155,9 +149,8 @@ async fn self_links_escape_everything_but_unreserved_characters() {
     );
 }
 
-#[tokio::test]
-async fn self_links_escape_the_account_id() {
-    let app = TestApp::new().await;
+async fn self_links_escape_the_account_id(backend: Backend) {
+    let app = backend.app().await;
     let odd = "557058:0a1b/c d";
     let store = app.store.clone();
     let seed = format!(
@@ -185,9 +178,9 @@ async fn self_links_escape_the_account_id() {
     );
 }
 
-#[tokio::test]
-async fn self_links_use_the_configured_public_url() {
-    let app = TestApp::on("sqlite::memory:", Some("https://jira.example.net/base")).await;
+async fn self_links_use_the_configured_public_url(backend: Backend) {
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, Some("https://jira.example.net/base")).await;
     let list = app
         .get(keys_uri(2, ALICE))
         .by(Who::Alice)
@@ -202,9 +195,8 @@ async fn self_links_use_the_configured_public_url() {
     );
 }
 
-#[tokio::test]
-async fn both_api_versions_share_one_store() {
-    let app = TestApp::new().await;
+async fn both_api_versions_share_one_store(backend: Backend) {
+    let app = backend.app().await;
     app.put(property_uri(2, "shared", ALICE))
         .by(Who::Alice)
         .json("[1]")
@@ -229,9 +221,8 @@ async fn both_api_versions_share_one_store() {
         .assert_status(404);
 }
 
-#[tokio::test]
-async fn every_response_carries_a_request_id_and_no_cache_headers() {
-    let app = TestApp::new().await;
+async fn every_response_carries_a_request_id_and_no_cache_headers(backend: Backend) {
+    let app = backend.app().await;
     let responses = [
         app.get(keys_uri(3, ALICE)).by(Who::Alice).send().await,
         app.get(keys_uri(3, ALICE)).send().await,
@@ -256,9 +247,8 @@ async fn every_response_carries_a_request_id_and_no_cache_headers() {
     }
 }
 
-#[tokio::test]
-async fn responses_after_authentication_name_the_caller() {
-    let app = TestApp::new().await;
+async fn responses_after_authentication_name_the_caller(backend: Backend) {
+    let app = backend.app().await;
     let cases = [
         (app.get(keys_uri(3, ALICE)).by(Who::Alice).send().await, 200),
         (app.get(keys_uri(3, BOB)).by(Who::Alice).send().await, 403),
@@ -289,9 +279,8 @@ async fn responses_after_authentication_name_the_caller() {
     assert_eq!(admin.header("x-aaccountid"), Some(ADMIN));
 }
 
-#[tokio::test]
-async fn head_answers_like_get_without_a_body() {
-    let app = TestApp::new().await;
+async fn head_answers_like_get_without_a_body(backend: Backend) {
+    let app = backend.app().await;
     for uri in [
         property_uri(3, "existing", ALICE),
         keys_uri(3, ALICE),
@@ -312,9 +301,8 @@ async fn head_answers_like_get_without_a_body() {
     }
 }
 
-#[tokio::test]
-async fn unknown_paths_get_404_in_jiras_shape() {
-    let app = TestApp::new().await;
+async fn unknown_paths_get_404_in_jiras_shape(backend: Backend) {
+    let app = backend.app().await;
     for uri in [
         "/",
         "/rest/api/4/user/properties?accountId=x",
@@ -328,3 +316,19 @@ async fn unknown_paths_get_404_in_jiras_shape() {
             .assert_error(404, "The requested resource does not exist.");
     }
 }
+
+on_each_backend!(
+    a_new_property_is_created_then_updated_then_read_then_deleted,
+    a_property_deleted_and_written_again_is_created_anew,
+    keys_are_listed_with_self_links_in_code_point_order,
+    a_user_without_properties_has_an_empty_key_list,
+    a_trailing_slash_lists_the_keys,
+    self_links_escape_everything_but_unreserved_characters,
+    self_links_escape_the_account_id,
+    self_links_use_the_configured_public_url,
+    both_api_versions_share_one_store,
+    every_response_carries_a_request_id_and_no_cache_headers,
+    responses_after_authentication_name_the_caller,
+    head_answers_like_get_without_a_body,
+    unknown_paths_get_404_in_jiras_shape,
+);

@@ -49,8 +49,7 @@ fn expected(who: Who, target: &str, operation: Operation) -> u16 {
     }
 }
 
-#[tokio::test]
-async fn every_caller_kind_gets_jiras_answer_for_every_operation() {
+async fn every_caller_kind_gets_jiras_answer_for_every_operation(backend: Backend) {
     let callers = [
         Who::Anonymous,
         Who::WrongToken,
@@ -63,7 +62,7 @@ async fn every_caller_kind_gets_jiras_answer_for_every_operation() {
     for who in callers {
         for target in [ALICE, BOB, CAROL, NOBODY] {
             for operation in Operation::ALL {
-                let app = TestApp::new().await;
+                let app = backend.app().await;
                 let before = app.stored(target, "existing").await;
                 let response = operation.send(&app, who, target).await;
                 let status = expected(who, target, operation);
@@ -93,9 +92,8 @@ async fn every_caller_kind_gets_jiras_answer_for_every_operation() {
     }
 }
 
-#[tokio::test]
-async fn refusals_do_not_reveal_whether_a_user_exists() {
-    let app = TestApp::new().await;
+async fn refusals_do_not_reveal_whether_a_user_exists(backend: Backend) {
+    let app = backend.app().await;
     for operation in Operation::ALL {
         let existing = operation.send(&app, Who::Alice, BOB).await;
         let missing = operation.send(&app, Who::Alice, NOBODY).await;
@@ -103,3 +101,8 @@ async fn refusals_do_not_reveal_whether_a_user_exists() {
         assert_eq!(existing.body, missing.body, "{operation:?}");
     }
 }
+
+on_each_backend!(
+    every_caller_kind_gets_jiras_answer_for_every_operation,
+    refusals_do_not_reveal_whether_a_user_exists,
+);

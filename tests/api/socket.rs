@@ -23,9 +23,8 @@ fn exchange(address: SocketAddr, request: &str) -> String {
     response
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_wire_carries_jiras_exact_headers() {
-    let app = TestApp::new().await;
+async fn the_wire_carries_jiras_exact_headers(backend: Backend) {
+    let app = backend.app().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("port bound");
     let address = listener.local_addr().expect("address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -258,3 +257,5 @@ fn sigterm_lets_an_in_flight_request_finish_and_refuses_new_connections() {
     let (status, _) = server.wait();
     assert!(status.success(), "{status}");
 }
+
+on_each_backend!(the_wire_carries_jiras_exact_headers);

@@ -7,11 +7,10 @@ use jira_userprops::store::Store;
 
 use crate::helpers::*;
 
-fn database_url(dir: &tempfile::TempDir) -> String {
-    format!("sqlite:{}", dir.path().join("props.db").display())
-}
-
-async fn concurrent_first_puts_create_once(app: TestApp) {
+/// 32 first PUTs of one key at once: exactly one is told it created the property.
+async fn concurrent_first_puts_of_one_key_give_exactly_one_201(backend: Backend) {
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, None).await;
     let uri = property_uri(3, "contended", ALICE);
     let tasks: Vec<_> = (0..32)
         .map(|i| {
@@ -24,12 +23,13 @@ async fn concurrent_first_puts_create_once(app: TestApp) {
                     .send()
                     .await
                     .status
+                    .as_u16()
             })
         })
         .collect();
     let mut statuses = Vec::new();
     for task in tasks {
-        statuses.push(task.await.expect("task completes").as_u16());
+        statuses.push(task.await.expect("task completes"));
     }
     assert_eq!(
         statuses.iter().filter(|&&s| s == 201).count(),
@@ -49,21 +49,9 @@ async fn concurrent_first_puts_create_once(app: TestApp) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_first_puts_of_one_key_give_exactly_one_201_on_a_file() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    concurrent_first_puts_create_once(TestApp::on(&database_url(&dir), None).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_first_puts_of_one_key_give_exactly_one_201_in_memory() {
-    concurrent_first_puts_create_once(TestApp::new().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_creates_and_deletes_never_fail() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = TestApp::on(&database_url(&dir), None).await;
+async fn concurrent_creates_and_deletes_never_fail(backend: Backend) {
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, None).await;
     let uri = property_uri(3, "churn", BOB);
     let tasks: Vec<_> = (0..48)
         .map(|i| {
@@ -85,11 +73,9 @@ async fn concurrent_creates_and_deletes_never_fail() {
     }
 }
 
-#[tokio::test]
-async fn data_survives_a_restart_on_the_same_file() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = database_url(&dir);
-    let app = TestApp::on(&url, None).await;
+async fn data_survives_a_restart_on_the_same_database(backend: Backend) {
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, None).await;
     app.put(property_uri(3, "kept", ALICE))
         .by(Who::Alice)
         .json("[1.0]")
@@ -104,7 +90,9 @@ async fn data_survives_a_restart_on_the_same_file() {
     app.store.close().await;
     drop(app);
 
-    let store = Store::connect(&url).await.expect("reopens");
+    let store = Store::connect(&database.url, &test_database_options())
+        .await
+        .expect("reopens");
     store.migrate().await.expect("migrations are idempotent");
     let app = TestApp::over(store, None);
     let read = app
@@ -120,12 +108,9 @@ async fn data_survives_a_restart_on_the_same_file() {
         .assert_status(404);
 }
 
-#[tokio::test]
-async fn a_seed_applied_again_changes_nothing_and_adds_what_is_missing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = database_url(&dir);
+async fn a_seed_applied_again_changes_nothing_and_adds_what_is_missing(backend: Backend) {
     let fixture = seed::parse(Path::new("fixture.json"), FIXTURE).expect("valid");
-    let app = TestApp::on(&url, None).await;
+    let app = backend.app().await;
     app.put(property_uri(3, "existing", ALICE))
         .by(Who::Alice)
         .json("\"changed\"")
@@ -170,3 +155,52 @@ async fn a_seed_applied_again_changes_nothing_and_adds_what_is_missing() {
         "a deleted seed property stays deleted"
     );
 }
+
+async fn a_seed_whose_email_is_taken_changes_nothing(backend: Backend) {
+    let app = backend.app().await;
+    let clash = r#"{"users": [
+        {"accountId": "erin-1", "email": "erin@example.com", "apiTokens": ["erin-token"]},
+        {"accountId": "someone-else", "email": "ALICE@example.com", "apiTokens": ["else-token"]}]}"#;
+    let clash = seed::parse(Path::new("clash.json"), clash).expect("valid on its own");
+    let report = app.store.apply_seed(&clash).await.expect("store answers");
+    assert_eq!(report.email_taken, Some(1));
+    assert!(
+        !app.store
+            .user_exists("erin-1")
+            .await
+            .expect("store answers"),
+        "rolled back"
+    );
+}
+
+/// Keys that differ only by case or normalisation are different keys, sorted the same way on
+/// every backend.
+async fn keys_compare_exactly_and_sort_by_code_point(backend: Backend) {
+    let app = backend.app().await;
+    let keys = ["a", "A", "ü", "u\u{308}", "B", "b", "ß", "ss", "İ", "i"];
+    for key in keys {
+        let encoded: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+        app.put(property_uri(3, &encoded, ALICE))
+            .by(Who::Alice)
+            .json(format!("\"{key}\""))
+            .send()
+            .await
+            .assert_status(201);
+    }
+    let mut expected: Vec<&str> = keys.to_vec();
+    expected.push("existing");
+    expected.sort();
+    assert_eq!(app.stored_keys(ALICE).await, expected);
+    for key in keys {
+        assert_eq!(app.stored(ALICE, key).await, Some(format!("\"{key}\"")));
+    }
+}
+
+on_each_backend!(
+    concurrent_first_puts_of_one_key_give_exactly_one_201,
+    concurrent_creates_and_deletes_never_fail,
+    data_survives_a_restart_on_the_same_database,
+    a_seed_applied_again_changes_nothing_and_adds_what_is_missing,
+    a_seed_whose_email_is_taken_changes_nothing,
+    keys_compare_exactly_and_sort_by_code_point,
+);

@@ -1,0 +1,236 @@
+//! The PostgreSQL backend: one pool, plain portable SQL (no advisory locks or `xmax` in requests).
+
+use std::str::FromStr;
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+
+use super::{DatabaseOptions, SeedData, SeedReport, TokenOwner};
+use crate::credentials::TokenDigest;
+use crate::domain::{PropertyKey, PropertyValue, User, Written};
+
+/// PostgreSQL (or a compatible database) through sqlx. Many instances may share one database:
+/// every decision that must be atomic is made by a single statement.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    location: String,
+}
+
+impl PostgresStore {
+    /// Connects; TLS follows the URL's `sslmode`.
+    pub async fn connect(url: &str, options: &DatabaseOptions) -> sqlx::Result<Self> {
+        let connect = PgConnectOptions::from_str(url)?;
+        let location = format!(
+            "postgres://{}:{}/{}",
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or_default()
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size)
+            .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool, location })
+    }
+
+    pub(super) async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        sqlx::migrate!("migrations/postgres").run(&self.pool).await
+    }
+
+    pub(super) fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(super) async fn token_owner(
+        &self,
+        digest: &TokenDigest,
+    ) -> sqlx::Result<Option<TokenOwner>> {
+        let row = sqlx::query(
+            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash
+             FROM api_tokens t JOIN users u ON u.account_id = t.account_id
+             WHERE t.token_hash = $1",
+        )
+        .bind(digest.as_bytes())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let stored: &[u8] = row.try_get(5)?;
+            Ok(TokenOwner {
+                user: user_from_row(&row)?,
+                digest: super::stored_digest(stored)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
+            .bind(account_id)
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    pub(super) async fn user_count(&self) -> sqlx::Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count.unsigned_abs())
+    }
+
+    pub(super) async fn property_keys(&self, account_id: &str) -> sqlx::Result<Vec<String>> {
+        sqlx::query_scalar("SELECT key FROM properties WHERE account_id = $1 ORDER BY key")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    pub(super) async fn property(
+        &self,
+        account_id: &str,
+        key: &PropertyKey,
+    ) -> sqlx::Result<Option<PropertyValue>> {
+        let value: Option<String> =
+            sqlx::query_scalar("SELECT value FROM properties WHERE account_id = $1 AND key = $2")
+                .bind(account_id)
+                .bind(key.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(value.map(PropertyValue::from_stored))
+    }
+
+    pub(super) async fn set_property(
+        &self,
+        account_id: &str,
+        key: &PropertyKey,
+        value: &PropertyValue,
+    ) -> sqlx::Result<Option<Written>> {
+        // Concurrent first writers meet on the primary key: one inserts (revision 0), the others
+        // wait for it and update. Portable to CockroachDB and YugabyteDB.
+        let revision = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO properties (account_id, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (account_id, key)
+             DO UPDATE SET value = EXCLUDED.value, revision = properties.revision + 1
+             RETURNING revision",
+        )
+        .bind(account_id)
+        .bind(key.as_str())
+        .bind(value.as_str())
+        .fetch_one(&self.pool)
+        .await;
+        super::written(revision)
+    }
+
+    pub(super) async fn delete_property(
+        &self,
+        account_id: &str,
+        key: &PropertyKey,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query("DELETE FROM properties WHERE account_id = $1 AND key = $2")
+            .bind(account_id)
+            .bind(key.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
+        // Instances seeding one database at once must agree on whether it was empty:
+        // serializable transactions make all but one of them fail and try again.
+        let mut attempts = 0;
+        loop {
+            match self.try_apply_seed(seed).await {
+                Err(sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some("40001") && attempts < 10 =>
+                {
+                    attempts += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn try_apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+            .execute(&mut *tx)
+            .await?;
+        let empty: bool = sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM properties)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut report = SeedReport::default();
+        for (index, user) in seed.users.iter().enumerate() {
+            let inserted = sqlx::query(
+                "INSERT INTO users (account_id, email, email_key, display_name, admin, active)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(&user.account_id)
+            .bind(&user.email)
+            .bind(user.email.to_lowercase())
+            .bind(&user.display_name)
+            .bind(user.admin)
+            .bind(user.active)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 && !exists(&mut tx, &user.account_id).await? {
+                // Not added, and not there: another account holds the email. Roll back.
+                report.email_taken = Some(index);
+                return Ok(report);
+            }
+            report.users += inserted;
+        }
+        for (account_id, digest) in &seed.tokens {
+            report.tokens += sqlx::query(
+                "INSERT INTO api_tokens (token_hash, account_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(digest.as_bytes())
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if empty {
+            for (account_id, key, value) in &seed.properties {
+                report.properties += sqlx::query(
+                    "INSERT INTO properties (account_id, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(account_id)
+                .bind(key.as_str())
+                .bind(value.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+async fn exists(tx: &mut sqlx::PgConnection, account_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
+        .bind(account_id)
+        .fetch_one(tx)
+        .await
+}
+
+fn user_from_row(row: &PgRow) -> sqlx::Result<User> {
+    Ok(User {
+        account_id: row.try_get(0)?,
+        email: row.try_get(1)?,
+        display_name: row.try_get(2)?,
+        admin: row.try_get(3)?,
+        active: row.try_get(4)?,
+    })
+}
