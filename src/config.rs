@@ -56,7 +56,7 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Log filter, in `tracing` directive syntax (e.g. `info`, `jira_userprops=debug`).
-    #[arg(long, env = "JIRA_USERPROPS_LOG_LEVEL", default_value = "info")]
+    #[arg(long, env = "JIRA_USERPROPS_LOG_LEVEL", default_value = "info", value_parser = parse_log_filter)]
     pub log_level: String,
 
     /// Longest time one request may take, in seconds, body upload included.
@@ -97,6 +97,12 @@ impl Config {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace)
     }
+}
+
+fn parse_log_filter(filter: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(|_| filter.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_public_url(url: &str) -> Result<String, String> {

@@ -8,7 +8,12 @@ use subtle::ConstantTimeEq;
 /// Credentials as a client sent them. Debug output never shows the token.
 pub enum Credentials {
     /// `Basic base64(email:api_token)`, the way integrations call Jira Cloud.
-    Basic { email: String, token: String },
+    Basic {
+        /// The email the user signs in with.
+        email: String,
+        /// The API token.
+        token: String,
+    },
     /// `Bearer token`: looked up like an API token, acting as its owner.
     Bearer(String),
 }

@@ -15,12 +15,16 @@ pub const MAX_VALUE_DEPTH: usize = 1_000;
 /// Why a property key was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
+    /// Nothing after `/user/properties/`.
     #[error("The property key must not be empty.")]
     Empty,
+    /// The decoded bytes are not UTF-8.
     #[error("The property key is not valid UTF-8.")]
     NotUtf8,
+    /// A control character (U+0000-U+001F, U+007F).
     #[error("The property key contains an invalid character.")]
     InvalidCharacter,
+    /// More than 255 code points.
     #[error("The property key cannot be longer than 255 characters.")]
     TooLong,
 }
@@ -28,10 +32,13 @@ pub enum KeyError {
 /// Why a property value was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
+    /// No body, or only white space.
     #[error("The property value can not be empty.")]
     Empty,
+    /// More than 32,768 bytes as sent.
     #[error("The JSON data provided for the property is too long. Maximum length is 32,768 bytes.")]
     TooLong,
+    /// Not exactly one strict JSON value.
     #[error("The property value must be valid JSON.")]
     InvalidJson,
 }
@@ -52,11 +59,17 @@ impl AccountId {
     }
 }
 
-/// Whether `id` may be given to a new user: 1 to 128 characters, no control characters.
-pub fn is_valid_new_account_id(id: &str) -> bool {
+/// Whether `id` can name a user: 1 to 128 characters, no control characters. Any other id names
+/// nobody, and never reaches storage.
+pub fn is_valid_account_id(id: &str) -> bool {
     !id.is_empty()
         && id.chars().count() <= MAX_ACCOUNT_ID_CHARS
         && !id.chars().any(|c| c.is_control())
+}
+
+/// The form in which emails are compared, so that Basic authentication ignores their case.
+pub fn email_key(email: &str) -> String {
+    email.to_lowercase()
 }
 
 /// A property key that satisfies Jira's rules.

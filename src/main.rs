@@ -1,6 +1,7 @@
 //! The `jira-userprops` binary: configuration, logging, storage, then serving.
 
 use std::io::IsTerminal as _;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ async fn main() -> ExitCode {
 }
 
 fn init_tracing(config: &Config) {
+    // Checked when the command line was parsed.
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -64,9 +66,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    if seed.is_none()
-        && let Some(admin) = seed::ensure_first_admin(&store).await?
-    {
+    if let Some(admin) = seed::ensure_first_admin(&store).await? {
         print_first_admin(&admin, &config, address);
     }
     let state = AppState {
@@ -87,17 +87,20 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Shown once, on stdout: the token is stored only as a digest and cannot be shown again.
-fn print_first_admin(admin: &seed::FirstAdmin, config: &Config, address: std::net::SocketAddr) {
+/// Shown once, on stderr apart from the log: the token is stored only as a digest and cannot be
+/// shown again.
+fn print_first_admin(admin: &seed::FirstAdmin, config: &Config, address: SocketAddr) {
     let base = config.public_url.clone().unwrap_or_else(|| {
-        let host = if address.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else {
-            address.ip().to_string()
-        };
-        format!("http://{host}:{}", address.port())
+        let mut reachable = address;
+        if address.ip().is_unspecified() {
+            reachable.set_ip(match address {
+                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{reachable}")
     });
-    println!(
+    eprintln!(
         "\nNo users yet, so an administrator was created. The token is shown only this once.\n\
          \n  email:     {email}\n  accountId: {id}\n  API token: {token}\n\
          \nTry it:\n  curl -u '{email}:{token}' '{base}/rest/api/3/user/properties?accountId={id}'\n",

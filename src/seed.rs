@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::credentials::{TokenDigest, generate_token};
-use crate::domain::{PropertyKey, PropertyValue, User, is_valid_new_account_id};
-use crate::store::{SeedData, SeedReport, Store};
+use crate::domain::{PropertyKey, PropertyValue, User, email_key, is_valid_account_id};
+use crate::store::{SeedConflict, SeedData, SeedReport, Store};
 
 /// A seed file that cannot be used: which file, which entry, and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,15 @@ pub fn load(path: &Path) -> Result<SeedData, SeedError> {
     parse(path, &text)
 }
 
+/// A serde error without its "at line 1 column N": within one entry, that position misleads.
+fn within_entry(error: serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(end) => text[..end].to_owned(),
+        None => text,
+    }
+}
+
 fn fail(path: &Path, entry: impl Into<String>, reason: impl Display) -> SeedError {
     SeedError {
         file: path.display().to_string(),
@@ -77,9 +86,10 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
     let (mut emails, mut tokens) = (HashSet::new(), HashSet::new());
     for (index, raw) in file.users.iter().enumerate() {
         let entry = format!("users[{index}]");
-        let user: SeedUser = serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, e))?;
+        let user: SeedUser =
+            serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, within_entry(e)))?;
         let entry = format!("{entry} ({:?})", user.account_id);
-        if !is_valid_new_account_id(&user.account_id) {
+        if !is_valid_account_id(&user.account_id) {
             return Err(fail(
                 path,
                 entry,
@@ -100,7 +110,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
                 format!("email {:?} is not an email address", user.email),
             ));
         }
-        if !emails.insert(user.email.to_lowercase()) {
+        if !emails.insert(email_key(&user.email)) {
             return Err(fail(
                 path,
                 entry,
@@ -118,8 +128,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
             if !tokens.insert(token.clone()) {
                 return Err(fail(path, entry, "an API token appears twice"));
             }
-            seed.tokens
-                .push((user.account_id.clone(), TokenDigest::of(token)));
+            seed.tokens.push((seed.users.len(), TokenDigest::of(token)));
         }
         seed.users.push(User {
             display_name: user.display_name.unwrap_or_else(|| user.email.clone()),
@@ -133,7 +142,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
     for (index, raw) in file.properties.iter().enumerate() {
         let entry = format!("properties[{index}]");
         let property: SeedProperty =
-            serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, e))?;
+            serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, within_entry(e)))?;
         let entry = format!("{entry} ({:?})", property.key);
         if !seed
             .users
@@ -161,20 +170,28 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
     Ok(seed)
 }
 
-/// Applies a loaded seed. A seed user whose email another account already holds stops it,
-/// with nothing changed.
+/// Applies a loaded seed. A seed user whose email or token another account in the database
+/// already holds stops it, with nothing changed.
 pub async fn apply(store: &Store, path: &Path, seed: &SeedData) -> anyhow::Result<SeedReport> {
     let report = store.apply_seed(seed).await?;
-    if let Some(index) = report.email_taken {
-        let user = &seed.users[index];
-        let entry = format!("users[{index}] ({:?})", user.account_id);
-        let reason = format!(
-            "email {:?} belongs to another account in the database",
-            user.email
-        );
-        return Err(fail(path, entry, reason).into());
-    }
-    Ok(report)
+    let Some(conflict) = report.conflict else {
+        return Ok(report);
+    };
+    let (index, reason) = match conflict {
+        SeedConflict::Email(index) => (
+            index,
+            "its email belongs to another account in the database",
+        ),
+        SeedConflict::Token(index) => (
+            index,
+            "one of its apiTokens belongs to another account in the database",
+        ),
+    };
+    let entry = seed.users.get(index).map_or_else(
+        || format!("users[{index}]"),
+        |user| format!("users[{index}] ({:?})", user.account_id),
+    );
+    Err(fail(path, entry, reason).into())
 }
 
 /// The administrator made for a database that has no users and was given no seed.
@@ -209,7 +226,7 @@ pub async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<FirstAdm
             admin: true,
             active: true,
         }],
-        tokens: vec![(admin.account_id.clone(), TokenDigest::of(&admin.token))],
+        tokens: vec![(0, TokenDigest::of(&admin.token))],
         properties: Vec::new(),
     };
     store.apply_seed(&seed).await?;

@@ -30,20 +30,30 @@ impl RequestContext {
     }
 }
 
-/// A request id unique to this process run: a random prefix and a counter, 32 hex digits.
+/// A request id: 32 hex digits, unique to this process run, that reveal neither the process nor
+/// how many requests came before (a counter mixed with a random key).
 fn next_request_id() -> String {
-    static PREFIX: LazyLock<u64> = LazyLock::new(|| {
-        let mut bytes = [0u8; 8];
-        // Without randomness ids are still unique within the run, only not across runs.
+    static KEY: LazyLock<[u64; 2]> = LazyLock::new(|| {
+        let mut bytes = [0u8; 16];
+        // Without randomness ids are still unique within the run, only predictable.
         let _ = getrandom::fill(&mut bytes);
-        u64::from_ne_bytes(bytes)
+        let (high, low) = bytes.split_at(8);
+        [
+            u64::from_ne_bytes(high.try_into().unwrap_or_default()),
+            u64::from_ne_bytes(low.try_into().unwrap_or_default()),
+        ]
     });
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{:016x}{:016x}",
-        *PREFIX,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}{:016x}", mix(count ^ KEY[0]), mix(count ^ KEY[1]))
+}
+
+/// SplitMix64's finaliser: a bijection, so distinct counts give distinct ids.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Runs a request with its context, under the timeout, then stamps the common headers and logs.
@@ -64,15 +74,14 @@ pub async fn request_context(
         .to_owned();
     let span = tracing::info_span!("request", id = %request_id);
     span.in_scope(|| tracing::debug!(%method, route, "started"));
-    let mut response = match tokio::time::timeout(
-        state.request_timeout,
-        next.run(request).instrument(span.clone()),
-    )
-    .await
-    {
-        Ok(response) => response,
-        Err(_) => Error::Timeout.into_response(),
+    let timeout = state.request_timeout;
+    let run = async move {
+        match tokio::time::timeout(timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => Error::Timeout.into_response(),
+        }
     };
+    let mut response = run.instrument(span.clone()).await;
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(REQUEST_ID.clone(), value);

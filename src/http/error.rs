@@ -85,7 +85,7 @@ impl IntoResponse for Error {
                 let headers = response.headers_mut();
                 headers.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"jira-userprops\", charset=\"UTF-8\""),
+                    HeaderValue::from_static("Basic realm=\"Jira\""),
                 );
                 if credentials_rejected {
                     headers.insert(

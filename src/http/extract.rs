@@ -1,6 +1,7 @@
 //! What a request carries: who is calling, which account, which key, the base of links, the value.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
@@ -134,7 +135,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// Never buffers more than the limit: once the body is known to be too long, reading stops.
 /// Until a non-white-space byte arrives the body might still be "empty", so white space past the
 /// limit is read and dropped rather than answered early.
-pub async fn read_value(headers: &HeaderMap, body: Body) -> Result<PropertyValue> {
+pub async fn read_value(headers: &HeaderMap, body: &mut Body) -> Result<PropertyValue> {
     if !is_json(headers) {
         return Err(Error::UnsupportedMediaType);
     }
@@ -144,7 +145,6 @@ pub async fn read_value(headers: &HeaderMap, body: Body) -> Result<PropertyValue
         .unwrap_or(0);
     let mut buffer = Vec::with_capacity(declared.min(MAX_VALUE_BYTES + 1));
     let (mut received, mut has_value) = (0usize, false);
-    let mut body = body;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| Error::UnreadableBody)?;
         let Ok(data) = frame.into_data() else {
@@ -164,4 +164,24 @@ pub async fn read_value(headers: &HeaderMap, body: Body) -> Result<PropertyValue
         return Err(ValueError::Empty.into());
     }
     Ok(PropertyValue::from_body(buffer)?)
+}
+
+/// Most of a refused body read and dropped before answering, and how long that may take.
+const DISCARD_BYTES: usize = 1 << 20;
+const DISCARD_TIME: Duration = Duration::from_secs(1);
+
+/// Reads and drops what is left of a refused body, up to a bound. A server that answers while
+/// the client is still sending and then closes makes the kernel reset the connection, and the
+/// client loses the answer; Jira's servlet container drains bodies the same way.
+pub async fn discard_unread(body: &mut Body) {
+    let drain = async {
+        let mut dropped = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            dropped += frame.data_ref().map_or(0, |data| data.len());
+            if dropped > DISCARD_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
 }

@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::json_response;
-use super::extract::{Authenticated, BaseUrl, PropertyPath, TargetAccount, read_value};
+use super::extract::{
+    Authenticated, BaseUrl, PropertyPath, TargetAccount, discard_unread, read_value,
+};
 use crate::domain::{AccountId, Written};
 use crate::error::{Error, Result};
 
@@ -87,12 +89,16 @@ pub async fn set_property(
     path: PropertyPath,
     request: Request,
 ) -> Result<StatusCode> {
-    let (parts, body) = request.into_parts();
-    let value = read_value(&parts.headers, body);
+    let (parts, mut body) = request.into_parts();
+    let value = read_value(&parts.headers, &mut body);
     let written = state
         .service
         .set_property(&caller, &target, path.key(), value)
-        .await?;
+        .await;
+    if written.is_err() {
+        discard_unread(&mut body).await;
+    }
+    let written = written?;
     Ok(match written {
         Written::Created => StatusCode::CREATED,
         Written::Updated => StatusCode::OK,
@@ -116,7 +122,7 @@ pub async fn delete_property(
 /// Any other method on the keys path; PUT and DELETE there lack a key.
 pub async fn keys_method_not_allowed(method: Method) -> Error {
     let message = if method == Method::PUT || method == Method::DELETE {
-        "The property key must be specified."
+        "The property key is not specified."
     } else {
         "The method is not allowed for this resource."
     };

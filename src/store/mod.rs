@@ -35,13 +35,13 @@ impl Default for DatabaseOptions {
     }
 }
 
-/// A user and the digest of the token that was presented for them.
+/// A user with the digests of all their API tokens.
 #[derive(Debug, Clone)]
-pub struct TokenOwner {
-    /// The user the token belongs to.
+pub struct Account {
+    /// The user.
     pub user: User,
-    /// The digest as stored.
-    pub digest: TokenDigest,
+    /// Every token digest the user holds.
+    pub digests: Vec<TokenDigest>,
 }
 
 /// Everything a seed adds, already validated.
@@ -49,8 +49,8 @@ pub struct TokenOwner {
 pub struct SeedData {
     /// Users, added when their account id is not taken yet.
     pub users: Vec<User>,
-    /// Tokens by owner, added when their digest is not stored yet.
-    pub tokens: Vec<(String, TokenDigest)>,
+    /// Tokens by the index of their owner in `users`, added when their digest is not stored yet.
+    pub tokens: Vec<(usize, TokenDigest)>,
     /// Properties, added only to an empty database.
     pub properties: Vec<(String, PropertyKey, PropertyValue)>,
 }
@@ -64,9 +64,17 @@ pub struct SeedReport {
     pub tokens: u64,
     /// Properties added.
     pub properties: u64,
-    /// The index of a seed user whose email another account already holds; when set, the seed
-    /// was rolled back and nothing changed.
-    pub email_taken: Option<usize>,
+    /// Why the seed could not be applied; when set, it was rolled back and nothing changed.
+    pub conflict: Option<SeedConflict>,
+}
+
+/// A seed user that clashes with another account in the database (an index into `users`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedConflict {
+    /// Another account holds the user's email.
+    Email(usize),
+    /// Another account holds one of the user's API tokens.
+    Token(usize),
 }
 
 /// The storage backends. Every method matches on all of them, so one missing does not compile.
@@ -150,11 +158,20 @@ impl Store {
         }
     }
 
-    /// The owner of the token with this digest.
-    pub async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<TokenOwner>> {
+    /// The owner of the token with this digest. The lookup goes by digest, so its timing can
+    /// reveal nothing about any token.
+    pub async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<User>> {
         match self {
             Self::Sqlite(store) => store.token_owner(digest).await,
             Self::Postgres(store) => store.token_owner(digest).await,
+        }
+    }
+
+    /// The user whose lower-cased email is `email_key`, with their token digests.
+    pub async fn account_by_email(&self, email_key: &str) -> sqlx::Result<Option<Account>> {
+        match self {
+            Self::Sqlite(store) => store.account_by_email(email_key).await,
+            Self::Postgres(store) => store.account_by_email(email_key).await,
         }
     }
 

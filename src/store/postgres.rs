@@ -5,9 +5,9 @@ use std::str::FromStr;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
-use super::{DatabaseOptions, SeedData, SeedReport, TokenOwner};
+use super::{Account, DatabaseOptions, SeedConflict, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
-use crate::domain::{PropertyKey, PropertyValue, User, Written};
+use crate::domain::{PropertyKey, PropertyValue, User, Written, email_key};
 
 /// PostgreSQL (or a compatible database) through sqlx. Many instances may share one database:
 /// every decision that must be atomic is made by a single statement.
@@ -48,26 +48,40 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    pub(super) async fn token_owner(
-        &self,
-        digest: &TokenDigest,
-    ) -> sqlx::Result<Option<TokenOwner>> {
+    pub(super) async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<User>> {
         let row = sqlx::query(
-            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash
+            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active
              FROM api_tokens t JOIN users u ON u.account_id = t.account_id
              WHERE t.token_hash = $1",
         )
         .bind(digest.as_bytes())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            let stored: &[u8] = row.try_get(5)?;
-            Ok(TokenOwner {
-                user: user_from_row(&row)?,
-                digest: super::stored_digest(stored)?,
-            })
-        })
-        .transpose()
+        row.map(|row| user_from_row(&row)).transpose()
+    }
+
+    pub(super) async fn account_by_email(&self, email_key: &str) -> sqlx::Result<Option<Account>> {
+        let rows = sqlx::query(
+            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash
+             FROM users u LEFT JOIN api_tokens t ON t.account_id = u.account_id
+             WHERE u.email_key = $1",
+        )
+        .bind(email_key)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut digests = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(stored) = row.try_get::<Option<&[u8]>, _>(5)? {
+                digests.push(super::stored_digest(stored)?);
+            }
+        }
+        Ok(Some(Account {
+            user: user_from_row(first)?,
+            digests,
+        }))
     }
 
     pub(super) async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
@@ -174,7 +188,7 @@ impl PostgresStore {
             )
             .bind(&user.account_id)
             .bind(&user.email)
-            .bind(user.email.to_lowercase())
+            .bind(email_key(&user.email))
             .bind(&user.display_name)
             .bind(user.admin)
             .bind(user.active)
@@ -183,13 +197,14 @@ impl PostgresStore {
             .rows_affected();
             if inserted == 0 && !exists(&mut tx, &user.account_id).await? {
                 // Not added, and not there: another account holds the email. Roll back.
-                report.email_taken = Some(index);
+                report.conflict = Some(SeedConflict::Email(index));
                 return Ok(report);
             }
             report.users += inserted;
         }
-        for (account_id, digest) in &seed.tokens {
-            report.tokens += sqlx::query(
+        for &(owner, digest) in &seed.tokens {
+            let account_id = &seed.users[owner].account_id;
+            let inserted = sqlx::query(
                 "INSERT INTO api_tokens (token_hash, account_id) VALUES ($1, $2)
                  ON CONFLICT DO NOTHING",
             )
@@ -198,6 +213,18 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if inserted == 0 {
+                let holder: String =
+                    sqlx::query_scalar("SELECT account_id FROM api_tokens WHERE token_hash = $1")
+                        .bind(digest.as_bytes())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if &holder != account_id {
+                    report.conflict = Some(SeedConflict::Token(owner));
+                    return Ok(report);
+                }
+            }
+            report.tokens += inserted;
         }
         if empty {
             for (account_id, key, value) in &seed.properties {

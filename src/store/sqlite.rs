@@ -1,17 +1,18 @@
 //! The SQLite backend: one writer connection, a pool of readers, WAL and full fsync on commit.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
+use sqlx::{Connection as _, Row, SqliteConnection};
 
-use super::{DatabaseOptions, SeedData, SeedReport, TokenOwner};
+use super::{Account, DatabaseOptions, SeedConflict, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
-use crate::domain::{PropertyKey, PropertyValue, User, Written};
+use crate::domain::{PropertyKey, PropertyValue, User, Written, email_key};
 
 /// SQLite through sqlx. Writes go through a single connection, so writers never meet
 /// `SQLITE_BUSY` inside one process; other processes on the same file wait on the busy timeout.
@@ -20,6 +21,18 @@ pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
     location: String,
+    _memory: Option<KeepAlive>,
+}
+
+/// A connection held for as long as the store lives: an in-memory database vanishes when its
+/// last connection closes, and a pool may close its connection (after a cancelled query, say).
+#[derive(Clone)]
+struct KeepAlive(#[allow(dead_code)] Arc<Mutex<SqliteConnection>>);
+
+impl std::fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepAlive")
+    }
 }
 
 impl SqliteStore {
@@ -34,11 +47,13 @@ impl SqliteStore {
         // An in-memory database lives as long as its connections; sharing one keeps it whole.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if in_memory {
+            let keeper = SqliteConnection::connect_with(&connect).await?;
             let pool = Self::pool(1, acquire_timeout).connect_with(connect).await?;
             return Ok(Self {
                 reader: pool.clone(),
                 writer: pool,
                 location: "memory (lost when the server stops)".to_owned(),
+                _memory: Some(KeepAlive(Arc::new(Mutex::new(keeper)))),
             });
         }
         let location = std::path::absolute(connect.get_filename())
@@ -60,6 +75,7 @@ impl SqliteStore {
             reader,
             writer,
             location,
+            _memory: None,
         })
     }
 
@@ -85,31 +101,40 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
-    pub(super) async fn token_owner(
-        &self,
-        digest: &TokenDigest,
-    ) -> sqlx::Result<Option<TokenOwner>> {
+    pub(super) async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<User>> {
         let row = sqlx::query(
-            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash
+            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active
              FROM api_tokens t JOIN users u ON u.account_id = t.account_id
              WHERE t.token_hash = $1",
         )
         .bind(digest.as_bytes())
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|row| {
-            let stored: &[u8] = row.try_get(5)?;
-            let digest =
-                TokenDigest::from_stored(stored).ok_or_else(|| sqlx::Error::ColumnDecode {
-                    index: "token_hash".into(),
-                    source: "stored token digest is not 32 bytes".into(),
-                })?;
-            Ok(TokenOwner {
-                user: user_from_row(&row)?,
-                digest,
-            })
-        })
-        .transpose()
+        row.map(|row| user_from_row(&row)).transpose()
+    }
+
+    pub(super) async fn account_by_email(&self, email_key: &str) -> sqlx::Result<Option<Account>> {
+        let rows = sqlx::query(
+            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash
+             FROM users u LEFT JOIN api_tokens t ON t.account_id = u.account_id
+             WHERE u.email_key = $1",
+        )
+        .bind(email_key)
+        .fetch_all(&self.reader)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut digests = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(stored) = row.try_get::<Option<&[u8]>, _>(5)? {
+                digests.push(super::stored_digest(stored)?);
+            }
+        }
+        Ok(Some(Account {
+            user: user_from_row(first)?,
+            digests,
+        }))
     }
 
     pub(super) async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
@@ -181,7 +206,9 @@ impl SqliteStore {
     }
 
     pub(super) async fn apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
-        let mut tx = self.writer.begin().await?;
+        // IMMEDIATE takes the write lock first, so another process on the same file makes this
+        // wait (busy timeout) instead of failing when the read turns into a write.
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let empty: bool = sqlx::query_scalar(
             "SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM properties)",
         )
@@ -195,7 +222,7 @@ impl SqliteStore {
             )
             .bind(&user.account_id)
             .bind(&user.email)
-            .bind(user.email.to_lowercase())
+            .bind(email_key(&user.email))
             .bind(&user.display_name)
             .bind(user.admin)
             .bind(user.active)
@@ -204,20 +231,34 @@ impl SqliteStore {
             .rows_affected();
             if inserted == 0 && !exists(&mut tx, &user.account_id).await? {
                 // Not added, and not there: another account holds the email. Roll back.
-                report.email_taken = Some(index);
+                report.conflict = Some(SeedConflict::Email(index));
                 return Ok(report);
             }
             report.users += inserted;
         }
-        for (account_id, digest) in &seed.tokens {
-            report.tokens += sqlx::query(
-                "INSERT INTO api_tokens (token_hash, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        for &(owner, digest) in &seed.tokens {
+            let account_id = &seed.users[owner].account_id;
+            let inserted = sqlx::query(
+                "INSERT INTO api_tokens (token_hash, account_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
             )
             .bind(digest.as_bytes())
             .bind(account_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if inserted == 0 {
+                let holder: String =
+                    sqlx::query_scalar("SELECT account_id FROM api_tokens WHERE token_hash = $1")
+                        .bind(digest.as_bytes())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if &holder != account_id {
+                    report.conflict = Some(SeedConflict::Token(owner));
+                    return Ok(report);
+                }
+            }
+            report.tokens += inserted;
         }
         if empty {
             for (account_id, key, value) in &seed.properties {

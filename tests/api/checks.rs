@@ -14,7 +14,7 @@ async fn put_and_delete_without_a_key_get_405_before_authentication(backend: Bac
             for method in [Method::PUT, Method::DELETE] {
                 let uri = format!("/rest/api/{version}{path}?accountId={ALICE}");
                 let response = app.request(method.clone(), &uri).json("1").send().await;
-                response.assert_error(405, "The property key must be specified.");
+                response.assert_error(405, "The property key is not specified.");
                 assert_eq!(
                     response.header("allow"),
                     Some("GET, HEAD"),
@@ -291,6 +291,63 @@ async fn the_media_type_is_checked_before_the_body_itself(backend: Backend) {
         .assert_status(415);
 }
 
+async fn an_account_id_that_cannot_exist_is_not_found_or_forbidden(backend: Backend) {
+    let app = backend.app().await;
+    let long = "x".repeat(129);
+    for (raw, shown) in [
+        ("a%00b", "a\u{0}b"),
+        ("%0A", "\n"),
+        (long.as_str(), long.as_str()),
+    ] {
+        let message = format!("The user with account ID '{shown}' does not exist.");
+        for uri in [
+            format!("/rest/api/3/user/properties?accountId={raw}"),
+            format!("/rest/api/3/user/properties/k?accountId={raw}"),
+        ] {
+            app.get(&uri)
+                .by(Who::Admin)
+                .send()
+                .await
+                .assert_error(404, &message);
+            app.get(&uri).by(Who::Alice).send().await.assert_status(403);
+        }
+        app.put(format!("/rest/api/3/user/properties/k?accountId={raw}"))
+            .by(Who::Admin)
+            .json("1")
+            .send()
+            .await
+            .assert_error(404, &message);
+    }
+}
+
+async fn head_answers_refusals_like_get(backend: Backend) {
+    let app = backend.app().await;
+    let cases = [
+        (keys_uri(3, ALICE), None, 401),
+        (keys_uri(3, BOB), Some(Who::Alice), 403),
+        (property_uri(3, "missing", ALICE), Some(Who::Alice), 404),
+    ];
+    for (uri, who, status) in cases {
+        let mut request = app.request(Method::HEAD, &uri);
+        if let Some(who) = who {
+            request = request.by(who);
+        }
+        let response = request.send().await;
+        response.assert_status(status);
+        assert!(response.body.is_empty(), "{uri}");
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/json;charset=UTF-8")
+        );
+    }
+    let refused = app
+        .request(Method::POST, "/rest/api/3/user/properties/")
+        .send()
+        .await;
+    refused.assert_error(405, "The method is not allowed for this resource.");
+    assert_eq!(refused.header("allow"), Some("GET, HEAD"));
+}
+
 async fn a_missing_property_is_the_last_check(backend: Backend) {
     let app = backend.app().await;
     app.get(property_uri(3, "nope", BOB))
@@ -306,6 +363,8 @@ async fn a_missing_property_is_the_last_check(backend: Backend) {
 }
 
 on_each_backend!(
+    an_account_id_that_cannot_exist_is_not_found_or_forbidden,
+    head_answers_refusals_like_get,
     put_and_delete_without_a_key_get_405_before_authentication,
     other_methods_get_405_with_the_paths_allow_header,
     missing_or_rejected_credentials_get_jiras_401,

@@ -291,6 +291,26 @@ impl TestApp {
             .map(|value| value.into_string())
     }
 
+    /// Puts a property back as it was (`None`: absent), straight through the store.
+    pub async fn restore(&self, account_id: &str, key: &str, value: Option<String>) {
+        let key = jira_userprops::domain::PropertyKey::new(key.to_owned()).expect("valid key");
+        match value {
+            Some(value) => {
+                let value = jira_userprops::domain::PropertyValue::from_stored(value);
+                self.store
+                    .set_property(account_id, &key, &value)
+                    .await
+                    .expect("store answers");
+            }
+            None => {
+                self.store
+                    .delete_property(account_id, &key)
+                    .await
+                    .expect("store answers");
+            }
+        }
+    }
+
     /// Every key the user holds, straight from the store.
     pub async fn stored_keys(&self, account_id: &str) -> Vec<String> {
         self.store

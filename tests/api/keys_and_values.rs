@@ -18,6 +18,8 @@ async fn keys_take_everything_after_the_prefix_decoded_once(backend: Backend) {
         ("%C3%BC%E2%82%AC", "ü€"),
         ("ü€", "ü€"),
         ("a//b/", "a//b/"),
+        ("/x", "/x"),
+        ("//", "//"),
         ("%", "%"),
     ];
     for (raw, key) in cases {
@@ -75,6 +77,17 @@ async fn keys_of_255_characters_are_accepted_and_longer_ones_refused(backend: Ba
         .await
         .assert_status(201);
     assert_eq!(app.stored(ALICE, &longest).await.as_deref(), Some("1"));
+    let longer = format!("{longest}e");
+    app.put(property_uri(3, &longer, ALICE))
+        .by(Who::Alice)
+        .json("1")
+        .send()
+        .await
+        .assert_error(
+            400,
+            "The property key cannot be longer than 255 characters.",
+        );
+    assert_eq!(app.stored_keys(ALICE).await, ["existing", longest.as_str()]);
 }
 
 async fn bad_keys_are_refused_and_change_nothing(backend: Backend) {
@@ -361,6 +374,29 @@ async fn an_endless_body_is_refused_once_past_the_limit(backend: Backend) {
         );
 }
 
+/// A refused body is read to its end (up to a bound) before the answer, so that closing the
+/// connection does not reset it under a client that is still sending.
+async fn a_refused_body_is_drained_before_the_answer(backend: Backend) {
+    let app = backend.app().await;
+    let consumed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = consumed.clone();
+    let chunks = (0..64).map(move |_| {
+        counter.fetch_add(8192, std::sync::atomic::Ordering::SeqCst);
+        Ok::<_, std::io::Error>(vec![b'1'; 8192])
+    });
+    let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+    app.put(property_uri(3, "drained", BOB))
+        .by(Who::Bob)
+        .json(body)
+        .send()
+        .await
+        .assert_status(400);
+    assert_eq!(
+        consumed.load(std::sync::atomic::Ordering::SeqCst),
+        64 * 8192
+    );
+}
+
 async fn a_body_that_stalls_past_the_request_timeout_gets_503_and_changes_nothing(
     backend: Backend,
 ) {
@@ -381,6 +417,7 @@ async fn a_body_that_stalls_past_the_request_timeout_gets_503_and_changes_nothin
 }
 
 on_each_backend!(
+    a_refused_body_is_drained_before_the_answer,
     keys_take_everything_after_the_prefix_decoded_once,
     a_raw_slash_and_an_encoded_slash_name_the_same_key,
     keys_of_255_characters_are_accepted_and_longer_ones_refused,

@@ -59,10 +59,10 @@ async fn every_caller_kind_gets_jiras_answer_for_every_operation(backend: Backen
         Who::Bob,
         Who::Admin,
     ];
+    let app = backend.app().await;
     for who in callers {
         for target in [ALICE, BOB, CAROL, NOBODY] {
             for operation in Operation::ALL {
-                let app = backend.app().await;
                 let before = app.stored(target, "existing").await;
                 let response = operation.send(&app, who, target).await;
                 let status = expected(who, target, operation);
@@ -87,6 +87,7 @@ async fn every_caller_kind_gets_jiras_answer_for_every_operation(backend: Backen
                         "{case}"
                     );
                 }
+                app.restore(target, "existing", before).await;
             }
         }
     }

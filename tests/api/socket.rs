@@ -66,7 +66,7 @@ async fn the_wire_carries_jiras_exact_headers(backend: Backend) {
         .expect("server stops cleanly");
 }
 
-/// The release or debug binary under test, with its stdout read line by line.
+/// The binary under test, with its stdout and stderr read line by line into one stream.
 struct Server {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -83,15 +83,11 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("binary starts");
-        let stdout = child.stdout.take().expect("stdout piped");
         let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let stdout = child.stdout.take().expect("stdout piped");
+        let stderr = child.stderr.take().expect("stderr piped");
+        forward_lines(stdout, sender.clone());
+        forward_lines(stderr, sender);
         Self {
             child,
             lines,
@@ -99,7 +95,7 @@ impl Server {
         }
     }
 
-    /// Reads stdout until a line contains `needle`; returns that line.
+    /// Reads output until a line contains `needle`; returns that line.
     fn wait_for(&mut self, needle: &str) -> String {
         loop {
             match self.lines.recv_timeout(Duration::from_secs(60)) {
@@ -116,7 +112,13 @@ impl Server {
 
     /// Waits for the log line that says where the server listens.
     fn address(&mut self) -> SocketAddr {
-        let line = self.wait_for("\"listening\"");
+        // Logs (stdout) and the banner (stderr) interleave in any order: look back first.
+        let seen = self
+            .seen
+            .iter()
+            .find(|line| line.contains("\"listening\""))
+            .cloned();
+        let line = seen.unwrap_or_else(|| self.wait_for("\"listening\""));
         let log: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
         log["fields"]["address"]
             .as_str()
@@ -125,22 +127,33 @@ impl Server {
             .expect("socket address")
     }
 
-    fn terminate(&self) {
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success());
     }
 
+    /// Waits for the process to end; returns its status and everything it wrote.
     fn wait(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().expect("process ends");
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.child.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
+        self.seen.extend(self.lines.try_iter());
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.seen.push(line);
         }
-        (status, stderr)
+        (status, self.seen.join("\n"))
     }
+}
+
+fn forward_lines(pipe: impl Read + Send + 'static, sender: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
 }
 
 impl Drop for Server {
@@ -148,6 +161,26 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+const EXAMPLE_SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.json");
+const BOB_ID: &str = "5b10ac8d82e05b22cc7d4ef5";
+
+fn bob_request(method: &str, key: &str, body: Option<&str>) -> String {
+    let authorization = basic("bob@example.com", "bob-token");
+    let mut request = format!(
+        "{method} /rest/api/3/user/properties/{key}?accountId={BOB_ID} HTTP/1.1\r\nHost: t\r\n\
+         Authorization: {authorization}\r\nConnection: close\r\n"
+    );
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        request.push_str("\r\n");
+    }
+    request
 }
 
 #[test]
@@ -194,27 +227,24 @@ fn an_empty_database_gets_one_administrator_announced_once() {
     let response = exchange(address, &request);
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(response.ends_with(r#"{"keys":[]}"#), "{response}");
-    server.terminate();
+    server.signal("-TERM");
     let (status, _) = server.wait();
     assert!(status.success(), "{status}");
 
     let mut again = Server::start(&["--database-url", &url]);
     again.address();
-    assert!(
-        !again.seen.iter().any(|line| line.contains("API token")),
-        "{:?}",
-        again.seen
-    );
+    again.signal("-TERM");
+    let (_, output) = again.wait();
+    assert!(!output.contains("API token"), "{output}");
 }
 
 #[test]
 fn sigterm_lets_an_in_flight_request_finish_and_refuses_new_connections() {
-    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.json");
     let mut server = Server::start(&[
         "--database-url",
         "sqlite::memory:",
         "--seed",
-        seed,
+        EXAMPLE_SEED,
         "--log-level",
         "jira_userprops=debug",
     ]);
@@ -237,7 +267,7 @@ fn sigterm_lets_an_in_flight_request_finish_and_refuses_new_connections() {
     stream.flush().expect("flushed");
     // The request is now in flight: its handler waits for the rest of the body.
     server.wait_for("\"started\"");
-    server.terminate();
+    server.signal("-TERM");
     server.wait_for("shutting down");
     // The listener closes right after the signal is seen; poll for it rather than guess a delay.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -259,3 +289,71 @@ fn sigterm_lets_an_in_flight_request_finish_and_refuses_new_connections() {
 }
 
 on_each_backend!(the_wire_carries_jiras_exact_headers);
+
+#[test]
+fn an_acknowledged_write_survives_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite:{}", dir.path().join("crash.db").display());
+    let args = ["--database-url", url.as_str(), "--seed", EXAMPLE_SEED];
+    let mut server = Server::start(&args);
+    let address = server.address();
+    let response = exchange(address, &bob_request("PUT", "kept", Some(r#"{"n": 1.50}"#)));
+    assert!(response.starts_with("HTTP/1.1 201 Created"), "{response}");
+    server.signal("-KILL");
+    let _ = server.wait();
+
+    let mut server = Server::start(&args);
+    let address = server.address();
+    let response = exchange(address, &bob_request("GET", "kept", None));
+    assert!(
+        response.ends_with(r#"{"key":"kept","value":{"n": 1.50}}"#),
+        "{response}"
+    );
+}
+
+#[test]
+fn an_oversized_body_gets_its_400_over_the_wire() {
+    let mut server = Server::start(&["--database-url", "sqlite::memory:", "--seed", EXAMPLE_SEED]);
+    let address = server.address();
+    let body = format!("[{}1]", "1,".repeat(300_000));
+    let response = exchange(address, &bob_request("PUT", "big", Some(&body)));
+    assert!(
+        response.starts_with("HTTP/1.1 400 Bad Request"),
+        "{response}"
+    );
+    assert!(response.ends_with(
+        r#"{"errorMessages":["The JSON data provided for the property is too long. Maximum length is 32,768 bytes."],"errors":{}}"#
+    ), "{response}");
+}
+
+#[test]
+fn each_request_logs_one_line_without_credentials() {
+    let mut server = Server::start(&["--database-url", "sqlite::memory:", "--seed", EXAMPLE_SEED]);
+    let address = server.address();
+    let response = exchange(address, &bob_request("PUT", "logged", Some("true")));
+    let request_id = response
+        .lines()
+        .find_map(|line| line.strip_prefix("x-arequestid: "))
+        .expect("request id header")
+        .to_owned();
+    let line = server.wait_for(&request_id);
+    let log: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+    assert_eq!(log["fields"]["message"], "handled", "{line}");
+    assert_eq!(log["fields"]["method"], "PUT");
+    assert_eq!(log["fields"]["route"], "/rest/api/3/user/properties/{*key}");
+    assert_eq!(log["fields"]["status"], 201);
+    assert_eq!(log["fields"]["caller"], BOB_ID);
+    assert!(log["fields"]["latency_us"].is_u64(), "{line}");
+    assert_eq!(log["span"]["id"], request_id.as_str(), "{line}");
+    server.signal("-TERM");
+    let (_, output) = server.wait();
+    let lines = output
+        .lines()
+        .filter(|line| line.contains(&request_id))
+        .count();
+    assert_eq!(lines, 1, "{output}");
+    let secret = basic("bob@example.com", "bob-token");
+    for leaked in ["bob-token", secret.trim_start_matches("Basic ")] {
+        assert!(!output.contains(leaked), "{leaked} in the log:\n{output}");
+    }
+}

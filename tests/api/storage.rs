@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use jira_userprops::seed;
-use jira_userprops::store::Store;
+use jira_userprops::store::{SeedConflict, Store};
 
 use crate::helpers::*;
 
@@ -163,7 +163,7 @@ async fn a_seed_whose_email_is_taken_changes_nothing(backend: Backend) {
         {"accountId": "someone-else", "email": "ALICE@example.com", "apiTokens": ["else-token"]}]}"#;
     let clash = seed::parse(Path::new("clash.json"), clash).expect("valid on its own");
     let report = app.store.apply_seed(&clash).await.expect("store answers");
-    assert_eq!(report.email_taken, Some(1));
+    assert_eq!(report.conflict, Some(SeedConflict::Email(1)));
     assert!(
         !app.store
             .user_exists("erin-1")
@@ -171,6 +171,27 @@ async fn a_seed_whose_email_is_taken_changes_nothing(backend: Backend) {
             .expect("store answers"),
         "rolled back"
     );
+}
+
+async fn a_seed_whose_token_belongs_to_another_account_changes_nothing(backend: Backend) {
+    let app = backend.app().await;
+    let clash = r#"{"users": [
+        {"accountId": "frank-1", "email": "frank@example.com", "apiTokens": ["frank-token", "bob-token"]}]}"#;
+    let clash = seed::parse(Path::new("clash.json"), clash).expect("valid on its own");
+    let report = app.store.apply_seed(&clash).await.expect("store answers");
+    assert_eq!(report.conflict, Some(SeedConflict::Token(0)));
+    assert!(
+        !app.store
+            .user_exists("frank-1")
+            .await
+            .expect("store answers"),
+        "rolled back"
+    );
+    app.get(keys_uri(3, BOB))
+        .header("authorization", "Bearer bob-token")
+        .send()
+        .await
+        .assert_status(200);
 }
 
 /// Keys that differ only by case or normalisation are different keys, sorted the same way on
@@ -202,5 +223,6 @@ on_each_backend!(
     data_survives_a_restart_on_the_same_database,
     a_seed_applied_again_changes_nothing_and_adds_what_is_missing,
     a_seed_whose_email_is_taken_changes_nothing,
+    a_seed_whose_token_belongs_to_another_account_changes_nothing,
     keys_compare_exactly_and_sort_by_code_point,
 );
