@@ -124,15 +124,20 @@ impl IntoResponse for Error {
     }
 }
 
-/// Faults that mean the database cannot be reached now, rather than a bug.
+/// Faults that mean the database cannot be reached now, rather than a bug: no connection,
+/// or the server refusing work while it starts, stops or is full.
 fn is_outage(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
+    match error {
         sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::WorkerCrashed
-    )
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
 }
 
 /// Turns a panic into a logged 500; the process keeps serving.

@@ -2,8 +2,8 @@
 
 use std::str::FromStr;
 
-use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection as _, PgConnection, Row};
 
 use super::{Account, DatabaseOptions, SeedConflict, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
@@ -27,6 +27,9 @@ impl PostgresStore {
             connect.get_port(),
             connect.get_database().unwrap_or_default()
         );
+        // One plain connection first: it fails fast with the real cause, where a pool would keep
+        // retrying until its acquire timeout and report only that.
+        PgConnection::connect_with(&connect).await?.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .min_connections(1)

@@ -89,7 +89,19 @@ impl SqliteStore {
     }
 
     pub(super) async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        sqlx::migrate!("migrations/sqlite").run(&self.writer).await
+        // SQLite has no migration lock: processes starting together on one file can both try a
+        // migration. The loser's transaction rolls back whole, and running again finds it applied.
+        let migrator = sqlx::migrate!("migrations/sqlite");
+        let mut attempt = 1;
+        loop {
+            match migrator.run(&self.writer).await {
+                Err(_) if attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     pub(super) fn location(&self) -> String {

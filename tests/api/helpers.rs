@@ -226,9 +226,12 @@ pub struct TestApp {
 impl TestApp {
     /// An app over the database at `url`, with `public_url` as the base of links.
     pub async fn on(url: &str, public_url: Option<&str>) -> Self {
-        let store = Store::connect(url, &test_database_options())
-            .await
-            .expect("database opens");
+        Self::on_with(url, public_url, &test_database_options()).await
+    }
+
+    /// Like [`TestApp::on`], with other connection settings.
+    pub async fn on_with(url: &str, public_url: Option<&str>, options: &DatabaseOptions) -> Self {
+        let store = Store::connect(url, options).await.expect("database opens");
         store.migrate().await.expect("migrations apply");
         let fixture = seed::parse(Path::new("fixture.json"), FIXTURE).expect("fixture is valid");
         store.apply_seed(&fixture).await.expect("fixture loads");

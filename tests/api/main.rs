@@ -3,8 +3,10 @@
 
 mod checks;
 mod helpers;
+mod instances;
 mod keys_and_values;
 mod operations;
 mod permissions;
+mod postgres;
 mod socket;
 mod storage;

@@ -357,3 +357,28 @@ fn each_request_logs_one_line_without_credentials() {
         assert!(!output.contains(leaked), "{leaked} in the log:\n{output}");
     }
 }
+
+#[test]
+fn an_unreachable_database_is_retried_then_named_with_its_cause() {
+    let server = Server::start(&[
+        "--database-url",
+        "postgres://postgres:secret-password@127.0.0.1:1/test",
+        "--db-startup-timeout",
+        "2",
+    ]);
+    let (status, output) = server.wait();
+    assert!(!status.success());
+    assert!(
+        output.matches("database not reachable yet").count() >= 2,
+        "{output}"
+    );
+    assert!(
+        output.contains("cannot connect to the database at postgres://127.0.0.1:1 ("),
+        "{output}"
+    );
+    assert!(
+        output.to_lowercase().contains("connection refused"),
+        "{output}"
+    );
+    assert!(!output.contains("secret-password"), "{output}");
+}

@@ -1,0 +1,156 @@
+//! Several instances over one database: they agree on everything, because none keeps state of its own.
+
+use std::path::Path;
+
+use jira_userprops::seed;
+use jira_userprops::store::Store;
+
+use crate::helpers::*;
+
+/// Two instances (two stores, two routers) over one new database.
+async fn two_instances(backend: Backend) -> (TestDatabase, TestApp, TestApp) {
+    let database = backend.database().await;
+    let first = TestApp::on(&database.url, None).await;
+    let store = Store::connect(&database.url, &test_database_options())
+        .await
+        .expect("second instance connects");
+    store.migrate().await.expect("second instance migrates");
+    (database, first, TestApp::over(store, None))
+}
+
+async fn concurrent_first_puts_across_instances_give_exactly_one_201(backend: Backend) {
+    let (_database, first, second) = two_instances(backend).await;
+    let uri = property_uri(3, "contended", BOB);
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let app = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let uri = uri.clone();
+            tokio::spawn(async move {
+                app.put(uri)
+                    .by(Who::Bob)
+                    .json(format!("[{i}]"))
+                    .send()
+                    .await
+                    .status
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.expect("task completes"));
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        31,
+        "{statuses:?}"
+    );
+}
+
+async fn a_write_through_one_instance_is_read_through_the_other_at_once(backend: Backend) {
+    let (_database, first, second) = two_instances(backend).await;
+    let uri = property_uri(3, "shared", ALICE);
+    first
+        .put(&uri)
+        .by(Who::Alice)
+        .json("{\"v\": 1}")
+        .send()
+        .await
+        .assert_status(201);
+    let read = second.get(&uri).by(Who::Alice).send().await;
+    assert_eq!(read.text(), r#"{"key":"shared","value":{"v": 1}}"#);
+
+    second
+        .put(&uri)
+        .by(Who::Alice)
+        .json("{\"v\": 2}")
+        .send()
+        .await
+        .assert_status(200);
+    let read = first.get(&uri).by(Who::Alice).send().await;
+    assert_eq!(read.text(), r#"{"key":"shared","value":{"v": 2}}"#);
+
+    first
+        .delete(&uri)
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(204);
+    second
+        .get(&uri)
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_error(404, "The property shared does not exist.");
+    let keys = second
+        .get(keys_uri(2, ALICE))
+        .by(Who::Alice)
+        .send()
+        .await
+        .json();
+    assert_eq!(keys["keys"].as_array().map(Vec::len), Some(1), "{keys}");
+}
+
+async fn a_user_seeded_by_one_instance_can_call_the_other(backend: Backend) {
+    let (_database, first, second) = two_instances(backend).await;
+    let newcomer = r#"{"users": [{"accountId": "gina-1", "email": "gina@example.com", "apiTokens": ["gina-token"]}]}"#;
+    let newcomer = seed::parse(Path::new("newcomer.json"), newcomer).expect("valid");
+    let report = first
+        .store
+        .apply_seed(&newcomer)
+        .await
+        .expect("seed applies");
+    assert_eq!((report.users, report.tokens), (1, 1));
+    second
+        .put(property_uri(3, "hello", "gina-1"))
+        .header("authorization", &basic("gina@example.com", "gina-token"))
+        .json("true")
+        .send()
+        .await
+        .assert_status(201);
+}
+
+/// Instances started at once against one empty database: the migration lock lets one migrate
+/// while the others wait, and all of them come up.
+async fn instances_starting_together_migrate_once(backend: Backend) {
+    let database = backend.database().await;
+    let starts: Vec<_> = (0..6)
+        .map(|_| {
+            let url = database.url.clone();
+            tokio::spawn(async move {
+                // As the binary starts: connection attempts are retried.
+                let store = Store::connect_with_retry(&url, &test_database_options()).await?;
+                store.migrate().await?;
+                anyhow::Ok(store)
+            })
+        })
+        .collect();
+    for start in starts {
+        start
+            .await
+            .expect("task completes")
+            .expect("every instance starts");
+    }
+    let app = TestApp::on(&database.url, None).await;
+    app.get(keys_uri(3, ALICE))
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(200);
+}
+
+on_each_backend!(
+    concurrent_first_puts_across_instances_give_exactly_one_201,
+    a_write_through_one_instance_is_read_through_the_other_at_once,
+    a_user_seeded_by_one_instance_can_call_the_other,
+    instances_starting_together_migrate_once,
+);
