@@ -1,12 +1,16 @@
 //! Black-box tests of the HTTP API, one binary: each module reads as a part of the contract.
 #![allow(clippy::unwrap_used)]
 
+mod backends;
+mod binary;
 mod checks;
 mod helpers;
 mod instances;
-mod keys_and_values;
+mod keys;
 mod operations;
 mod permissions;
 mod postgres;
+mod routing_and_auth;
 mod socket;
 mod storage;
+mod values;
