@@ -295,3 +295,32 @@ impl TestResponse {
         self
     }
 }
+
+/// Sends `writers` first PUTs of one key at once, spread over `apps` in turn; each writes
+/// `{"writer":i}`. Asserts that exactly one was told it created the property.
+pub async fn race_first_puts(
+    apps: &[TestApp],
+    who: Who,
+    account_id: &str,
+    key: &str,
+    writers: usize,
+) {
+    let uri = property_uri(3, key, account_id);
+    let tasks: Vec<_> = (0..writers)
+        .map(|i| {
+            let app = apps[i % apps.len()].clone();
+            let uri = uri.clone();
+            tokio::spawn(async move {
+                let body = format!("{{\"writer\":{i}}}");
+                app.put(uri).by(who).json(body).send().await.status.as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.expect("task completes"));
+    }
+    let created = statuses.iter().filter(|&&s| s == 201).count();
+    let updated = statuses.iter().filter(|&&s| s == 200).count();
+    assert_eq!((created, updated), (1, writers - 1), "{statuses:?}");
+}

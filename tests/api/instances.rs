@@ -20,40 +20,7 @@ async fn two_instances(backend: Backend) -> (TestDatabase, TestApp, TestApp) {
 
 async fn concurrent_first_puts_across_instances_give_exactly_one_201(backend: Backend) {
     let (_database, first, second) = two_instances(backend).await;
-    let uri = property_uri(3, "contended", BOB);
-    let tasks: Vec<_> = (0..32)
-        .map(|i| {
-            let app = if i % 2 == 0 {
-                first.clone()
-            } else {
-                second.clone()
-            };
-            let uri = uri.clone();
-            tokio::spawn(async move {
-                app.put(uri)
-                    .by(Who::Bob)
-                    .json(format!("[{i}]"))
-                    .send()
-                    .await
-                    .status
-                    .as_u16()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.push(task.await.expect("task completes"));
-    }
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 200).count(),
-        31,
-        "{statuses:?}"
-    );
+    race_first_puts(&[first, second], Who::Bob, BOB, "contended", 32).await;
 }
 
 async fn a_write_through_one_instance_is_read_through_the_other_at_once(backend: Backend) {

@@ -11,36 +11,14 @@ use crate::helpers::*;
 async fn concurrent_first_puts_of_one_key_give_exactly_one_201(backend: Backend) {
     let database = backend.database().await;
     let app = TestApp::on(&database.url, None).await;
-    let uri = property_uri(3, "contended", ALICE);
-    let tasks: Vec<_> = (0..32)
-        .map(|i| {
-            let app = app.clone();
-            let uri = uri.clone();
-            tokio::spawn(async move {
-                app.put(uri)
-                    .by(Who::Alice)
-                    .json(format!("{{\"writer\":{i}}}"))
-                    .send()
-                    .await
-                    .status
-                    .as_u16()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.push(task.await.expect("task completes"));
-    }
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 200).count(),
-        31,
-        "{statuses:?}"
-    );
+    race_first_puts(
+        std::slice::from_ref(&app),
+        Who::Alice,
+        ALICE,
+        "contended",
+        32,
+    )
+    .await;
     let stored = app.stored(ALICE, "contended").await.expect("stored");
     let writer: serde_json::Value = serde_json::from_str(&stored).expect("an untorn value");
     assert!(
