@@ -188,13 +188,23 @@ fn nesting_depth(json: &[u8]) -> usize {
     deepest
 }
 
-/// Who is calling, once their credentials were accepted.
+/// Who is calling, once their credentials were accepted: their own user record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// The caller's user record as it was when they authenticated.
+    pub user: User,
+}
+
+impl Caller {
     /// The caller's own account.
-    pub account_id: String,
+    pub fn account_id(&self) -> &str {
+        &self.user.account_id
+    }
+
     /// Whether the caller holds the *Administer Jira* global permission.
-    pub admin: bool,
+    pub fn is_admin(&self) -> bool {
+        self.user.admin
+    }
 }
 
 /// A user record as stored.

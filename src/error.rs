@@ -23,6 +23,9 @@ pub enum Error {
     /// The target user does not exist.
     #[error("The user with account ID '{0}' does not exist.")]
     UserNotFound(String),
+    /// `GET /user` for an account that does not exist.
+    #[error("Specified user does not exist or you do not have required permissions")]
+    UserNotVisible,
     /// The property key breaks a rule.
     #[error(transparent)]
     InvalidKey(#[from] KeyError),

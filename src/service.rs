@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::credentials::{Credentials, TokenDigest};
 use crate::domain::{
-    AccountId, Caller, KeyError, PropertyKey, PropertyValue, Written, email_key,
+    AccountId, Caller, KeyError, PropertyKey, PropertyValue, User, Written, email_key,
     is_valid_account_id,
 };
 use crate::error::{Error, Result};
@@ -19,7 +19,7 @@ pub struct PropertyService {
 /// Jira's rule: anyone may act on their own record; *Administer Jira* may act on anyone's.
 /// Everyone else is refused, whether or not the target exists, so existence does not leak.
 pub fn authorize(caller: &Caller, target: &AccountId) -> Result<()> {
-    if caller.admin || caller.account_id == target.as_str() {
+    if caller.is_admin() || caller.account_id() == target.as_str() {
         Ok(())
     } else {
         Err(Error::Forbidden)
@@ -59,10 +59,7 @@ impl PropertyService {
             .ok_or(Error::Unauthenticated {
                 credentials_rejected: true,
             })?;
-        Ok(Caller {
-            account_id: user.account_id,
-            admin: user.admin,
-        })
+        Ok(Caller { user })
     }
 
     /// The target's property keys, sorted by code point.
@@ -120,11 +117,25 @@ impl PropertyService {
         }
     }
 
+    /// A user's record, as `GET /user` shows it: anyone signed in may look anyone up.
+    pub async fn user(&self, caller: &Caller, target: &AccountId) -> Result<User> {
+        if caller.account_id() == target.as_str() {
+            return Ok(caller.user.clone());
+        }
+        let id = target.as_str();
+        let user = if is_valid_account_id(id) {
+            self.store.user(id).await?
+        } else {
+            None
+        };
+        user.ok_or(Error::UserNotVisible)
+    }
+
     /// Permission first (403), then existence (404). The caller's own record exists: they just
     /// authenticated with it.
     async fn check_target(&self, caller: &Caller, target: &AccountId) -> Result<()> {
         authorize(caller, target)?;
-        if caller.account_id == target.as_str() {
+        if caller.account_id() == target.as_str() {
             return Ok(());
         }
         let id = target.as_str();
@@ -142,8 +153,13 @@ mod tests {
 
     fn caller(account_id: &str, admin: bool) -> Caller {
         Caller {
-            account_id: account_id.to_owned(),
-            admin,
+            user: User {
+                account_id: account_id.to_owned(),
+                email: format!("{account_id}@example.com"),
+                display_name: account_id.to_owned(),
+                admin,
+                active: true,
+            },
         }
     }
 

@@ -32,8 +32,8 @@ struct Unauthorized<'a> {
 }
 
 /// A JSON response with Jira's exact `Content-Type`.
-pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(body));
+pub fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -60,9 +60,10 @@ impl IntoResponse for Error {
             | Error::InvalidValue(_)
             | Error::UnreadableBody => StatusCode::BAD_REQUEST,
             Error::Forbidden => StatusCode::FORBIDDEN,
-            Error::UserNotFound(_) | Error::PropertyNotFound(_) | Error::RouteNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            Error::UserNotFound(_)
+            | Error::UserNotVisible
+            | Error::PropertyNotFound(_)
+            | Error::RouteNotFound => StatusCode::NOT_FOUND,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Timeout => StatusCode::SERVICE_UNAVAILABLE,

@@ -8,6 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
 use super::{AppState, RequestContext};
 use crate::credentials::Credentials;
@@ -30,9 +31,24 @@ impl FromRequestParts<AppState> for Authenticated {
             .and_then(|value| Credentials::from_authorization(value.as_bytes()));
         let caller = state.service.authenticate(credentials.as_ref()).await?;
         if let Some(context) = parts.extensions.get::<Arc<RequestContext>>() {
-            context.set_caller(&caller.account_id);
+            context.set_caller(caller.account_id());
         }
         Ok(Self(caller))
+    }
+}
+
+/// For routes open to anonymous callers: no credentials pass, but credentials that are sent must
+/// be right (401 otherwise), and then the caller is known as on any other route.
+pub struct OptionalAuthentication;
+
+impl FromRequestParts<AppState> for OptionalAuthentication {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            Authenticated::from_request_parts(parts, state).await?;
+        }
+        Ok(Self)
     }
 }
 
@@ -68,6 +84,29 @@ impl<S: Sync> FromRequestParts<S> for TargetAccount {
     }
 }
 
+/// The API version a request was made under: `"2"` or `"3"`.
+pub struct ApiVersion(pub &'static str);
+
+impl ApiVersion {
+    fn of(path: &str) -> Result<(Self, &str)> {
+        if let Some(rest) = path.strip_prefix("/rest/api/2") {
+            Ok((Self("2"), rest))
+        } else if let Some(rest) = path.strip_prefix("/rest/api/3") {
+            Ok((Self("3"), rest))
+        } else {
+            Err(Error::RouteNotFound)
+        }
+    }
+}
+
+impl<S: Sync> FromRequestParts<S> for ApiVersion {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+        Ok(Self::of(parts.uri.path())?.0)
+    }
+}
+
 /// The parts of a properties path: the API version and the raw (still encoded) key.
 pub struct PropertyPath {
     /// `"2"` or `"3"`, as requested.
@@ -86,20 +125,23 @@ impl<S: Sync> FromRequestParts<S> for PropertyPath {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
-        let path = parts.uri.path();
-        let (version, rest) = if let Some(rest) = path.strip_prefix("/rest/api/2/user/properties") {
-            ("2", rest)
-        } else if let Some(rest) = path.strip_prefix("/rest/api/3/user/properties") {
-            ("3", rest)
-        } else {
-            return Err(Error::RouteNotFound);
-        };
+        let (ApiVersion(version), rest) = ApiVersion::of(parts.uri.path())?;
+        let rest = rest
+            .strip_prefix("/user/properties")
+            .ok_or(Error::RouteNotFound)?;
         Ok(Self {
             version,
             raw_key: rest.strip_prefix('/').unwrap_or(rest).to_owned(),
         })
     }
 }
+
+/// Everything but RFC 3986's unreserved characters is escaped in links.
+pub const LINK_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The base of `self` links: the configured public URL, or `http://` plus the Host header.
 pub struct BaseUrl(pub String);

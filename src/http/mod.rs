@@ -3,7 +3,9 @@
 mod context;
 mod error;
 mod extract;
+mod openapi;
 mod properties;
+mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +13,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{MethodRouter, get};
 
+use crate::error::Error;
 use crate::service::PropertyService;
 
 pub use context::RequestContext;
+pub use openapi::OPENAPI_DOCUMENT;
 
 /// `Content-Type` of every JSON body, written exactly as Jira Cloud writes it.
 pub const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
@@ -32,31 +36,84 @@ pub struct AppState {
 /// The API versions served; both behave identically.
 const API_VERSIONS: [&str; 2] = ["2", "3"];
 
+/// One route: its path in the router's syntax, the methods it serves (HEAD comes with GET) and
+/// their handlers.
+pub struct Route {
+    /// The path, e.g. `/rest/api/3/user/properties/{*key}`.
+    pub path: String,
+    /// The methods served, besides HEAD.
+    pub methods: &'static [&'static str],
+    handlers: MethodRouter<AppState>,
+}
+
+/// Every route the server answers. The router is built from this table, and a test holds it
+/// against `/openapi.json`, so the two cannot drift apart.
+pub fn routes() -> Vec<Route> {
+    let route = |path: String, methods, handlers| Route {
+        path,
+        methods,
+        handlers,
+    };
+    let mut routes = Vec::new();
+    for version in API_VERSIONS {
+        let base = format!("/rest/api/{version}");
+        let keys = || get(properties::list_keys).fallback(properties::keys_method_not_allowed);
+        let property = get(properties::get_property)
+            .put(properties::set_property)
+            .delete(properties::delete_property)
+            .fallback(properties::property_method_not_allowed);
+        routes.extend([
+            route(format!("{base}/user/properties"), &["GET"], keys()),
+            route(format!("{base}/user/properties/"), &["GET"], keys()),
+            route(
+                format!("{base}/user/properties/{{*key}}"),
+                &["GET", "PUT", "DELETE"],
+                property,
+            ),
+            route(
+                format!("{base}/serverInfo"),
+                &["GET"],
+                read_only(get(users::server_info)),
+            ),
+            route(
+                format!("{base}/myself"),
+                &["GET"],
+                read_only(get(users::myself)),
+            ),
+            route(
+                format!("{base}/user"),
+                &["GET"],
+                read_only(get(users::user)),
+            ),
+        ]);
+    }
+    routes.push(route(
+        "/openapi.json".to_owned(),
+        &["GET"],
+        read_only(get(openapi::document)),
+    ));
+    routes
+}
+
+/// Other methods on a path that only reads get 405 in Jira's shape.
+fn read_only(handlers: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    handlers.fallback(|| async {
+        Error::MethodNotAllowed {
+            allow: "GET, HEAD",
+            message: "The method is not allowed for this resource.",
+        }
+    })
+}
+
 /// The complete application.
 ///
 /// Middleware, outermost first: the request context (request id, timeout, common headers, the
 /// log line), then panic recovery, then routing; authentication is an extractor, so routing
 /// (404, 405) answers before it.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
-    for version in API_VERSIONS {
-        let keys: MethodRouter<AppState> =
-            get(properties::list_keys).fallback(properties::keys_method_not_allowed);
-        let property = get(properties::get_property)
-            .put(properties::set_property)
-            .delete(properties::delete_property)
-            .fallback(properties::property_method_not_allowed);
-        router = router
-            .route(
-                &format!("/rest/api/{version}/user/properties"),
-                keys.clone(),
-            )
-            .route(&format!("/rest/api/{version}/user/properties/"), keys)
-            .route(
-                &format!("/rest/api/{version}/user/properties/{{*key}}"),
-                property,
-            );
-    }
+    let router = routes().into_iter().fold(Router::new(), |router, route| {
+        router.route(&route.path, route.handlers)
+    });
     router
         .fallback(properties::route_not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

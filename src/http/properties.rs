@@ -3,23 +3,16 @@
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use serde::Serialize;
 
 use super::AppState;
 use super::error::json_response;
 use super::extract::{
-    Authenticated, BaseUrl, PropertyPath, TargetAccount, discard_unread, read_value,
+    Authenticated, BaseUrl, LINK_ESCAPES, PropertyPath, TargetAccount, discard_unread, read_value,
 };
 use crate::domain::{AccountId, Written};
 use crate::error::{Error, Result};
-
-/// Everything but RFC 3986's unreserved characters is escaped in `self` links.
-const LINK_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 #[derive(Serialize)]
 struct KeyList<'a> {

@@ -175,6 +175,14 @@ impl Store {
         }
     }
 
+    /// The user with this account id.
+    pub async fn user(&self, account_id: &str) -> sqlx::Result<Option<User>> {
+        match self {
+            Self::Sqlite(store) => store.user(account_id).await,
+            Self::Postgres(store) => store.user(account_id).await,
+        }
+    }
+
     /// Whether a user with this account id exists.
     pub async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
         match self {

@@ -149,6 +149,16 @@ impl SqliteStore {
         }))
     }
 
+    pub(super) async fn user(&self, account_id: &str) -> sqlx::Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT account_id, email, display_name, admin, active FROM users WHERE account_id = $1",
+        )
+        .bind(account_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| user_from_row(&row)).transpose()
+    }
+
     pub(super) async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
             .bind(account_id)

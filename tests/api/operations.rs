@@ -307,7 +307,7 @@ async fn unknown_paths_get_404_in_jiras_shape(backend: Backend) {
         "/",
         "/rest/api/4/user/properties?accountId=x",
         "/rest/api/3/user/property",
-        "/rest/api/3/user",
+        "/rest/api/3/users",
     ] {
         app.get(uri)
             .by(Who::Alice)

@@ -1,0 +1,171 @@
+//! What clients call around the properties: serverInfo, myself and user, under both versions.
+
+use crate::helpers::*;
+
+async fn server_info_says_cloud_to_anyone(backend: Backend) {
+    let app = backend.app().await;
+    for version in [2, 3] {
+        let info = app
+            .get(format!("/rest/api/{version}/serverInfo"))
+            .send()
+            .await;
+        info.assert_status(200);
+        assert_eq!(
+            info.header("content-type"),
+            Some("application/json;charset=UTF-8")
+        );
+        let body = info.json();
+        assert_eq!(body["deploymentType"], "Cloud");
+        assert_eq!(body["baseUrl"], "http://jira.test");
+        assert_eq!(body["versionNumbers"], serde_json::json!([1001, 0, 0]));
+        assert!(
+            body["serverTime"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("+0000")),
+            "{body}"
+        );
+        assert_eq!(info.header("x-aaccountid"), None);
+    }
+}
+
+async fn server_info_refuses_wrong_credentials_and_names_right_ones(backend: Backend) {
+    let app = backend.app().await;
+    app.get("/rest/api/2/serverInfo")
+        .by(Who::WrongToken)
+        .send()
+        .await
+        .assert_status(401);
+    let info = app.get("/rest/api/2/serverInfo").by(Who::Bob).send().await;
+    info.assert_status(200);
+    assert_eq!(info.header("x-aaccountid"), Some(BOB));
+}
+
+async fn server_info_uses_the_public_url(backend: Backend) {
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, Some("https://jira.example.net")).await;
+    let info = app.get("/rest/api/3/serverInfo").send().await.json();
+    assert_eq!(info["baseUrl"], "https://jira.example.net");
+}
+
+async fn myself_is_the_caller_with_their_email(backend: Backend) {
+    let app = backend.app().await;
+    for version in [2, 3] {
+        let me = app
+            .get(format!("/rest/api/{version}/myself"))
+            .by(Who::Alice)
+            .send()
+            .await;
+        me.assert_status(200);
+        assert_eq!(
+            me.json(),
+            serde_json::json!({
+                "self": format!("http://jira.test/rest/api/{version}/user?accountId={ALICE}"),
+                "accountId": ALICE,
+                "accountType": "atlassian",
+                "emailAddress": "alice@example.com",
+                "displayName": "Alice",
+                "active": true,
+                "timeZone": "Etc/UTC",
+                "locale": "en_US",
+            })
+        );
+    }
+    app.get("/rest/api/3/myself")
+        .send()
+        .await
+        .assert_status(401);
+    app.get("/rest/api/3/myself")
+        .by(Who::Deactivated)
+        .send()
+        .await
+        .assert_status(401);
+}
+
+async fn user_shows_anyone_but_their_email_only_to_themselves(backend: Backend) {
+    let app = backend.app().await;
+    let other = app
+        .get(format!("/rest/api/3/user?accountId={BOB}"))
+        .by(Who::Alice)
+        .send()
+        .await;
+    other.assert_status(200);
+    let other = other.json();
+    assert_eq!(other["accountId"], BOB);
+    assert_eq!(other["displayName"], "Bob");
+    assert_eq!(other["active"], true);
+    assert_eq!(other["accountType"], "atlassian");
+    assert!(other.get("emailAddress").is_none(), "{other}");
+
+    let carol = app
+        .get(format!("/rest/api/2/user?accountId={CAROL}"))
+        .by(Who::Admin)
+        .send()
+        .await;
+    assert_eq!(carol.json()["active"], false);
+
+    let me = app
+        .get(format!("/rest/api/2/user?accountId={ALICE}"))
+        .by(Who::Alice)
+        .send()
+        .await;
+    assert_eq!(me.json()["emailAddress"], "alice@example.com");
+}
+
+async fn user_refuses_what_jira_refuses(backend: Backend) {
+    let app = backend.app().await;
+    let missing = "Specified user does not exist or you do not have required permissions";
+    for version in [2, 3] {
+        let base = format!("/rest/api/{version}/user");
+        app.get(format!("{base}?accountId={NOBODY}"))
+            .by(Who::Alice)
+            .send()
+            .await
+            .assert_error(404, missing);
+        app.get(format!("{base}?accountId=a%00b"))
+            .by(Who::Admin)
+            .send()
+            .await
+            .assert_error(404, missing);
+        app.get(&base)
+            .by(Who::Alice)
+            .send()
+            .await
+            .assert_error(400, "The 'accountId' query parameter needs to be provided.");
+        app.get(format!("{base}?username=bob"))
+            .by(Who::Alice)
+            .send()
+            .await
+            .assert_error(
+                400,
+                "The query parameter 'username' is not supported in GDPR strict mode.",
+            );
+        app.get(format!("{base}?accountId={BOB}"))
+            .send()
+            .await
+            .assert_status(401);
+    }
+}
+
+async fn read_only_routes_refuse_other_methods_with_405(backend: Backend) {
+    let app = backend.app().await;
+    for path in [
+        "/rest/api/3/serverInfo",
+        "/rest/api/2/myself",
+        "/rest/api/3/user",
+        "/openapi.json",
+    ] {
+        let response = app.put(path).by(Who::Admin).json("{}").send().await;
+        response.assert_error(405, "The method is not allowed for this resource.");
+        assert_eq!(response.header("allow"), Some("GET, HEAD"), "{path}");
+    }
+}
+
+on_each_backend!(
+    server_info_says_cloud_to_anyone,
+    server_info_refuses_wrong_credentials_and_names_right_ones,
+    server_info_uses_the_public_url,
+    myself_is_the_caller_with_their_email,
+    user_shows_anyone_but_their_email_only_to_themselves,
+    user_refuses_what_jira_refuses,
+    read_only_routes_refuse_other_methods_with_405,
+);

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The client suite: real Jira client libraries, then schemathesis against /openapi.json, both
+# talking to the release binary on a free port. Needs python3 and network access to PyPI once.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+venv=target/client-venv
+if [ ! -x "$venv/bin/pytest" ]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+
+cargo build --release --locked
+
+log=$(mktemp)
+target/release/jira-userprops --listen 127.0.0.1:0 --database-url sqlite::memory: \
+    --seed examples/seed.json --log-format json >"$log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; rm -f "$log"' EXIT
+
+address=""
+for _ in $(seq 1 100); do
+    address=$(grep -o '"address":"[^"]*"' "$log" | head -n 1 | cut -d '"' -f 4 || true)
+    [ -n "$address" ] && break
+    sleep 0.1
+done
+[ -n "$address" ] || { echo "the server did not start:" >&2; cat "$log" >&2; exit 1; }
+url="http://$address"
+
+echo "== client libraries against $url"
+JIRA_USERPROPS_URL="$url" "$venv/bin/pytest" -p no:cacheprovider tests/clients
+
+echo "== schemathesis against $url/openapi.json"
+for credentials in admin@example.com:admin-token bob@example.com:bob-token; do
+    "$venv/bin/schemathesis" --config-file tests/clients/schemathesis.toml run "$url/openapi.json" \
+        --auth "$credentials" --max-examples 50 --seed 1 --no-color
+done
