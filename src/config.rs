@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::http::Settings;
 use crate::store::DatabaseOptions;
 
 /// A stand-in server for Jira Cloud's user properties REST API.
@@ -51,6 +52,10 @@ pub struct Config {
     #[arg(long, env = "JIRA_USERPROPS_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
 
+    /// Bearer token for the admin API under /_admin; without it the admin API answers 404.
+    #[arg(long, env = "JIRA_USERPROPS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Log format.
     #[arg(long, env = "JIRA_USERPROPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -85,6 +90,15 @@ impl Config {
             connect_timeout: Duration::from_secs(self.db_connect_timeout),
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout),
             startup_timeout: Duration::from_secs(self.db_startup_timeout),
+        }
+    }
+
+    /// What the HTTP layer runs with.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            public_url: self.public_url.clone(),
+            request_timeout: self.request_timeout(),
+            admin_token: self.admin_token.clone(),
         }
     }
 

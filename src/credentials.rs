@@ -68,7 +68,7 @@ impl Credentials {
 /// A plain fast hash is right here: tokens we issue carry 256 random bits, so nobody can
 /// brute-force them from a leaked digest, and a slow password hash would cost every request
 /// milliseconds. Lookups go by digest, so their timing reveals nothing about the token itself.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TokenDigest([u8; 32]);
 
 impl TokenDigest {
@@ -80,6 +80,24 @@ impl TokenDigest {
     /// Rebuilds a digest read back from storage; `None` when it has the wrong length.
     pub fn from_stored(bytes: &[u8]) -> Option<Self> {
         bytes.try_into().ok().map(Self)
+    }
+
+    /// Reads a digest written by [`TokenDigest::to_hex`]; `None` unless 64 hex digits.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).ok()?;
+            *byte = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
+    /// The digest as 64 lower-case hex digits, as snapshots carry it.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
     }
 
     /// The digest's bytes, for storage.
@@ -165,6 +183,19 @@ mod tests {
     fn digests_compare_equal_only_for_the_same_token() {
         assert!(TokenDigest::of("a").matches(&TokenDigest::of("a")));
         assert!(!TokenDigest::of("a").matches(&TokenDigest::of("b")));
+    }
+
+    #[test]
+    fn digests_survive_hex() {
+        let digest = TokenDigest::of("bob-token");
+        assert_eq!(TokenDigest::from_hex(&digest.to_hex()), Some(digest));
+        assert_eq!(
+            TokenDigest::from_hex(&digest.to_hex().to_uppercase()),
+            Some(digest)
+        );
+        for bad in ["", "00", &"g".repeat(64), &"é".repeat(32)] {
+            assert_eq!(TokenDigest::from_hex(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -41,6 +41,24 @@ pub enum Error {
     /// The property does not exist.
     #[error("The property {0} does not exist.")]
     PropertyNotFound(String),
+    /// A token id that the user does not have.
+    #[error("The token {0} does not exist.")]
+    TokenNotFound(String),
+    /// An admin request whose body or parameters make no sense.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A create that clashes with what exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// The admin API without the admin token.
+    #[error("The admin API needs 'Authorization: Bearer <admin token>'.")]
+    AdminUnauthenticated,
+    /// The admin API with a Jira user's credentials.
+    #[error("Jira users cannot use the admin API; it takes the admin token.")]
+    AdminForbidden,
+    /// `/readyz` while the database does not answer.
+    #[error("The database is not ready.")]
+    NotReady,
     /// No route serves this path.
     #[error("The requested resource does not exist.")]
     RouteNotFound,
@@ -48,7 +66,7 @@ pub enum Error {
     #[error("{message}")]
     MethodNotAllowed {
         /// The methods the path serves, for the `Allow` header.
-        allow: &'static str,
+        allow: std::borrow::Cow<'static, str>,
         /// What to tell the client.
         message: &'static str,
     },

@@ -8,8 +8,11 @@
 //!   store. Knows nothing of HTTP.
 //! - [`store`]: the storage backends behind one closed enum. Knows nothing of callers.
 //! - [`domain`]: validated values (keys, values, account ids) and [`credentials`]: tokens.
+//! - [`admin`]: users, tokens, reset and snapshots for the admin API and the command line;
+//!   [`snapshot`]: the snapshot format.
 //! - [`seed`]: the starting state; [`config`]: flags and environment variables.
 
+pub mod admin;
 pub mod config;
 pub mod credentials;
 pub mod domain;
@@ -17,6 +20,7 @@ pub mod error;
 pub mod http;
 pub mod seed;
 pub mod service;
+pub mod snapshot;
 pub mod store;
 
 use std::future::Future;

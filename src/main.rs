@@ -3,13 +3,11 @@
 use std::io::IsTerminal as _;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use jira_userprops::config::{Config, LogFormat};
 use jira_userprops::http::{AppState, router};
-use jira_userprops::service::PropertyService;
 use jira_userprops::store::Store;
 use jira_userprops::{seed, serve, shutdown_signal};
 use tokio::net::TcpListener;
@@ -69,11 +67,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(admin) = seed::ensure_first_admin(&store).await? {
         print_first_admin(&admin, &config, address);
     }
-    let state = AppState {
-        service: PropertyService::new(store.clone()),
-        public_url: config.public_url.as_deref().map(Arc::from),
-        request_timeout: config.request_timeout(),
-    };
+    let state = AppState::new(store.clone(), config.settings());
     tracing::info!(%address, "listening");
     serve(
         listener,

@@ -41,6 +41,9 @@ struct SeedUser {
     active: bool,
     #[serde(default)]
     api_tokens: Vec<String>,
+    /// Digests of tokens whose secrets are not known, as snapshots carry them.
+    #[serde(default)]
+    api_token_hashes: Vec<String>,
 }
 
 fn active_by_default() -> bool {
@@ -125,10 +128,23 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
                     "apiTokens must be non-empty, without spaces or control characters",
                 ));
             }
-            if !tokens.insert(token.clone()) {
+            if !tokens.insert(TokenDigest::of(token)) {
                 return Err(fail(path, entry, "an API token appears twice"));
             }
             seed.tokens.push((seed.users.len(), TokenDigest::of(token)));
+        }
+        for hash in &user.api_token_hashes {
+            let digest = TokenDigest::from_hex(hash).ok_or_else(|| {
+                fail(
+                    path,
+                    &entry,
+                    "apiTokenHashes must be SHA-256 digests in 64 hex digits",
+                )
+            })?;
+            if !tokens.insert(digest) {
+                return Err(fail(path, entry, "an API token appears twice"));
+            }
+            seed.tokens.push((seed.users.len(), digest));
         }
         seed.users.push(User {
             display_name: user.display_name.unwrap_or_else(|| user.email.clone()),

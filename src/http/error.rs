@@ -58,15 +58,19 @@ impl IntoResponse for Error {
             | Error::MissingAccountId
             | Error::InvalidKey(_)
             | Error::InvalidValue(_)
-            | Error::UnreadableBody => StatusCode::BAD_REQUEST,
-            Error::Forbidden => StatusCode::FORBIDDEN,
+            | Error::UnreadableBody
+            | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Forbidden | Error::AdminForbidden => StatusCode::FORBIDDEN,
+            Error::AdminUnauthenticated => StatusCode::UNAUTHORIZED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
             Error::UserNotFound(_)
             | Error::UserNotVisible
+            | Error::TokenNotFound(_)
             | Error::PropertyNotFound(_)
             | Error::RouteNotFound => StatusCode::NOT_FOUND,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Timeout | Error::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(e) if is_outage(e) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -96,11 +100,18 @@ impl IntoResponse for Error {
                 }
                 response
             }
-            Error::MethodNotAllowed { allow, message } => {
-                let mut response = error_collection(status, message);
+            Error::AdminUnauthenticated => {
+                let mut response = error_collection(status, &self.to_string());
                 response
                     .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            Error::MethodNotAllowed { allow, message } => {
+                let mut response = error_collection(status, message);
+                if let Ok(allow) = HeaderValue::from_str(&allow) {
+                    response.headers_mut().insert(header::ALLOW, allow);
+                }
                 response
             }
             Error::Database(cause) => {

@@ -1,9 +1,11 @@
 //! The HTTP face: shared state, the one route table and the middleware stack.
 
+mod admin;
 mod context;
 mod error;
 mod extract;
 mod openapi;
+mod probes;
 mod properties;
 mod users;
 
@@ -13,8 +15,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{MethodRouter, get};
 
+use crate::admin::AdminService;
+use crate::credentials::TokenDigest;
 use crate::error::Error;
 use crate::service::PropertyService;
+use crate::store::Store;
 
 pub use context::RequestContext;
 pub use openapi::OPENAPI_DOCUMENT;
@@ -27,10 +32,51 @@ pub const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 pub struct AppState {
     /// The user-properties service.
     pub service: PropertyService,
+    /// The administration service.
+    pub admin: AdminService,
+    /// The store underneath, for readiness.
+    pub store: Store,
     /// Base of `self` links; `None` means `http://` plus the request's Host header.
     pub public_url: Option<Arc<str>>,
     /// Longest time one request may take.
     pub request_timeout: Duration,
+    /// Digest of the admin token; `None` turns the admin API off (404).
+    pub admin_token: Option<TokenDigest>,
+}
+
+/// The settings a server runs with, besides its store.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Base of `self` links; `None` means `http://` plus the request's Host header.
+    pub public_url: Option<String>,
+    /// Longest time one request may take.
+    pub request_timeout: Duration,
+    /// The admin API's bearer token; `None` turns the admin API off.
+    pub admin_token: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            request_timeout: Duration::from_secs(30),
+            admin_token: None,
+        }
+    }
+}
+
+impl AppState {
+    /// The state of a server over `store`.
+    pub fn new(store: Store, settings: Settings) -> Self {
+        Self {
+            service: PropertyService::new(store.clone()),
+            admin: AdminService::new(store.clone()),
+            store,
+            public_url: settings.public_url.map(Arc::from),
+            request_timeout: settings.request_timeout,
+            admin_token: settings.admin_token.as_deref().map(TokenDigest::of),
+        }
+    }
 }
 
 /// The API versions served; both behave identically.
@@ -92,17 +138,42 @@ pub fn routes() -> Vec<Route> {
         &["GET"],
         read_only(get(openapi::document)),
     ));
+    routes.push(route(
+        "/healthz".to_owned(),
+        &["GET"],
+        read_only(get(probes::healthz)),
+    ));
+    routes.push(route(
+        "/readyz".to_owned(),
+        &["GET"],
+        read_only(get(probes::readyz)),
+    ));
+    for (path, methods, handlers) in admin::routes() {
+        routes.push(route(path.to_owned(), methods, allowing(methods, handlers)));
+    }
     routes
+}
+
+/// Other methods get 405 in Jira's shape, with `Allow` naming `methods` (and HEAD with GET).
+fn allowing(
+    methods: &'static [&'static str],
+    handlers: MethodRouter<AppState>,
+) -> MethodRouter<AppState> {
+    handlers.fallback(move || async move {
+        let mut allow: Vec<&str> = methods.to_vec();
+        if methods.contains(&"GET") {
+            allow.insert(1, "HEAD");
+        }
+        Error::MethodNotAllowed {
+            allow: allow.join(", ").into(),
+            message: "The method is not allowed for this resource.",
+        }
+    })
 }
 
 /// Other methods on a path that only reads get 405 in Jira's shape.
 fn read_only(handlers: MethodRouter<AppState>) -> MethodRouter<AppState> {
-    handlers.fallback(|| async {
-        Error::MethodNotAllowed {
-            allow: "GET, HEAD",
-            message: "The method is not allowed for this resource.",
-        }
-    })
+    allowing(&["GET"], handlers)
 }
 
 /// The complete application.

@@ -120,7 +120,7 @@ pub async fn keys_method_not_allowed(method: Method) -> Error {
         "The method is not allowed for this resource."
     };
     Error::MethodNotAllowed {
-        allow: "GET, HEAD",
+        allow: "GET, HEAD".into(),
         message,
     }
 }
@@ -128,7 +128,7 @@ pub async fn keys_method_not_allowed(method: Method) -> Error {
 /// Any other method on a property's path.
 pub async fn property_method_not_allowed() -> Error {
     Error::MethodNotAllowed {
-        allow: "GET, HEAD, PUT, DELETE",
+        allow: "GET, HEAD, PUT, DELETE".into(),
         message: "The method is not allowed for this resource.",
     }
 }

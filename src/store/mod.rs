@@ -1,5 +1,6 @@
 //! Storage: one closed set of backends chosen by the database URL; no caller knows which one runs.
 
+pub mod admin;
 mod postgres;
 mod sqlite;
 
@@ -261,7 +262,7 @@ fn written(revision: sqlx::Result<i64>) -> sqlx::Result<Option<Written>> {
     }
 }
 
-fn stored_digest(bytes: &[u8]) -> sqlx::Result<TokenDigest> {
+pub(crate) fn stored_digest(bytes: &[u8]) -> sqlx::Result<TokenDigest> {
     TokenDigest::from_stored(bytes).ok_or_else(|| sqlx::Error::ColumnDecode {
         index: "token_hash".into(),
         source: "stored token digest is not 32 bytes".into(),

@@ -148,12 +148,6 @@ async fn postgres_schema() -> String {
     format!("{base}{separator}options=-c%20search_path%3D{schema}")
 }
 
-pub const ALICE: &str = "alice-5b10ac8d82e05b22cc7d4ef5";
-pub const BOB: &str = "bob-5b10a2844c20165700ede21g";
-pub const ADMIN: &str = "admin-557058f0a1b2c3d4e5f6a7b8";
-pub const CAROL: &str = "carol-deactivated-0001";
-pub const NOBODY: &str = "nobody-0000000000000000";
-
 /// Small pools: many test apps share one PostgreSQL server.
 pub fn test_database_options() -> DatabaseOptions {
     DatabaseOptions {

@@ -1,7 +1,6 @@
 //! Shared test fixtures: an app over a fresh database, its users, and a small request builder.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -9,13 +8,20 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use base64::Engine as _;
 use http_body_util::BodyExt;
-use jira_userprops::http::{AppState, router};
+use jira_userprops::http::{AppState, Settings, router};
 use jira_userprops::seed;
-use jira_userprops::service::PropertyService;
 use jira_userprops::store::{DatabaseOptions, Store};
 use tower::ServiceExt;
 
 pub use crate::backends::*;
+
+pub const ALICE: &str = "alice-5b10ac8d82e05b22cc7d4ef5";
+pub const BOB: &str = "bob-5b10a2844c20165700ede21g";
+pub const ADMIN: &str = "admin-557058f0a1b2c3d4e5f6a7b8";
+pub const CAROL: &str = "carol-deactivated-0001";
+/// The admin API's token in every test app.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const NOBODY: &str = "nobody-0000000000000000";
 
 /// Users: Alice and Bob (plain users), an administrator, and Carol (deactivated). Alice, Bob and
 /// Carol each hold the property `existing`.
@@ -96,24 +102,40 @@ impl TestApp {
 
     /// An app over an already prepared store.
     pub fn over(store: Store, public_url: Option<&str>) -> Self {
-        Self::configured(store, public_url, Duration::from_secs(30))
+        Self::with_settings(store, Self::settings(public_url))
     }
 
     /// The same app with another request timeout.
-    pub fn with_request_timeout(self, timeout: Duration) -> Self {
-        Self::configured(self.store, None, timeout)
+    pub fn with_request_timeout(self, request_timeout: Duration) -> Self {
+        let settings = Settings {
+            request_timeout,
+            ..Self::settings(None)
+        };
+        Self::with_settings(self.store, settings)
     }
 
-    fn configured(store: Store, public_url: Option<&str>, request_timeout: Duration) -> Self {
-        let state = AppState {
-            service: PropertyService::new(store.clone()),
-            public_url: public_url.map(Arc::from),
-            request_timeout,
-        };
+    /// The same app over the same store, with other settings.
+    pub fn with_settings(store: Store, settings: Settings) -> Self {
+        let state = AppState::new(store.clone(), settings);
         Self {
             router: router(state),
             store,
         }
+    }
+
+    /// The settings of test apps: the admin API on, with [`ADMIN_TOKEN`].
+    pub fn settings(public_url: Option<&str>) -> Settings {
+        Settings {
+            public_url: public_url.map(str::to_owned),
+            admin_token: Some(ADMIN_TOKEN.to_owned()),
+            ..Settings::default()
+        }
+    }
+
+    /// A request to the admin API with the admin token.
+    pub fn admin(&self, method: Method, uri: impl Into<String>) -> TestRequest {
+        self.request(method, uri)
+            .header("authorization", &format!("Bearer {ADMIN_TOKEN}"))
     }
 
     /// Starts a request.

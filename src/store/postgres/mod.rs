@@ -1,107 +1,48 @@
-//! The SQLite backend: one writer connection, a pool of readers, WAL and full fsync on commit.
+//! The PostgreSQL backend: one pool, plain portable SQL (no advisory locks or `xmax` in requests).
+
+mod admin;
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Connection as _, Row, SqliteConnection};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection as _, PgConnection, Row};
 
 use super::{Account, DatabaseOptions, SeedConflict, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyKey, PropertyValue, User, Written, email_key};
 
-/// SQLite through sqlx. Writes go through a single connection, so writers never meet
-/// `SQLITE_BUSY` inside one process; other processes on the same file wait on the busy timeout.
+/// PostgreSQL (or a compatible database) through sqlx. Many instances may share one database:
+/// every decision that must be atomic is made by a single statement.
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
-    reader: SqlitePool,
-    writer: SqlitePool,
+pub struct PostgresStore {
+    pool: PgPool,
     location: String,
-    _memory: Option<KeepAlive>,
 }
 
-/// A connection held for as long as the store lives: an in-memory database vanishes when its
-/// last connection closes, and a pool may close its connection (after a cancelled query, say).
-#[derive(Clone)]
-struct KeepAlive(#[allow(dead_code)] Arc<Mutex<SqliteConnection>>);
-
-impl std::fmt::Debug for KeepAlive {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeepAlive")
-    }
-}
-
-impl SqliteStore {
-    /// Opens (creating if missing) the database `url` names; `pool_size` readers sit beside the
-    /// writer, since WAL lets them run while a write commits.
+impl PostgresStore {
+    /// Connects; TLS follows the URL's `sslmode`.
     pub async fn connect(url: &str, options: &DatabaseOptions) -> sqlx::Result<Self> {
-        let acquire_timeout = options.acquire_timeout;
-        let connect = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        // An in-memory database lives as long as its connections; sharing one keeps it whole.
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        if in_memory {
-            let keeper = SqliteConnection::connect_with(&connect).await?;
-            let pool = Self::pool(1, acquire_timeout).connect_with(connect).await?;
-            return Ok(Self {
-                reader: pool.clone(),
-                writer: pool,
-                location: "memory (lost when the server stops)".to_owned(),
-                _memory: Some(KeepAlive(Arc::new(Mutex::new(keeper)))),
-            });
-        }
-        let location = std::path::absolute(connect.get_filename())
-            .unwrap_or_else(|_| connect.get_filename().to_owned())
-            .display()
-            .to_string();
-        // FULL makes every commit fsync the WAL: an acknowledged write survives power loss too.
-        let writer_options = connect
-            .clone()
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
-        let writer = Self::pool(1, acquire_timeout)
-            .connect_with(writer_options)
-            .await?;
-        let reader = Self::pool(options.pool_size.max(1), acquire_timeout)
-            .connect_with(connect.read_only(true))
-            .await?;
-        Ok(Self {
-            reader,
-            writer,
-            location,
-            _memory: None,
-        })
-    }
-
-    fn pool(size: u32, acquire_timeout: Duration) -> SqlitePoolOptions {
-        SqlitePoolOptions::new()
-            .max_connections(size)
-            .acquire_timeout(acquire_timeout)
+        let connect = PgConnectOptions::from_str(url)?;
+        let location = format!(
+            "postgres://{}:{}/{}",
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or_default()
+        );
+        // One plain connection first: it fails fast with the real cause, where a pool would keep
+        // retrying until its acquire timeout and report only that.
+        PgConnection::connect_with(&connect).await?.close().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size)
             .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool, location })
     }
 
     pub(super) async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        // SQLite has no migration lock: processes starting together on one file can both try a
-        // migration. The loser's transaction rolls back whole, and running again finds it applied.
-        let migrator = sqlx::migrate!("migrations/sqlite");
-        let mut attempt = 1;
-        loop {
-            match migrator.run(&self.writer).await {
-                Err(_) if attempt < 5 => {
-                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
-                    attempt += 1;
-                }
-                outcome => return outcome,
-            }
-        }
+        sqlx::migrate!("migrations/postgres").run(&self.pool).await
     }
 
     pub(super) fn location(&self) -> String {
@@ -109,8 +50,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        self.pool.close().await;
     }
 
     pub(super) async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<User>> {
@@ -120,7 +60,7 @@ impl SqliteStore {
              WHERE t.token_hash = $1",
         )
         .bind(digest.as_bytes())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.pool)
         .await?;
         row.map(|row| user_from_row(&row)).transpose()
     }
@@ -132,7 +72,7 @@ impl SqliteStore {
              WHERE u.email_key = $1",
         )
         .bind(email_key)
-        .fetch_all(&self.reader)
+        .fetch_all(&self.pool)
         .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
@@ -154,7 +94,7 @@ impl SqliteStore {
             "SELECT account_id, email, display_name, admin, active FROM users WHERE account_id = $1",
         )
         .bind(account_id)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.pool)
         .await?;
         row.map(|row| user_from_row(&row)).transpose()
     }
@@ -162,13 +102,13 @@ impl SqliteStore {
     pub(super) async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
             .bind(account_id)
-            .fetch_one(&self.reader)
+            .fetch_one(&self.pool)
             .await
     }
 
     pub(super) async fn user_count(&self) -> sqlx::Result<u64> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.reader)
+            .fetch_one(&self.pool)
             .await?;
         Ok(count.unsigned_abs())
     }
@@ -176,7 +116,7 @@ impl SqliteStore {
     pub(super) async fn property_keys(&self, account_id: &str) -> sqlx::Result<Vec<String>> {
         sqlx::query_scalar("SELECT key FROM properties WHERE account_id = $1 ORDER BY key")
             .bind(account_id)
-            .fetch_all(&self.reader)
+            .fetch_all(&self.pool)
             .await
     }
 
@@ -189,7 +129,7 @@ impl SqliteStore {
             sqlx::query_scalar("SELECT value FROM properties WHERE account_id = $1 AND key = $2")
                 .bind(account_id)
                 .bind(key.as_str())
-                .fetch_optional(&self.reader)
+                .fetch_optional(&self.pool)
                 .await?;
         Ok(value.map(PropertyValue::from_stored))
     }
@@ -200,16 +140,18 @@ impl SqliteStore {
         key: &PropertyKey,
         value: &PropertyValue,
     ) -> sqlx::Result<Option<Written>> {
+        // Concurrent first writers meet on the primary key: one inserts (revision 0), the others
+        // wait for it and update. Portable to CockroachDB and YugabyteDB.
         let revision = sqlx::query_scalar::<_, i64>(
             "INSERT INTO properties (account_id, key, value) VALUES ($1, $2, $3)
              ON CONFLICT (account_id, key)
-             DO UPDATE SET value = excluded.value, revision = properties.revision + 1
+             DO UPDATE SET value = EXCLUDED.value, revision = properties.revision + 1
              RETURNING revision",
         )
         .bind(account_id)
         .bind(key.as_str())
         .bind(value.as_str())
-        .fetch_one(&self.writer)
+        .fetch_one(&self.pool)
         .await;
         super::written(revision)
     }
@@ -222,15 +164,32 @@ impl SqliteStore {
         let done = sqlx::query("DELETE FROM properties WHERE account_id = $1 AND key = $2")
             .bind(account_id)
             .bind(key.as_str())
-            .execute(&self.writer)
+            .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
     pub(super) async fn apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
-        // IMMEDIATE takes the write lock first, so another process on the same file makes this
-        // wait (busy timeout) instead of failing when the read turns into a write.
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        // Instances seeding one database at once must agree on whether it was empty:
+        // serializable transactions make all but one of them fail and try again.
+        let mut attempts = 0;
+        loop {
+            match self.try_apply_seed(seed).await {
+                Err(sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some("40001") && attempts < 10 =>
+                {
+                    attempts += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn try_apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+            .execute(&mut *tx)
+            .await?;
         let empty: bool = sqlx::query_scalar(
             "SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM properties)",
         )
@@ -261,8 +220,8 @@ impl SqliteStore {
         for &(owner, digest) in &seed.tokens {
             let account_id = &seed.users[owner].account_id;
             let inserted = sqlx::query(
-                "INSERT INTO api_tokens (token_hash, account_id) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO api_tokens (token_hash, account_id, id)
+                 VALUES ($1, $2, substr(md5(random()::text || clock_timestamp()::text), 1, 16)) ON CONFLICT DO NOTHING",
             )
             .bind(digest.as_bytes())
             .bind(account_id)
@@ -301,14 +260,14 @@ impl SqliteStore {
     }
 }
 
-async fn exists(tx: &mut sqlx::SqliteConnection, account_id: &str) -> sqlx::Result<bool> {
+async fn exists(tx: &mut sqlx::PgConnection, account_id: &str) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
         .bind(account_id)
         .fetch_one(tx)
         .await
 }
 
-fn user_from_row(row: &SqliteRow) -> sqlx::Result<User> {
+fn user_from_row(row: &PgRow) -> sqlx::Result<User> {
     Ok(User {
         account_id: row.try_get(0)?,
         email: row.try_get(1)?,

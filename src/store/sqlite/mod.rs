@@ -1,46 +1,109 @@
-//! The PostgreSQL backend: one pool, plain portable SQL (no advisory locks or `xmax` in requests).
+//! The SQLite backend: one writer connection, a pool of readers, WAL and full fsync on commit.
+
+mod admin;
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection as _, PgConnection, Row};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Connection as _, Row, SqliteConnection};
 
 use super::{Account, DatabaseOptions, SeedConflict, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyKey, PropertyValue, User, Written, email_key};
 
-/// PostgreSQL (or a compatible database) through sqlx. Many instances may share one database:
-/// every decision that must be atomic is made by a single statement.
+/// SQLite through sqlx. Writes go through a single connection, so writers never meet
+/// `SQLITE_BUSY` inside one process; other processes on the same file wait on the busy timeout.
 #[derive(Debug, Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
     location: String,
+    _memory: Option<KeepAlive>,
 }
 
-impl PostgresStore {
-    /// Connects; TLS follows the URL's `sslmode`.
+/// A connection held for as long as the store lives: an in-memory database vanishes when its
+/// last connection closes, and a pool may close its connection (after a cancelled query, say).
+#[derive(Clone)]
+struct KeepAlive(#[allow(dead_code)] Arc<Mutex<SqliteConnection>>);
+
+impl std::fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepAlive")
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database `url` names; `pool_size` readers sit beside the
+    /// writer, since WAL lets them run while a write commits.
     pub async fn connect(url: &str, options: &DatabaseOptions) -> sqlx::Result<Self> {
-        let connect = PgConnectOptions::from_str(url)?;
-        let location = format!(
-            "postgres://{}:{}/{}",
-            connect.get_host(),
-            connect.get_port(),
-            connect.get_database().unwrap_or_default()
-        );
-        // One plain connection first: it fails fast with the real cause, where a pool would keep
-        // retrying until its acquire timeout and report only that.
-        PgConnection::connect_with(&connect).await?.close().await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(options.pool_size)
-            .min_connections(1)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+        let acquire_timeout = options.acquire_timeout;
+        let connect = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        // An in-memory database lives as long as its connections; sharing one keeps it whole.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if in_memory {
+            let keeper = SqliteConnection::connect_with(&connect).await?;
+            let pool = Self::pool(1, acquire_timeout).connect_with(connect).await?;
+            return Ok(Self {
+                reader: pool.clone(),
+                writer: pool,
+                location: "memory (lost when the server stops)".to_owned(),
+                _memory: Some(KeepAlive(Arc::new(Mutex::new(keeper)))),
+            });
+        }
+        let location = std::path::absolute(connect.get_filename())
+            .unwrap_or_else(|_| connect.get_filename().to_owned())
+            .display()
+            .to_string();
+        // FULL makes every commit fsync the WAL: an acknowledged write survives power loss too.
+        let writer_options = connect
+            .clone()
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        let writer = Self::pool(1, acquire_timeout)
+            .connect_with(writer_options)
             .await?;
-        Ok(Self { pool, location })
+        let reader = Self::pool(options.pool_size.max(1), acquire_timeout)
+            .connect_with(connect.read_only(true))
+            .await?;
+        Ok(Self {
+            reader,
+            writer,
+            location,
+            _memory: None,
+        })
+    }
+
+    fn pool(size: u32, acquire_timeout: Duration) -> SqlitePoolOptions {
+        SqlitePoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(acquire_timeout)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
     }
 
     pub(super) async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        sqlx::migrate!("migrations/postgres").run(&self.pool).await
+        // SQLite has no migration lock: processes starting together on one file can both try a
+        // migration. The loser's transaction rolls back whole, and running again finds it applied.
+        let migrator = sqlx::migrate!("migrations/sqlite");
+        let mut attempt = 1;
+        loop {
+            match migrator.run(&self.writer).await {
+                Err(_) if attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     pub(super) fn location(&self) -> String {
@@ -48,7 +111,8 @@ impl PostgresStore {
     }
 
     pub(super) async fn close(&self) {
-        self.pool.close().await;
+        self.reader.close().await;
+        self.writer.close().await;
     }
 
     pub(super) async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<User>> {
@@ -58,7 +122,7 @@ impl PostgresStore {
              WHERE t.token_hash = $1",
         )
         .bind(digest.as_bytes())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         row.map(|row| user_from_row(&row)).transpose()
     }
@@ -70,7 +134,7 @@ impl PostgresStore {
              WHERE u.email_key = $1",
         )
         .bind(email_key)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
@@ -92,7 +156,7 @@ impl PostgresStore {
             "SELECT account_id, email, display_name, admin, active FROM users WHERE account_id = $1",
         )
         .bind(account_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         row.map(|row| user_from_row(&row)).transpose()
     }
@@ -100,13 +164,13 @@ impl PostgresStore {
     pub(super) async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
             .bind(account_id)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await
     }
 
     pub(super) async fn user_count(&self) -> sqlx::Result<u64> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await?;
         Ok(count.unsigned_abs())
     }
@@ -114,7 +178,7 @@ impl PostgresStore {
     pub(super) async fn property_keys(&self, account_id: &str) -> sqlx::Result<Vec<String>> {
         sqlx::query_scalar("SELECT key FROM properties WHERE account_id = $1 ORDER BY key")
             .bind(account_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
     }
 
@@ -127,7 +191,7 @@ impl PostgresStore {
             sqlx::query_scalar("SELECT value FROM properties WHERE account_id = $1 AND key = $2")
                 .bind(account_id)
                 .bind(key.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await?;
         Ok(value.map(PropertyValue::from_stored))
     }
@@ -138,18 +202,16 @@ impl PostgresStore {
         key: &PropertyKey,
         value: &PropertyValue,
     ) -> sqlx::Result<Option<Written>> {
-        // Concurrent first writers meet on the primary key: one inserts (revision 0), the others
-        // wait for it and update. Portable to CockroachDB and YugabyteDB.
         let revision = sqlx::query_scalar::<_, i64>(
             "INSERT INTO properties (account_id, key, value) VALUES ($1, $2, $3)
              ON CONFLICT (account_id, key)
-             DO UPDATE SET value = EXCLUDED.value, revision = properties.revision + 1
+             DO UPDATE SET value = excluded.value, revision = properties.revision + 1
              RETURNING revision",
         )
         .bind(account_id)
         .bind(key.as_str())
         .bind(value.as_str())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await;
         super::written(revision)
     }
@@ -162,32 +224,15 @@ impl PostgresStore {
         let done = sqlx::query("DELETE FROM properties WHERE account_id = $1 AND key = $2")
             .bind(account_id)
             .bind(key.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
     pub(super) async fn apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
-        // Instances seeding one database at once must agree on whether it was empty:
-        // serializable transactions make all but one of them fail and try again.
-        let mut attempts = 0;
-        loop {
-            match self.try_apply_seed(seed).await {
-                Err(sqlx::Error::Database(e))
-                    if e.code().as_deref() == Some("40001") && attempts < 10 =>
-                {
-                    attempts += 1;
-                }
-                outcome => return outcome,
-            }
-        }
-    }
-
-    async fn try_apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-            .execute(&mut *tx)
-            .await?;
+        // IMMEDIATE takes the write lock first, so another process on the same file makes this
+        // wait (busy timeout) instead of failing when the read turns into a write.
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let empty: bool = sqlx::query_scalar(
             "SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM properties)",
         )
@@ -218,8 +263,8 @@ impl PostgresStore {
         for &(owner, digest) in &seed.tokens {
             let account_id = &seed.users[owner].account_id;
             let inserted = sqlx::query(
-                "INSERT INTO api_tokens (token_hash, account_id) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO api_tokens (token_hash, account_id, id)
+                 VALUES ($1, $2, lower(hex(randomblob(8)))) ON CONFLICT DO NOTHING",
             )
             .bind(digest.as_bytes())
             .bind(account_id)
@@ -258,14 +303,14 @@ impl PostgresStore {
     }
 }
 
-async fn exists(tx: &mut sqlx::PgConnection, account_id: &str) -> sqlx::Result<bool> {
+async fn exists(tx: &mut sqlx::SqliteConnection, account_id: &str) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
         .bind(account_id)
         .fetch_one(tx)
         .await
 }
 
-fn user_from_row(row: &PgRow) -> sqlx::Result<User> {
+fn user_from_row(row: &SqliteRow) -> sqlx::Result<User> {
     Ok(User {
         account_id: row.try_get(0)?,
         email: row.try_get(1)?,

@@ -1,0 +1,137 @@
+//! What the admin API and the command line need of storage: users, tokens, reset, snapshots.
+
+use super::Store;
+use crate::credentials::TokenDigest;
+use crate::domain::User;
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct UserPatch {
+    /// A new email.
+    pub email: Option<String>,
+    /// A new display name.
+    pub display_name: Option<String>,
+    /// Grant or withdraw *Administer Jira*.
+    pub admin: Option<bool>,
+    /// Activate or deactivate.
+    pub active: Option<bool>,
+}
+
+/// What a patch could not do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchOutcome {
+    /// The user as it is now.
+    Updated,
+    /// No such user.
+    NoSuchUser,
+    /// Another account holds the new email.
+    EmailTaken,
+}
+
+/// A token as an administrator sees it: never the secret, never the digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The token's id.
+    pub id: String,
+    /// When it was made, as the database wrote it.
+    pub created_at: String,
+}
+
+/// The whole state: users with their token digests, and properties, in a stable order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Users by account id, each with their token digests in byte order.
+    pub users: Vec<(User, Vec<TokenDigest>)>,
+    /// Properties by account id, then key: (account id, key, stored JSON text).
+    pub properties: Vec<(String, String, String)>,
+}
+
+impl Store {
+    /// Every user, by account id.
+    pub async fn users(&self) -> sqlx::Result<Vec<User>> {
+        match self {
+            Self::Sqlite(store) => store.users().await,
+            Self::Postgres(store) => store.users().await,
+        }
+    }
+
+    /// Changes a user.
+    pub async fn update_user(
+        &self,
+        account_id: &str,
+        patch: &UserPatch,
+    ) -> sqlx::Result<PatchOutcome> {
+        match self {
+            Self::Sqlite(store) => store.update_user(account_id, patch).await,
+            Self::Postgres(store) => store.update_user(account_id, patch).await,
+        }
+    }
+
+    /// Deletes a user with their tokens and properties; whether they existed.
+    pub async fn delete_user(&self, account_id: &str) -> sqlx::Result<bool> {
+        match self {
+            Self::Sqlite(store) => store.delete_user(account_id).await,
+            Self::Postgres(store) => store.delete_user(account_id).await,
+        }
+    }
+
+    /// Adds a token for a user; its new id, or `None` when there is no such user.
+    pub async fn add_token(
+        &self,
+        account_id: &str,
+        digest: &TokenDigest,
+    ) -> sqlx::Result<Option<String>> {
+        match self {
+            Self::Sqlite(store) => store.add_token(account_id, digest).await,
+            Self::Postgres(store) => store.add_token(account_id, digest).await,
+        }
+    }
+
+    /// A user's tokens by creation; `None` when there is no such user.
+    pub async fn tokens(&self, account_id: &str) -> sqlx::Result<Option<Vec<TokenInfo>>> {
+        match self {
+            Self::Sqlite(store) => store.tokens(account_id).await,
+            Self::Postgres(store) => store.tokens(account_id).await,
+        }
+    }
+
+    /// Revokes a user's token; whether it existed.
+    pub async fn revoke_token(&self, account_id: &str, id: &str) -> sqlx::Result<bool> {
+        match self {
+            Self::Sqlite(store) => store.revoke_token(account_id, id).await,
+            Self::Postgres(store) => store.revoke_token(account_id, id).await,
+        }
+    }
+
+    /// Deletes every property, and with `everything` every user and token too.
+    pub async fn reset(&self, everything: bool) -> sqlx::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.reset(everything).await,
+            Self::Postgres(store) => store.reset(everything).await,
+        }
+    }
+
+    /// The whole state, read in one transaction.
+    pub async fn snapshot(&self) -> sqlx::Result<Snapshot> {
+        match self {
+            Self::Sqlite(store) => store.snapshot().await,
+            Self::Postgres(store) => store.snapshot().await,
+        }
+    }
+
+    /// Replaces the whole state with a snapshot, in one transaction.
+    pub async fn restore(&self, snapshot: &Snapshot) -> sqlx::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.restore(snapshot).await,
+            Self::Postgres(store) => store.restore(snapshot).await,
+        }
+    }
+
+    /// Whether the database answers and holds the schema.
+    pub async fn ready(&self) -> sqlx::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.ready().await,
+            Self::Postgres(store) => store.ready().await,
+        }
+    }
+}

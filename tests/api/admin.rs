@@ -1,0 +1,343 @@
+//! The admin API: who may use it, users, tokens, reset and snapshots; and the probes.
+
+use axum::http::Method;
+use jira_userprops::http::Settings;
+
+use crate::helpers::*;
+
+async fn the_admin_api_takes_the_admin_token_only(backend: Backend) {
+    let app = backend.app().await;
+    let cases = [
+        (None, 401),
+        (Some("Bearer wrong-admin-token".to_owned()), 401),
+        (Some("Basic %%%".to_owned()), 401),
+        (Some(basic("alice@example.com", "wrong")), 401),
+        (Who::Admin.authorization(), 403),
+        (Who::Alice.authorization(), 403),
+        (Some("Bearer alice-token".to_owned()), 403),
+        (Some(format!("Bearer {ADMIN_TOKEN}")), 200),
+    ];
+    for (authorization, status) in cases {
+        let mut request = app.get("/_admin/users");
+        if let Some(value) = &authorization {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await;
+        response.assert_status(status);
+        if status == 401 {
+            response.assert_error(
+                401,
+                "The admin API needs 'Authorization: Bearer <admin token>'.",
+            );
+            assert_eq!(response.header("www-authenticate"), Some("Bearer"));
+        }
+    }
+}
+
+async fn without_an_admin_token_the_admin_api_does_not_exist(backend: Backend) {
+    let app = backend.app().await;
+    let off = TestApp::with_settings(app.store.clone(), Settings::default());
+    for authorization in ["Bearer ", "Bearer test-admin-token"] {
+        off.get("/_admin/users")
+            .header("authorization", authorization)
+            .send()
+            .await
+            .assert_error(404, "The requested resource does not exist.");
+    }
+}
+
+async fn users_are_created_listed_changed_and_deleted(backend: Backend) {
+    let app = backend.app().await;
+    let body = r#"{"accountId": "dana-1", "email": "Dana@example.com", "displayName": "Dana", "apiTokens": ["dana-token"]}"#;
+    let created = app
+        .admin(Method::POST, "/_admin/users")
+        .json(body)
+        .send()
+        .await;
+    created.assert_status(201);
+    let expected = serde_json::json!({"accountId": "dana-1", "email": "Dana@example.com",
+        "displayName": "Dana", "admin": false, "active": true});
+    assert_eq!(created.json(), expected);
+    app.admin(Method::POST, "/_admin/users")
+        .json(body)
+        .send()
+        .await
+        .assert_status(409);
+    let clash = r#"{"accountId": "other", "email": "dana@EXAMPLE.com"}"#;
+    app.admin(Method::POST, "/_admin/users")
+        .json(clash)
+        .send()
+        .await
+        .assert_status(409);
+    for bad in [
+        "{}",
+        "[",
+        r#"{"accountId": "x"}"#,
+        r#"{"accountId": "x", "email": "x@y", "extra": 1}"#,
+    ] {
+        app.admin(Method::POST, "/_admin/users")
+            .json(bad)
+            .send()
+            .await
+            .assert_status(400);
+    }
+
+    let listed = app.admin(Method::GET, "/_admin/users").send().await.json();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|u| u["accountId"].as_str())
+        .collect();
+    assert_eq!(ids, [ADMIN, ALICE, BOB, CAROL, "dana-1"]);
+
+    // The new user works at once, and becomes an administrator at once.
+    let dana = basic("dana@example.com", "dana-token");
+    app.get(keys_uri(3, BOB))
+        .header("authorization", &dana)
+        .send()
+        .await
+        .assert_status(403);
+    let changed = app
+        .admin(Method::PATCH, "/_admin/users/dana-1")
+        .json(r#"{"admin": true}"#)
+        .send()
+        .await;
+    assert_eq!(changed.json()["admin"], true);
+    app.get(keys_uri(3, BOB))
+        .header("authorization", &dana)
+        .send()
+        .await
+        .assert_status(200);
+    app.admin(Method::PATCH, "/_admin/users/dana-1")
+        .json(r#"{"active": false}"#)
+        .send()
+        .await
+        .assert_status(200);
+    app.get(keys_uri(3, BOB))
+        .header("authorization", &dana)
+        .send()
+        .await
+        .assert_status(401);
+    app.admin(Method::PATCH, "/_admin/users/dana-1")
+        .json(r#"{"email": "alice@example.com"}"#)
+        .send()
+        .await
+        .assert_status(409);
+    app.admin(Method::PATCH, "/_admin/users/nobody")
+        .json("{}")
+        .send()
+        .await
+        .assert_status(404);
+
+    app.admin(Method::DELETE, format!("/_admin/users/{ALICE}"))
+        .send()
+        .await
+        .assert_status(204);
+    assert!(
+        app.stored_keys(ALICE).await.is_empty(),
+        "properties go with their user"
+    );
+    app.get(keys_uri(3, ALICE))
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(401);
+    app.admin(Method::GET, format!("/_admin/users/{ALICE}"))
+        .send()
+        .await
+        .assert_status(404);
+    app.admin(Method::DELETE, format!("/_admin/users/{ALICE}"))
+        .send()
+        .await
+        .assert_status(404);
+}
+
+async fn tokens_are_shown_once_listed_without_secrets_and_revoked(backend: Backend) {
+    let app = backend.app().await;
+    let created = app
+        .admin(Method::POST, format!("/_admin/users/{BOB}/tokens"))
+        .send()
+        .await;
+    created.assert_status(201);
+    let created = created.json();
+    let (id, token) = (
+        created["id"].as_str().expect("id"),
+        created["token"].as_str().expect("token"),
+    );
+    assert!(token.len() >= 40, "{token}");
+    let with_new = basic("bob@example.com", token);
+    app.get(keys_uri(3, BOB))
+        .header("authorization", &with_new)
+        .send()
+        .await
+        .assert_status(200);
+
+    let listed = app
+        .admin(Method::GET, format!("/_admin/users/{BOB}/tokens"))
+        .send()
+        .await;
+    assert!(!listed.text().contains(token), "{}", listed.text());
+    let ids: Vec<String> = listed
+        .json()
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|t| t["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(ids.iter().any(|listed| listed == id), "{ids:?}");
+    assert_eq!(ids.len(), 2, "the seed's token and the new one");
+
+    app.admin(Method::DELETE, format!("/_admin/users/{BOB}/tokens/{id}"))
+        .send()
+        .await
+        .assert_status(204);
+    app.get(keys_uri(3, BOB))
+        .header("authorization", &with_new)
+        .send()
+        .await
+        .assert_status(401);
+    app.get(keys_uri(3, BOB))
+        .by(Who::Bob)
+        .send()
+        .await
+        .assert_status(200);
+    app.admin(Method::DELETE, format!("/_admin/users/{BOB}/tokens/{id}"))
+        .send()
+        .await
+        .assert_status(404);
+    app.admin(Method::POST, "/_admin/users/nobody/tokens")
+        .send()
+        .await
+        .assert_status(404);
+    app.admin(Method::GET, "/_admin/users/nobody/tokens")
+        .send()
+        .await
+        .assert_status(404);
+}
+
+async fn reset_deletes_properties_or_everything(backend: Backend) {
+    let app = backend.app().await;
+    app.admin(Method::POST, "/_admin/reset")
+        .send()
+        .await
+        .assert_status(204);
+    app.get(property_uri(3, "existing", ALICE))
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(404);
+    app.get(keys_uri(3, ALICE))
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(200);
+    app.admin(Method::POST, "/_admin/reset?scope=nonsense")
+        .send()
+        .await
+        .assert_status(400);
+    app.admin(Method::POST, "/_admin/reset?scope=all")
+        .send()
+        .await
+        .assert_status(204);
+    app.get(keys_uri(3, ALICE))
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(401);
+    let users = app.admin(Method::GET, "/_admin/users").send().await;
+    assert_eq!(users.text(), "[]");
+}
+
+async fn a_snapshot_imported_into_a_fresh_database_exports_identically(backend: Backend) {
+    let app = backend.app().await;
+    app.put(property_uri(3, "odd%2Fkey%20%C3%A9", BOB))
+        .by(Who::Bob)
+        .json("{\"n\": 1.50, \"a\": [1e3]}")
+        .send()
+        .await
+        .assert_status(201);
+    let first = app.admin(Method::GET, "/_admin/snapshot").send().await;
+    first.assert_status(200);
+    assert!(
+        !first.text().contains("bob-token"),
+        "no secrets in snapshots"
+    );
+
+    let fresh = backend.app().await;
+    fresh
+        .admin(Method::POST, "/_admin/reset?scope=all")
+        .send()
+        .await
+        .assert_status(204);
+    fresh
+        .admin(Method::PUT, "/_admin/snapshot")
+        .json(first.body.clone())
+        .send()
+        .await
+        .assert_status(204);
+    let second = fresh.admin(Method::GET, "/_admin/snapshot").send().await;
+    assert_eq!(second.text(), first.text());
+    let read = fresh
+        .get(property_uri(3, "odd%2Fkey%20%C3%A9", BOB))
+        .by(Who::Bob)
+        .send()
+        .await;
+    assert_eq!(
+        read.json()["value"],
+        serde_json::json!({"n": 1.5, "a": [1000.0]})
+    );
+    assert!(
+        read.text().contains("{\"n\": 1.50, \"a\": [1e3]}"),
+        "verbatim: {}",
+        read.text()
+    );
+}
+
+async fn a_bad_snapshot_changes_nothing(backend: Backend) {
+    let app = backend.app().await;
+    let before = app
+        .admin(Method::GET, "/_admin/snapshot")
+        .send()
+        .await
+        .text()
+        .to_owned();
+    for bad in [
+        "{",
+        r#"{"users": [{"accountId": "a"}]}"#,
+        r#"{"properties": [{"accountId": "z", "key": "k", "value": 1}]}"#,
+    ] {
+        app.admin(Method::PUT, "/_admin/snapshot")
+            .json(bad)
+            .send()
+            .await
+            .assert_status(400);
+    }
+    let after = app.admin(Method::GET, "/_admin/snapshot").send().await;
+    assert_eq!(after.text(), before);
+}
+
+async fn probes_answer_without_credentials(backend: Backend) {
+    let app = backend.app().await;
+    let alive = app.get("/healthz").send().await;
+    assert_eq!(alive.text(), r#"{"status":"ok"}"#);
+    let ready = app.get("/readyz").send().await;
+    assert_eq!(ready.text(), r#"{"status":"ready"}"#);
+    app.store.close().await;
+    app.get("/readyz")
+        .send()
+        .await
+        .assert_error(503, "The database is not ready.");
+    app.get("/healthz").send().await.assert_status(200);
+}
+
+on_each_backend!(
+    the_admin_api_takes_the_admin_token_only,
+    without_an_admin_token_the_admin_api_does_not_exist,
+    users_are_created_listed_changed_and_deleted,
+    tokens_are_shown_once_listed_without_secrets_and_revoked,
+    reset_deletes_properties_or_everything,
+    a_snapshot_imported_into_a_fresh_database_exports_identically,
+    a_bad_snapshot_changes_nothing,
+    probes_answer_without_credentials,
+);
