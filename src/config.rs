@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::http::Settings;
+use crate::http::faults::FaultRules;
 use crate::store::DatabaseOptions;
 
 /// A stand-in server for Jira Cloud's user properties REST API.
@@ -56,6 +57,19 @@ pub struct Config {
     #[arg(long, env = "JIRA_USERPROPS_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Requests the journal keeps for GET /_admin/requests (oldest dropped first); 0 turns it off.
+    #[arg(long, env = "JIRA_USERPROPS_JOURNAL_SIZE", default_value_t = 1000)]
+    pub journal_size: usize,
+
+    /// Keep PUT bodies in the journal too (never credentials).
+    #[arg(long, env = "JIRA_USERPROPS_JOURNAL_BODIES")]
+    pub journal_bodies: bool,
+
+    /// Faults and rate limits at start, as JSON in the form PUT /_admin/faults takes, e.g.
+    /// '{"rateLimit": {"limit": 100, "windowSeconds": 1}, "latency": {"minMs": 0, "maxMs": 50}}'.
+    #[arg(long, env = "JIRA_USERPROPS_FAULTS", value_parser = parse_faults)]
+    pub faults: Option<FaultRules>,
+
     /// Log format.
     #[arg(long, env = "JIRA_USERPROPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -99,6 +113,9 @@ impl Config {
             public_url: self.public_url.clone(),
             request_timeout: self.request_timeout(),
             admin_token: self.admin_token.clone(),
+            journal_size: self.journal_size,
+            journal_bodies: self.journal_bodies,
+            faults: self.faults.clone().unwrap_or_default(),
         }
     }
 
@@ -111,6 +128,12 @@ impl Config {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace)
     }
+}
+
+fn parse_faults(json: &str) -> Result<FaultRules, String> {
+    let rules: FaultRules = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    rules.validate()?;
+    Ok(rules)
 }
 
 fn parse_log_filter(filter: &str) -> Result<String, String> {

@@ -59,6 +59,19 @@ pub enum Error {
     /// `/readyz` while the database does not answer.
     #[error("The database is not ready.")]
     NotReady,
+    /// Jira Cloud's rate limit, as configured with the faults.
+    #[error("Rate limit exceeded.")]
+    RateLimited {
+        /// Seconds until a request will pass.
+        retry_after: u64,
+        /// The bucket's size.
+        limit: u32,
+        /// When the bucket is full again, ISO 8601.
+        reset: String,
+    },
+    /// An error status injected by the faults.
+    #[error("Injected fault: this response was made to fail on purpose.")]
+    InjectedFault(u16),
     /// No route serves this path.
     #[error("The requested resource does not exist.")]
     RouteNotFound,

@@ -67,7 +67,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(admin) = seed::ensure_first_admin(&store).await? {
         print_first_admin(&admin, &config, address);
     }
-    let state = AppState::new(store.clone(), config.settings());
+    let state = AppState::new(store.clone(), config.settings())?;
     tracing::info!(%address, "listening");
     serve(
         listener,

@@ -1,4 +1,5 @@
-//! The admin API under `/_admin`: users, tokens, reset and snapshots, behind the admin token.
+//! The admin API under `/_admin`: users, tokens, reset, snapshots, the request journal and the
+//! faults, behind the admin token.
 
 use std::path::Path;
 
@@ -13,6 +14,8 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::json_response;
+use super::faults::FaultRules;
+use super::journal::Filter;
 use crate::credentials::{Credentials, TokenDigest};
 use crate::domain::User;
 use crate::error::{Error, Result};
@@ -47,6 +50,16 @@ pub fn routes() -> Vec<(
         ),
         ("/_admin/reset", &["POST"], post(reset)),
         ("/_admin/snapshot", &["GET", "PUT"], get(export).put(import)),
+        (
+            "/_admin/requests",
+            &["GET", "DELETE"],
+            get(requests).delete(clear_requests),
+        ),
+        (
+            "/_admin/faults",
+            &["GET", "PUT", "DELETE"],
+            get(faults).put(set_faults).delete(clear_faults),
+        ),
     ]
 }
 
@@ -234,4 +247,59 @@ async fn export(_: AdminCaller, State(state): State<AppState>) -> Result<Respons
 async fn import(_: AdminCaller, State(state): State<AppState>, body: Bytes) -> Result<StatusCode> {
     state.admin.import(Path::new("request body"), &body).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /_admin/requests?method=&path=&status=&accountId=&since=`: the journal, oldest first.
+async fn requests(_: AdminCaller, State(state): State<AppState>, uri: Uri) -> Result<Response> {
+    let mut filter = Filter::default();
+    for (name, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "method" => filter.method = Some(value.into_owned()),
+            "path" => filter.path_prefix = Some(value.into_owned()),
+            "accountId" => filter.account_id = Some(value.into_owned()),
+            "status" => {
+                let status = value
+                    .parse()
+                    .map_err(|_| Error::BadRequest(format!("status '{value}' is not a number")))?;
+                filter.status = Some(status);
+            }
+            "since" => {
+                let since = humantime::parse_rfc3339_weak(&value).map_err(|_| {
+                    Error::BadRequest(format!("since '{value}' is not an RFC 3339 time"))
+                })?;
+                filter.since = Some(since);
+            }
+            other => return Err(Error::BadRequest(format!("Unknown filter '{other}'."))),
+        }
+    }
+    json(StatusCode::OK, &state.journal.entries(&filter))
+}
+
+async fn clear_requests(_: AdminCaller, State(state): State<AppState>) -> StatusCode {
+    state.journal.clear();
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /_admin/faults`: the rules in force, with what is left of their counts.
+async fn faults(_: AdminCaller, State(state): State<AppState>) -> Result<Response> {
+    json(StatusCode::OK, &state.faults.rules())
+}
+
+/// `PUT /_admin/faults`: replaces the whole rule set.
+async fn set_faults(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response> {
+    let rules: FaultRules =
+        serde_json::from_slice(&body).map_err(|e| Error::BadRequest(e.to_string()))?;
+    rules.validate().map_err(Error::BadRequest)?;
+    state.faults.replace(rules);
+    json(StatusCode::OK, &state.faults.rules())
+}
+
+/// `DELETE /_admin/faults`: no faults, no rate limits.
+async fn clear_faults(_: AdminCaller, State(state): State<AppState>) -> StatusCode {
+    state.faults.replace(FaultRules::default());
+    StatusCode::NO_CONTENT
 }

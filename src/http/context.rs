@@ -1,8 +1,9 @@
-//! Per-request context: request id, timeout, the headers every response carries, the log line.
+//! Per-request context: request id, timeout, the headers every response carries, the log line,
+//! and the journal and metrics entries.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
@@ -11,24 +12,39 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::AppState;
+use super::journal::Record;
 use crate::error::Error;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-arequestid");
 static ACCOUNT_ID: HeaderName = HeaderName::from_static("x-aaccountid");
 static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache, no-store, no-transform");
 
-/// What the middleware learns while the request runs: who the caller turned out to be.
+/// What the middleware learns while the request runs.
 #[derive(Debug, Default)]
 pub struct RequestContext {
     caller: OnceLock<String>,
+    body: OnceLock<String>,
+    near_limit: AtomicBool,
 }
 
 impl RequestContext {
-    /// Records the authenticated caller, for `X-AACCOUNTID` and the log line.
+    /// Records the authenticated caller, for `X-AACCOUNTID`, the log line and the journal.
     pub fn set_caller(&self, account_id: &str) {
         let _ = self.caller.set(account_id.to_owned());
     }
+
+    /// Records the request body for the journal.
+    pub fn set_body(&self, body: &str) {
+        let _ = self.body.set(body.to_owned());
+    }
+
+    /// Marks the caller's rate-limit bucket as nearly empty (`X-RateLimit-NearLimit`).
+    pub fn set_near_limit(&self) {
+        self.near_limit.store(true, Ordering::Relaxed);
+    }
 }
+
+static NEAR_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-nearlimit");
 
 /// A request id: 32 hex digits, unique to this process run, that reveal neither the process nor
 /// how many requests came before (a counter mixed with a random key).
@@ -62,8 +78,10 @@ pub async fn request_context(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let started = Instant::now();
+    let (started, arrived) = (Instant::now(), SystemTime::now());
     let request_id = next_request_id();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
     let context = Arc::new(RequestContext::default());
     request.extensions_mut().insert(context.clone());
     let method = request.method().clone();
@@ -82,6 +100,7 @@ pub async fn request_context(
         }
     };
     let mut response = run.instrument(span.clone()).await;
+    let status = response.status().as_u16();
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(REQUEST_ID.clone(), value);
@@ -95,15 +114,40 @@ pub async fn request_context(
     {
         headers.insert(ACCOUNT_ID.clone(), value);
     }
+    if status < 400 && context.near_limit.load(Ordering::Relaxed) {
+        headers.insert(NEAR_LIMIT.clone(), HeaderValue::from_static("true"));
+    }
+    let latency = started.elapsed();
     span.in_scope(|| {
         tracing::info!(
             %method,
             route,
-            status = response.status().as_u16(),
-            latency_us = started.elapsed().as_micros() as u64,
+            status,
+            latency_us = latency.as_micros() as u64,
             caller,
             "handled"
         );
     });
+    state
+        .metrics
+        .observe(&route, method.as_str(), status, latency.as_secs_f64());
+    if journaled(&path) {
+        state.journal.record(Record {
+            method: method.as_str(),
+            path: &path,
+            query: query.as_deref(),
+            account_id: context.caller.get().map(String::as_str),
+            status,
+            latency,
+            request_id: &request_id,
+            body: context.body.get().cloned(),
+            at: arrived,
+        });
+    }
     response
+}
+
+/// The journal keeps what clients send to the API, not probes, metrics or the admin API.
+fn journaled(path: &str) -> bool {
+    !(path.starts_with("/_admin") || matches!(path, "/healthz" | "/readyz" | "/metrics"))
 }

@@ -71,6 +71,10 @@ impl IntoResponse for Error {
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Timeout | Error::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::InjectedFault(status) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             Error::Database(e) if is_outage(e) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -105,6 +109,27 @@ impl IntoResponse for Error {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            Error::RateLimited {
+                retry_after,
+                limit,
+                ref reset,
+            } => {
+                let mut response = error_collection(status, &self.to_string());
+                let headers = response.headers_mut();
+                let limits = [
+                    ("retry-after", retry_after.to_string()),
+                    ("x-ratelimit-limit", limit.to_string()),
+                    ("x-ratelimit-remaining", "0".to_owned()),
+                    ("x-ratelimit-reset", reset.clone()),
+                    ("ratelimit-reason", "jira-burst-based".to_owned()),
+                ];
+                for (name, value) in limits {
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        headers.insert(name, value);
+                    }
+                }
                 response
             }
             Error::MethodNotAllowed { allow, message } => {

@@ -30,11 +30,46 @@ impl FromRequestParts<AppState> for Authenticated {
             .get(header::AUTHORIZATION)
             .and_then(|value| Credentials::from_authorization(value.as_bytes()));
         let caller = state.service.authenticate(credentials.as_ref()).await?;
-        if let Some(context) = parts.extensions.get::<Arc<RequestContext>>() {
+        let context = parts.extensions.get::<Arc<RequestContext>>();
+        if let Some(context) = context {
             context.set_caller(caller.account_id());
+        }
+        let path = parts.uri.path();
+        if path.starts_with("/rest/api/") {
+            apply_faults(state, path, caller.account_id(), context).await?;
         }
         Ok(Self(caller))
     }
+}
+
+/// Faults and rate limits act on authenticated Jira API requests, as Jira Cloud's limits act per
+/// user: after authentication, before anything else.
+async fn apply_faults(
+    state: &AppState,
+    path: &str,
+    account_id: &str,
+    context: Option<&Arc<RequestContext>>,
+) -> Result<()> {
+    let verdict = state.faults.judge(path, account_id);
+    if let Some(limited) = verdict.limited {
+        return Err(Error::RateLimited {
+            retry_after: limited.retry_after,
+            limit: limited.limit,
+            reset: limited.reset,
+        });
+    }
+    if let Some(delay) = verdict.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(status) = verdict.error {
+        return Err(Error::InjectedFault(status));
+    }
+    if verdict.near_limit
+        && let Some(context) = context
+    {
+        context.set_near_limit();
+    }
+    Ok(())
 }
 
 /// For routes open to anonymous callers: no credentials pass, but credentials that are sent must

@@ -4,6 +4,9 @@ mod admin;
 mod context;
 mod error;
 mod extract;
+pub mod faults;
+pub mod journal;
+mod metrics;
 mod openapi;
 mod probes;
 mod properties;
@@ -20,6 +23,9 @@ use crate::credentials::TokenDigest;
 use crate::error::Error;
 use crate::service::PropertyService;
 use crate::store::Store;
+use faults::{FaultRules, Faults};
+use journal::Journal;
+use metrics::Metrics;
 
 pub use context::RequestContext;
 pub use openapi::OPENAPI_DOCUMENT;
@@ -42,6 +48,12 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Digest of the admin token; `None` turns the admin API off (404).
     pub admin_token: Option<TokenDigest>,
+    /// The last requests, for `/_admin/requests`.
+    pub journal: Arc<Journal>,
+    /// Faults and rate limits in force.
+    pub faults: Arc<Faults>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
 }
 
 /// The settings a server runs with, besides its store.
@@ -53,6 +65,12 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// The admin API's bearer token; `None` turns the admin API off.
     pub admin_token: Option<String>,
+    /// Requests the journal keeps; 0 turns it off.
+    pub journal_size: usize,
+    /// Whether the journal keeps PUT bodies.
+    pub journal_bodies: bool,
+    /// Faults and rate limits at start.
+    pub faults: FaultRules,
 }
 
 impl Default for Settings {
@@ -61,21 +79,27 @@ impl Default for Settings {
             public_url: None,
             request_timeout: Duration::from_secs(30),
             admin_token: None,
+            journal_size: 1000,
+            journal_bodies: false,
+            faults: FaultRules::default(),
         }
     }
 }
 
 impl AppState {
     /// The state of a server over `store`.
-    pub fn new(store: Store, settings: Settings) -> Self {
-        Self {
+    pub fn new(store: Store, settings: Settings) -> Result<Self, prometheus::Error> {
+        Ok(Self {
             service: PropertyService::new(store.clone()),
             admin: AdminService::new(store.clone()),
             store,
             public_url: settings.public_url.map(Arc::from),
             request_timeout: settings.request_timeout,
             admin_token: settings.admin_token.as_deref().map(TokenDigest::of),
-        }
+            journal: Arc::new(Journal::new(settings.journal_size, settings.journal_bodies)),
+            faults: Arc::new(Faults::new(settings.faults)),
+            metrics: Metrics::new()?,
+        })
     }
 }
 
@@ -133,21 +157,15 @@ pub fn routes() -> Vec<Route> {
             ),
         ]);
     }
-    routes.push(route(
-        "/openapi.json".to_owned(),
-        &["GET"],
-        read_only(get(openapi::document)),
-    ));
-    routes.push(route(
-        "/healthz".to_owned(),
-        &["GET"],
-        read_only(get(probes::healthz)),
-    ));
-    routes.push(route(
-        "/readyz".to_owned(),
-        &["GET"],
-        read_only(get(probes::readyz)),
-    ));
+    let singles = [
+        ("/openapi.json", get(openapi::document)),
+        ("/healthz", get(probes::healthz)),
+        ("/readyz", get(probes::readyz)),
+        ("/metrics", get(probes::metrics)),
+    ];
+    for (path, handlers) in singles {
+        routes.push(route(path.to_owned(), &["GET"], read_only(handlers)));
+    }
     for (path, methods, handlers) in admin::routes() {
         routes.push(route(path.to_owned(), methods, allowing(methods, handlers)));
     }

@@ -1,4 +1,5 @@
-//! Probes for orchestrators: alive (`/healthz`, no I/O) and ready (`/readyz`, the database answers).
+//! Probes for orchestrators: alive (`/healthz`, no I/O), ready (`/readyz`, the database
+//! answers), and Prometheus metrics (`/metrics`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,4 +23,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response> {
             Err(Error::NotReady)
         }
     }
+}
+
+/// `GET /metrics`: Prometheus text. Never holds credentials: labels are route templates.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let (in_use, idle) = state.store.pool_usage();
+    let text = state.metrics.render(in_use, idle, state.journal.len());
+    let mut response = Response::new(text.into());
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }

@@ -6,11 +6,13 @@ use axum::response::Response;
 use percent_encoding::utf8_percent_encode;
 use serde::Serialize;
 
-use super::AppState;
+use std::sync::Arc;
+
 use super::error::json_response;
 use super::extract::{
     Authenticated, BaseUrl, LINK_ESCAPES, PropertyPath, TargetAccount, discard_unread, read_value,
 };
+use super::{AppState, RequestContext};
 use crate::domain::{AccountId, Written};
 use crate::error::{Error, Result};
 
@@ -83,7 +85,17 @@ pub async fn set_property(
     request: Request,
 ) -> Result<StatusCode> {
     let (parts, mut body) = request.into_parts();
-    let value = read_value(&parts.headers, &mut body);
+    let context = parts
+        .extensions
+        .get::<Arc<RequestContext>>()
+        .filter(|_| state.journal.keeps_bodies());
+    let value = async {
+        let value = read_value(&parts.headers, &mut body).await?;
+        if let Some(context) = context {
+            context.set_body(value.as_str());
+        }
+        Ok(value)
+    };
     let written = state
         .service
         .set_property(&caller, &target, path.key(), value)
@@ -92,6 +104,7 @@ pub async fn set_property(
         discard_unread(&mut body).await;
     }
     let written = written?;
+    state.metrics.writes.inc();
     Ok(match written {
         Written::Created => StatusCode::CREATED,
         Written::Updated => StatusCode::OK,
@@ -109,6 +122,7 @@ pub async fn delete_property(
         .service
         .delete_property(&caller, &target, path.key())
         .await?;
+    state.metrics.deletes.inc();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -151,6 +151,14 @@ impl Store {
         }
     }
 
+    /// Connections in use and idle, over every pool.
+    pub fn pool_usage(&self) -> (u32, u32) {
+        match self {
+            Self::Sqlite(store) => store.pool_usage(),
+            Self::Postgres(store) => store.pool_usage(),
+        }
+    }
+
     /// Closes every connection, letting the last writes settle.
     pub async fn close(&self) {
         match self {

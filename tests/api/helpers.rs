@@ -116,7 +116,7 @@ impl TestApp {
 
     /// The same app over the same store, with other settings.
     pub fn with_settings(store: Store, settings: Settings) -> Self {
-        let state = AppState::new(store.clone(), settings);
+        let state = AppState::new(store.clone(), settings).expect("state builds");
         Self {
             router: router(state),
             store,

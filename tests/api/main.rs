@@ -10,6 +10,7 @@ mod helpers;
 mod instances;
 mod keys;
 mod openapi;
+mod operability;
 mod operations;
 mod permissions;
 mod postgres;

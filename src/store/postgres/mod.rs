@@ -49,6 +49,11 @@ impl PostgresStore {
         self.location.clone()
     }
 
+    pub(super) fn pool_usage(&self) -> (u32, u32) {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        (self.pool.size().saturating_sub(idle), idle)
+    }
+
     pub(super) async fn close(&self) {
         self.pool.close().await;
     }

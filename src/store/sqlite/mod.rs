@@ -110,6 +110,22 @@ impl SqliteStore {
         self.location.clone()
     }
 
+    pub(super) fn pool_usage(&self) -> (u32, u32) {
+        // In memory, reader and writer are one pool.
+        let pools = if self._memory.is_some() {
+            vec![&self.reader]
+        } else {
+            vec![&self.reader, &self.writer]
+        };
+        pools.iter().fold((0, 0), |(in_use, idle), pool| {
+            let pool_idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+            (
+                in_use + pool.size().saturating_sub(pool_idle),
+                idle + pool_idle,
+            )
+        })
+    }
+
     pub(super) async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;

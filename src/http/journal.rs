@@ -1,0 +1,215 @@
+//! The request journal: the last N API requests, in memory, for tests to assert on.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// One request as the journal keeps it: never credentials; the body only when asked to.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// When the request arrived, RFC 3339.
+    pub time: String,
+    #[serde(skip)]
+    at: SystemTime,
+    /// The method.
+    pub method: String,
+    /// The path, as sent.
+    pub path: String,
+    /// The query string, as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The authenticated caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// The status answered.
+    pub status: u16,
+    /// How long the answer took, in milliseconds.
+    pub latency_ms: f64,
+    /// The request id (`X-ARequestId`).
+    pub request_id: String,
+    /// The PUT body, with `--journal-bodies`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// What to keep of a request; the journal stamps the time.
+pub struct Record<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// The path.
+    pub path: &'a str,
+    /// The query string.
+    pub query: Option<&'a str>,
+    /// The authenticated caller.
+    pub account_id: Option<&'a str>,
+    /// The status answered.
+    pub status: u16,
+    /// How long the answer took.
+    pub latency: Duration,
+    /// The request id.
+    pub request_id: &'a str,
+    /// The PUT body, if kept.
+    pub body: Option<String>,
+    /// When the request arrived.
+    pub at: SystemTime,
+}
+
+/// Which entries to return.
+#[derive(Debug, Default)]
+pub struct Filter {
+    /// Only this method.
+    pub method: Option<String>,
+    /// Only paths starting so.
+    pub path_prefix: Option<String>,
+    /// Only this status.
+    pub status: Option<u16>,
+    /// Only this caller.
+    pub account_id: Option<String>,
+    /// Only requests that arrived at or after this time.
+    pub since: Option<SystemTime>,
+}
+
+/// A bounded journal: memory never holds more than `capacity` entries; 0 turns it off.
+#[derive(Debug)]
+pub struct Journal {
+    capacity: usize,
+    bodies: bool,
+    entries: Mutex<VecDeque<Entry>>,
+}
+
+impl Journal {
+    /// A journal of at most `capacity` entries, with request bodies when `bodies`.
+    pub fn new(capacity: usize, bodies: bool) -> Self {
+        Self {
+            capacity,
+            bodies,
+            entries: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
+        }
+    }
+
+    /// Whether request bodies are kept.
+    pub fn keeps_bodies(&self) -> bool {
+        self.bodies && self.capacity > 0
+    }
+
+    /// Adds a request, dropping the oldest when full.
+    pub fn record(&self, record: Record<'_>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let entry = Entry {
+            time: humantime::format_rfc3339_millis(record.at).to_string(),
+            at: record.at,
+            method: record.method.to_owned(),
+            path: record.path.to_owned(),
+            query: record.query.map(str::to_owned),
+            account_id: record.account_id.map(str::to_owned),
+            status: record.status,
+            latency_ms: record.latency.as_secs_f64() * 1000.0,
+            request_id: record.request_id.to_owned(),
+            body: record.body,
+        };
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() == self.capacity {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+    }
+
+    /// The entries that pass `filter`, oldest first.
+    pub fn entries(&self, filter: &Filter) -> Vec<Entry> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries
+            .iter()
+            .filter(|e| {
+                filter
+                    .method
+                    .as_ref()
+                    .is_none_or(|m| e.method.eq_ignore_ascii_case(m))
+            })
+            .filter(|e| {
+                filter
+                    .path_prefix
+                    .as_ref()
+                    .is_none_or(|p| e.path.starts_with(p.as_str()))
+            })
+            .filter(|e| filter.status.is_none_or(|s| e.status == s))
+            .filter(|e| {
+                filter
+                    .account_id
+                    .as_ref()
+                    .is_none_or(|a| e.account_id.as_ref() == Some(a))
+            })
+            .filter(|e| filter.since.is_none_or(|since| e.at >= since))
+            .cloned()
+            .collect()
+    }
+
+    /// How many entries are held.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |entries| entries.len())
+    }
+
+    /// Whether no entries are held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every entry.
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(journal: &Journal, status: u16) {
+        journal.record(Record {
+            method: "GET",
+            path: "/rest/api/3/user/properties",
+            query: None,
+            account_id: Some("a"),
+            status,
+            latency: Duration::from_millis(1),
+            request_id: "r",
+            body: None,
+            at: SystemTime::now(),
+        });
+    }
+
+    #[test]
+    fn the_journal_never_holds_more_than_its_capacity() {
+        let journal = Journal::new(3, false);
+        for status in 200..210 {
+            record(&journal, status);
+        }
+        let statuses: Vec<u16> = journal
+            .entries(&Filter::default())
+            .iter()
+            .map(|e| e.status)
+            .collect();
+        assert_eq!(statuses, [207, 208, 209]);
+    }
+
+    #[test]
+    fn a_journal_of_zero_keeps_nothing() {
+        let journal = Journal::new(0, true);
+        record(&journal, 200);
+        assert!(journal.is_empty());
+        assert!(!journal.keeps_bodies());
+    }
+}

@@ -1,0 +1,99 @@
+//! Prometheus metrics: requests by route, method and status; latency by route; the database
+//! pool; property writes and deletes; the journal's size.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// The metrics of one server, in a registry of its own.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    /// Properties created or replaced.
+    pub writes: IntCounter,
+    /// Properties deleted.
+    pub deletes: IntCounter,
+    pool: IntGaugeVec,
+    journal: IntGaugeVec,
+}
+
+impl Metrics {
+    /// A fresh set of metrics.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("jira_userprops".to_owned()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "Requests answered, by route template, method and status.",
+            ),
+            &["route", "method", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time to answer, by route template.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["route"],
+        )?;
+        let writes = IntCounter::new("property_writes_total", "Properties created or replaced.")?;
+        let deletes = IntCounter::new("property_deletes_total", "Properties deleted.")?;
+        let pool = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Database connections, by state (in_use, idle).",
+            ),
+            &["state"],
+        )?;
+        let journal = IntGaugeVec::new(
+            Opts::new("journal_entries", "Requests held in the journal."),
+            &[],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(writes.clone()))?;
+        registry.register(Box::new(deletes.clone()))?;
+        registry.register(Box::new(pool.clone()))?;
+        registry.register(Box::new(journal.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            writes,
+            deletes,
+            pool,
+            journal,
+        })
+    }
+
+    /// Counts one answered request.
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        self.requests
+            .with_label_values(&[route, method, status.as_str()])
+            .inc();
+        self.latency.with_label_values(&[route]).observe(seconds);
+    }
+
+    /// The text exposition, with the gauges read now.
+    pub fn render(&self, pool_in_use: u32, pool_idle: u32, journal_entries: usize) -> String {
+        self.pool
+            .with_label_values(&["in_use"])
+            .set(i64::from(pool_in_use));
+        self.pool
+            .with_label_values(&["idle"])
+            .set(i64::from(pool_idle));
+        self.journal
+            .with_label_values(&[] as &[&str])
+            .set(i64::try_from(journal_entries).unwrap_or(i64::MAX));
+        let mut text = Vec::new();
+        // Encoding into memory cannot fail for well-formed metrics; an empty page says so.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
+        String::from_utf8(text).unwrap_or_default()
+    }
+}
