@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::http::Settings;
 use crate::http::faults::FaultRules;
@@ -13,8 +13,17 @@ use crate::store::DatabaseOptions;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "jira-userprops", version, about)]
 pub struct Config {
+    /// What to do; without one, `serve`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address and port to listen on.
-    #[arg(long, env = "JIRA_USERPROPS_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: String,
 
     /// Database URL: `sqlite:PATH` (the file is created if missing), `sqlite::memory:` for a
@@ -22,69 +31,161 @@ pub struct Config {
     /// (TLS as its `sslmode` parameter says: disable, prefer, require, verify-ca, verify-full).
     #[arg(
         long,
+        global = true,
         env = "JIRA_USERPROPS_DATABASE_URL",
         default_value = "sqlite:jira-userprops.db"
     )]
     pub database_url: String,
 
     /// Most database connections held open (PostgreSQL), or reader connections (SQLite).
-    #[arg(long, env = "JIRA_USERPROPS_DB_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, global = true, env = "JIRA_USERPROPS_DB_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub db_pool_size: u32,
 
     /// Seconds one connection attempt may take at start.
-    #[arg(long, env = "JIRA_USERPROPS_DB_CONNECT_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "JIRA_USERPROPS_DB_CONNECT_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub db_connect_timeout: u64,
 
     /// Seconds a request may wait for a free database connection; past it, 503.
-    #[arg(long, env = "JIRA_USERPROPS_DB_ACQUIRE_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "JIRA_USERPROPS_DB_ACQUIRE_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub db_acquire_timeout: u64,
 
     /// Seconds to keep retrying the database at start (with backoff) before giving up.
-    #[arg(long, env = "JIRA_USERPROPS_DB_STARTUP_TIMEOUT", default_value_t = 30)]
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_DB_STARTUP_TIMEOUT",
+        default_value_t = 30
+    )]
     pub db_startup_timeout: u64,
 
     /// JSON file of users, API tokens and properties to load at start. Missing users and tokens
     /// are added on every start; properties only into an empty database.
-    #[arg(long, env = "JIRA_USERPROPS_SEED")]
+    #[arg(long, global = true, env = "JIRA_USERPROPS_SEED")]
     pub seed: Option<PathBuf>,
 
     /// Public base URL of this server, used in `self` links (e.g. https://jira.example.test).
     /// Without it, links use `http://` and the request's Host header.
-    #[arg(long, env = "JIRA_USERPROPS_PUBLIC_URL", value_parser = parse_public_url)]
+    #[arg(long, global = true, env = "JIRA_USERPROPS_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
 
     /// Bearer token for the admin API under /_admin; without it the admin API answers 404.
-    #[arg(long, env = "JIRA_USERPROPS_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
 
     /// Requests the journal keeps for GET /_admin/requests (oldest dropped first); 0 turns it off.
-    #[arg(long, env = "JIRA_USERPROPS_JOURNAL_SIZE", default_value_t = 1000)]
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_JOURNAL_SIZE",
+        default_value_t = 1000
+    )]
     pub journal_size: usize,
 
     /// Keep PUT bodies in the journal too (never credentials).
-    #[arg(long, env = "JIRA_USERPROPS_JOURNAL_BODIES")]
+    #[arg(long, global = true, env = "JIRA_USERPROPS_JOURNAL_BODIES")]
     pub journal_bodies: bool,
 
     /// Faults and rate limits at start, as JSON in the form PUT /_admin/faults takes, e.g.
     /// '{"rateLimit": {"limit": 100, "windowSeconds": 1}, "latency": {"minMs": 0, "maxMs": 50}}'.
-    #[arg(long, env = "JIRA_USERPROPS_FAULTS", value_parser = parse_faults)]
+    #[arg(long, global = true, env = "JIRA_USERPROPS_FAULTS", value_parser = parse_faults)]
     pub faults: Option<FaultRules>,
 
     /// Log format.
-    #[arg(long, env = "JIRA_USERPROPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "JIRA_USERPROPS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Log filter, in `tracing` directive syntax (e.g. `info`, `jira_userprops=debug`).
-    #[arg(long, env = "JIRA_USERPROPS_LOG_LEVEL", default_value = "info", value_parser = parse_log_filter)]
+    #[arg(long, global = true, env = "JIRA_USERPROPS_LOG_LEVEL", default_value = "info", value_parser = parse_log_filter)]
     pub log_level: String,
 
     /// Longest time one request may take, in seconds, body upload included.
-    #[arg(long, env = "JIRA_USERPROPS_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "JIRA_USERPROPS_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
 
     /// On SIGINT or SIGTERM, how many seconds in-flight requests get to finish.
-    #[arg(long, env = "JIRA_USERPROPS_SHUTDOWN_GRACE", default_value_t = 10)]
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_SHUTDOWN_GRACE",
+        default_value_t = 10
+    )]
     pub shutdown_grace: u64,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply the database migrations, then exit.
+    Migrate,
+    /// Add or list users.
+    Users {
+        /// What to do with users.
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Create API tokens.
+    Tokens {
+        /// What to do with tokens.
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+    /// Write the whole state (users, token digests, properties) to FILE in the snapshot format;
+    /// `-` writes to standard output.
+    Export {
+        /// Where to write.
+        file: PathBuf,
+    },
+    /// Replace the whole state with the snapshot in FILE, atomically; `-` reads standard input.
+    Import {
+        /// Where to read.
+        file: PathBuf,
+    },
+    /// Probe a running server's /healthz: exit 0 when it answers 200, 1 otherwise.
+    Healthcheck {
+        /// The server's base URL; default: http:// and the --listen address.
+        #[arg(long, env = "JIRA_USERPROPS_HEALTHCHECK_URL")]
+        url: Option<String>,
+    },
+}
+
+/// `users` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user, with a new API token that is printed once.
+    Add {
+        /// The account id.
+        #[arg(long, env = "JIRA_USERPROPS_USER_ACCOUNT_ID")]
+        account_id: String,
+        /// The email, for Basic authentication.
+        #[arg(long, env = "JIRA_USERPROPS_USER_EMAIL")]
+        email: String,
+        /// The display name; default: the email.
+        #[arg(long, env = "JIRA_USERPROPS_USER_DISPLAY_NAME")]
+        display_name: Option<String>,
+        /// Grant *Administer Jira*.
+        #[arg(long, env = "JIRA_USERPROPS_USER_ADMIN")]
+        admin: bool,
+    },
+    /// List every user as JSON.
+    List,
+}
+
+/// `tokens` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokensCommand {
+    /// Create an API token for a user; the token is printed once.
+    Create {
+        /// The user's account id.
+        #[arg(long, env = "JIRA_USERPROPS_USER_ACCOUNT_ID")]
+        account_id: String,
+    },
 }
 
 /// How log lines are written.

@@ -10,9 +10,11 @@
 //! - [`domain`]: validated values (keys, values, account ids) and [`credentials`]: tokens.
 //! - [`admin`]: users, tokens, reset and snapshots for the admin API and the command line;
 //!   [`snapshot`]: the snapshot format.
-//! - [`seed`]: the starting state; [`config`]: flags and environment variables.
+//! - [`seed`]: the starting state; [`config`]: flags and environment variables; [`cli`]: the
+//!   subcommands.
 
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod domain;

@@ -323,3 +323,90 @@ fn an_unreachable_database_is_retried_then_named_with_its_cause() {
     );
     assert!(!output.contains("secret-password"), "{output}");
 }
+
+fn run_cli(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_jira-userprops"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn healthcheck_exits_0_for_a_live_server_and_1_when_it_is_down() {
+    let mut server = Server::start(&["--database-url", "sqlite::memory:", "--seed", EXAMPLE_SEED]);
+    let address = server.address();
+    let url = format!("http://{address}");
+    assert!(run_cli(&["healthcheck", "--url", &url]).0);
+    assert!(
+        run_cli(&["--listen", &address.to_string(), "healthcheck"]).0,
+        "defaults to --listen"
+    );
+    server.signal("-TERM");
+    let _ = server.wait();
+    assert!(!run_cli(&["healthcheck", "--url", &url]).0);
+}
+
+#[test]
+fn the_command_line_adds_users_and_tokens_and_moves_snapshots() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = format!("sqlite:{}", dir.path().join("first.db").display());
+    let second = format!("sqlite:{}", dir.path().join("second.db").display());
+    assert!(run_cli(&["--database-url", &first, "migrate"]).0);
+    let (ok, added) = run_cli(&[
+        "--database-url",
+        &first,
+        "users",
+        "add",
+        "--account-id",
+        "cli-1",
+        "--email",
+        "cli@example.com",
+    ]);
+    assert!(ok, "{added}");
+    let added: serde_json::Value = serde_json::from_str(&added).expect("JSON");
+    assert_eq!(added["accountId"], "cli-1");
+    assert!(added["token"].as_str().is_some_and(|t| t.len() >= 40));
+    let (ok, token) = run_cli(&[
+        "--database-url",
+        &first,
+        "tokens",
+        "create",
+        "--account-id",
+        "cli-1",
+    ]);
+    assert!(ok);
+    let token: serde_json::Value = serde_json::from_str(&token).expect("JSON");
+    assert!(token["id"].is_string() && token["token"].is_string());
+    let (_, listed) = run_cli(&["--database-url", &first, "users", "list"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(
+        !run_cli(&[
+            "--database-url",
+            &first,
+            "tokens",
+            "create",
+            "--account-id",
+            "nobody"
+        ])
+        .0
+    );
+
+    let snapshot = dir.path().join("snapshot.json");
+    let snapshot = snapshot.to_str().expect("UTF-8 path");
+    assert!(run_cli(&["--database-url", &first, "export", snapshot]).0);
+    assert!(run_cli(&["--database-url", &second, "import", snapshot]).0);
+    let (_, exported_again) = run_cli(&["--database-url", &second, "export", "-"]);
+    assert_eq!(
+        exported_again,
+        std::fs::read_to_string(snapshot).expect("snapshot written")
+    );
+    assert!(
+        exported_again.contains("apiTokenHashes")
+            && !exported_again.contains(added["token"].as_str().unwrap_or("?"))
+    );
+}

@@ -13,6 +13,7 @@ fi
 cargo build --release --locked
 
 log=$(mktemp)
+export JIRA_USERPROPS_ADMIN_TOKEN=client-suite-admin-token
 target/release/jira-userprops --listen 127.0.0.1:0 --database-url sqlite::memory: \
     --seed examples/seed.json --log-format json >"$log" 2>&1 &
 server=$!
