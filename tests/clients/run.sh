@@ -10,11 +10,17 @@ if [ ! -x "$venv/bin/pytest" ]; then
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 
-cargo build --release --locked
+# The binary under test: JIRA_USERPROPS_BIN when given (CI passes the image's static build),
+# else the release build.
+binary="${JIRA_USERPROPS_BIN:-}"
+if [ -z "$binary" ]; then
+    cargo build --release --locked
+    binary=target/release/jira-userprops
+fi
 
 log=$(mktemp)
 export JIRA_USERPROPS_ADMIN_TOKEN=client-suite-admin-token
-target/release/jira-userprops --listen 127.0.0.1:0 --database-url sqlite::memory: \
+"$binary" --listen 127.0.0.1:0 --database-url sqlite::memory: \
     --seed examples/seed.json --log-format json >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -f "$log"' EXIT
