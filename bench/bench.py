@@ -1,0 +1,297 @@
+"""The benchmark harness: starts the release binary, loads it with wrk, and reports.
+
+Run through bench/run.sh, which installs wrk and builds the binary. Standard library only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BINARY = Path(os.environ.get("JIRA_USERPROPS_BIN") or ROOT / "target" / "release" / "jira-userprops").resolve()
+BOB = "5b10ac8d82e05b22cc7d4ef5"
+SCENARIOS = [
+    ("ceiling", "GET /healthz (no I/O): the ceiling"),
+    ("get", "GET property"),
+    ("put-update", "PUT update (200), durable"),
+    ("put-create", "PUT create (201, new keys), durable"),
+    ("list-10", "list keys (10)"),
+    ("list-1000", "list keys (1,000)"),
+    ("mix", "90% GET / 10% PUT"),
+]
+
+
+def seed_file(directory):
+    users = [
+        {"accountId": BOB, "email": "bob@example.com", "displayName": "Bob", "apiTokens": ["bob-token"]},
+        {"accountId": "bench-list-10", "email": "list10@example.com", "apiTokens": ["list10-token"]},
+        {"accountId": "bench-list-1000", "email": "list1000@example.com", "apiTokens": ["list1000-token"]},
+    ]
+    properties = [
+        {"accountId": BOB, "key": "bench.get", "value": {"theme": "dark", "sizes": [1, 2.5, None]}},
+        {"accountId": BOB, "key": "bench.update", "value": {"theme": "dark"}},
+    ]
+    for count in (10, 1000):
+        properties += [
+            {"accountId": f"bench-list-{count}", "key": f"key.{i:05}", "value": {"i": i}} for i in range(count)
+        ]
+    path = Path(directory) / "seed.json"
+    path.write_text(json.dumps({"users": users, "properties": properties}))
+    return path
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """The binary on a free port, logging warnings only (a log line per request is not free)."""
+
+    def __init__(self, database_url, seed=None, port=None):
+        self.port = port or free_port()
+        args = [str(BINARY), "--listen", f"127.0.0.1:{self.port}", "--database-url", database_url, "--log-level", "warn"]
+        if seed:
+            args += ["--seed", str(seed)]
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.first_200 = self.wait_ready()
+
+    def wait_ready(self):
+        deadline = time.perf_counter() + 60
+        while time.perf_counter() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - self.started
+            except OSError:
+                time.sleep(0.001)
+        raise RuntimeError("the server did not start")
+
+    def rss_kib(self, field="VmRSS"):
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(port, script, connections, seconds):
+    threads = min(connections, 2)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f"bench/{script}.lua",
+         f"http://127.0.0.1:{port}"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = {}
+    for percentile in ("50", "99"):
+        value, unit = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        latency[percentile] = float(value) * UNITS[unit]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failures = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
+    return {"rps": rps, "p50": latency["50"], "p99": latency["99"], "failures": failures}
+
+
+def measure(port, script, connections, seconds, repeats, server=None, peak=None):
+    runs = []
+    for _ in range(repeats):
+        runs.append(wrk(port, script, connections, seconds))
+        if server and peak is not None:
+            peak.append(server.rss_kib("VmHWM"))
+    return {
+        "rps": statistics.median(r["rps"] for r in runs),
+        "p50": statistics.median(r["p50"] for r in runs),
+        "p99": statistics.median(r["p99"] for r in runs),
+        "failures": sum(r["failures"] for r in runs),
+    }
+
+
+def startup_times(directory, count):
+    times = []
+    for i in range(count):
+        server = Server(f"sqlite:{directory}/startup-{i}.db")
+        times.append(server.first_200)
+        server.stop()
+    return statistics.median(times)
+
+
+def large_store_latency(directory, seconds):
+    """GET p50 with 1,000 stored properties, then with 1,000,000."""
+    results = {}
+    for total in (1_000, 1_000_000):
+        db = f"sqlite:{directory}/large-{total}.db"
+        snapshot = Path(directory) / f"large-{total}.json"
+        with snapshot.open("w") as out:
+            out.write('{"users": [{"accountId": "%s", "email": "bob@example.com", "apiTokenHashes": ["%s"]}], "properties": [' % (
+                BOB, __import__("hashlib").sha256(b"bob-token").hexdigest()))
+            for i in range(total):
+                key = "bench.get" if i == total // 2 else f"filler.{i:07}"
+                out.write(("," if i else "") + '{"accountId": "%s", "key": "%s", "value": {"i": %d}}' % (BOB, key, i))
+            out.write("]}")
+        subprocess.run([str(BINARY), "--database-url", db, "--log-level", "warn", "import", str(snapshot)], check=True)
+        server = Server(db)
+        results[total] = wrk(server.port, "get", 16, seconds)
+        server.stop()
+    return results
+
+
+def postgres_figures(url, seconds, repeats, seed):
+    one = Server(url, seed=seed)
+    single = {s: measure(one.port, s, 64, seconds, repeats) for s in ("get", "put-update", "mix")}
+    two = Server(url, seed=seed)
+    both = []
+    for _ in range(repeats):
+        runs = [subprocess.Popen(["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", "bench/get.lua", f"http://127.0.0.1:{s.port}"],
+                                 cwd=ROOT, stdout=subprocess.PIPE, text=True) for s in (one, two)]
+        total = 0.0
+        for run in runs:
+            out, _ = run.communicate()
+            total += float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        both.append(total)
+    one_only = statistics.median(wrk(one.port, "get", 64, seconds)["rps"] for _ in range(repeats))
+    one.stop()
+    two.stop()
+    return single, {"one": one_only, "two": statistics.median(both)}
+
+
+def svg_plot(results, connections):
+    """Throughput and p99 against connections, one line per scenario."""
+    width, height, pad = 760, 300, 50
+    colours = ["#444", "#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{2 * height + 40}" font-family="sans-serif" font-size="11">']
+    for panel, (metric, label) in enumerate([("rps", "requests/s"), ("p99", "p99 latency (ms)")]):
+        top = panel * (height + 20) + 10
+        peak = max(results[s][c][metric] for s, _ in SCENARIOS for c in connections) or 1
+        x = lambda i: pad + i * (width - 2 * pad - 160) / max(len(connections) - 1, 1)
+        y = lambda v: top + height - pad - v / peak * (height - 2 * pad)
+        parts.append(f'<text x="{pad}" y="{top + 14}" font-size="13">{label} against connections</text>')
+        parts.append(f'<line x1="{pad}" y1="{top + height - pad}" x2="{width - pad - 160}" y2="{top + height - pad}" stroke="#999"/>')
+        parts.append(f'<line x1="{pad}" y1="{top + pad}" x2="{pad}" y2="{top + height - pad}" stroke="#999"/>')
+        parts.append(f'<text x="{pad - 4}" y="{top + pad}" text-anchor="end">{peak:.0f}</text>')
+        for i, c in enumerate(connections):
+            parts.append(f'<text x="{x(i)}" y="{top + height - pad + 14}" text-anchor="middle">{c}</text>')
+        for n, (scenario, _) in enumerate(SCENARIOS):
+            points = " ".join(f"{x(i):.1f},{y(results[scenario][c][metric]):.1f}" for i, c in enumerate(connections))
+            colour = colours[n % len(colours)]
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
+            parts.append(f'<text x="{width - pad - 150}" y="{top + pad + 14 * n}" fill="{colour}">{scenario}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5, help="length of one wrk run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per cell; the median is quoted")
+    parser.add_argument("--connections", default="1,16,64")
+    parser.add_argument("--postgres", help="also measure on this PostgreSQL URL (its public schema is used)")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, to show the harness works")
+    parser.add_argument("--out", default=str(ROOT / "docs"), help="where benchmarks.md and the plot go")
+    args = parser.parse_args()
+    connections = [int(c) for c in args.connections.split(",")]
+    if args.smoke:
+        args.seconds, args.repeats, connections = 0.5, 1, [4]
+    seconds = max(1, round(args.seconds))
+    directory = tempfile.mkdtemp(prefix="jira-userprops-bench-")
+    try:
+        seed = seed_file(directory)
+        server = Server(f"sqlite:{directory}/bench.db", seed=seed)
+        idle_rss = server.rss_kib()
+        peak = []
+        results = {}
+        for scenario, _ in SCENARIOS:
+            results[scenario] = {}
+            for c in connections:
+                results[scenario][c] = measure(server.port, scenario, c, seconds, args.repeats, server, peak)
+                cell = results[scenario][c]
+                print(f"{scenario:<11} c={c:<3} {cell['rps']:>9.0f} req/s  p50 {cell['p50']:.3f} ms  p99 {cell['p99']:.3f} ms"
+                      f"  failures {cell['failures']}", flush=True)
+        server.stop()
+        starts = 1 if args.smoke else 5
+        startup = startup_times(directory, starts)
+        large = None if args.smoke else large_store_latency(directory, seconds)
+        pg = postgres_figures(args.postgres, seconds, args.repeats, seed) if args.postgres and not args.smoke else None
+        report = render(args, connections, results, idle_rss, max(peak or [0]), (startup, starts), large, pg)
+        if args.smoke:
+            print(report)
+            return
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "benchmarks.md").write_text(report)
+        (out / "benchmarks.svg").write_text(svg_plot(results, connections))
+        print(f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks.svg'}")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def render(args, connections, results, idle_rss, peak_rss, startup, large, pg):
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
+    memory = Path("/proc/meminfo").read_text().splitlines()[0].split(":")[1].strip()
+    version = lambda cmd: subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    commit = version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured with `{' '.join(['bench/run.sh'] + sys.argv[1:])}` at commit `{commit}`.",
+        "",
+        f"- Machine: {os.cpu_count()} cores ({cpu}), {memory} memory, {platform.platform()}; the load generator runs on the same cores.",
+        f"- Versions: {version(['rustc', '--version'])}; {version(['wrk', '--version'])}.",
+        f"- Server: release build, SQLite in WAL mode with `synchronous=FULL` (a 2xx only after the commit is fsynced), `--log-level warn`, defaults otherwise.",
+        f"- Each cell: {args.repeats} runs of {max(1, round(args.seconds))} s with wrk; the median is quoted. Ratios are to the ceiling (`/healthz` of the same binary) at the same connection count, in the same run.",
+        "",
+        "| scenario | connections | requests/s | ratio to ceiling | p50 ms | p99 ms | p99 / ceiling p99 | failures |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario, label in SCENARIOS:
+        for c in connections:
+            cell, ceiling = results[scenario][c], results["ceiling"][c]
+            lines.append(
+                f"| {label} | {c} | {cell['rps']:.0f} | {cell['rps'] / ceiling['rps']:.0%} | {cell['p50']:.3f} | {cell['p99']:.3f} |"
+                f" {cell['p99'] / ceiling['p99']:.1f}x | {cell['failures']} |"
+            )
+    lines += [
+        "",
+        "![throughput and p99 against connections](benchmarks.svg)",
+        "",
+        f"- Start to first 200 on an empty database (median of {startup[1]}): {startup[0] * 1000:.1f} ms.",
+        f"- RSS: {idle_rss / 1024:.1f} MiB idle after start; {peak_rss / 1024:.1f} MiB at the peak under load.",
+    ]
+    if large:
+        small, big = large[1_000], large[1_000_000]
+        lines.append(
+            f"- GET p50 at 16 connections: {small['p50']:.3f} ms with 1,000 stored properties, {big['p50']:.3f} ms with"
+            f" 1,000,000 ({big['p50'] / small['p50']:.2f}x)."
+        )
+    if pg:
+        single, scale = pg
+        lines += ["", "## PostgreSQL", "", "| scenario (64 connections) | requests/s | p50 ms | p99 ms |", "|---|---|---|---|"]
+        for scenario, cell in single.items():
+            lines.append(f"| {scenario} | {cell['rps']:.0f} | {cell['p50']:.3f} | {cell['p99']:.3f} |")
+        lines.append("")
+        lines.append(f"- GET, one instance: {scale['one']:.0f} req/s; two instances over one database: {scale['two']:.0f} req/s"
+                     f" ({scale['two'] / scale['one']:.2f}x), on the same 2 cores as the database and the load generator.")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
