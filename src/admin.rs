@@ -70,13 +70,19 @@ impl AdminService {
         let wrapped = format!("{{\"users\":[{}]}}", entry.get());
         let seed = crate::seed::parse(Path::new("request body"), &wrapped)
             .map_err(|e| Error::BadRequest(e.to_string()))?;
-        let report = self.store.apply_seed(&seed).await?;
         let account_id = seed
             .users
             .first()
             .map(|user| user.account_id.clone())
             .unwrap_or_default();
-        if report.users == 0 {
+        // An existing account must not gain the body's tokens as a side effect.
+        if self.store.user_exists(&account_id).await? {
+            return Err(Error::Conflict(format!(
+                "A user with account ID '{account_id}' exists already."
+            )));
+        }
+        let report = self.store.apply_seed(&seed).await?;
+        if report.users == 0 || report.conflict.is_some() {
             return Err(Error::Conflict(format!(
                 "A user with account ID '{account_id}', its email or one of its tokens exists already."
             )));
@@ -86,6 +92,7 @@ impl AdminService {
 
     /// Changes a user's email, display name, admin or active flag.
     pub async fn update_user(&self, account_id: &str, body: &[u8]) -> Result<User> {
+        self.user(account_id).await?;
         let patch: PatchBody =
             serde_json::from_slice(body).map_err(|e| Error::BadRequest(e.to_string()))?;
         if patch
@@ -95,6 +102,15 @@ impl AdminService {
         {
             return Err(Error::BadRequest(
                 "email is not an email address".to_owned(),
+            ));
+        }
+        if patch
+            .display_name
+            .as_deref()
+            .is_some_and(|name| name.chars().any(char::is_control))
+        {
+            return Err(Error::BadRequest(
+                "displayName must not contain control characters".to_owned(),
             ));
         }
         let patch = UserPatch {
@@ -114,7 +130,7 @@ impl AdminService {
 
     /// Deletes a user with their tokens and properties.
     pub async fn delete_user(&self, account_id: &str) -> Result<()> {
-        if self.store.delete_user(account_id).await? {
+        if is_valid_account_id(account_id) && self.store.delete_user(account_id).await? {
             Ok(())
         } else {
             Err(Error::UserNotFound(account_id.to_owned()))
@@ -123,6 +139,7 @@ impl AdminService {
 
     /// Makes a new API token for a user.
     pub async fn create_token(&self, account_id: &str) -> Result<NewToken> {
+        self.user(account_id).await?;
         let token = generate_token().map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
         match self
             .store
@@ -136,6 +153,7 @@ impl AdminService {
 
     /// A user's tokens, without secrets.
     pub async fn tokens(&self, account_id: &str) -> Result<Vec<TokenInfo>> {
+        self.user(account_id).await?;
         self.store
             .tokens(account_id)
             .await?
@@ -144,7 +162,9 @@ impl AdminService {
 
     /// Revokes one of a user's tokens.
     pub async fn revoke_token(&self, account_id: &str, id: &str) -> Result<()> {
-        if self.store.revoke_token(account_id, id).await? {
+        let plausible =
+            is_valid_account_id(account_id) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if plausible && self.store.revoke_token(account_id, id).await? {
             Ok(())
         } else {
             Err(Error::TokenNotFound(id.to_owned()))

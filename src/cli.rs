@@ -114,14 +114,22 @@ async fn healthcheck(config: &Config, url: Option<&str>) -> ExitCode {
         str::to_owned,
     );
     let probe = async {
-        let authority = base
-            .strip_prefix("http://")
+        let rest = base
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+            .and_then(|_| base.get(7..))
             .context("healthcheck speaks plain http:// only")?
             .trim_end_matches('/');
-        let (host, prefix) = authority
-            .split_once('/')
-            .map_or((authority, ""), |(h, p)| (h, p));
-        let mut stream = TcpStream::connect(host).await?;
+        let (host, prefix) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+        let has_port = host
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+        let address = if has_port {
+            host.to_owned()
+        } else {
+            format!("{host}:80")
+        };
+        let mut stream = TcpStream::connect(address).await?;
         let request = format!(
             "GET /{prefix}{}healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
             if prefix.is_empty() { "" } else { "/" }

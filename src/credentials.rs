@@ -84,7 +84,7 @@ impl TokenDigest {
 
     /// Reads a digest written by [`TokenDigest::to_hex`]; `None` unless 64 hex digits.
     pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64 || !hex.is_ascii() {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let mut bytes = [0u8; 32];
@@ -193,7 +193,8 @@ mod tests {
             TokenDigest::from_hex(&digest.to_hex().to_uppercase()),
             Some(digest)
         );
-        for bad in ["", "00", &"g".repeat(64), &"é".repeat(32)] {
+        let signed = format!("+{}", &digest.to_hex()[1..]);
+        for bad in ["", "00", &"g".repeat(64), &"é".repeat(32), &signed] {
             assert_eq!(TokenDigest::from_hex(bad), None, "{bad}");
         }
     }

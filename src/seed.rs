@@ -65,13 +65,21 @@ pub fn load(path: &Path) -> Result<SeedData, SeedError> {
     parse(path, &text)
 }
 
-/// A serde error without its "at line 1 column N": within one entry, that position misleads.
+/// A serde error without its "at line 1 column N" (within one entry, that position misleads)
+/// and without quoted values, which may be tokens given in the wrong place.
 fn within_entry(error: serde_json::Error) -> String {
     let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(end) => text[..end].to_owned(),
-        None => text,
+    let text = text
+        .rfind(" at line ")
+        .map_or(text.as_str(), |end| &text[..end]);
+    let mut redacted = String::with_capacity(text.len());
+    for (index, part) in text.split('"').enumerate() {
+        if index > 0 {
+            redacted.push('"');
+        }
+        redacted.push_str(if index % 2 == 1 { "…" } else { part });
     }
+    redacted
 }
 
 fn fail(path: &Path, entry: impl Into<String>, reason: impl Display) -> SeedError {
@@ -111,6 +119,17 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
                 path,
                 entry,
                 format!("email {:?} is not an email address", user.email),
+            ));
+        }
+        if user
+            .display_name
+            .as_deref()
+            .is_some_and(|name| name.chars().any(char::is_control))
+        {
+            return Err(fail(
+                path,
+                entry,
+                "displayName must not contain control characters",
             ));
         }
         if !emails.insert(email_key(&user.email)) {
@@ -245,7 +264,11 @@ pub async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<FirstAdm
         tokens: vec![(0, TokenDigest::of(&admin.token))],
         properties: Vec::new(),
     };
-    store.apply_seed(&seed).await?;
+    let report = store.apply_seed(&seed).await?;
+    // Another instance starting at the same moment may have made its administrator first.
+    if report.users == 0 || report.conflict.is_some() {
+        return Ok(None);
+    }
     Ok(Some(admin))
 }
 

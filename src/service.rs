@@ -39,6 +39,8 @@ impl PropertyService {
             credentials_rejected: false,
         })?;
         let user = match credentials {
+            // No account has an email with control characters (PostgreSQL cannot even store NUL).
+            Credentials::Basic { email, .. } if email.chars().any(char::is_control) => None,
             Credentials::Basic { email, token } => {
                 let digest = TokenDigest::of(token);
                 let account = self.store.account_by_email(&email_key(email)).await?;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path as UrlPath, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path as UrlPath, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
@@ -49,7 +49,14 @@ pub fn routes() -> Vec<(
             axum::routing::delete(revoke_token),
         ),
         ("/_admin/reset", &["POST"], post(reset)),
-        ("/_admin/snapshot", &["GET", "PUT"], get(export).put(import)),
+        (
+            "/_admin/snapshot",
+            &["GET", "PUT"],
+            // Snapshots are as large as the state they carry: no 2 MiB default here.
+            get(export)
+                .put(import)
+                .layer(DefaultBodyLimit::max(SNAPSHOT_LIMIT)),
+        ),
         (
             "/_admin/requests",
             &["GET", "DELETE"],
@@ -62,6 +69,9 @@ pub fn routes() -> Vec<(
         ),
     ]
 }
+
+/// The largest snapshot `PUT /_admin/snapshot` reads.
+const SNAPSHOT_LIMIT: usize = 1 << 30;
 
 /// A request carrying the admin token. Without the admin token configured the admin API does not
 /// exist (404); a missing or wrong token is 401, a Jira user's credentials 403.

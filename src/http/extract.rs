@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
@@ -36,7 +36,11 @@ impl FromRequestParts<AppState> for Authenticated {
         }
         let path = parts.uri.path();
         if path.starts_with("/rest/api/") {
-            apply_faults(state, path, caller.account_id(), context).await?;
+            let route = parts
+                .extensions
+                .get::<MatchedPath>()
+                .map_or(path, MatchedPath::as_str);
+            apply_faults(state, path, route, caller.account_id(), context).await?;
         }
         Ok(Self(caller))
     }
@@ -47,10 +51,11 @@ impl FromRequestParts<AppState> for Authenticated {
 async fn apply_faults(
     state: &AppState,
     path: &str,
+    route: &str,
     account_id: &str,
     context: Option<&Arc<RequestContext>>,
 ) -> Result<()> {
-    let verdict = state.faults.judge(path, account_id);
+    let verdict = state.faults.judge(path, route, account_id);
     if let Some(limited) = verdict.limited {
         return Err(Error::RateLimited {
             retry_after: limited.retry_after,

@@ -39,7 +39,7 @@ pub struct Scope {
 
 /// A token bucket: `limit` requests per `windowSeconds`, refilled evenly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "RateLimitInput")]
 pub struct RateLimitRule {
     /// Requests allowed per window (the bucket's size).
     pub limit: u32,
@@ -68,7 +68,7 @@ pub enum Per {
 
 /// Latency of `minMs` to `maxMs` (uniform; equal for a fixed delay).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "LatencyInput")]
 pub struct LatencyRule {
     /// Least added delay.
     pub min_ms: u64,
@@ -84,7 +84,7 @@ pub struct LatencyRule {
 
 /// `status` for a `fraction` of requests, drawn from a seeded random source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "ErrorInput")]
 pub struct ErrorRule {
     /// The status answered (400-599).
     pub status: u16,
@@ -96,6 +96,90 @@ pub struct ErrorRule {
     /// Which requests can fail.
     #[serde(flatten)]
     pub scope: Scope,
+}
+
+// serde cannot refuse unknown fields next to a flattened struct, so rules are read through
+// these flat, strict forms: a misspelt scope field must fail, not widen the rule to everyone.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RateLimitInput {
+    limit: u32,
+    window_seconds: f64,
+    #[serde(default)]
+    per: Per,
+    route: Option<String>,
+    account_id: Option<String>,
+    count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LatencyInput {
+    min_ms: u64,
+    max_ms: u64,
+    #[serde(default)]
+    seed: u64,
+    route: Option<String>,
+    account_id: Option<String>,
+    count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ErrorInput {
+    status: u16,
+    fraction: f64,
+    #[serde(default)]
+    seed: u64,
+    route: Option<String>,
+    account_id: Option<String>,
+    count: Option<u64>,
+}
+
+impl From<RateLimitInput> for RateLimitRule {
+    fn from(input: RateLimitInput) -> Self {
+        Self {
+            limit: input.limit,
+            window_seconds: input.window_seconds,
+            per: input.per,
+            scope: Scope {
+                route: input.route,
+                account_id: input.account_id,
+                count: input.count,
+            },
+        }
+    }
+}
+
+impl From<LatencyInput> for LatencyRule {
+    fn from(input: LatencyInput) -> Self {
+        Self {
+            min_ms: input.min_ms,
+            max_ms: input.max_ms,
+            seed: input.seed,
+            scope: Scope {
+                route: input.route,
+                account_id: input.account_id,
+                count: input.count,
+            },
+        }
+    }
+}
+
+impl From<ErrorInput> for ErrorRule {
+    fn from(input: ErrorInput) -> Self {
+        Self {
+            status: input.status,
+            fraction: input.fraction,
+            seed: input.seed,
+            scope: Scope {
+                route: input.route,
+                account_id: input.account_id,
+                count: input.count,
+            },
+        }
+    }
 }
 
 impl FaultRules {
@@ -200,8 +284,9 @@ impl Faults {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Decides for one authenticated request to `path` by `account_id`.
-    pub fn judge(&self, path: &str, account_id: &str) -> Verdict {
+    /// Decides for one authenticated request to `path` (matched by the route template `route`)
+    /// by `account_id`.
+    pub fn judge(&self, path: &str, route: &str, account_id: &str) -> Verdict {
         let mut verdict = Verdict::default();
         let mut state = self.lock();
         let state = &mut *state;
@@ -210,7 +295,8 @@ impl Faults {
         {
             let key = match rule.per {
                 Per::Account => account_id.to_owned(),
-                Per::AccountAndRoute => format!("{account_id} {path}"),
+                // The template, not the path: a new key must not mean a new bucket.
+                Per::AccountAndRoute => format!("{account_id} {route}"),
                 Per::Global => String::new(),
             };
             let capacity = f64::from(rule.limit);
@@ -300,14 +386,47 @@ mod tests {
     #[test]
     fn a_bucket_refuses_past_its_limit_and_names_the_wait() {
         let faults = Faults::new(rules(r#"{"rateLimit": {"limit": 5, "windowSeconds": 10}}"#));
-        let near: Vec<bool> = (0..5).map(|_| faults.judge("/p", "a").near_limit).collect();
+        let near: Vec<bool> = (0..5)
+            .map(|_| faults.judge("/p", "/p", "a").near_limit)
+            .collect();
         // The bucket refills a little between calls, so only its ends are certain.
         assert_eq!((near[0], near[4]), (false, true), "{near:?}");
-        let refused = faults.judge("/p", "a").limited.expect("refused");
+        let refused = faults.judge("/p", "/p", "a").limited.expect("refused");
         assert_eq!((refused.retry_after, refused.limit), (2, 5));
         assert!(
-            faults.judge("/p", "b").limited.is_none(),
+            faults.judge("/p", "/p", "b").limited.is_none(),
             "buckets are per account"
+        );
+    }
+
+    #[test]
+    fn per_account_and_route_buckets_go_by_route_template() {
+        let faults = Faults::new(rules(
+            r#"{"rateLimit": {"limit": 1, "windowSeconds": 60, "per": "accountAndRoute"}}"#,
+        ));
+        let template = "/rest/api/3/user/properties/{*key}";
+        assert!(
+            faults
+                .judge("/rest/api/3/user/properties/a", template, "u")
+                .limited
+                .is_none()
+        );
+        assert!(
+            faults
+                .judge("/rest/api/3/user/properties/b", template, "u")
+                .limited
+                .is_some(),
+            "a new key is no new bucket"
+        );
+        assert!(
+            faults
+                .judge(
+                    "/rest/api/3/user/properties",
+                    "/rest/api/3/user/properties",
+                    "u"
+                )
+                .limited
+                .is_none()
         );
     }
 
@@ -318,7 +437,7 @@ mod tests {
                 r#"{"errors": {"status": 503, "fraction": 0.3, "seed": 7}}"#,
             ));
             (0..200)
-                .map(|_| faults.judge("/p", "a").error.is_some())
+                .map(|_| faults.judge("/p", "/p", "a").error.is_some())
                 .collect::<Vec<_>>()
         };
         let first = draw();
@@ -332,11 +451,33 @@ mod tests {
         let faults = Faults::new(rules(
             r#"{"errors": {"status": 500, "fraction": 1, "route": "/rest/api/3", "accountId": "a", "count": 2}}"#,
         ));
-        assert!(faults.judge("/rest/api/2/x", "a").error.is_none());
-        assert!(faults.judge("/rest/api/3/x", "b").error.is_none());
-        assert_eq!(faults.judge("/rest/api/3/x", "a").error, Some(500));
-        assert_eq!(faults.judge("/rest/api/3/x", "a").error, Some(500));
-        assert!(faults.judge("/rest/api/3/x", "a").error.is_none(), "spent");
+        assert!(
+            faults
+                .judge("/rest/api/2/x", "/rest/api/2/x", "a")
+                .error
+                .is_none()
+        );
+        assert!(
+            faults
+                .judge("/rest/api/3/x", "/rest/api/3/x", "b")
+                .error
+                .is_none()
+        );
+        assert_eq!(
+            faults.judge("/rest/api/3/x", "/rest/api/3/x", "a").error,
+            Some(500)
+        );
+        assert_eq!(
+            faults.judge("/rest/api/3/x", "/rest/api/3/x", "a").error,
+            Some(500)
+        );
+        assert!(
+            faults
+                .judge("/rest/api/3/x", "/rest/api/3/x", "a")
+                .error
+                .is_none(),
+            "spent"
+        );
         assert_eq!(
             faults.rules().errors.and_then(|rule| rule.scope.count),
             Some(0)
@@ -347,7 +488,11 @@ mod tests {
     fn latency_stays_within_its_range() {
         let faults = Faults::new(rules(r#"{"latency": {"minMs": 5, "maxMs": 9, "seed": 1}}"#));
         for _ in 0..100 {
-            let delay = faults.judge("/p", "a").delay.expect("delayed").as_millis();
+            let delay = faults
+                .judge("/p", "/p", "a")
+                .delay
+                .expect("delayed")
+                .as_millis();
             assert!((5..=9).contains(&delay), "{delay}");
         }
     }
@@ -364,5 +509,10 @@ mod tests {
             assert!(parsed.validate().is_err(), "{bad}");
         }
         assert!(serde_json::from_str::<FaultRules>(r#"{"typo": {}}"#).is_err());
+        let misspelt = r#"{"errors": {"status": 500, "fraction": 1, "acountId": "a"}}"#;
+        assert!(
+            serde_json::from_str::<FaultRules>(misspelt).is_err(),
+            "a typo must not widen a rule"
+        );
     }
 }

@@ -73,6 +73,13 @@ impl Metrics {
 
     /// Counts one answered request.
     pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        // Clients can send any token as a method; unknown ones share one series.
+        let known = ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"];
+        let method = if known.contains(&method) {
+            method
+        } else {
+            "OTHER"
+        };
         let status = status.to_string();
         self.requests
             .with_label_values(&[route, method, status.as_str()])

@@ -331,7 +331,127 @@ async fn probes_answer_without_credentials(backend: Backend) {
     app.get("/healthz").send().await.assert_status(200);
 }
 
+async fn creating_a_user_that_exists_adds_nothing(backend: Backend) {
+    let app = backend.app().await;
+    let again = format!(
+        r#"{{"accountId": "{BOB}", "email": "bob@example.com", "apiTokens": ["smuggled"]}}"#
+    );
+    app.admin(Method::POST, "/_admin/users")
+        .json(again)
+        .send()
+        .await
+        .assert_status(409);
+    let smuggled = basic("bob@example.com", "smuggled");
+    app.get(keys_uri(3, BOB))
+        .header("authorization", &smuggled)
+        .send()
+        .await
+        .assert_status(401);
+    let taken =
+        r#"{"accountId": "erin-2", "email": "erin@example.com", "apiTokens": ["bob-token"]}"#;
+    app.admin(Method::POST, "/_admin/users")
+        .json(taken)
+        .send()
+        .await
+        .assert_status(409);
+    app.admin(Method::GET, "/_admin/users/erin-2")
+        .send()
+        .await
+        .assert_status(404);
+    let control =
+        r#"{"accountId": "erin-3", "email": "erin@example.com", "displayName": "a\u0000b"}"#;
+    app.admin(Method::POST, "/_admin/users")
+        .json(control)
+        .send()
+        .await
+        .assert_status(400);
+    app.admin(Method::PATCH, format!("/_admin/users/{BOB}"))
+        .json(r#"{"displayName": "x\u0007"}"#)
+        .send()
+        .await
+        .assert_status(400);
+}
+
+async fn ids_that_cannot_exist_are_not_found(backend: Backend) {
+    let app = backend.app().await;
+    for path in ["/_admin/users/a%00b", "/_admin/users/a%00b/tokens"] {
+        app.admin(Method::GET, path).send().await.assert_status(404);
+    }
+    app.admin(Method::DELETE, "/_admin/users/a%00b")
+        .send()
+        .await
+        .assert_status(404);
+    app.admin(Method::POST, "/_admin/users/a%00b/tokens")
+        .send()
+        .await
+        .assert_status(404);
+    app.admin(Method::PATCH, "/_admin/users/a%00b")
+        .json("{}")
+        .send()
+        .await
+        .assert_status(404);
+    app.admin(Method::DELETE, format!("/_admin/users/{BOB}/tokens/a%00b"))
+        .send()
+        .await
+        .assert_status(404);
+    let nul_email = basic("bob\u{0}@example.com", "bob-token");
+    app.get(keys_uri(3, BOB))
+        .header("authorization", &nul_email)
+        .send()
+        .await
+        .assert_status(401);
+}
+
+async fn snapshots_larger_than_two_mebibytes_round_trip(backend: Backend) {
+    let app = backend.app().await;
+    let big = format!("\"{}\"", "x".repeat(30_000));
+    for i in 0..80 {
+        app.put(property_uri(3, &format!("big.{i:02}"), BOB))
+            .by(Who::Bob)
+            .json(big.clone())
+            .send()
+            .await
+            .assert_status(201);
+    }
+    let snapshot = app.admin(Method::GET, "/_admin/snapshot").send().await;
+    assert!(snapshot.body.len() > 2 << 20, "{}", snapshot.body.len());
+    app.admin(Method::PUT, "/_admin/snapshot")
+        .json(snapshot.body.clone())
+        .send()
+        .await
+        .assert_status(204);
+    assert_eq!(app.stored_keys(BOB).await.len(), 81);
+}
+
+async fn concurrent_snapshot_imports_both_succeed(backend: Backend) {
+    let app = backend.app().await;
+    let snapshot = app.admin(Method::GET, "/_admin/snapshot").send().await.body;
+    let imports: Vec<_> = (0..4)
+        .map(|_| {
+            let app = app.clone();
+            let snapshot = snapshot.clone();
+            tokio::spawn(async move {
+                app.admin(Method::PUT, "/_admin/snapshot")
+                    .json(snapshot)
+                    .send()
+                    .await
+                    .status
+                    .as_u16()
+            })
+        })
+        .collect();
+    for import in imports {
+        assert_eq!(import.await.expect("task completes"), 204);
+    }
+    let after = app.admin(Method::GET, "/_admin/snapshot").send().await;
+    assert_eq!(after.body, snapshot);
+}
+
 on_each_backend!(
+    creating_a_user_that_exists_adds_nothing,
+    ids_that_cannot_exist_are_not_found,
+    snapshots_larger_than_two_mebibytes_round_trip,
+    concurrent_snapshot_imports_both_succeed,
     the_admin_api_takes_the_admin_token_only,
     without_an_admin_token_the_admin_api_does_not_exist,
     users_are_created_listed_changed_and_deleted,

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{PostgresStore, user_from_row};
+use super::{PostgresStore, serializable, user_from_row};
 use crate::credentials::TokenDigest;
 use crate::domain::{User, email_key};
 use crate::store::admin::{PatchOutcome, Snapshot, TokenInfo, UserPatch};
@@ -80,7 +80,7 @@ impl PostgresStore {
         account_id: &str,
     ) -> sqlx::Result<Option<Vec<TokenInfo>>> {
         let rows = sqlx::query(
-            "SELECT t.id, CAST(t.created_at AS TEXT) FROM users u
+            "SELECT t.id, to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM users u
              LEFT JOIN api_tokens t ON t.account_id = u.account_id
              WHERE u.account_id = $1 ORDER BY t.created_at, t.id",
         )
@@ -116,7 +116,11 @@ impl PostgresStore {
     }
 
     pub(in crate::store) async fn reset(&self, everything: bool) -> sqlx::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        serializable(|| self.try_reset(everything)).await
+    }
+
+    async fn try_reset(&self, everything: bool) -> sqlx::Result<()> {
+        let mut tx = self.begin_serializable().await?;
         sqlx::query("DELETE FROM properties")
             .execute(&mut *tx)
             .await?;
@@ -173,7 +177,11 @@ impl PostgresStore {
     }
 
     pub(in crate::store) async fn restore(&self, snapshot: &Snapshot) -> sqlx::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        serializable(|| self.try_restore(snapshot)).await
+    }
+
+    async fn try_restore(&self, snapshot: &Snapshot) -> sqlx::Result<()> {
+        let mut tx = self.begin_serializable().await?;
         sqlx::query("DELETE FROM properties")
             .execute(&mut *tx)
             .await?;

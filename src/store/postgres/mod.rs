@@ -175,26 +175,21 @@ impl PostgresStore {
     }
 
     pub(super) async fn apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
-        // Instances seeding one database at once must agree on whether it was empty:
-        // serializable transactions make all but one of them fail and try again.
-        let mut attempts = 0;
-        loop {
-            match self.try_apply_seed(seed).await {
-                Err(sqlx::Error::Database(e))
-                    if e.code().as_deref() == Some("40001") && attempts < 10 =>
-                {
-                    attempts += 1;
-                }
-                outcome => return outcome,
-            }
-        }
+        // Instances seeding one database at once must agree on whether it was empty.
+        serializable(|| self.try_apply_seed(seed)).await
     }
 
-    async fn try_apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
+    /// A transaction that PostgreSQL fails (40001) rather than interleave with another.
+    async fn begin_serializable(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
             .execute(&mut *tx)
             .await?;
+        Ok(tx)
+    }
+
+    async fn try_apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
+        let mut tx = self.begin_serializable().await?;
         let empty: bool = sqlx::query_scalar(
             "SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM properties)",
         )
@@ -263,6 +258,22 @@ impl PostgresStore {
         tx.commit().await?;
         Ok(report)
     }
+}
+
+/// Runs a serializable transaction again while PostgreSQL reports a serialization failure:
+/// all but one of several concurrent ones fail, and each retry sees what the winner committed.
+async fn serializable<T, F, Fut>(mut attempt: F) -> sqlx::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<T>>,
+{
+    for _ in 0..10 {
+        match attempt().await {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40001") => {}
+            outcome => return outcome,
+        }
+    }
+    attempt().await
 }
 
 async fn exists(tx: &mut sqlx::PgConnection, account_id: &str) -> sqlx::Result<bool> {
