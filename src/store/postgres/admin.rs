@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{PostgresStore, serializable, user_from_row};
+use super::{PostgresStore, insert_user, serializable, user_from_row};
 use crate::credentials::TokenDigest;
 use crate::domain::{User, email_key};
 use crate::store::admin::{PatchOutcome, Snapshot, TokenInfo, UserPatch};
@@ -190,18 +190,7 @@ impl PostgresStore {
             .await?;
         sqlx::query("DELETE FROM users").execute(&mut *tx).await?;
         for (user, digests) in &snapshot.users {
-            sqlx::query(
-                "INSERT INTO users (account_id, email, email_key, display_name, admin, active)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&user.account_id)
-            .bind(&user.email)
-            .bind(email_key(&user.email))
-            .bind(&user.display_name)
-            .bind(user.admin)
-            .bind(user.active)
-            .execute(&mut *tx)
-            .await?;
+            insert_user(&mut tx, user).await?;
             for digest in digests {
                 sqlx::query(
                     "INSERT INTO api_tokens (token_hash, account_id, id) VALUES ($1, $2, substr(md5(random()::text || clock_timestamp()::text), 1, 16))",

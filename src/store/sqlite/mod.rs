@@ -256,25 +256,13 @@ impl SqliteStore {
         .await?;
         let mut report = SeedReport::default();
         for (index, user) in seed.users.iter().enumerate() {
-            let inserted = sqlx::query(
-                "INSERT INTO users (account_id, email, email_key, display_name, admin, active)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            )
-            .bind(&user.account_id)
-            .bind(&user.email)
-            .bind(email_key(&user.email))
-            .bind(&user.display_name)
-            .bind(user.admin)
-            .bind(user.active)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 && !exists(&mut tx, &user.account_id).await? {
+            let inserted = insert_user(&mut tx, user).await?;
+            if !inserted && !exists(&mut tx, &user.account_id).await? {
                 // Not added, and not there: another account holds the email. Roll back.
                 report.conflict = Some(SeedConflict::Email(index));
                 return Ok(report);
             }
-            report.users += inserted;
+            report.users += u64::from(inserted);
         }
         for &(owner, digest) in &seed.tokens {
             let account_id = &seed.users[owner].account_id;
@@ -317,6 +305,26 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(report)
     }
+}
+
+/// Adds a user unless its account id or email is taken; whether it was added.
+pub(super) async fn insert_user(
+    conn: &mut sqlx::SqliteConnection,
+    user: &User,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO users (account_id, email, email_key, display_name, admin, active)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(&user.account_id)
+    .bind(&user.email)
+    .bind(email_key(&user.email))
+    .bind(&user.display_name)
+    .bind(user.admin)
+    .bind(user.active)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 async fn exists(tx: &mut sqlx::SqliteConnection, account_id: &str) -> sqlx::Result<bool> {
