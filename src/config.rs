@@ -58,6 +58,18 @@ pub struct Config {
     )]
     pub db_startup_timeout: u64,
 
+    /// MiB of property values (and as much again of key lists) that SQLite keeps in memory, so
+    /// reads skip the database; writes update it as they commit, and changes made to the file by
+    /// other processes are seen within 50 ms. 0 turns it off. PostgreSQL never caches: its
+    /// instances share the database and nothing else.
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_CACHE_SIZE",
+        default_value_t = 8
+    )]
+    pub cache_size: u64,
+
     /// JSON file of users, API tokens and properties to load at start. Missing users and tokens
     /// are added on every start; properties only into an empty database.
     #[arg(long, global = true, env = "JIRA_USERPROPS_SEED")]
@@ -205,6 +217,7 @@ impl Config {
             connect_timeout: Duration::from_secs(self.db_connect_timeout),
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout),
             startup_timeout: Duration::from_secs(self.db_startup_timeout),
+            cache_bytes: self.cache_size.saturating_mul(1 << 20),
         }
     }
 

@@ -1,5 +1,7 @@
 //! Validated values that cross the service boundary: account ids, property keys and values, callers.
 
+use std::sync::Arc;
+
 use percent_encoding::percent_decode_str;
 use serde_json::value::RawValue;
 
@@ -108,7 +110,7 @@ impl PropertyKey {
 
 /// A property value: one JSON value as its exact text, without surrounding white space.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PropertyValue(String);
+pub struct PropertyValue(Arc<str>);
 
 /// JSON's insignificant white space (RFC 8259); a byte-order mark is not among it.
 pub fn is_json_whitespace(byte: u8) -> bool {
@@ -133,12 +135,12 @@ impl PropertyValue {
         if nesting_depth(&text.as_bytes()[start..start + len]) > MAX_VALUE_DEPTH {
             return Err(ValueError::InvalidJson);
         }
-        Ok(Self(trim_to(text, start, len)))
+        Ok(Self(trim_to(text, start, len).into()))
     }
 
     /// Wraps a value that was validated before it was stored.
     pub fn from_stored(text: String) -> Self {
-        Self(text)
+        Self(text.into())
     }
 
     /// The JSON text.
@@ -148,7 +150,7 @@ impl PropertyValue {
 
     /// The JSON text, owned.
     pub fn into_string(self) -> String {
-        self.0
+        self.0.as_ref().to_owned()
     }
 }
 

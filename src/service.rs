@@ -1,6 +1,7 @@
 //! The user-properties service: authenticate, authorize, then validate and store, in Jira's order.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::credentials::{Credentials, TokenDigest};
 use crate::domain::{
@@ -65,7 +66,11 @@ impl PropertyService {
     }
 
     /// The target's property keys, sorted by code point.
-    pub async fn property_keys(&self, caller: &Caller, target: &AccountId) -> Result<Vec<String>> {
+    pub async fn property_keys(
+        &self,
+        caller: &Caller,
+        target: &AccountId,
+    ) -> Result<Arc<[String]>> {
         self.check_target(caller, target).await?;
         Ok(self.store.property_keys(target.as_str()).await?)
     }

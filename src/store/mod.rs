@@ -4,6 +4,7 @@ pub mod admin;
 mod postgres;
 mod sqlite;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use postgres::PostgresStore;
@@ -23,6 +24,9 @@ pub struct DatabaseOptions {
     pub acquire_timeout: Duration,
     /// How long to keep retrying at start before giving up.
     pub startup_timeout: Duration,
+    /// Bytes of property values the SQLite store may keep in memory; 0 turns its memory off.
+    /// PostgreSQL keeps none: its instances share the database and nothing else.
+    pub cache_bytes: u64,
 }
 
 impl Default for DatabaseOptions {
@@ -32,6 +36,7 @@ impl Default for DatabaseOptions {
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
             startup_timeout: Duration::from_secs(30),
+            cache_bytes: 8 << 20,
         }
     }
 }
@@ -209,7 +214,7 @@ impl Store {
     }
 
     /// The user's property keys in code-point order.
-    pub async fn property_keys(&self, account_id: &str) -> sqlx::Result<Vec<String>> {
+    pub async fn property_keys(&self, account_id: &str) -> sqlx::Result<Arc<[String]>> {
         match self {
             Self::Sqlite(store) => store.property_keys(account_id).await,
             Self::Postgres(store) => store.property_keys(account_id).await,

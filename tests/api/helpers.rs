@@ -198,6 +198,7 @@ impl TestApp {
             .property_keys(account_id)
             .await
             .expect("store answers")
+            .to_vec()
     }
 }
 

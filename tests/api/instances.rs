@@ -1,21 +1,82 @@
-//! Several instances over one database: they agree on everything, because none keeps state of its own.
+//! Several instances over one database: without memory they agree at once; with SQLite's memory
+//! on, each sees the other's changes within its stated bound.
 
 use std::path::Path;
+use std::time::Duration;
 
+use axum::http::Method;
 use jira_userprops::seed;
-use jira_userprops::store::Store;
+use jira_userprops::store::{DatabaseOptions, Store};
 
 use crate::helpers::*;
 
-/// Two instances (two stores, two routers) over one new database.
+/// Two instances (two stores, two routers) over one new database, keeping nothing in memory.
 async fn two_instances(backend: Backend) -> (TestDatabase, TestApp, TestApp) {
+    let options = DatabaseOptions {
+        cache_bytes: 0,
+        ..test_database_options()
+    };
+    two_instances_with(backend, &options).await
+}
+
+async fn two_instances_with(
+    backend: Backend,
+    options: &DatabaseOptions,
+) -> (TestDatabase, TestApp, TestApp) {
     let database = backend.database().await;
-    let first = TestApp::on(&database.url, None).await;
-    let store = Store::connect(&database.url, &test_database_options())
+    let first = TestApp::on_with(&database.url, None, options).await;
+    let store = Store::connect(&database.url, options)
         .await
         .expect("second instance connects");
     store.migrate().await.expect("second instance migrates");
     (database, first, TestApp::over(store, None))
+}
+
+/// SQLite's memory promises that another connection's commit is seen within 50 ms.
+const SEEN_WITHIN: Duration = Duration::from_millis(60);
+
+async fn with_memory_on_sqlite_another_instance_s_changes_are_seen_within_the_bound() {
+    let (_database, first, second) =
+        two_instances_with(Backend::Sqlite, &test_database_options()).await;
+    let uri = property_uri(3, "shared", ALICE);
+    first
+        .put(&uri)
+        .by(Who::Alice)
+        .json("1")
+        .send()
+        .await
+        .assert_status(201);
+    // Read a few times, so the second instance holds the value and Alice's account in memory.
+    for _ in 0..5 {
+        let read = second.get(&uri).by(Who::Alice).send().await;
+        assert_eq!(read.text(), r#"{"key":"shared","value":1}"#);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    first
+        .put(&uri)
+        .by(Who::Alice)
+        .json("2")
+        .send()
+        .await
+        .assert_status(200);
+    tokio::time::sleep(SEEN_WITHIN).await;
+    let read = second.get(&uri).by(Who::Alice).send().await;
+    assert_eq!(read.text(), r#"{"key":"shared","value":2}"#);
+
+    first
+        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
+        .json(r#"{"active": false}"#)
+        .send()
+        .await
+        .assert_status(200);
+    tokio::time::sleep(SEEN_WITHIN).await;
+    second
+        .get(&uri)
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(401);
 }
 
 async fn concurrent_first_puts_across_instances_give_exactly_one_201(backend: Backend) {
@@ -121,3 +182,8 @@ on_each_backend!(
     a_user_seeded_by_one_instance_can_call_the_other,
     instances_starting_together_migrate_once,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_with_memory_another_instance_s_changes_are_seen_within_the_bound() {
+    with_memory_on_sqlite_another_instance_s_changes_are_seen_within_the_bound().await;
+}

@@ -3,6 +3,7 @@
 mod admin;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection as _, PgConnection, Row};
@@ -118,11 +119,13 @@ impl PostgresStore {
         Ok(count.unsigned_abs())
     }
 
-    pub(super) async fn property_keys(&self, account_id: &str) -> sqlx::Result<Vec<String>> {
-        sqlx::query_scalar("SELECT key FROM properties WHERE account_id = $1 ORDER BY key")
-            .bind(account_id)
-            .fetch_all(&self.pool)
-            .await
+    pub(super) async fn property_keys(&self, account_id: &str) -> sqlx::Result<Arc<[String]>> {
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT key FROM properties WHERE account_id = $1 ORDER BY key")
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(keys.into())
     }
 
     pub(super) async fn property(

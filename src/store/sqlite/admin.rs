@@ -40,6 +40,7 @@ impl SqliteStore {
         .bind(patch.active)
         .execute(&self.writer)
         .await;
+        self.forget();
         match updated {
             Ok(done) if done.rows_affected() == 0 => Ok(PatchOutcome::NoSuchUser),
             Ok(_) => Ok(PatchOutcome::Updated),
@@ -55,6 +56,7 @@ impl SqliteStore {
             .bind(account_id)
             .execute(&self.writer)
             .await?;
+        self.forget();
         Ok(done.rows_affected() > 0)
     }
 
@@ -72,6 +74,7 @@ impl SqliteStore {
         .bind(account_id)
         .fetch_optional(&self.writer)
         .await?;
+        self.forget();
         Ok(id)
     }
 
@@ -112,6 +115,7 @@ impl SqliteStore {
             .bind(id)
             .execute(&self.writer)
             .await?;
+        self.forget();
         Ok(done.rows_affected() > 0)
     }
 
@@ -126,7 +130,9 @@ impl SqliteStore {
                 .await?;
             sqlx::query("DELETE FROM users").execute(&mut *tx).await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        self.forget();
+        Ok(())
     }
 
     pub(in crate::store) async fn snapshot(&self) -> sqlx::Result<Snapshot> {
@@ -197,7 +203,9 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        self.forget();
+        Ok(())
     }
 
     pub(in crate::store) async fn ready(&self) -> sqlx::Result<()> {

@@ -1,6 +1,8 @@
 //! The SQLite backend: one writer connection, a pool of readers, WAL and full fsync on commit.
 
 mod admin;
+mod memory;
+mod writer;
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -12,18 +14,26 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection as _, Row, SqliteConnection};
 
+use memory::Memory;
+use tokio::sync::{mpsc, oneshot};
+use writer::Write;
+
 use super::{Account, DatabaseOptions, SeedConflict, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyKey, PropertyValue, User, Written, email_key};
 
 /// SQLite through sqlx. Writes go through a single connection, so writers never meet
 /// `SQLITE_BUSY` inside one process; other processes on the same file wait on the busy timeout.
+/// Property writes queue for one task that commits them in groups; reads may be answered from
+/// memory (see [`memory`]).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    writes: mpsc::Sender<Write>,
+    memory: Option<Arc<Memory>>,
     location: String,
-    _memory: Option<KeepAlive>,
+    _in_memory: Option<KeepAlive>,
 }
 
 /// A connection held for as long as the store lives: an in-memory database vanishes when its
@@ -51,12 +61,13 @@ impl SqliteStore {
         if in_memory {
             let keeper = SqliteConnection::connect_with(&connect).await?;
             let pool = Self::pool(1, acquire_timeout).connect_with(connect).await?;
-            return Ok(Self {
-                reader: pool.clone(),
-                writer: pool,
-                location: "memory (lost when the server stops)".to_owned(),
-                _memory: Some(KeepAlive(Arc::new(Mutex::new(keeper)))),
-            });
+            return Ok(Self::start(
+                pool.clone(),
+                pool,
+                options,
+                "memory (lost when the server stops)".to_owned(),
+                Some(KeepAlive(Arc::new(Mutex::new(keeper)))),
+            ));
         }
         let location = std::path::absolute(connect.get_filename())
             .unwrap_or_else(|_| connect.get_filename().to_owned())
@@ -73,12 +84,41 @@ impl SqliteStore {
         let reader = Self::pool(options.pool_size.max(1), acquire_timeout)
             .connect_with(connect.read_only(true))
             .await?;
-        Ok(Self {
+        Ok(Self::start(reader, writer, options, location, None))
+    }
+
+    /// Starts the writer task over the pools.
+    fn start(
+        reader: SqlitePool,
+        writer: SqlitePool,
+        options: &DatabaseOptions,
+        location: String,
+        in_memory: Option<KeepAlive>,
+    ) -> Self {
+        let memory = (options.cache_bytes > 0)
+            .then(|| Arc::new(Memory::new(options.cache_bytes, in_memory.is_none())));
+        let (writes, queue) = mpsc::channel(writer::QUEUE);
+        tokio::spawn(writer::run(writer.clone(), memory.clone(), queue));
+        Self {
             reader,
             writer,
+            writes,
+            memory,
             location,
-            _memory: None,
-        })
+            _in_memory: in_memory,
+        }
+    }
+
+    /// The memory, when it may answer now.
+    fn memory(&self) -> Option<&Memory> {
+        self.memory.as_deref().and_then(Memory::usable)
+    }
+
+    /// Drops what the memory holds; every change to users or tokens calls this after it commits.
+    fn forget(&self) {
+        if let Some(memory) = &self.memory {
+            memory.forget();
+        }
     }
 
     fn pool(size: u32, acquire_timeout: Duration) -> SqlitePoolOptions {
@@ -112,7 +152,7 @@ impl SqliteStore {
 
     pub(super) fn pool_usage(&self) -> (u32, u32) {
         // In memory, reader and writer are one pool.
-        let pools = if self._memory.is_some() {
+        let pools = if self._in_memory.is_some() {
             vec![&self.reader]
         } else {
             vec![&self.reader, &self.writer]
@@ -132,6 +172,11 @@ impl SqliteStore {
     }
 
     pub(super) async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<User>> {
+        let memory = self.memory();
+        if let Some(user) = memory.and_then(|memory| memory.token_owner(digest)) {
+            return Ok(Some(user));
+        }
+        let ticket = memory.map(Memory::accounts_ticket);
         let row = sqlx::query(
             "SELECT u.account_id, u.email, u.display_name, u.admin, u.active
              FROM api_tokens t JOIN users u ON u.account_id = t.account_id
@@ -140,10 +185,20 @@ impl SqliteStore {
         .bind(digest.as_bytes())
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|row| user_from_row(&row)).transpose()
+        let user = row.map(|row| user_from_row(&row)).transpose()?;
+        // Unknown tokens are not remembered: a token created elsewhere must work at once.
+        if let (Some(memory), Some(ticket), Some(user)) = (memory, ticket, &user) {
+            memory.fill_token_owner(ticket, *digest, user.clone());
+        }
+        Ok(user)
     }
 
     pub(super) async fn account_by_email(&self, email_key: &str) -> sqlx::Result<Option<Account>> {
+        let memory = self.memory();
+        if let Some(account) = memory.and_then(|memory| memory.account(email_key)) {
+            return Ok(Some(account));
+        }
+        let ticket = memory.map(Memory::accounts_ticket);
         let rows = sqlx::query(
             "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash
              FROM users u LEFT JOIN api_tokens t ON t.account_id = u.account_id
@@ -161,27 +216,37 @@ impl SqliteStore {
                 digests.push(super::stored_digest(stored)?);
             }
         }
-        Ok(Some(Account {
+        let account = Account {
             user: user_from_row(first)?,
             digests,
-        }))
+        };
+        if let (Some(memory), Some(ticket)) = (memory, ticket) {
+            memory.fill_account(ticket, email_key, account.clone());
+        }
+        Ok(Some(account))
     }
 
     pub(super) async fn user(&self, account_id: &str) -> sqlx::Result<Option<User>> {
+        let memory = self.memory();
+        if let Some(user) = memory.and_then(|memory| memory.user(account_id)) {
+            return Ok(user);
+        }
+        let ticket = memory.map(Memory::accounts_ticket);
         let row = sqlx::query(
             "SELECT account_id, email, display_name, admin, active FROM users WHERE account_id = $1",
         )
         .bind(account_id)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|row| user_from_row(&row)).transpose()
+        let user = row.map(|row| user_from_row(&row)).transpose()?;
+        if let (Some(memory), Some(ticket)) = (memory, ticket) {
+            memory.fill_user(ticket, account_id, user.clone());
+        }
+        Ok(user)
     }
 
     pub(super) async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
-            .bind(account_id)
-            .fetch_one(&self.reader)
-            .await
+        Ok(self.user(account_id).await?.is_some())
     }
 
     pub(super) async fn user_count(&self) -> sqlx::Result<u64> {
@@ -191,11 +256,22 @@ impl SqliteStore {
         Ok(count.unsigned_abs())
     }
 
-    pub(super) async fn property_keys(&self, account_id: &str) -> sqlx::Result<Vec<String>> {
-        sqlx::query_scalar("SELECT key FROM properties WHERE account_id = $1 ORDER BY key")
-            .bind(account_id)
-            .fetch_all(&self.reader)
-            .await
+    pub(super) async fn property_keys(&self, account_id: &str) -> sqlx::Result<Arc<[String]>> {
+        let memory = self.memory();
+        if let Some(keys) = memory.and_then(|memory| memory.key_list(account_id)) {
+            return Ok(keys);
+        }
+        let ticket = memory.map(|memory| memory.account_ticket(account_id));
+        let keys: Arc<[String]> =
+            sqlx::query_scalar("SELECT key FROM properties WHERE account_id = $1 ORDER BY key")
+                .bind(account_id)
+                .fetch_all(&self.reader)
+                .await?
+                .into();
+        if let (Some(memory), Some(ticket)) = (memory, ticket) {
+            memory.fill_key_list(ticket, account_id, keys.clone());
+        }
+        Ok(keys)
     }
 
     pub(super) async fn property(
@@ -203,33 +279,40 @@ impl SqliteStore {
         account_id: &str,
         key: &PropertyKey,
     ) -> sqlx::Result<Option<PropertyValue>> {
+        let memory = self.memory();
+        if let Some(value) = memory.and_then(|memory| memory.value(account_id, key.as_str())) {
+            return Ok(value);
+        }
+        let ticket = memory.map(|memory| memory.account_ticket(account_id));
         let value: Option<String> =
             sqlx::query_scalar("SELECT value FROM properties WHERE account_id = $1 AND key = $2")
                 .bind(account_id)
                 .bind(key.as_str())
                 .fetch_optional(&self.reader)
                 .await?;
-        Ok(value.map(PropertyValue::from_stored))
+        let value = value.map(PropertyValue::from_stored);
+        if let (Some(memory), Some(ticket)) = (memory, ticket) {
+            memory.fill_value(ticket, account_id, key.as_str(), value.clone());
+        }
+        Ok(value)
     }
 
+    /// Queues the write for the group committer and waits until it is committed.
     pub(super) async fn set_property(
         &self,
         account_id: &str,
         key: &PropertyKey,
         value: &PropertyValue,
     ) -> sqlx::Result<Option<Written>> {
-        let revision = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO properties (account_id, key, value) VALUES ($1, $2, $3)
-             ON CONFLICT (account_id, key)
-             DO UPDATE SET value = excluded.value, revision = properties.revision + 1
-             RETURNING revision",
-        )
-        .bind(account_id)
-        .bind(key.as_str())
-        .bind(value.as_str())
-        .fetch_one(&self.writer)
-        .await;
-        super::written(revision)
+        let (done, outcome) = oneshot::channel();
+        self.queue(Write::Set {
+            account_id: account_id.to_owned(),
+            key: key.clone(),
+            value: value.clone(),
+            done,
+        })
+        .await?;
+        outcome.await.map_err(|_| sqlx::Error::WorkerCrashed)?
     }
 
     pub(super) async fn delete_property(
@@ -237,12 +320,21 @@ impl SqliteStore {
         account_id: &str,
         key: &PropertyKey,
     ) -> sqlx::Result<bool> {
-        let done = sqlx::query("DELETE FROM properties WHERE account_id = $1 AND key = $2")
-            .bind(account_id)
-            .bind(key.as_str())
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let (done, outcome) = oneshot::channel();
+        self.queue(Write::Delete {
+            account_id: account_id.to_owned(),
+            key: key.clone(),
+            done,
+        })
+        .await?;
+        outcome.await.map_err(|_| sqlx::Error::WorkerCrashed)?
+    }
+
+    async fn queue(&self, write: Write) -> sqlx::Result<()> {
+        self.writes
+            .send(write)
+            .await
+            .map_err(|_| sqlx::Error::WorkerCrashed)
     }
 
     pub(super) async fn apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
@@ -303,6 +395,7 @@ impl SqliteStore {
             }
         }
         tx.commit().await?;
+        self.forget();
         Ok(report)
     }
 }
