@@ -9,16 +9,23 @@ use std::time::Duration;
 use crate::helpers::*;
 use crate::socket::exchange;
 
+/// The binary under test: `JIRA_USERPROPS_BIN` when set (CI points it at the release build),
+/// else the one cargo built for these tests.
+pub fn binary() -> String {
+    std::env::var("JIRA_USERPROPS_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_jira-userprops").to_owned())
+}
+
 /// The binary under test, with its stdout and stderr read line by line into one stream.
-struct Server {
+pub struct Server {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Server {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jira-userprops"))
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(binary())
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
             .stdin(Stdio::null())
@@ -39,7 +46,7 @@ impl Server {
     }
 
     /// Reads output until a line contains `needle`; returns that line.
-    fn wait_for(&mut self, needle: &str) -> String {
+    pub fn wait_for(&mut self, needle: &str) -> String {
         loop {
             match self.lines.recv_timeout(Duration::from_secs(60)) {
                 Ok(line) => {
@@ -54,7 +61,7 @@ impl Server {
     }
 
     /// Waits for the log line that says where the server listens.
-    fn address(&mut self) -> SocketAddr {
+    pub fn address(&mut self) -> SocketAddr {
         // Logs (stdout) and the banner (stderr) interleave in any order: look back first.
         let seen = self
             .seen
@@ -70,7 +77,7 @@ impl Server {
             .expect("socket address")
     }
 
-    fn signal(&self, signal: &str) {
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()
@@ -79,7 +86,7 @@ impl Server {
     }
 
     /// Waits for the process to end; returns its status and everything it wrote.
-    fn wait(mut self) -> (std::process::ExitStatus, String) {
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().expect("process ends");
         self.seen.extend(self.lines.try_iter());
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
@@ -106,8 +113,8 @@ impl Drop for Server {
     }
 }
 
-const EXAMPLE_SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.json");
-const BOB_ID: &str = "5b10ac8d82e05b22cc7d4ef5";
+pub const EXAMPLE_SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.json");
+pub const BOB_ID: &str = "5b10ac8d82e05b22cc7d4ef5";
 
 fn bob_request(method: &str, key: &str, body: Option<&str>) -> String {
     let authorization = basic("bob@example.com", "bob-token");
