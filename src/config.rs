@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::ServeOptions;
 use crate::http::Settings;
 use crate::http::faults::FaultRules;
 use crate::store::DatabaseOptions;
@@ -106,6 +107,16 @@ pub struct Config {
     /// Longest time one request may take, in seconds, body upload included.
     #[arg(long, global = true, env = "JIRA_USERPROPS_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
+
+    /// Seconds a client has to send a request's headers, from when it connects or from the end
+    /// of the previous response; a connection that is slower, or idle that long, is closed.
+    #[arg(long, global = true, env = "JIRA_USERPROPS_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout: u64,
+
+    /// Most connections served at once (keep it under the open-file limit, `ulimit -n`). More
+    /// clients wait in the listen backlog until a connection closes.
+    #[arg(long, global = true, env = "JIRA_USERPROPS_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 
     /// On SIGINT or SIGTERM, how many seconds in-flight requests get to finish.
     #[arg(
@@ -220,14 +231,18 @@ impl Config {
         }
     }
 
+    /// How connections are served.
+    pub fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
+
     /// The request timeout as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout)
-    }
-
-    /// The shutdown grace period as a duration.
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace)
     }
 }
 

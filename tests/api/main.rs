@@ -6,6 +6,7 @@ mod around;
 mod backends;
 mod binary;
 mod checks;
+mod connections;
 mod helpers;
 mod instances;
 mod keys;
