@@ -104,7 +104,8 @@ pub struct Config {
     #[arg(long, global = true, env = "JIRA_USERPROPS_LOG_LEVEL", default_value = "info", value_parser = parse_log_filter)]
     pub log_level: String,
 
-    /// Longest time one request may take, in seconds, body upload included.
+    /// Longest time one request may take, in seconds, counted from the end of its headers, body
+    /// upload included. Past it: 408 if the body was still arriving, 503 otherwise.
     #[arg(long, global = true, env = "JIRA_USERPROPS_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
 

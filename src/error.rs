@@ -86,6 +86,9 @@ pub enum Error {
     /// The request did not finish within the configured time.
     #[error("The request took too long to complete.")]
     Timeout,
+    /// The client had not sent the whole body when the request ran out of time.
+    #[error("The request body was not received in time.")]
+    BodyTimeout,
     /// A storage fault; the cause goes to the log, never to the client.
     #[error("database error")]
     Database(#[from] sqlx::Error),

@@ -54,6 +54,7 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = match &self {
             Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::UnsupportedQueryParameter(_)
             | Error::MissingAccountId
             | Error::InvalidKey(_)

@@ -10,6 +10,7 @@ mod metrics;
 mod openapi;
 mod probes;
 mod properties;
+mod upload;
 mod users;
 
 use std::sync::Arc;

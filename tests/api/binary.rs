@@ -10,14 +10,14 @@ use crate::helpers::*;
 use crate::socket::exchange;
 
 /// The binary under test, with its stdout and stderr read line by line into one stream.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Server {
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_jira-userprops"))
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
@@ -54,7 +54,7 @@ impl Server {
     }
 
     /// Waits for the log line that says where the server listens.
-    fn address(&mut self) -> SocketAddr {
+    pub(crate) fn address(&mut self) -> SocketAddr {
         // Logs (stdout) and the banner (stderr) interleave in any order: look back first.
         let seen = self
             .seen
@@ -68,6 +68,11 @@ impl Server {
             .expect("address logged")
             .parse()
             .expect("socket address")
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn signal(&self, signal: &str) {
@@ -106,8 +111,8 @@ impl Drop for Server {
     }
 }
 
-const EXAMPLE_SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.json");
-const BOB_ID: &str = "5b10ac8d82e05b22cc7d4ef5";
+pub(crate) const EXAMPLE_SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.json");
+pub(crate) const BOB_ID: &str = "5b10ac8d82e05b22cc7d4ef5";
 
 fn bob_request(method: &str, key: &str, body: Option<&str>) -> String {
     let authorization = basic("bob@example.com", "bob-token");

@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API, one binary: each module reads as a part of the contract.
 #![allow(clippy::unwrap_used)]
 
+mod abuse;
 mod admin;
 mod around;
 mod backends;
