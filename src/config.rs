@@ -119,6 +119,22 @@ pub struct Config {
     #[arg(long, global = true, env = "JIRA_USERPROPS_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Failed logins one client (IP address) may make within --login-failure-window; after that
+    /// its logins are refused unchecked (401, X-Seraph-LoginReason: AUTHENTICATION_DENIED) for a
+    /// window. 0 turns this off.
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_LOGIN_FAILURES",
+        default_value_t = 5
+    )]
+    pub login_failures: u32,
+
+    /// The window of --login-failures, in seconds: failures older than this are forgotten, and a
+    /// refused client is refused for this long.
+    #[arg(long, global = true, env = "JIRA_USERPROPS_LOGIN_FAILURE_WINDOW", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_failure_window: u64,
+
     /// On SIGINT or SIGTERM, how many seconds in-flight requests get to finish.
     #[arg(
         long,
@@ -229,6 +245,8 @@ impl Config {
             journal_size: self.journal_size,
             journal_bodies: self.journal_bodies,
             faults: self.faults.clone().unwrap_or_default(),
+            login_failures: self.login_failures,
+            login_failure_window: Duration::from_secs(self.login_failure_window),
         }
     }
 

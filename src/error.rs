@@ -89,6 +89,12 @@ pub enum Error {
     /// The client had not sent the whole body when the request ran out of time.
     #[error("The request body was not received in time.")]
     BodyTimeout,
+    /// Too many failed logins from this client: refused without checking the credentials.
+    #[error("Client must be authenticated to access this resource.")]
+    LoginDenied {
+        /// Seconds until logins are accepted again.
+        retry_after: u64,
+    },
     /// A storage fault; the cause goes to the log, never to the client.
     #[error("database error")]
     Database(#[from] sqlx::Error),

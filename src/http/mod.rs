@@ -10,6 +10,7 @@ mod metrics;
 mod openapi;
 mod probes;
 mod properties;
+pub mod throttle;
 mod upload;
 mod users;
 
@@ -27,6 +28,7 @@ use crate::store::Store;
 use faults::{FaultRules, Faults};
 use journal::Journal;
 use metrics::Metrics;
+use throttle::LoginThrottle;
 
 pub use context::RequestContext;
 pub use openapi::OPENAPI_DOCUMENT;
@@ -55,6 +57,8 @@ pub struct AppState {
     pub faults: Arc<Faults>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Failed logins per client.
+    pub logins: Arc<LoginThrottle>,
 }
 
 /// The settings a server runs with, besides its store.
@@ -72,6 +76,11 @@ pub struct Settings {
     pub journal_bodies: bool,
     /// Faults and rate limits at start.
     pub faults: FaultRules,
+    /// Failed logins a client may make within the window before its logins are refused; 0: no
+    /// limit.
+    pub login_failures: u32,
+    /// The window of `login_failures`, and how long a client is refused.
+    pub login_failure_window: Duration,
 }
 
 impl Default for Settings {
@@ -83,6 +92,8 @@ impl Default for Settings {
             journal_size: 1000,
             journal_bodies: false,
             faults: FaultRules::default(),
+            login_failures: 5,
+            login_failure_window: Duration::from_secs(60),
         }
     }
 }
@@ -100,6 +111,10 @@ impl AppState {
             journal: Arc::new(Journal::new(settings.journal_size, settings.journal_bodies)),
             faults: Arc::new(Faults::new(settings.faults)),
             metrics: Metrics::new()?,
+            logins: Arc::new(LoginThrottle::new(
+                settings.login_failures,
+                settings.login_failure_window,
+            )),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Connections over real sockets: slow or silent headers and idle keep-alive connections are
-//! closed at the header timeout, and connections past the limit wait.
+//! closed at the header timeout, connections past the limit wait, and failed logins are counted
+//! by the client's address.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -148,4 +149,52 @@ async fn past_max_connections_a_new_connection_waits_until_one_closes() {
         .expect("answer");
     assert_eq!(response.status, 200, "{}", response.head);
     served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_over_a_socket_are_counted_by_the_clients_address() {
+    let app = crate::logins::app_with(5, Duration::from_secs(60)).await;
+    let served = Served::start(&app, options(Duration::from_secs(10), 16)).await;
+    let request = |who: Who| {
+        format!(
+            "GET /rest/api/3/user/properties?accountId={ALICE} HTTP/1.1\r\nHost: jira.test\r\n\
+             Authorization: {}\r\n\r\n",
+            who.authorization().expect("credentials")
+        )
+    };
+    let mut stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    for attempt in 1..=5 {
+        stream
+            .write_all(request(Who::WrongToken).as_bytes())
+            .await
+            .expect("sent");
+        let response = read_response(&mut stream).await.expect("answer");
+        assert_eq!(response.status, 401, "attempt {attempt}");
+        assert!(
+            response
+                .head
+                .contains("x-seraph-loginreason: AUTHENTICATED_FAILED"),
+            "attempt {attempt}: {}",
+            response.head
+        );
+    }
+    // Another connection from the same address: refused unchecked.
+    let mut again = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    again
+        .write_all(request(Who::Alice).as_bytes())
+        .await
+        .expect("sent");
+    let response = read_response(&mut again).await.expect("answer");
+    assert_eq!(response.status, 401, "{}", response.head);
+    assert!(
+        response
+            .head
+            .contains("x-seraph-loginreason: AUTHENTICATION_DENIED"),
+        "{}",
+        response.head
+    );
 }

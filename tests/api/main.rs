@@ -11,6 +11,7 @@ mod connections;
 mod helpers;
 mod instances;
 mod keys;
+mod logins;
 mod openapi;
 mod operability;
 mod operations;
