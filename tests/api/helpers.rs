@@ -235,6 +235,12 @@ impl TestRequest {
         self
     }
 
+    /// A header whose value need not be text.
+    pub fn header_bytes(mut self, name: &str, value: axum::http::HeaderValue) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.builder = self.builder.header(name, value);
         self

@@ -17,6 +17,7 @@ mod operability;
 mod operations;
 mod permissions;
 mod postgres;
+mod properties_props;
 mod quirks;
 mod routing_and_auth;
 mod socket;
