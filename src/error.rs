@@ -53,6 +53,12 @@ pub enum Error {
     /// The admin API without the admin token.
     #[error("The admin API needs 'Authorization: Bearer <admin token>'.")]
     AdminUnauthenticated,
+    /// The admin API from a client that failed to log in too often: refused unchecked.
+    #[error("Too many failed logins from this client; try again later.")]
+    AdminLoginDenied {
+        /// Seconds until logins are accepted again.
+        retry_after: u64,
+    },
     /// The admin API with a Jira user's credentials.
     #[error("Jira users cannot use the admin API; it takes the admin token.")]
     AdminForbidden,

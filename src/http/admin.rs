@@ -87,7 +87,14 @@ impl FromRequestParts<AppState> for AdminCaller {
             .get(header::AUTHORIZATION)
             .and_then(|value| Credentials::from_authorization(value.as_bytes()));
         // Guesses at the admin token, or at users' tokens through here, count as failed logins.
-        let attempt = state.logins.admit(parts, credentials.as_ref())?;
+        let attempt =
+            state
+                .logins
+                .admit(parts, credentials.as_ref())
+                .map_err(|error| match error {
+                    Error::LoginDenied { retry_after } => Error::AdminLoginDenied { retry_after },
+                    other => other,
+                })?;
         match credentials {
             Some(Credentials::Bearer(token)) if TokenDigest::of(&token).matches(expected) => {
                 Ok(Self)

@@ -62,7 +62,9 @@ impl IntoResponse for Error {
             | Error::UnreadableBody
             | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden | Error::AdminForbidden => StatusCode::FORBIDDEN,
-            Error::AdminUnauthenticated => StatusCode::UNAUTHORIZED,
+            Error::AdminUnauthenticated | Error::AdminLoginDenied { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::UserNotFound(_)
             | Error::UserNotVisible
@@ -107,6 +109,18 @@ impl IntoResponse for Error {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            // The admin API's own error shape, with the throttle's headers.
+            Error::AdminLoginDenied { retry_after } => {
+                let mut response = error_collection(status, &self.to_string());
+                let headers = response.headers_mut();
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                headers.insert(
+                    LOGIN_REASON.clone(),
+                    HeaderValue::from_static("AUTHENTICATION_DENIED"),
+                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 response
             }
             Error::RateLimited {

@@ -195,13 +195,20 @@ async fn guesses_at_the_admin_token_are_failed_logins_too() {
         response.assert_status(401);
     }
     // Refused before the token is compared: the right one fares no better.
-    assert_rejected(
-        &app.admin(axum::http::Method::GET, "/_admin/users")
-            .from(HERE)
-            .send()
-            .await,
-        "AUTHENTICATION_DENIED",
+    let refused = app
+        .admin(axum::http::Method::GET, "/_admin/users")
+        .from(HERE)
+        .send()
+        .await;
+    refused.assert_error(
+        401,
+        "Too many failed logins from this client; try again later.",
     );
+    assert_eq!(
+        refused.header("x-seraph-loginreason"),
+        Some("AUTHENTICATION_DENIED")
+    );
+    assert!(refused.header("retry-after").is_some());
     assert_rejected(
         &list(&app, Who::Alice).from(HERE).send().await,
         "AUTHENTICATION_DENIED",
