@@ -200,7 +200,7 @@ pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
         listener,
         router(state),
         shutdown_signal(),
-        config.shutdown_grace(),
+        &config.serve_options(),
     )
     .await?;
     store.close().await;

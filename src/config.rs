@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::ServeOptions;
 use crate::http::Settings;
 use crate::http::faults::FaultRules;
 use crate::store::DatabaseOptions;
@@ -115,9 +116,37 @@ pub struct Config {
     #[arg(long, global = true, env = "JIRA_USERPROPS_LOG_LEVEL", default_value = "info", value_parser = parse_log_filter)]
     pub log_level: String,
 
-    /// Longest time one request may take, in seconds, body upload included.
+    /// Longest time one request may take, in seconds, counted from the end of its headers, body
+    /// upload included. Past it: 408 if the body was still arriving, 503 otherwise.
     #[arg(long, global = true, env = "JIRA_USERPROPS_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
+
+    /// Seconds a client has to send a request's headers, from when it connects or from the end
+    /// of the previous response; a connection that is slower, or idle that long, is closed.
+    #[arg(long, global = true, env = "JIRA_USERPROPS_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout: u64,
+
+    /// Most connections served at once (keep it under the open-file limit, `ulimit -n`). More
+    /// clients wait in the listen backlog until a connection closes.
+    #[arg(long, global = true, env = "JIRA_USERPROPS_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Failed Basic logins as one account that one client (IP address) may make within
+    /// --login-failure-window; after that its logins as that account are refused unchecked (401,
+    /// X-Seraph-LoginReason: AUTHENTICATION_DENIED) for a window. Wrong bearer tokens count per
+    /// client on the admin API only. 0 turns this off.
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_LOGIN_FAILURES",
+        default_value_t = 20
+    )]
+    pub login_failures: u32,
+
+    /// The window of --login-failures, in seconds: failures older than this are forgotten, and a
+    /// refused client is refused for this long.
+    #[arg(long, global = true, env = "JIRA_USERPROPS_LOGIN_FAILURE_WINDOW", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_failure_window: u64,
 
     /// On SIGINT or SIGTERM, how many seconds in-flight requests get to finish.
     #[arg(
@@ -230,17 +259,23 @@ impl Config {
             journal_size: self.journal_size,
             journal_bodies: self.journal_bodies,
             faults: self.faults.clone().unwrap_or_default(),
+            login_failures: self.login_failures,
+            login_failure_window: Duration::from_secs(self.login_failure_window),
+        }
+    }
+
+    /// How connections are served.
+    pub fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
         }
     }
 
     /// The request timeout as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout)
-    }
-
-    /// The shutdown grace period as a duration.
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace)
     }
 }
 

@@ -53,6 +53,12 @@ pub enum Error {
     /// The admin API without the admin token.
     #[error("The admin API needs 'Authorization: Bearer <admin token>'.")]
     AdminUnauthenticated,
+    /// The admin API from a client that failed to log in too often: refused unchecked.
+    #[error("Too many failed logins from this client; try again later.")]
+    AdminLoginDenied {
+        /// Seconds until logins are accepted again.
+        retry_after: u64,
+    },
     /// The admin API with a Jira user's credentials.
     #[error("Jira users cannot use the admin API; it takes the admin token.")]
     AdminForbidden,
@@ -86,6 +92,15 @@ pub enum Error {
     /// The request did not finish within the configured time.
     #[error("The request took too long to complete.")]
     Timeout,
+    /// The client had not sent the whole body when the request ran out of time.
+    #[error("The request body was not received in time.")]
+    BodyTimeout,
+    /// Too many failed logins from this client: refused without checking the credentials.
+    #[error("Client must be authenticated to access this resource.")]
+    LoginDenied {
+        /// Seconds until logins are accepted again.
+        retry_after: u64,
+    },
     /// A storage fault; the cause goes to the log, never to the client.
     #[error("database error")]
     Database(#[from] sqlx::Error),

@@ -2,6 +2,7 @@
 //!
 //! The map, following a request from the socket down:
 //!
+//! - [`server`]: the accept loop: connection limits, header timeouts, graceful shutdown.
 //! - [`http`]: the route table, middleware and extractors; turns [`error::Error`] into Jira's
 //!   responses. Holds no SQL and no permission rule.
 //! - [`service`]: the operations, in Jira's order of checks: authenticate, authorize, validate,
@@ -21,43 +22,12 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod seed;
+pub mod server;
 pub mod service;
 pub mod snapshot;
 pub mod store;
 
-use std::future::Future;
-use std::time::Duration;
-
-use tokio::net::TcpListener;
-
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// for at most `grace`.
-pub async fn serve(
-    listener: TcpListener,
-    app: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopping_tx.send(());
-    });
-    let grace_expired = async move {
-        if stopping_rx.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        result = server => result,
-        () = grace_expired => {
-            tracing::warn!(grace_seconds = grace.as_secs(), "shutdown grace period over; dropping open requests");
-            Ok(())
-        }
-    }
-}
+pub use server::{ServeOptions, serve};
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {

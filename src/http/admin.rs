@@ -86,13 +86,24 @@ impl FromRequestParts<AppState> for AdminCaller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| Credentials::from_authorization(value.as_bytes()));
+        // Guesses at the admin token, or at users' tokens through here, count as failed logins.
+        let attempt = state
+            .logins
+            .admit(parts, credentials.as_ref(), true)
+            .map_err(|error| match error {
+                Error::LoginDenied { retry_after } => Error::AdminLoginDenied { retry_after },
+                other => other,
+            })?;
         match credentials {
             Some(Credentials::Bearer(token)) if TokenDigest::of(&token).matches(expected) => {
                 Ok(Self)
             }
             Some(credentials) => match state.service.authenticate(Some(&credentials)).await {
                 Ok(_) => Err(Error::AdminForbidden),
-                Err(_) => Err(Error::AdminUnauthenticated),
+                Err(error) => {
+                    state.logins.settle(attempt, &error);
+                    Err(Error::AdminUnauthenticated)
+                }
             },
             None => Err(Error::AdminUnauthenticated),
         }

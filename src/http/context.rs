@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::AppState;
 use super::journal::Record;
+use super::upload::Upload;
 use crate::error::Error;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-arequestid");
@@ -93,9 +94,13 @@ pub async fn request_context(
     let span = tracing::info_span!("request", id = %request_id);
     span.in_scope(|| tracing::debug!(%method, route, "started"));
     let timeout = state.request_timeout;
+    let upload = Upload::default();
+    let request = request.map(|body| upload.watch(body));
     let run = async move {
         match tokio::time::timeout(timeout, next.run(request)).await {
             Ok(response) => response,
+            // The client was too slow sending the body: its fault (408), not the server's (503).
+            Err(_) if upload.waiting_for_client() => Error::BodyTimeout.into_response(),
             Err(_) => Error::Timeout.into_response(),
         }
     };

@@ -53,7 +53,8 @@ fn error_collection(status: StatusCode, message: &str) -> Response {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = match &self {
-            Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Error::Unauthenticated { .. } | Error::LoginDenied { .. } => StatusCode::UNAUTHORIZED,
+            Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::UnsupportedQueryParameter(_)
             | Error::MissingAccountId
             | Error::InvalidKey(_)
@@ -61,7 +62,9 @@ impl IntoResponse for Error {
             | Error::UnreadableBody
             | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden | Error::AdminForbidden => StatusCode::FORBIDDEN,
-            Error::AdminUnauthenticated => StatusCode::UNAUTHORIZED,
+            Error::AdminUnauthenticated | Error::AdminLoginDenied { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::UserNotFound(_)
             | Error::UserNotVisible
@@ -82,26 +85,23 @@ impl IntoResponse for Error {
             Error::Unauthenticated {
                 credentials_rejected,
             } => {
-                let body = Unauthorized {
-                    message: &Error::Unauthenticated {
-                        credentials_rejected,
-                    }
-                    .to_string(),
-                    status_code: 401,
-                };
-                let mut response =
-                    json_response(status, serde_json::to_vec(&body).unwrap_or_default());
-                let headers = response.headers_mut();
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"Jira\""),
-                );
+                let mut response = unauthorized(&self);
                 if credentials_rejected {
-                    headers.insert(
+                    response.headers_mut().insert(
                         LOGIN_REASON.clone(),
                         HeaderValue::from_static("AUTHENTICATED_FAILED"),
                     );
                 }
+                response
+            }
+            Error::LoginDenied { retry_after } => {
+                let mut response = unauthorized(&self);
+                let headers = response.headers_mut();
+                headers.insert(
+                    LOGIN_REASON.clone(),
+                    HeaderValue::from_static("AUTHENTICATION_DENIED"),
+                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 response
             }
             Error::AdminUnauthenticated => {
@@ -109,6 +109,18 @@ impl IntoResponse for Error {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            // The admin API's own error shape, with the throttle's headers.
+            Error::AdminLoginDenied { retry_after } => {
+                let mut response = error_collection(status, &self.to_string());
+                let headers = response.headers_mut();
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                headers.insert(
+                    LOGIN_REASON.clone(),
+                    HeaderValue::from_static("AUTHENTICATION_DENIED"),
+                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 response
             }
             Error::RateLimited {
@@ -159,6 +171,23 @@ impl IntoResponse for Error {
             client_error => error_collection(status, &client_error.to_string()),
         }
     }
+}
+
+/// Jira's 401: its own body shape, and a Basic challenge.
+fn unauthorized(error: &Error) -> Response {
+    let body = Unauthorized {
+        message: &error.to_string(),
+        status_code: 401,
+    };
+    let mut response = json_response(
+        StatusCode::UNAUTHORIZED,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"Jira\""),
+    );
+    response
 }
 
 /// Faults that mean the database cannot be reached now, rather than a bug: no connection,

@@ -29,7 +29,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| Credentials::from_authorization(value.as_bytes()));
-        let caller = state.service.authenticate(credentials.as_ref()).await?;
+        let caller = authenticate(state, parts, credentials).await?;
         let context = parts.extensions.get::<Arc<RequestContext>>();
         if let Some(context) = context {
             context.set_caller(caller.account_id());
@@ -44,6 +44,20 @@ impl FromRequestParts<AppState> for Authenticated {
         }
         Ok(Self(caller))
     }
+}
+
+/// Checks the credentials, unless this client failed too often of late; counts failures.
+async fn authenticate(
+    state: &AppState,
+    parts: &Parts,
+    credentials: Option<Credentials>,
+) -> Result<Caller> {
+    let attempt = state.logins.admit(parts, credentials.as_ref(), false)?;
+    let result = state.service.authenticate(credentials.as_ref()).await;
+    if let Err(error) = &result {
+        state.logins.settle(attempt, error);
+    }
+    result
 }
 
 /// Faults and rate limits act on authenticated Jira API requests, as Jira Cloud's limits act per

@@ -10,6 +10,8 @@ mod metrics;
 mod openapi;
 mod probes;
 mod properties;
+pub mod throttle;
+mod upload;
 mod users;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use crate::store::Store;
 use faults::{FaultRules, Faults};
 use journal::Journal;
 use metrics::Metrics;
+use throttle::LoginThrottle;
 
 pub use context::RequestContext;
 pub use openapi::OPENAPI_DOCUMENT;
@@ -33,9 +36,22 @@ pub use openapi::OPENAPI_DOCUMENT;
 /// `Content-Type` of every JSON body, written exactly as Jira Cloud writes it.
 pub const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 
-/// What every handler and middleware shares.
+/// What every handler and middleware shares. Extractors clone it for every request, so it is
+/// one reference count, not a copy of each part.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
     /// The user-properties service.
     pub service: PropertyService,
     /// The administration service.
@@ -54,6 +70,8 @@ pub struct AppState {
     pub faults: Arc<Faults>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Failed logins per client.
+    pub logins: Arc<LoginThrottle>,
 }
 
 /// The settings a server runs with, besides its store.
@@ -71,6 +89,11 @@ pub struct Settings {
     pub journal_bodies: bool,
     /// Faults and rate limits at start.
     pub faults: FaultRules,
+    /// Failed logins a client may make within the window before its logins are refused; 0: no
+    /// limit.
+    pub login_failures: u32,
+    /// The window of `login_failures`, and how long a client is refused.
+    pub login_failure_window: Duration,
 }
 
 impl Default for Settings {
@@ -82,6 +105,8 @@ impl Default for Settings {
             journal_size: 1000,
             journal_bodies: false,
             faults: FaultRules::default(),
+            login_failures: 20,
+            login_failure_window: Duration::from_secs(60),
         }
     }
 }
@@ -89,7 +114,7 @@ impl Default for Settings {
 impl AppState {
     /// The state of a server over `store`.
     pub fn new(store: Store, settings: Settings) -> Result<Self, prometheus::Error> {
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             service: PropertyService::new(store.clone()),
             admin: AdminService::new(store.clone()),
             store,
@@ -99,7 +124,11 @@ impl AppState {
             journal: Arc::new(Journal::new(settings.journal_size, settings.journal_bodies)),
             faults: Arc::new(Faults::new(settings.faults)),
             metrics: Metrics::new()?,
-        })
+            logins: Arc::new(LoginThrottle::new(
+                settings.login_failures,
+                settings.login_failure_window,
+            )),
+        })))
     }
 }
 

@@ -123,11 +123,14 @@ impl TestApp {
         }
     }
 
-    /// The settings of test apps: the admin API on, with [`ADMIN_TOKEN`].
+    /// The settings of test apps: the admin API on, with [`ADMIN_TOKEN`]. The failed-login
+    /// throttle is off: `logins.rs` tests it, and elsewhere tables of wrong credentials, sent
+    /// with no client address, would trip it for the fixture's users.
     pub fn settings(public_url: Option<&str>) -> Settings {
         Settings {
             public_url: public_url.map(str::to_owned),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
+            login_failures: 0,
             ..Settings::default()
         }
     }
@@ -224,6 +227,19 @@ impl TestRequest {
             Some(value) => self.header("authorization", &value),
             None => self,
         }
+    }
+
+    /// Sent from `address`, as the accept loop records the client's address.
+    pub fn from(mut self, address: &str) -> Self {
+        let address: std::net::SocketAddr = address.parse().expect("socket address");
+        self.builder = self.builder.extension(axum::extract::ConnectInfo(address));
+        self
+    }
+
+    /// A header whose value need not be text.
+    pub fn header_bytes(mut self, name: &str, value: axum::http::HeaderValue) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {

@@ -271,7 +271,7 @@ async fn a_refused_body_is_drained_before_the_answer(backend: Backend) {
     );
 }
 
-async fn a_body_that_stalls_past_the_request_timeout_gets_503_and_changes_nothing(
+async fn a_body_that_stalls_past_the_request_timeout_gets_408_and_changes_nothing(
     backend: Backend,
 ) {
     let app = backend
@@ -286,12 +286,31 @@ async fn a_body_that_stalls_past_the_request_timeout_gets_503_and_changes_nothin
         .json(body)
         .send()
         .await
-        .assert_error(503, "The request took too long to complete.");
+        .assert_error(408, "The request body was not received in time.");
     assert_eq!(app.stored_keys(BOB).await, ["existing"]);
 }
 
+/// The request timeout blames the client (408) only when it was the body that was awaited.
+async fn a_slow_server_past_the_request_timeout_gets_503(backend: Backend) {
+    let app = backend.app().await;
+    let settings = jira_userprops::http::Settings {
+        request_timeout: std::time::Duration::from_millis(200),
+        faults: serde_json::from_str(r#"{"latency": {"minMs": 5000, "maxMs": 5000}}"#)
+            .expect("fault rules"),
+        ..TestApp::settings(None)
+    };
+    let app = TestApp::with_settings(app.store, settings);
+    app.put(property_uri(3, "late", BOB))
+        .by(Who::Bob)
+        .json("1")
+        .send()
+        .await
+        .assert_error(503, "The request took too long to complete.");
+}
+
 on_each_backend!(
-    a_body_that_stalls_past_the_request_timeout_gets_503_and_changes_nothing,
+    a_slow_server_past_the_request_timeout_gets_503,
+    a_body_that_stalls_past_the_request_timeout_gets_408_and_changes_nothing,
     bad_bodies_are_refused_and_change_nothing,
     a_value_of_32768_bytes_is_accepted,
     values_round_trip_byte_for_byte,

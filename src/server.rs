@@ -1,0 +1,191 @@
+//! The accept loop: connections, their limits, and graceful shutdown.
+//!
+//! `axum::serve` sets no header timeout and takes every connection offered, so a client that
+//! connects and sends nothing, or sends its headers a byte at a time, holds a connection for
+//! ever, and enough of them exhaust the process's file descriptors. This loop serves the same
+//! router through hyper directly, with three bounds:
+//!
+//! - **Connections at once** (`max_connections`): a semaphore taken before `accept`. When it is
+//!   empty the loop stops accepting, and new connections wait in the kernel's listen backlog
+//!   until one closes. A waiting client sees a slow server, not a reset: its request goes through
+//!   once a slot frees, where a connection accepted and closed at once would look like a crash
+//!   and be retried, or not, as each client's retry logic (often not for PUT) decides.
+//! - **Time to a request's headers** (`header_read_timeout`), counted from the accept for the
+//!   first request and from the end of the previous response for the next ones, so it also
+//!   closes idle keep-alive connections. hyper enforces it for HTTP/1 once it knows the protocol;
+//!   the first request's deadline is also enforced here, because hyper-util's protocol detection
+//!   waits without a limit for the first bytes.
+//! - **Time to the rest of the request** is the request timeout, in [`crate::http`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// How connections are served.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// After shutdown is asked for, how long in-flight requests get to finish.
+    pub shutdown_grace: Duration,
+    /// How long a client has to send a request's headers; also how long a keep-alive
+    /// connection may sit idle.
+    pub header_read_timeout: Duration,
+    /// Most connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets in-flight
+/// requests finish for at most the grace period, and drops what is left.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: &ServeOptions,
+) -> std::io::Result<()> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(
+        options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let (stopping, stop) = watch::channel(());
+    let mut connections = JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        // Finished connections are reaped as we go, so the set holds only open ones.
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (stream, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+        };
+        let connection = Connection {
+            builder: builder.clone(),
+            app: app.clone(),
+            remote,
+            header_read_timeout: options.header_read_timeout,
+            _slot: slot,
+        };
+        connections.spawn(connection.run(stream, stop.clone()));
+    }
+    drop(listener);
+    let _ = stopping.send(());
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(options.shutdown_grace, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_seconds = options.shutdown_grace.as_secs(),
+            "shutdown grace period over; dropping open requests"
+        );
+    }
+    Ok(())
+}
+
+/// A failed `accept`: a connection that died in the backlog is nothing; anything else (such as
+/// running out of file descriptors) is logged and waited out, rather than spun on.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "cannot accept a connection; retrying in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// One accepted connection and what it needs.
+struct Connection {
+    builder: Arc<Builder<TokioExecutor>>,
+    app: Router,
+    remote: SocketAddr,
+    header_read_timeout: Duration,
+    /// Held while the connection is open: its place among `max_connections`.
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, mut stop: watch::Receiver<()>) {
+        let first_request = Arc::new(Notify::new());
+        let service = {
+            let (app, remote, first_request) = (self.app, self.remote, first_request.clone());
+            hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                // The client's address, for the login throttle.
+                request.extensions_mut().insert(ConnectInfo(remote));
+                first_request.notify_one();
+                tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
+            })
+        };
+        let connection = self.builder.serve_connection(TokioIo::new(stream), service);
+        let mut connection = pin!(connection);
+        let deadline = self.header_read_timeout;
+        let mut no_first_request = pin!(async move {
+            if tokio::time::timeout(deadline, first_request.notified())
+                .await
+                .is_ok()
+            {
+                std::future::pending::<()>().await;
+            }
+        });
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(remote = %self.remote, %error, "connection ended with an error");
+                    }
+                    break;
+                }
+                () = &mut no_first_request => {
+                    tracing::debug!(remote = %self.remote, "no request within the header timeout; closing");
+                    break;
+                }
+                _ = stop.changed(), if !stopping => {
+                    stopping = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}

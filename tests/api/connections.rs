@@ -1,0 +1,200 @@
+//! Connections over real sockets: slow or silent headers and idle keep-alive connections are
+//! closed at the header timeout, connections past the limit wait, and failed logins are counted
+//! by the client's address.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use jira_userprops::ServeOptions;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+use crate::socket::{Served, closed_within, read_response};
+
+fn options(header_read_timeout: Duration, max_connections: usize) -> ServeOptions {
+    ServeOptions {
+        shutdown_grace: Duration::from_secs(5),
+        header_read_timeout,
+        max_connections,
+    }
+}
+
+fn get_healthz() -> &'static [u8] {
+    b"GET /healthz HTTP/1.1\r\nHost: jira.test\r\n\r\n"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_timeout() {
+    let app = Backend::Sqlite.app().await;
+    let served = Served::start(&app, options(Duration::from_millis(500), 16)).await;
+    let stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    stream.set_nodelay(true).expect("no delay");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: jira.test\r\nX-Padding: {}\r\n\r\n",
+        "p".repeat(200)
+    );
+    let head_len = head.len();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let trickle = {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            for byte in head.into_bytes() {
+                if writer.write_all(&[byte]).await.is_err() {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let received = closed_within(&mut reader, Duration::from_secs(5))
+        .await
+        .expect("the server closes a connection whose headers trickle in");
+    let elapsed = started.elapsed();
+    trickle.abort();
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    assert!(
+        elapsed >= Duration::from_millis(400),
+        "closed after {elapsed:?}"
+    );
+    let sent = sent.load(Ordering::SeqCst);
+    assert!(
+        sent < head_len,
+        "closed only after the whole head ({sent} bytes)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_nothing_is_closed_at_the_header_timeout() {
+    let app = Backend::Sqlite.app().await;
+    let served = Served::start(&app, options(Duration::from_millis(300), 16)).await;
+    let mut stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    let received = closed_within(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("the server closes a silent connection");
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_at_the_header_timeout() {
+    let app = Backend::Sqlite.app().await;
+    let served = Served::start(&app, options(Duration::from_millis(300), 16)).await;
+    let mut stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    stream.write_all(get_healthz()).await.expect("sent");
+    let response = read_response(&mut stream).await.expect("answer");
+    assert_eq!(response.status, 200, "{}", response.head);
+    assert_eq!(response.body, r#"{"status":"ok"}"#);
+    assert!(
+        !response
+            .head
+            .to_ascii_lowercase()
+            .contains("connection: close"),
+        "{}",
+        response.head
+    );
+    let received = closed_within(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("the server closes an idle keep-alive connection");
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_connections_a_new_connection_waits_until_one_closes() {
+    let app = Backend::Sqlite.app().await;
+    let served = Served::start(&app, options(Duration::from_secs(60), 2)).await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(served.address)
+            .await
+            .expect("server accepts");
+        stream.write_all(get_healthz()).await.expect("sent");
+        let response = read_response(&mut stream).await.expect("answer");
+        assert_eq!(response.status, 200, "{}", response.head);
+        open.push(stream);
+    }
+    // The kernel completes the handshake from its backlog; the server does not take it up.
+    let mut third = TcpStream::connect(served.address)
+        .await
+        .expect("kernel accepts");
+    third.write_all(get_healthz()).await.expect("sent");
+    let early = tokio::time::timeout(Duration::from_millis(500), read_response(&mut third)).await;
+    assert!(early.is_err(), "served past the limit: {early:?}");
+
+    drop(open.pop());
+    let response = tokio::time::timeout(Duration::from_secs(10), read_response(&mut third))
+        .await
+        .expect("served once a connection closed")
+        .expect("answer");
+    assert_eq!(response.status, 200, "{}", response.head);
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_over_a_socket_are_counted_by_the_clients_address() {
+    let app = crate::logins::app_with(5, Duration::from_secs(60)).await;
+    let served = Served::start(&app, options(Duration::from_secs(10), 16)).await;
+    let request = |who: Who| {
+        format!(
+            "GET /rest/api/3/user/properties?accountId={ALICE} HTTP/1.1\r\nHost: jira.test\r\n\
+             Authorization: {}\r\n\r\n",
+            who.authorization().expect("credentials")
+        )
+    };
+    let mut stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    for attempt in 1..=5 {
+        stream
+            .write_all(request(Who::WrongToken).as_bytes())
+            .await
+            .expect("sent");
+        let response = read_response(&mut stream).await.expect("answer");
+        assert_eq!(response.status, 401, "attempt {attempt}");
+        assert!(
+            response
+                .head
+                .contains("x-seraph-loginreason: AUTHENTICATED_FAILED"),
+            "attempt {attempt}: {}",
+            response.head
+        );
+    }
+    // Another connection from the same address: refused unchecked.
+    let mut again = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    again
+        .write_all(request(Who::Alice).as_bytes())
+        .await
+        .expect("sent");
+    let response = read_response(&mut again).await.expect("answer");
+    assert_eq!(response.status, 401, "{}", response.head);
+    assert!(
+        response
+            .head
+            .contains("x-seraph-loginreason: AUTHENTICATION_DENIED"),
+        "{}",
+        response.head
+    );
+}
