@@ -1,7 +1,7 @@
 //! Group commit: one task owns the SQLite writes and commits all that are waiting in one
 //! transaction, so many writers share one fsync.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -218,52 +218,84 @@ fn mismatch() -> sqlx::Error {
 }
 
 /// Runs every write in one IMMEDIATE transaction; the outcomes line up with `writes`.
+///
+/// Consecutive writes of one kind form a group, and a group touches each key once: a key written
+/// several times gets its last value, the first write learns from the database whether it
+/// created the key, and the later ones updated it (as they would, run one after another). A key
+/// deleted several times is deleted by the first; the later ones find nothing.
 async fn apply(conn: &mut PoolConnection<Sqlite>, writes: &[Write]) -> sqlx::Result<Vec<Outcome>> {
     let mut tx = sqlx::Connection::begin_with(conn.acquire().await?, "BEGIN IMMEDIATE").await?;
-    let mut outcomes = vec![None; writes.len()];
+    let mut outcomes = Vec::with_capacity(writes.len());
     let mut start = 0;
     while start < writes.len() {
-        let end = group_end(writes, start);
-        let mut chunk_start = start;
-        while chunk_start < end {
+        let kind = writes[start].is_set();
+        let end = writes[start..]
+            .iter()
+            .position(|write| write.is_set() != kind)
+            .map_or(writes.len(), |offset| start + offset);
+        let group = &writes[start..end];
+        // Each key once, in the order first written, with the value it is left with.
+        let mut rows: Vec<Row<'_>> = Vec::with_capacity(group.len());
+        let mut row_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(group.len());
+        for write in group {
+            let (account_id, key) = write.target();
+            let value = match write {
+                Write::Set { value, .. } => value.as_str(),
+                Write::Delete { .. } => "",
+            };
+            match row_of.get(&(account_id, key)) {
+                Some(&row) => rows[row].value = value,
+                None => {
+                    row_of.insert((account_id, key), rows.len());
+                    rows.push(Row {
+                        account_id,
+                        key,
+                        value,
+                    });
+                }
+            }
+        }
+        // Per row, what came back: the revision written, or 0 for a row deleted.
+        let mut done: Vec<Option<i64>> = vec![None; rows.len()];
+        let mut chunk_start = 0;
+        while chunk_start < rows.len() {
             let size = CHUNKS
                 .into_iter()
-                .find(|&size| size <= end - chunk_start)
+                .find(|&size| size <= rows.len() - chunk_start)
                 .unwrap_or(1);
-            let chunk = &writes[chunk_start..chunk_start + size];
-            if chunk[0].is_set() {
-                set_rows(&mut tx, chunk, &mut outcomes[chunk_start..]).await?;
+            let chunk = &rows[chunk_start..chunk_start + size];
+            if kind {
+                set_rows(&mut tx, chunk, &row_of, &mut done).await?;
             } else {
-                delete_rows(&mut tx, chunk, &mut outcomes[chunk_start..]).await?;
+                delete_rows(&mut tx, chunk, &row_of, &mut done).await?;
             }
             chunk_start += size;
+        }
+        let mut seen = HashSet::with_capacity(rows.len());
+        for write in group {
+            let target = write.target();
+            let first = seen.insert(target);
+            let found = row_of.get(&target).and_then(|&row| done[row]);
+            outcomes.push(match (kind, first, found) {
+                // No row came back: the user does not exist.
+                (true, _, None) => Outcome::Set(None),
+                (true, true, Some(0)) => Outcome::Set(Some(Written::Created)),
+                (true, _, Some(_)) => Outcome::Set(Some(Written::Updated)),
+                (false, true, found) => Outcome::Delete(found.is_some()),
+                (false, false, _) => Outcome::Delete(false),
+            });
         }
         start = end;
     }
     tx.commit().await?;
-    Ok(outcomes
-        .into_iter()
-        .zip(writes)
-        .map(|(outcome, write)| {
-            outcome.unwrap_or(if write.is_set() {
-                // No row came back: the user does not exist.
-                Outcome::Set(None)
-            } else {
-                Outcome::Delete(false)
-            })
-        })
-        .collect())
+    Ok(outcomes)
 }
 
-/// Where the group starting at `start` ends: writes of one kind, each key at most once, so a
-/// statement's returned rows name their write unambiguously.
-fn group_end(writes: &[Write], start: usize) -> usize {
-    let kind = writes[start].is_set();
-    let mut seen = HashSet::new();
-    writes[start..]
-        .iter()
-        .position(|write| write.is_set() != kind || !seen.insert(write.target()))
-        .map_or(writes.len(), |offset| start + offset)
+/// One row of a multi-row statement.
+struct Row<'a> {
+    account_id: &'a str,
+    key: &'a str,
+    value: &'a str,
 }
 
 static UPSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
@@ -303,57 +335,45 @@ fn statement(statements: &'static [String], rows: usize) -> &'static str {
 
 async fn set_rows(
     conn: &mut SqliteConnection,
-    chunk: &[Write],
-    outcomes: &mut [Option<Outcome>],
+    chunk: &[Row<'_>],
+    row_of: &HashMap<(&str, &str), usize>,
+    done: &mut [Option<i64>],
 ) -> sqlx::Result<()> {
     let mut query = sqlx::query(statement(&UPSERTS, chunk.len()));
-    for write in chunk {
-        if let Write::Set {
-            account_id,
-            key,
-            value,
-            ..
-        } = write
-        {
-            query = query
-                .bind(account_id.as_str())
-                .bind(key.as_str())
-                .bind(value.as_str());
-        }
+    for row in chunk {
+        query = query.bind(row.account_id).bind(row.key).bind(row.value);
     }
-    for row in query.fetch_all(conn).await? {
-        let index = position(chunk, row.try_get(0)?, row.try_get(1)?)?;
-        let revision: i64 = row.try_get(2)?;
-        let written = if revision == 0 {
-            Written::Created
-        } else {
-            Written::Updated
-        };
-        outcomes[index] = Some(Outcome::Set(Some(written)));
+    for returned in query.fetch_all(conn).await? {
+        let row = row_index(row_of, returned.try_get(0)?, returned.try_get(1)?)?;
+        done[row] = Some(returned.try_get(2)?);
     }
     Ok(())
 }
 
 async fn delete_rows(
     conn: &mut SqliteConnection,
-    chunk: &[Write],
-    outcomes: &mut [Option<Outcome>],
+    chunk: &[Row<'_>],
+    row_of: &HashMap<(&str, &str), usize>,
+    done: &mut [Option<i64>],
 ) -> sqlx::Result<()> {
     let mut query = sqlx::query(statement(&DELETES, chunk.len()));
-    for write in chunk {
-        let (account_id, key) = write.target();
-        query = query.bind(account_id).bind(key);
+    for row in chunk {
+        query = query.bind(row.account_id).bind(row.key);
     }
-    for row in query.fetch_all(conn).await? {
-        let index = position(chunk, row.try_get(0)?, row.try_get(1)?)?;
-        outcomes[index] = Some(Outcome::Delete(true));
+    for returned in query.fetch_all(conn).await? {
+        let row = row_index(row_of, returned.try_get(0)?, returned.try_get(1)?)?;
+        done[row] = Some(0);
     }
     Ok(())
 }
 
-fn position(chunk: &[Write], account_id: &str, key: &str) -> sqlx::Result<usize> {
-    chunk
-        .iter()
-        .position(|write| write.target() == (account_id, key))
-        .ok_or_else(|| sqlx::Error::Protocol("a written row matches no write".into()))
+fn row_index(
+    row_of: &HashMap<(&str, &str), usize>,
+    account_id: &str,
+    key: &str,
+) -> sqlx::Result<usize> {
+    row_of
+        .get(&(account_id, key))
+        .copied()
+        .ok_or_else(|| sqlx::Error::Protocol("a returned row matches no write".into()))
 }
