@@ -81,16 +81,13 @@ pub async fn request_context(
 ) -> Response {
     let (started, arrived) = (Instant::now(), SystemTime::now());
     let request_id = next_request_id();
-    let path = request.uri().path().to_owned();
-    let query = request.uri().query().map(str::to_owned);
+    // The URI is shared, not copied: only the journal needs its parts.
+    let uri = request.uri().clone();
     let context = Arc::new(RequestContext::default());
     request.extensions_mut().insert(context.clone());
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("(unmatched)", MatchedPath::as_str)
-        .to_owned();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
     let span = tracing::info_span!("request", id = %request_id);
     span.in_scope(|| tracing::debug!(%method, route, "started"));
     let timeout = state.request_timeout;
@@ -135,16 +132,16 @@ pub async fn request_context(
     });
     state
         .metrics
-        .observe(&route, method.as_str(), status, latency.as_secs_f64());
-    if journaled(&path) {
+        .observe(route, method.as_str(), status, latency.as_secs_f64());
+    if journaled(uri.path()) {
         state.journal.record(Record {
             method: method.as_str(),
-            path: &path,
-            query: query.as_deref(),
+            path: uri.path().to_owned(),
+            query: uri.query().map(str::to_owned),
             account_id: context.caller.get().map(String::as_str),
             status,
             latency,
-            request_id: &request_id,
+            request_id,
             body: context.body.get().cloned(),
             at: arrived,
         });

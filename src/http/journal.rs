@@ -40,9 +40,9 @@ pub struct Record<'a> {
     /// The method.
     pub method: &'a str,
     /// The path.
-    pub path: &'a str,
+    pub path: String,
     /// The query string.
-    pub query: Option<&'a str>,
+    pub query: Option<String>,
     /// The authenticated caller.
     pub account_id: Option<&'a str>,
     /// The status answered.
@@ -50,7 +50,7 @@ pub struct Record<'a> {
     /// How long the answer took.
     pub latency: Duration,
     /// The request id.
-    pub request_id: &'a str,
+    pub request_id: String,
     /// The PUT body, if kept.
     pub body: Option<String>,
     /// When the request arrived.
@@ -100,16 +100,17 @@ impl Journal {
         if self.capacity == 0 {
             return;
         }
+        // The time is written out when entries are read: most never are.
         let entry = Entry {
-            time: humantime::format_rfc3339_millis(record.at).to_string(),
+            time: String::new(),
             at: record.at,
             method: record.method.to_owned(),
-            path: record.path.to_owned(),
-            query: record.query.map(str::to_owned),
+            path: record.path,
+            query: record.query,
             account_id: record.account_id.map(str::to_owned),
             status: record.status,
             latency_ms: record.latency.as_secs_f64() * 1000.0,
-            request_id: record.request_id.to_owned(),
+            request_id: record.request_id,
             body: record.body,
         };
         let mut entries = self
@@ -150,7 +151,10 @@ impl Journal {
                     .is_none_or(|a| e.account_id.as_ref() == Some(a))
             })
             .filter(|e| filter.since.is_none_or(|since| e.at >= since))
-            .cloned()
+            .map(|e| Entry {
+                time: humantime::format_rfc3339_millis(e.at).to_string(),
+                ..e.clone()
+            })
             .collect()
     }
 
@@ -180,12 +184,12 @@ mod tests {
     fn record(journal: &Journal, status: u16) {
         journal.record(Record {
             method: "GET",
-            path: "/rest/api/3/user/properties",
+            path: "/rest/api/3/user/properties".to_owned(),
             query: None,
             account_id: Some("a"),
             status,
             latency: Duration::from_millis(1),
-            request_id: "r",
+            request_id: "r".to_owned(),
             body: None,
             at: SystemTime::now(),
         });

@@ -131,8 +131,10 @@ async fn a_body_sent_a_byte_at_a_time_is_cut_off_with_408_at_the_request_timeout
         response.body,
         r#"{"errorMessages":["The request body was not received in time."],"errors":{}}"#
     );
+    // The server's clock starts when it has read the head, a moment before `started`.
     assert!(
-        elapsed >= timeout && elapsed < timeout + Duration::from_secs(4),
+        elapsed + Duration::from_millis(100) >= timeout
+            && elapsed < timeout + Duration::from_secs(4),
         "answered after {elapsed:?}"
     );
     assert!(
