@@ -28,6 +28,7 @@ use journal::Journal;
 use metrics::Metrics;
 
 pub use context::RequestContext;
+pub(crate) use extract::LINK_ESCAPES;
 pub use openapi::OPENAPI_DOCUMENT;
 
 /// `Content-Type` of every JSON body, written exactly as Jira Cloud writes it.

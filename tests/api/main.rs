@@ -6,6 +6,7 @@ mod around;
 mod backends;
 mod binary;
 mod checks;
+mod fuzz_corpus;
 mod helpers;
 mod instances;
 mod keys;
