@@ -13,6 +13,8 @@
 //!   [`snapshot`]: the snapshot format.
 //! - [`seed`]: the starting state; [`config`]: flags and environment variables; [`cli`]: the
 //!   subcommands.
+//! - `fuzzing` (hidden): the properties that the fuzz targets in `fuzz/` and the corpus replay in
+//!   `cargo test` check.
 
 pub mod admin;
 pub mod cli;
@@ -20,6 +22,8 @@ pub mod config;
 pub mod credentials;
 pub mod domain;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod seed;
 pub mod server;

@@ -31,6 +31,7 @@ use metrics::Metrics;
 use throttle::LoginThrottle;
 
 pub use context::RequestContext;
+pub(crate) use extract::LINK_ESCAPES;
 pub use openapi::OPENAPI_DOCUMENT;
 
 /// `Content-Type` of every JSON body, written exactly as Jira Cloud writes it.

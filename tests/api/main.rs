@@ -10,6 +10,7 @@ mod binary;
 mod checks;
 mod connections;
 mod crash;
+mod fuzz_corpus;
 mod helpers;
 mod instances;
 mod keys;
