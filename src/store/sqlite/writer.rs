@@ -1,7 +1,7 @@
 //! Group commit: one task owns the SQLite writes and commits all that are waiting in one
 //! transaction, so many writers share one fsync.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -271,11 +271,12 @@ async fn apply(conn: &mut PoolConnection<Sqlite>, writes: &[Write]) -> sqlx::Res
             }
             chunk_start += size;
         }
-        let mut seen = HashSet::with_capacity(rows.len());
+        // Only the first write of a key learns from the database; the rest follow it.
+        let mut answered = vec![false; rows.len()];
         for write in group {
-            let target = write.target();
-            let first = seen.insert(target);
-            let found = row_of.get(&target).and_then(|&row| done[row]);
+            let row = row_of.get(&write.target()).copied();
+            let first = row.is_some_and(|row| !std::mem::replace(&mut answered[row], true));
+            let found = row.and_then(|row| done[row]);
             outcomes.push(match (kind, first, found) {
                 // No row came back: the user does not exist.
                 (true, _, None) => Outcome::Set(None),
