@@ -14,7 +14,6 @@ import platform
 import re
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,9 +24,8 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BINARY = Path(os.environ.get("JIRA_USERPROPS_BIN") or ROOT / "target" / "release" / "jira-userprops").resolve()
-BOB = "5b10ac8d82e05b22cc7d4ef5"
+# The benchmark harness beside this file knows the binary, Bob and how to find a free port.
+from bench import BINARY, BOB, ROOT, free_port
 AUTH = "Basic Ym9iQGV4YW1wbGUuY29tOmJvYi10b2tlbg=="  # bob@example.com:bob-token, as bench/auth.lua
 SEEDED_KEYS = 10
 EXPECTED = {"200", "201", "204", "404-absent"}
@@ -42,12 +40,6 @@ def seed_file(directory):
     path = Path(directory) / "seed.json"
     path.write_text(json.dumps({"users": users, "properties": properties}))
     return path
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:
