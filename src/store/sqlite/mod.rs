@@ -124,6 +124,9 @@ impl SqliteStore {
     fn pool(size: u32, acquire_timeout: Duration) -> SqlitePoolOptions {
         SqlitePoolOptions::new()
             .max_connections(size)
+            // A connection to a file does not go stale; a test would cost a round trip to its
+            // thread on every acquire.
+            .test_before_acquire(false)
             .acquire_timeout(acquire_timeout)
             .min_connections(1)
             .idle_timeout(None)
