@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Acquire as _, Row as _, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Row as _, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::memory::{CHECK_EVERY_MS, Memory};
@@ -16,8 +15,10 @@ use crate::domain::{PropertyKey, PropertyValue, Written};
 const MOST_PER_COMMIT: usize = 256;
 /// Writes waiting for the writer; past this, senders wait for room.
 pub(super) const QUEUE: usize = 1_024;
-/// Rows per statement: a group is cut into these sizes, so few statements are ever prepared.
+/// Rows per statement: a group is cut into chunks of at most the largest, each padded to the
+/// next of these sizes, so few statements are ever prepared.
 const CHUNKS: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
+const LARGEST_CHUNK: usize = CHUNKS[0];
 
 /// One write and where its outcome goes.
 pub(super) enum Write {
@@ -217,67 +218,129 @@ fn mismatch() -> sqlx::Error {
     sqlx::Error::Protocol("a write's outcome is of the other kind".into())
 }
 
-/// Runs every write in one IMMEDIATE transaction; the outcomes line up with `writes`.
+/// Commits every write, atomically; the outcomes line up with `writes`.
 ///
 /// Consecutive writes of one kind form a group, and a group touches each key once: a key written
 /// several times gets its last value, the first write learns from the database whether it
 /// created the key, and the later ones updated it (as they would, run one after another). A key
 /// deleted several times is deleted by the first; the later ones find nothing.
-async fn apply(conn: &mut PoolConnection<Sqlite>, writes: &[Write]) -> sqlx::Result<Vec<Outcome>> {
-    let mut tx = sqlx::Connection::begin_with(conn.acquire().await?, "BEGIN IMMEDIATE").await?;
+async fn apply(conn: &mut SqliteConnection, writes: &[Write]) -> sqlx::Result<Vec<Outcome>> {
+    let mut groups = groups(writes);
+    // One statement is a transaction of its own: one round trip to SQLite's thread, not three.
+    match groups.as_mut_slice() {
+        [group] if group.rows.len() <= LARGEST_CHUNK => group.run(conn).await?,
+        groups => {
+            let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?;
+            for group in groups {
+                group.run(&mut tx).await?;
+            }
+            tx.commit().await?;
+        }
+    }
     let mut outcomes = Vec::with_capacity(writes.len());
+    for group in &groups {
+        group.outcomes(&mut outcomes);
+    }
+    Ok(outcomes)
+}
+
+/// Splits `writes` into runs of one kind, each key once per run.
+fn groups(writes: &[Write]) -> Vec<Group<'_>> {
+    let mut groups = Vec::new();
     let mut start = 0;
     while start < writes.len() {
-        let kind = writes[start].is_set();
+        let set = writes[start].is_set();
         let end = writes[start..]
             .iter()
-            .position(|write| write.is_set() != kind)
+            .position(|write| write.is_set() != set)
             .map_or(writes.len(), |offset| start + offset);
-        let group = &writes[start..end];
-        // Each key once, in the order first written, with the value it is left with.
-        let mut rows: Vec<Row<'_>> = Vec::with_capacity(group.len());
-        let mut row_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(group.len());
-        for write in group {
+        groups.push(Group::new(set, &writes[start..end]));
+        start = end;
+    }
+    groups
+}
+
+/// A run of writes of one kind, as the rows its statements carry.
+struct Group<'a> {
+    set: bool,
+    writes: &'a [Write],
+    /// Each key once, in the order first written, with the value it is left with.
+    rows: Vec<Row<'a>>,
+    row_of: HashMap<(&'a str, &'a str), usize>,
+    /// Per row, what came back: the revision written, or 0 for a row deleted.
+    done: Vec<Option<i64>>,
+}
+
+impl<'a> Group<'a> {
+    fn new(set: bool, writes: &'a [Write]) -> Self {
+        let mut rows: Vec<Row<'a>> = Vec::with_capacity(writes.len());
+        let mut row_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(writes.len());
+        for write in writes {
             let (account_id, key) = write.target();
             let value = match write {
                 Write::Set { value, .. } => value.as_str(),
                 Write::Delete { .. } => "",
             };
             match row_of.get(&(account_id, key)) {
-                Some(&row) => rows[row].value = value,
+                Some(&row) => rows[row].value = Some(value),
                 None => {
                     row_of.insert((account_id, key), rows.len());
                     rows.push(Row {
-                        account_id,
-                        key,
-                        value,
+                        account_id: Some(account_id),
+                        key: Some(key),
+                        value: Some(value),
                     });
                 }
             }
         }
-        // Per row, what came back: the revision written, or 0 for a row deleted.
-        let mut done: Vec<Option<i64>> = vec![None; rows.len()];
-        let mut chunk_start = 0;
-        while chunk_start < rows.len() {
-            let size = CHUNKS
-                .into_iter()
-                .find(|&size| size <= rows.len() - chunk_start)
-                .unwrap_or(1);
-            let chunk = &rows[chunk_start..chunk_start + size];
-            if kind {
-                set_rows(&mut tx, chunk, &row_of, &mut done).await?;
-            } else {
-                delete_rows(&mut tx, chunk, &row_of, &mut done).await?;
-            }
-            chunk_start += size;
+        let done = vec![None; rows.len()];
+        Self {
+            set,
+            writes,
+            rows,
+            row_of,
+            done,
         }
-        // Only the first write of a key learns from the database; the rest follow it.
-        let mut answered = vec![false; rows.len()];
-        for write in group {
-            let row = row_of.get(&write.target()).copied();
+    }
+
+    /// Runs the group's statements, at most [`LARGEST_CHUNK`] rows each.
+    async fn run(&mut self, conn: &mut SqliteConnection) -> sqlx::Result<()> {
+        for chunk in self.rows.chunks(LARGEST_CHUNK) {
+            let statements: &'static [String] = if self.set { &UPSERTS } else { &DELETES };
+            // The smallest prepared size that holds the chunk; the rest is padding.
+            let (index, size) = CHUNKS
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|&(_, &size)| size >= chunk.len())
+                .map_or((0, LARGEST_CHUNK), |(index, &size)| (index, size));
+            let mut query = sqlx::query(statements[index].as_str());
+            for row in chunk
+                .iter()
+                .chain(std::iter::repeat_n(&PADDING, size - chunk.len()))
+            {
+                query = query.bind(row.account_id).bind(row.key);
+                if self.set {
+                    query = query.bind(row.value);
+                }
+            }
+            for returned in query.fetch_all(&mut *conn).await? {
+                let row = row_index(&self.row_of, returned.try_get(0)?, returned.try_get(1)?)?;
+                self.done[row] = Some(if self.set { returned.try_get(2)? } else { 0 });
+            }
+        }
+        Ok(())
+    }
+
+    /// What each write did: only the first write of a key learns from the database; the rest
+    /// follow it.
+    fn outcomes(&self, outcomes: &mut Vec<Outcome>) {
+        let mut answered = vec![false; self.rows.len()];
+        for write in self.writes {
+            let row = self.row_of.get(&write.target()).copied();
             let first = row.is_some_and(|row| !std::mem::replace(&mut answered[row], true));
-            let found = row.and_then(|row| done[row]);
-            outcomes.push(match (kind, first, found) {
+            let found = row.and_then(|row| self.done[row]);
+            outcomes.push(match (self.set, first, found) {
                 // No row came back: the user does not exist.
                 (true, _, None) => Outcome::Set(None),
                 (true, true, Some(0)) => Outcome::Set(Some(Written::Created)),
@@ -286,18 +349,22 @@ async fn apply(conn: &mut PoolConnection<Sqlite>, writes: &[Write]) -> sqlx::Res
                 (false, false, _) => Outcome::Delete(false),
             });
         }
-        start = end;
     }
-    tx.commit().await?;
-    Ok(outcomes)
 }
 
 /// One row of a multi-row statement.
 struct Row<'a> {
-    account_id: &'a str,
-    key: &'a str,
-    value: &'a str,
+    account_id: Option<&'a str>,
+    key: Option<&'a str>,
+    value: Option<&'a str>,
 }
+
+/// Fills a statement up to its size: NULL names no user and matches no row.
+const PADDING: Row<'static> = Row {
+    account_id: None,
+    key: None,
+    value: None,
+};
 
 static UPSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
     CHUNKS
@@ -329,45 +396,6 @@ static DELETES: LazyLock<Vec<String>> = LazyLock::new(|| {
         .collect()
 });
 
-fn statement(statements: &'static [String], rows: usize) -> &'static str {
-    let index = CHUNKS.iter().position(|&size| size == rows).unwrap_or(0);
-    &statements[index]
-}
-
-async fn set_rows(
-    conn: &mut SqliteConnection,
-    chunk: &[Row<'_>],
-    row_of: &HashMap<(&str, &str), usize>,
-    done: &mut [Option<i64>],
-) -> sqlx::Result<()> {
-    let mut query = sqlx::query(statement(&UPSERTS, chunk.len()));
-    for row in chunk {
-        query = query.bind(row.account_id).bind(row.key).bind(row.value);
-    }
-    for returned in query.fetch_all(conn).await? {
-        let row = row_index(row_of, returned.try_get(0)?, returned.try_get(1)?)?;
-        done[row] = Some(returned.try_get(2)?);
-    }
-    Ok(())
-}
-
-async fn delete_rows(
-    conn: &mut SqliteConnection,
-    chunk: &[Row<'_>],
-    row_of: &HashMap<(&str, &str), usize>,
-    done: &mut [Option<i64>],
-) -> sqlx::Result<()> {
-    let mut query = sqlx::query(statement(&DELETES, chunk.len()));
-    for row in chunk {
-        query = query.bind(row.account_id).bind(row.key);
-    }
-    for returned in query.fetch_all(conn).await? {
-        let row = row_index(row_of, returned.try_get(0)?, returned.try_get(1)?)?;
-        done[row] = Some(0);
-    }
-    Ok(())
-}
-
 fn row_index(
     row_of: &HashMap<(&str, &str), usize>,
     account_id: &str,
@@ -377,4 +405,132 @@ fn row_index(
         .get(&(account_id, key))
         .copied()
         .ok_or_else(|| sqlx::Error::Protocol("a returned row matches no write".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn database() -> SqlitePool {
+        let pool = SqlitePool::connect("sqlite::memory:").await.expect("opens");
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .expect("migrates");
+        sqlx::query("INSERT INTO users (account_id, email, email_key, display_name) VALUES ('a', 'a@x', 'a@x', 'A')")
+            .execute(&pool)
+            .await
+            .expect("user added");
+        pool
+    }
+
+    fn set(account_id: &str, key: &str, value: &str) -> Write {
+        Write::Set {
+            account_id: account_id.to_owned(),
+            key: PropertyKey::new(key.to_owned()).expect("valid key"),
+            value: PropertyValue::from_stored(value.to_owned()),
+            done: oneshot::channel().0,
+        }
+    }
+
+    fn delete(account_id: &str, key: &str) -> Write {
+        Write::Delete {
+            account_id: account_id.to_owned(),
+            key: PropertyKey::new(key.to_owned()).expect("valid key"),
+            done: oneshot::channel().0,
+        }
+    }
+
+    fn written(outcomes: &[Outcome]) -> Vec<String> {
+        outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Set(Some(Written::Created)) => "created".to_owned(),
+                Outcome::Set(Some(Written::Updated)) => "updated".to_owned(),
+                Outcome::Set(None) => "no user".to_owned(),
+                Outcome::Delete(existed) => format!("deleted {existed}"),
+            })
+            .collect()
+    }
+
+    async fn stored(pool: &SqlitePool) -> Vec<(String, String)> {
+        sqlx::query_as("SELECT key, value FROM properties ORDER BY key")
+            .fetch_all(pool)
+            .await
+            .expect("read")
+    }
+
+    #[tokio::test]
+    async fn a_padded_statement_writes_only_its_rows() {
+        let pool = database().await;
+        let mut conn = pool.acquire().await.expect("connection");
+        // Three keys go in a statement of four rows; a fifth write repeats a key.
+        let writes = [
+            set("a", "k1", "1"),
+            set("a", "k2", "2"),
+            set("nobody", "k3", "3"),
+            set("a", "k4", "4"),
+            set("a", "k1", "5"),
+        ];
+        let outcomes = apply(&mut conn, &writes).await.expect("committed");
+        assert_eq!(
+            written(&outcomes),
+            ["created", "created", "no user", "created", "updated"]
+        );
+        assert_eq!(
+            stored(&pool).await,
+            [
+                ("k1".to_owned(), "5".to_owned()),
+                ("k2".to_owned(), "2".to_owned()),
+                ("k4".to_owned(), "4".to_owned())
+            ]
+        );
+        let deletes = [delete("a", "k2"), delete("a", "k2"), delete("a", "gone")];
+        let outcomes = apply(&mut conn, &deletes).await.expect("committed");
+        assert_eq!(
+            written(&outcomes),
+            ["deleted true", "deleted false", "deleted false"]
+        );
+        assert_eq!(stored(&pool).await.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn writes_of_both_kinds_commit_together_in_order() {
+        let pool = database().await;
+        let mut conn = pool.acquire().await.expect("connection");
+        let writes = [
+            set("a", "k", "1"),
+            delete("a", "k"),
+            set("a", "k", "2"),
+            set("a", "other", "3"),
+        ];
+        let outcomes = apply(&mut conn, &writes).await.expect("committed");
+        assert_eq!(
+            written(&outcomes),
+            ["created", "deleted true", "created", "created"]
+        );
+        assert_eq!(
+            stored(&pool).await,
+            [
+                ("k".to_owned(), "2".to_owned()),
+                ("other".to_owned(), "3".to_owned())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_larger_than_one_statement_is_split() {
+        let pool = database().await;
+        let mut conn = pool.acquire().await.expect("connection");
+        let writes: Vec<Write> = (0..LARGEST_CHUNK + 3)
+            .map(|i| set("a", &format!("k{i:04}"), "1"))
+            .collect();
+        let outcomes = apply(&mut conn, &writes).await.expect("committed");
+        assert!(
+            written(&outcomes)
+                .iter()
+                .all(|outcome| outcome == "created")
+        );
+        assert_eq!(stored(&pool).await.len(), LARGEST_CHUNK + 3);
+    }
 }
