@@ -8,6 +8,11 @@ use jira_userprops::cli;
 use jira_userprops::config::{Command, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+/// Faster than glibc's at the many small allocations of each request (about a tenth of the time
+/// under load went to glibc's malloc and free).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
