@@ -13,11 +13,27 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// How many tasks a runtime worker runs between looks at the shared queue (tokio's default: 61).
+/// Tasks woken from other threads wait there: the group committer, woken by SQLite's thread once
+/// a commit is on disk. Looking more often took the p99 of a 90/10 GET/PUT load from about 2x
+/// the ceiling's to about 1.3x.
+const GLOBAL_QUEUE_INTERVAL: u32 = 4;
+
+fn main() -> ExitCode {
     let config = Config::parse();
     init_tracing(&config);
-    match cli::run(&config).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .global_queue_interval(GLOBAL_QUEUE_INTERVAL)
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("jira-userprops: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(&config)) {
         Ok(code) => code,
         Err(error) => {
             tracing::error!("{error:#}");
