@@ -112,18 +112,30 @@ def wrk(port, script, connections, seconds):
     return {"rps": rps, "p50": latency["50"], "p99": latency["99"], "failures": failures}
 
 
-def measure(port, script, connections, seconds, repeats, server=None, peak=None):
-    runs = []
+def measure(port, script, connections, seconds, repeats, server=None, peak=None, ceilings=None):
+    """The median of `repeats` runs. With `ceilings` (a list), each run is paired with a run of the
+    ceiling just before it, which is added to the list, and the ratios are the medians of the
+    pairs' ratios: the machine's speed drifts over minutes, so only neighbouring runs compare."""
+    runs, pairs = [], []
     for _ in range(repeats):
-        runs.append(wrk(port, script, connections, seconds))
+        ceiling = wrk(port, "ceiling", connections, seconds) if ceilings is not None else None
+        run = wrk(port, script, connections, seconds)
+        runs.append(run)
+        if ceiling:
+            ceilings.append(ceiling)
+            pairs.append((run["rps"] / ceiling["rps"], run["p99"] / ceiling["p99"]))
         if server and peak is not None:
             peak.append(server.rss_kib("VmHWM"))
-    return {
+    cell = {
         "rps": statistics.median(r["rps"] for r in runs),
         "p50": statistics.median(r["p50"] for r in runs),
         "p99": statistics.median(r["p99"] for r in runs),
         "failures": sum(r["failures"] for r in runs),
     }
+    if pairs:
+        cell["ratio"] = statistics.median(rps for rps, _ in pairs)
+        cell["p99_ratio"] = statistics.median(p99 for _, p99 in pairs)
+    return cell
 
 
 def startup_times(directory, count):
@@ -230,13 +242,27 @@ def main():
         idle_rss = server.rss_kib()
         peak = []
         results = {}
-        for scenario, _ in SCENARIOS:
+        ceilings = {c: [] for c in connections}
+        for scenario, _ in SCENARIOS[1:]:
             results[scenario] = {}
             for c in connections:
-                results[scenario][c] = measure(server.port, scenario, c, seconds, args.repeats, server, peak)
-                cell = results[scenario][c]
-                print(f"{scenario:<11} c={c:<3} {cell['rps']:>9.0f} req/s  p50 {cell['p50']:.3f} ms  p99 {cell['p99']:.3f} ms"
+                cell = measure(server.port, scenario, c, seconds, args.repeats, server, peak, ceilings[c])
+                results[scenario][c] = cell
+                print(f"{scenario:<11} c={c:<3} {cell['rps']:>9.0f} req/s ({cell['ratio']:.0%} of the ceiling)"
+                      f"  p50 {cell['p50']:.3f} ms  p99 {cell['p99']:.3f} ms ({cell['p99_ratio']:.1f}x)"
                       f"  failures {cell['failures']}", flush=True)
+        # The ceiling's own row: every ceiling run at that connection count.
+        results["ceiling"] = {
+            c: {
+                "rps": statistics.median(r["rps"] for r in runs),
+                "p50": statistics.median(r["p50"] for r in runs),
+                "p99": statistics.median(r["p99"] for r in runs),
+                "failures": sum(r["failures"] for r in runs),
+                "ratio": 1.0,
+                "p99_ratio": 1.0,
+            }
+            for c, runs in ceilings.items()
+        }
         server.stop()
         starts = 1 if args.smoke else 5
         startup = startup_times(directory, starts)
@@ -268,17 +294,17 @@ def render(args, connections, results, idle_rss, peak_rss, startup, large, pg):
         f"- Machine: {os.cpu_count()} cores ({cpu}), {memory} memory, {platform.platform()}; the load generator runs on the same cores.",
         f"- Versions: {version(['rustc', '--version'])}; {version(['wrk', '--version'])}.",
         f"- Server: release build, SQLite in WAL mode with `synchronous=FULL`: writes are committed in groups by one writer and each is answered 2xx only after its group's commit is fsynced; reads come from the store's memory (`--cache-size 8`, the default). `--log-level warn`, defaults otherwise.",
-        f"- Each cell: {args.repeats} runs of {max(1, round(args.seconds))} s with wrk; the median is quoted. Ratios are to the ceiling (`/healthz` of the same binary) at the same connection count, in the same run.",
+        f"- Each cell: {args.repeats} runs of {max(1, round(args.seconds))} s with wrk; the median is quoted. Each run follows a run of the ceiling (`/healthz` of the same binary) at the same connection count, and a ratio is the median of the ratios of those pairs: this machine's speed drifts by a third over minutes, so only neighbouring runs compare. The ceiling's row is the median of all its runs.",
         "",
         "| scenario | connections | requests/s | ratio to ceiling | p50 ms | p99 ms | p99 / ceiling p99 | failures |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for scenario, label in SCENARIOS:
         for c in connections:
-            cell, ceiling = results[scenario][c], results["ceiling"][c]
+            cell = results[scenario][c]
             lines.append(
-                f"| {label} | {c} | {cell['rps']:.0f} | {cell['rps'] / ceiling['rps']:.0%} | {cell['p50']:.3f} | {cell['p99']:.3f} |"
-                f" {cell['p99'] / ceiling['p99']:.1f}x | {cell['failures']} |"
+                f"| {label} | {c} | {cell['rps']:.0f} | {cell['ratio']:.0%} | {cell['p50']:.3f} | {cell['p99']:.3f} |"
+                f" {cell['p99_ratio']:.1f}x | {cell['failures']} |"
             )
     lines += [
         "",
