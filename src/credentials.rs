@@ -41,13 +41,12 @@ impl Credentials {
         let (scheme, rest) = value.split_once(' ')?;
         let rest = rest.trim_start();
         if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = BASIC_BASE64.decode(rest).ok()?;
-            let decoded = String::from_utf8(decoded).ok()?;
-            let (email, token) = decoded.split_once(':')?;
-            Some(Self::Basic {
-                email: email.to_owned(),
-                token: token.to_owned(),
-            })
+            let mut email = String::from_utf8(BASIC_BASE64.decode(rest).ok()?).ok()?;
+            let colon = email.find(':')?;
+            // The email keeps the decoded buffer; only the token is copied out of it.
+            let token = email.split_off(colon + 1);
+            email.truncate(colon);
+            Some(Self::Basic { email, token })
         } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
             Some(Self::Bearer(rest.to_owned()))
         } else {

@@ -1,5 +1,6 @@
 //! Validated values that cross the service boundary: account ids, property keys and values, callers.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use percent_encoding::percent_decode_str;
@@ -70,8 +71,16 @@ pub fn is_valid_account_id(id: &str) -> bool {
 }
 
 /// The form in which emails are compared, so that Basic authentication ignores their case.
-pub fn email_key(email: &str) -> String {
-    email.to_lowercase()
+pub fn email_key(email: &str) -> Cow<'_, str> {
+    // Most emails are already lower-case ASCII, and need no copy.
+    if email
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        Cow::Borrowed(email)
+    } else {
+        Cow::Owned(email.to_lowercase())
+    }
 }
 
 /// A property key that satisfies Jira's rules.
@@ -236,6 +245,17 @@ pub enum Written {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn email_keys_are_lower_case_and_copied_only_when_they_must_change() {
+        assert!(matches!(
+            email_key("bob@example.com"),
+            Cow::Borrowed("bob@example.com")
+        ));
+        assert_eq!(email_key("Bob@Example.COM"), "bob@example.com");
+        assert_eq!(email_key("ÄNNE@example.com"), "änne@example.com");
+        assert_eq!(email_key("änne@example.com"), "änne@example.com");
+    }
 
     #[test]
     fn keys_are_decoded_once() {

@@ -132,7 +132,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
                 "displayName must not contain control characters",
             ));
         }
-        if !emails.insert(email_key(&user.email)) {
+        if !emails.insert(email_key(&user.email).into_owned()) {
             return Err(fail(
                 path,
                 entry,
