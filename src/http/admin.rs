@@ -101,7 +101,7 @@ impl FromRequestParts<AppState> for AdminCaller {
             Some(credentials) => match state.service.authenticate(Some(&credentials)).await {
                 Ok(_) => Err(Error::AdminForbidden),
                 Err(error) => {
-                    state.logins.settle(attempt, &error);
+                    state.logins.settle(attempt, Some(&credentials), &error);
                     Err(Error::AdminUnauthenticated)
                 }
             },

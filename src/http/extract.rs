@@ -55,7 +55,7 @@ async fn authenticate(
     let attempt = state.logins.admit(parts, credentials.as_ref(), false)?;
     let result = state.service.authenticate(credentials.as_ref()).await;
     if let Err(error) = &result {
-        state.logins.settle(attempt, error);
+        state.logins.settle(attempt, credentials.as_ref(), error);
     }
     result
 }

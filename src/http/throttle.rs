@@ -50,7 +50,7 @@ impl ClientKey {
         });
         match (address, credentials) {
             (address, Credentials::Basic { email, .. }) => {
-                Some(Self::Basic(address, email_key(email)))
+                Some(Self::Basic(address, email_key(email).into_owned()))
             }
             (Some(address), Credentials::Bearer(_)) if admin_api => Some(Self::AdminToken(address)),
             (_, Credentials::Bearer(_)) => None,
@@ -175,9 +175,12 @@ impl LoginThrottle {
     }
 }
 
-/// A login about to be checked, and the client its failure would count against.
+/// A login about to be checked: where it came from, so that a failure can be counted.
 #[derive(Debug)]
-pub struct LoginAttempt(Option<ClientKey>);
+pub struct LoginAttempt {
+    address: Option<IpAddr>,
+    admin_api: bool,
+}
 
 impl LoginThrottle {
     /// Lets a login be checked, or refuses it at once (`LoginDenied`) when its client failed too
@@ -192,27 +195,32 @@ impl LoginThrottle {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(address)| address.ip());
-        let client =
-            credentials.and_then(|credentials| ClientKey::of(address, credentials, admin_api));
-        if let Some(client) = &client
-            && let Some(wait) = self.refused(client, Instant::now())
+        // The client's key is built only while somebody may be refused: most logins never are.
+        if self.limit > 0
+            && self.refusing_until.load(Ordering::Acquire) > 0
+            && let Some(client) =
+                credentials.and_then(|credentials| ClientKey::of(address, credentials, admin_api))
+            && let Some(wait) = self.refused(&client, Instant::now())
         {
             return Err(Error::LoginDenied {
                 retry_after: wait.as_secs_f64().ceil() as u64,
             });
         }
-        Ok(LoginAttempt(client))
+        Ok(LoginAttempt { address, admin_api })
     }
 
     /// Counts a login that failed with `error`, if the credentials were rejected.
-    pub fn settle(&self, attempt: LoginAttempt, error: &Error) {
+    pub fn settle(&self, attempt: LoginAttempt, credentials: Option<&Credentials>, error: &Error) {
         let rejected = matches!(
             error,
             Error::Unauthenticated {
                 credentials_rejected: true
             }
         );
-        if let (true, LoginAttempt(Some(client))) = (rejected, attempt)
+        if rejected
+            && let Some(client) = credentials.and_then(|credentials| {
+                ClientKey::of(attempt.address, credentials, attempt.admin_api)
+            })
             && self.failed(client.clone(), Instant::now())
         {
             tracing::warn!(%client, "too many failed logins; refusing this client's logins for a while");
