@@ -4,7 +4,6 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use percent_encoding::utf8_percent_encode;
-use serde::Serialize;
 
 use std::sync::Arc;
 
@@ -13,23 +12,11 @@ use super::extract::{
     Authenticated, BaseUrl, LINK_ESCAPES, PropertyPath, TargetAccount, discard_unread, read_value,
 };
 use super::{AppState, RequestContext};
-use crate::domain::{AccountId, Written};
+use crate::domain::Written;
 use crate::error::{Error, Result};
 
-#[derive(Serialize)]
-struct KeyList<'a> {
-    keys: Vec<KeyEntry<'a>>,
-}
-
-/// `self` comes before `key`, as Jira writes it.
-#[derive(Serialize)]
-struct KeyEntry<'a> {
-    #[serde(rename = "self")]
-    link: String,
-    key: &'a str,
-}
-
-/// `GET .../user/properties?accountId=A`: the user's keys with their links.
+/// `GET .../user/properties?accountId=A`: the user's keys with their links, as
+/// `{"keys":[{"self":L,"key":K},...]}` (`self` first, as Jira writes it).
 pub async fn list_keys(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -38,25 +25,38 @@ pub async fn list_keys(
     BaseUrl(base): BaseUrl,
 ) -> Result<Response> {
     let keys = state.service.property_keys(&caller, &target).await?;
-    let list = KeyList {
-        keys: keys
+    // Written straight into the body: one buffer for all the links, not a string for each.
+    let account = utf8_percent_encode(target.as_str(), LINK_ESCAPES).to_string();
+    let prefix = format!("{base}/rest/api/{}/user/properties/", path.version);
+    let per_key = prefix.len() + account.len() + 40;
+    let mut body = Vec::with_capacity(
+        16 + keys
             .iter()
-            .map(|key| KeyEntry {
-                link: self_link(&base, path.version, key, &target),
-                key,
-            })
-            .collect(),
-    };
-    let body = serde_json::to_vec(&list).map_err(|e| Error::Internal(e.to_string()))?;
+            .map(|key| 2 * key.len() + per_key)
+            .sum::<usize>(),
+    );
+    let mut link = prefix.clone();
+    body.extend_from_slice(b"{\"keys\":[");
+    for (index, key) in keys.iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        link.truncate(prefix.len());
+        link.extend(utf8_percent_encode(key, LINK_ESCAPES));
+        link.push_str("?accountId=");
+        link.push_str(&account);
+        body.extend_from_slice(b"{\"self\":");
+        write_json_string(&mut body, &link)?;
+        body.extend_from_slice(b",\"key\":");
+        write_json_string(&mut body, key)?;
+        body.push(b'}');
+    }
+    body.extend_from_slice(b"]}");
     Ok(json_response(StatusCode::OK, body))
 }
 
-fn self_link(base: &str, version: &str, key: &str, target: &AccountId) -> String {
-    format!(
-        "{base}/rest/api/{version}/user/properties/{}?accountId={}",
-        utf8_percent_encode(key, LINK_ESCAPES),
-        utf8_percent_encode(target.as_str(), LINK_ESCAPES)
-    )
+fn write_json_string(body: &mut Vec<u8>, text: &str) -> Result<()> {
+    serde_json::to_writer(body, text).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// `GET .../user/properties/{key}?accountId=A`: `{"key":K,"value":V}` with V verbatim.
@@ -69,7 +69,7 @@ pub async fn get_property(
     let (key, value) = state.service.property(&caller, &target, path.key()).await?;
     let mut body = Vec::with_capacity(key.as_str().len() + value.as_str().len() + 24);
     body.extend_from_slice(b"{\"key\":");
-    serde_json::to_writer(&mut body, key.as_str()).map_err(|e| Error::Internal(e.to_string()))?;
+    write_json_string(&mut body, key.as_str())?;
     body.extend_from_slice(b",\"value\":");
     body.extend_from_slice(value.as_str().as_bytes());
     body.push(b'}');
