@@ -203,7 +203,7 @@ fn nesting_depth(json: &[u8]) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The caller's user record as it was when they authenticated.
-    pub user: User,
+    pub user: Arc<User>,
 }
 
 impl Caller {

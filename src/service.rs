@@ -53,7 +53,7 @@ impl PropertyService {
                             .iter()
                             .fold(false, |found, stored| found | stored.matches(&digest))
                     })
-                    .map(|account| account.user)
+                    .map(|account| account.user.clone())
             }
             Credentials::Bearer(token) => self.store.token_owner(&TokenDigest::of(token)).await?,
         };
@@ -127,7 +127,7 @@ impl PropertyService {
     /// A user's record, as `GET /user` shows it: anyone signed in may look anyone up.
     pub async fn user(&self, caller: &Caller, target: &AccountId) -> Result<User> {
         if caller.account_id() == target.as_str() {
-            return Ok(caller.user.clone());
+            return Ok(User::clone(&caller.user));
         }
         let id = target.as_str();
         let user = if is_valid_account_id(id) {
@@ -160,13 +160,13 @@ mod tests {
 
     fn caller(account_id: &str, admin: bool) -> Caller {
         Caller {
-            user: User {
+            user: Arc::new(User {
                 account_id: account_id.to_owned(),
                 email: format!("{account_id}@example.com"),
                 display_name: account_id.to_owned(),
                 admin,
                 active: true,
-            },
+            }),
         }
     }
 

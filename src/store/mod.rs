@@ -41,11 +41,12 @@ impl Default for DatabaseOptions {
     }
 }
 
-/// A user with the digests of all their API tokens.
+/// A user with the digests of all their API tokens. Shared, not copied: every request with
+/// Basic credentials looks one up.
 #[derive(Debug, Clone)]
 pub struct Account {
     /// The user.
-    pub user: User,
+    pub user: Arc<User>,
     /// Every token digest the user holds.
     pub digests: Vec<TokenDigest>,
 }
@@ -174,7 +175,7 @@ impl Store {
 
     /// The owner of the token with this digest. The lookup goes by digest, so its timing can
     /// reveal nothing about any token.
-    pub async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<User>> {
+    pub async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<Arc<User>>> {
         match self {
             Self::Sqlite(store) => store.token_owner(digest).await,
             Self::Postgres(store) => store.token_owner(digest).await,
@@ -182,7 +183,7 @@ impl Store {
     }
 
     /// The user whose lower-cased email is `email_key`, with their token digests.
-    pub async fn account_by_email(&self, email_key: &str) -> sqlx::Result<Option<Account>> {
+    pub async fn account_by_email(&self, email_key: &str) -> sqlx::Result<Option<Arc<Account>>> {
         match self {
             Self::Sqlite(store) => store.account_by_email(email_key).await,
             Self::Postgres(store) => store.account_by_email(email_key).await,

@@ -59,7 +59,10 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    pub(super) async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<User>> {
+    pub(super) async fn token_owner(
+        &self,
+        digest: &TokenDigest,
+    ) -> sqlx::Result<Option<Arc<User>>> {
         let row = sqlx::query(
             "SELECT u.account_id, u.email, u.display_name, u.admin, u.active
              FROM api_tokens t JOIN users u ON u.account_id = t.account_id
@@ -68,10 +71,13 @@ impl PostgresStore {
         .bind(digest.as_bytes())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| user_from_row(&row)).transpose()
+        row.map(|row| user_from_row(&row).map(Arc::new)).transpose()
     }
 
-    pub(super) async fn account_by_email(&self, email_key: &str) -> sqlx::Result<Option<Account>> {
+    pub(super) async fn account_by_email(
+        &self,
+        email_key: &str,
+    ) -> sqlx::Result<Option<Arc<Account>>> {
         let rows = sqlx::query(
             "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash
              FROM users u LEFT JOIN api_tokens t ON t.account_id = u.account_id
@@ -89,10 +95,10 @@ impl PostgresStore {
                 digests.push(super::stored_digest(stored)?);
             }
         }
-        Ok(Some(Account {
-            user: user_from_row(first)?,
+        Ok(Some(Arc::new(Account {
+            user: Arc::new(user_from_row(first)?),
             digests,
-        }))
+        })))
     }
 
     pub(super) async fn user(&self, account_id: &str) -> sqlx::Result<Option<User>> {

@@ -32,8 +32,8 @@ const ENTRY_OVERHEAD: u64 = 64;
 /// database, insert after, and take the insert back if the ticket's epoch moved meanwhile.
 /// Writers bump the epoch after they commit and before they update the memory.
 pub(super) struct Memory {
-    tokens: Cache<TokenDigest, User>,
-    accounts: Cache<Box<str>, Account>,
+    tokens: Cache<TokenDigest, Arc<User>>,
+    accounts: Cache<Box<str>, Arc<Account>>,
     users: Cache<Box<str>, Option<User>>,
     values: Cache<ValueKey, Option<PropertyValue>, ValueWeight>,
     key_lists: Cache<Box<str>, Arc<[String]>, KeyListWeight>,
@@ -231,22 +231,22 @@ impl Memory {
         self.stripes[self.stripe(account_id)].fetch_add(1, Ordering::SeqCst);
     }
 
-    pub(super) fn token_owner(&self, digest: &TokenDigest) -> Option<User> {
+    pub(super) fn token_owner(&self, digest: &TokenDigest) -> Option<Arc<User>> {
         self.tokens.get(digest)
     }
 
-    pub(super) fn fill_token_owner(&self, ticket: Ticket, digest: TokenDigest, user: User) {
+    pub(super) fn fill_token_owner(&self, ticket: Ticket, digest: TokenDigest, user: Arc<User>) {
         self.tokens.insert(digest, user);
         if !self.still_current(ticket) {
             self.tokens.remove(&digest);
         }
     }
 
-    pub(super) fn account(&self, email_key: &str) -> Option<Account> {
+    pub(super) fn account(&self, email_key: &str) -> Option<Arc<Account>> {
         self.accounts.get(email_key)
     }
 
-    pub(super) fn fill_account(&self, ticket: Ticket, email_key: &str, account: Account) {
+    pub(super) fn fill_account(&self, ticket: Ticket, email_key: &str, account: Arc<Account>) {
         self.accounts.insert(email_key.into(), account);
         if !self.still_current(ticket) {
             self.accounts.remove(email_key);

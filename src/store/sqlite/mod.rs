@@ -174,7 +174,10 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
-    pub(super) async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<User>> {
+    pub(super) async fn token_owner(
+        &self,
+        digest: &TokenDigest,
+    ) -> sqlx::Result<Option<Arc<User>>> {
         let memory = self.memory();
         if let Some(user) = memory.and_then(|memory| memory.token_owner(digest)) {
             return Ok(Some(user));
@@ -188,7 +191,9 @@ impl SqliteStore {
         .bind(digest.as_bytes())
         .fetch_optional(&self.reader)
         .await?;
-        let user = row.map(|row| user_from_row(&row)).transpose()?;
+        let user = row
+            .map(|row| user_from_row(&row).map(Arc::new))
+            .transpose()?;
         // Unknown tokens are not remembered: a token created elsewhere must work at once.
         if let (Some(memory), Some(ticket), Some(user)) = (memory, ticket, &user) {
             memory.fill_token_owner(ticket, *digest, user.clone());
@@ -196,7 +201,10 @@ impl SqliteStore {
         Ok(user)
     }
 
-    pub(super) async fn account_by_email(&self, email_key: &str) -> sqlx::Result<Option<Account>> {
+    pub(super) async fn account_by_email(
+        &self,
+        email_key: &str,
+    ) -> sqlx::Result<Option<Arc<Account>>> {
         let memory = self.memory();
         if let Some(account) = memory.and_then(|memory| memory.account(email_key)) {
             return Ok(Some(account));
@@ -219,10 +227,10 @@ impl SqliteStore {
                 digests.push(super::stored_digest(stored)?);
             }
         }
-        let account = Account {
-            user: user_from_row(first)?,
+        let account = Arc::new(Account {
+            user: Arc::new(user_from_row(first)?),
             digests,
-        };
+        });
         if let (Some(memory), Some(ticket)) = (memory, ticket) {
             memory.fill_account(ticket, email_key, account.clone());
         }
