@@ -23,7 +23,7 @@ static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache, no-store, no-
 /// What the middleware learns while the request runs.
 #[derive(Debug, Default)]
 pub struct RequestContext {
-    caller: OnceLock<String>,
+    caller: OnceLock<Arc<str>>,
     body: OnceLock<String>,
     near_limit: AtomicBool,
 }
@@ -31,7 +31,7 @@ pub struct RequestContext {
 impl RequestContext {
     /// Records the authenticated caller, for `X-AACCOUNTID`, the log line and the journal.
     pub fn set_caller(&self, account_id: &str) {
-        let _ = self.caller.set(account_id.to_owned());
+        let _ = self.caller.set(Arc::from(account_id));
     }
 
     /// Records the request body for the journal.
@@ -108,7 +108,7 @@ pub async fn request_context(
         headers.insert(REQUEST_ID.clone(), value);
     }
     headers.insert(header::CACHE_CONTROL, NO_CACHE.clone());
-    let caller = context.caller.get().map_or("-", String::as_str);
+    let caller = context.caller.get().map_or("-", |caller| &**caller);
     if let Some(value) = context
         .caller
         .get()
@@ -135,10 +135,9 @@ pub async fn request_context(
         .observe(route, method.as_str(), status, latency.as_secs_f64());
     if journaled(uri.path()) {
         state.journal.record(Record {
-            method: method.as_str(),
-            path: uri.path().to_owned(),
-            query: uri.query().map(str::to_owned),
-            account_id: context.caller.get().map(String::as_str),
+            method,
+            uri,
+            account_id: context.caller.get().cloned(),
             status,
             latency,
             request_id,

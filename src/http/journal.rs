@@ -1,19 +1,18 @@
 //! The request journal: the last N API requests, in memory, for tests to assert on.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use axum::http::{Method, Uri};
 use serde::Serialize;
 
-/// One request as the journal keeps it: never credentials; the body only when asked to.
+/// One request as the journal shows it: never credentials; the body only when asked to.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     /// When the request arrived, RFC 3339.
     pub time: String,
-    #[serde(skip)]
-    at: SystemTime,
     /// The method.
     pub method: String,
     /// The path, as sent.
@@ -35,16 +34,16 @@ pub struct Entry {
     pub body: Option<String>,
 }
 
-/// What to keep of a request; the journal stamps the time.
-pub struct Record<'a> {
+/// What to keep of a request. The parts are shared with the request, not copied: most entries
+/// are never read, and are written out only when they are.
+#[derive(Debug)]
+pub struct Record {
     /// The method.
-    pub method: &'a str,
-    /// The path.
-    pub path: String,
-    /// The query string.
-    pub query: Option<String>,
+    pub method: Method,
+    /// The path and query, as sent.
+    pub uri: Uri,
     /// The authenticated caller.
-    pub account_id: Option<&'a str>,
+    pub account_id: Option<Arc<str>>,
     /// The status answered.
     pub status: u16,
     /// How long the answer took.
@@ -55,6 +54,22 @@ pub struct Record<'a> {
     pub body: Option<String>,
     /// When the request arrived.
     pub at: SystemTime,
+}
+
+impl Record {
+    fn entry(&self) -> Entry {
+        Entry {
+            time: humantime::format_rfc3339_millis(self.at).to_string(),
+            method: self.method.as_str().to_owned(),
+            path: self.uri.path().to_owned(),
+            query: self.uri.query().map(str::to_owned),
+            account_id: self.account_id.as_deref().map(str::to_owned),
+            status: self.status,
+            latency_ms: self.latency.as_secs_f64() * 1000.0,
+            request_id: self.request_id.clone(),
+            body: self.body.clone(),
+        }
+    }
 }
 
 /// Which entries to return.
@@ -77,7 +92,7 @@ pub struct Filter {
 pub struct Journal {
     capacity: usize,
     bodies: bool,
-    entries: Mutex<VecDeque<Entry>>,
+    entries: Mutex<VecDeque<Record>>,
 }
 
 impl Journal {
@@ -96,23 +111,10 @@ impl Journal {
     }
 
     /// Adds a request, dropping the oldest when full.
-    pub fn record(&self, record: Record<'_>) {
+    pub fn record(&self, record: Record) {
         if self.capacity == 0 {
             return;
         }
-        // The time is written out when entries are read: most never are.
-        let entry = Entry {
-            time: String::new(),
-            at: record.at,
-            method: record.method.to_owned(),
-            path: record.path,
-            query: record.query,
-            account_id: record.account_id.map(str::to_owned),
-            status: record.status,
-            latency_ms: record.latency.as_secs_f64() * 1000.0,
-            request_id: record.request_id,
-            body: record.body,
-        };
         let mut entries = self
             .entries
             .lock()
@@ -120,7 +122,7 @@ impl Journal {
         if entries.len() == self.capacity {
             entries.pop_front();
         }
-        entries.push_back(entry);
+        entries.push_back(record);
     }
 
     /// The entries that pass `filter`, oldest first.
@@ -135,26 +137,23 @@ impl Journal {
                 filter
                     .method
                     .as_ref()
-                    .is_none_or(|m| e.method.eq_ignore_ascii_case(m))
+                    .is_none_or(|m| e.method.as_str().eq_ignore_ascii_case(m))
             })
             .filter(|e| {
                 filter
                     .path_prefix
                     .as_ref()
-                    .is_none_or(|p| e.path.starts_with(p.as_str()))
+                    .is_none_or(|p| e.uri.path().starts_with(p.as_str()))
             })
             .filter(|e| filter.status.is_none_or(|s| e.status == s))
             .filter(|e| {
                 filter
                     .account_id
                     .as_ref()
-                    .is_none_or(|a| e.account_id.as_ref() == Some(a))
+                    .is_none_or(|a| e.account_id.as_deref() == Some(a.as_str()))
             })
             .filter(|e| filter.since.is_none_or(|since| e.at >= since))
-            .map(|e| Entry {
-                time: humantime::format_rfc3339_millis(e.at).to_string(),
-                ..e.clone()
-            })
+            .map(Record::entry)
             .collect()
     }
 
@@ -183,10 +182,9 @@ mod tests {
 
     fn record(journal: &Journal, status: u16) {
         journal.record(Record {
-            method: "GET",
-            path: "/rest/api/3/user/properties".to_owned(),
-            query: None,
-            account_id: Some("a"),
+            method: Method::GET,
+            uri: Uri::from_static("/rest/api/3/user/properties"),
+            account_id: Some(Arc::from("a")),
             status,
             latency: Duration::from_millis(1),
             request_id: "r".to_owned(),
