@@ -1,5 +1,6 @@
 //! What a request carries: who is calling, which account, which key, the base of links, the value.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,16 +114,25 @@ impl<S: Sync> FromRequestParts<S> for TargetAccount {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
-        let query = parts.uri.query().unwrap_or_default().as_bytes();
+        let query = parts.uri.query().unwrap_or_default();
         let mut account_id = None;
         let (mut username, mut user_key) = (false, false);
-        for (name, value) in form_urlencoded::parse(query) {
-            match name.as_ref() {
-                "username" => username = true,
-                "userKey" => user_key = true,
-                // The first value counts when the parameter is repeated.
-                "accountId" if account_id.is_none() => account_id = Some(value.into_owned()),
-                _ => {}
+        let mut visit = |name: &str, value: Cow<'_, str>| match name {
+            "username" => username = true,
+            "userKey" => user_key = true,
+            // The first value counts when the parameter is repeated.
+            "accountId" if account_id.is_none() => account_id = Some(value.into_owned()),
+            _ => {}
+        };
+        if query.contains(['%', '+']) {
+            for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+                visit(&name, value);
+            }
+        } else {
+            // Nothing to decode, as in most queries: splitting is all form decoding would do.
+            for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                visit(name, Cow::Borrowed(value));
             }
         }
         if username {
