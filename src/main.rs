@@ -8,11 +8,6 @@ use jira_userprops::cli;
 use jira_userprops::config::{Command, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-/// Faster than glibc's at the many small allocations of each request (about a tenth of the time
-/// under load went to glibc's malloc and free).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// How many tasks a runtime worker runs between looks at the shared queue (tokio's default: 61).
 /// Tasks woken from other threads wait there: the group committer, woken by SQLite's thread once
 /// a commit is on disk. Looking more often took the p99 of a 90/10 GET/PUT load from about 2x
