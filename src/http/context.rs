@@ -136,7 +136,10 @@ pub async fn request_context(
     if journaled(uri.path()) {
         state.journal.record(Record {
             method,
-            uri,
+            target: uri
+                .path_and_query()
+                .map_or(uri.path(), |target| target.as_str())
+                .into(),
             account_id: context.caller.get().cloned(),
             status,
             latency,

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use axum::http::{Method, Uri};
+use axum::http::Method;
 use serde::Serialize;
 
 /// One request as the journal shows it: never credentials; the body only when asked to.
@@ -34,14 +34,15 @@ pub struct Entry {
     pub body: Option<String>,
 }
 
-/// What to keep of a request. The parts are shared with the request, not copied: most entries
-/// are never read, and are written out only when they are.
+/// What to keep of a request, in as few allocations as will do: most entries are never read,
+/// and are written out only when they are.
 #[derive(Debug)]
 pub struct Record {
     /// The method.
     pub method: Method,
-    /// The path and query, as sent.
-    pub uri: Uri,
+    /// The path and query, as sent. Copied: a `Uri` would share, and so keep alive, the
+    /// connection's whole read buffer.
+    pub target: Box<str>,
     /// The authenticated caller.
     pub account_id: Option<Arc<str>>,
     /// The status answered.
@@ -57,12 +58,16 @@ pub struct Record {
 }
 
 impl Record {
+    fn path(&self) -> &str {
+        self.target.split_once('?').map_or(&self.target, |(path, _)| path)
+    }
+
     fn entry(&self) -> Entry {
         Entry {
             time: humantime::format_rfc3339_millis(self.at).to_string(),
             method: self.method.as_str().to_owned(),
-            path: self.uri.path().to_owned(),
-            query: self.uri.query().map(str::to_owned),
+            path: self.path().to_owned(),
+            query: self.target.split_once('?').map(|(_, query)| query.to_owned()),
             account_id: self.account_id.as_deref().map(str::to_owned),
             status: self.status,
             latency_ms: self.latency.as_secs_f64() * 1000.0,
@@ -143,7 +148,7 @@ impl Journal {
                 filter
                     .path_prefix
                     .as_ref()
-                    .is_none_or(|p| e.uri.path().starts_with(p.as_str()))
+                    .is_none_or(|p| e.path().starts_with(p.as_str()))
             })
             .filter(|e| filter.status.is_none_or(|s| e.status == s))
             .filter(|e| {
@@ -183,7 +188,7 @@ mod tests {
     fn record(journal: &Journal, status: u16) {
         journal.record(Record {
             method: Method::GET,
-            uri: Uri::from_static("/rest/api/3/user/properties"),
+            target: "/rest/api/3/user/properties".into(),
             account_id: Some(Arc::from("a")),
             status,
             latency: Duration::from_millis(1),
