@@ -95,6 +95,40 @@ async fn a_10_mb_body_is_refused_before_it_is_all_sent_and_is_never_held_whole()
     );
 }
 
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_keeps_requests_without_keeping_their_large_headers() {
+    const REQUESTS: usize = 1000;
+    // Each request's head is about 48 KiB: an entry that held on to the buffer it was read
+    // into would keep 48 MiB alive across the journal's 1,000 entries.
+    let padding = "p".repeat(48 * 1024);
+    let mut server = Server::start(&["--database-url", "sqlite::memory:", "--seed", EXAMPLE_SEED]);
+    let address = server.address();
+    let request = format!(
+        "GET /rest/api/3/user/properties/k?accountId={BOB_ID} HTTP/1.1\r\nHost: t\r\n\
+         Authorization: {}\r\nX-Padding: {padding}\r\n\r\n",
+        basic("bob@example.com", "bob-token")
+    );
+    let mut stream = TcpStream::connect(address).await.expect("server accepts");
+    let send = async |stream: &mut TcpStream| {
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        let response = read_response(stream).await.expect("answer");
+        assert_eq!(response.status, 404, "{}", response.head);
+    };
+    for _ in 0..20 {
+        send(&mut stream).await;
+    }
+    let rss_before = rss_kib(server.pid());
+    for _ in 0..REQUESTS {
+        send(&mut stream).await;
+    }
+    let grown = rss_kib(server.pid()).saturating_sub(rss_before);
+    assert!(
+        grown < 12 * 1024,
+        "the server grew by {grown} KiB while journaling {REQUESTS} requests"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_sent_a_byte_at_a_time_is_cut_off_with_408_at_the_request_timeout() {
     let timeout = Duration::from_millis(500);
