@@ -58,16 +58,21 @@ pub struct Record {
 }
 
 impl Record {
-    fn path(&self) -> &str {
-        self.target.split_once('?').map_or(&self.target, |(path, _)| path)
+    /// The path, and the query if there is one.
+    fn path_and_query(&self) -> (&str, Option<&str>) {
+        match self.target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (&self.target, None),
+        }
     }
 
     fn entry(&self) -> Entry {
+        let (path, query) = self.path_and_query();
         Entry {
             time: humantime::format_rfc3339_millis(self.at).to_string(),
             method: self.method.as_str().to_owned(),
-            path: self.path().to_owned(),
-            query: self.target.split_once('?').map(|(_, query)| query.to_owned()),
+            path: path.to_owned(),
+            query: query.map(str::to_owned),
             account_id: self.account_id.as_deref().map(str::to_owned),
             status: self.status,
             latency_ms: self.latency.as_secs_f64() * 1000.0,
@@ -148,7 +153,7 @@ impl Journal {
                 filter
                     .path_prefix
                     .as_ref()
-                    .is_none_or(|p| e.path().starts_with(p.as_str()))
+                    .is_none_or(|p| e.path_and_query().0.starts_with(p.as_str()))
             })
             .filter(|e| filter.status.is_none_or(|s| e.status == s))
             .filter(|e| {
