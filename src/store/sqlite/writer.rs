@@ -263,10 +263,11 @@ fn groups(writes: &[Write]) -> Vec<Group<'_>> {
 /// A run of writes of one kind, as the rows its statements carry.
 struct Group<'a> {
     set: bool,
-    writes: &'a [Write],
     /// Each key once, in the order first written, with the value it is left with.
     rows: Vec<Row<'a>>,
     row_of: HashMap<(&'a str, &'a str), usize>,
+    /// Per write, its row.
+    write_rows: Vec<usize>,
     /// Per row, what came back: the revision written, or 0 for a row deleted.
     done: Vec<Option<i64>>,
 }
@@ -275,14 +276,18 @@ impl<'a> Group<'a> {
     fn new(set: bool, writes: &'a [Write]) -> Self {
         let mut rows: Vec<Row<'a>> = Vec::with_capacity(writes.len());
         let mut row_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(writes.len());
+        let mut write_rows = Vec::with_capacity(writes.len());
         for write in writes {
             let (account_id, key) = write.target();
             let value = match write {
                 Write::Set { value, .. } => value.as_str(),
                 Write::Delete { .. } => "",
             };
-            match row_of.get(&(account_id, key)) {
-                Some(&row) => rows[row].value = Some(value),
+            let row = match row_of.get(&(account_id, key)) {
+                Some(&row) => {
+                    rows[row].value = Some(value);
+                    row
+                }
                 None => {
                     row_of.insert((account_id, key), rows.len());
                     rows.push(Row {
@@ -290,15 +295,17 @@ impl<'a> Group<'a> {
                         key: Some(key),
                         value: Some(value),
                     });
+                    rows.len() - 1
                 }
-            }
+            };
+            write_rows.push(row);
         }
         let done = vec![None; rows.len()];
         Self {
             set,
-            writes,
             rows,
             row_of,
+            write_rows,
             done,
         }
     }
@@ -336,10 +343,9 @@ impl<'a> Group<'a> {
     /// follow it.
     fn outcomes(&self, outcomes: &mut Vec<Outcome>) {
         let mut answered = vec![false; self.rows.len()];
-        for write in self.writes {
-            let row = self.row_of.get(&write.target()).copied();
-            let first = row.is_some_and(|row| !std::mem::replace(&mut answered[row], true));
-            let found = row.and_then(|row| self.done[row]);
+        for &row in &self.write_rows {
+            let first = !std::mem::replace(&mut answered[row], true);
+            let found = self.done[row];
             outcomes.push(match (self.set, first, found) {
                 // No row came back: the user does not exist.
                 (true, _, None) => Outcome::Set(None),
