@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod domain;

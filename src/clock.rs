@@ -1,0 +1,103 @@
+//! Time as the server reads it: the system's, or one that tests move by hand.
+//!
+//! Whatever waits or expires (the fault token bucket, the login throttle, the cache's trust
+//! window, tokens later) asks a [`Clock`] instead of `Instant::now()`, so that a test can move
+//! time forward instead of sleeping through it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A source of the current time, monotonic and wall-clock.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Now, for measuring intervals.
+    fn now(&self) -> Instant;
+    /// Now, for showing or comparing with dates.
+    fn wall(&self) -> SystemTime;
+}
+
+/// The clock every part of a server shares.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// The system's clock, shared.
+pub fn system() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+/// A clock that stands still until [`ManualClock::advance`] moves it: for tests.
+#[derive(Debug)]
+pub struct ManualClock {
+    started: Instant,
+    started_wall: SystemTime,
+    advanced_ns: AtomicU64,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            started_wall: SystemTime::now(),
+            advanced_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ManualClock {
+    /// A clock standing at the moment it was made.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.advanced_ns.fetch_add(ns, Ordering::SeqCst);
+    }
+
+    fn advanced(&self) -> Duration {
+        Duration::from_nanos(self.advanced_ns.load(Ordering::SeqCst))
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.started + self.advanced()
+    }
+
+    fn wall(&self) -> SystemTime {
+        self.started_wall + self.advanced()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let clock = ManualClock::new();
+        let (before, before_wall) = (clock.now(), clock.wall());
+        assert_eq!(clock.now(), before);
+        clock.advance(Duration::from_secs(3));
+        assert_eq!(clock.now() - before, Duration::from_secs(3));
+        assert_eq!(
+            clock.wall().duration_since(before_wall).ok(),
+            Some(Duration::from_secs(3))
+        );
+    }
+}
