@@ -10,9 +10,10 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::admin::AdminService;
 use crate::config::{Command, Config, TokensCommand, UsersCommand};
+use crate::domain::{AccountId, DisplayName, Email, NewUser};
 use crate::http::{AppState, router};
+use crate::service::AdminService;
 use crate::store::Store;
 use crate::{seed, shutdown_signal};
 
@@ -80,13 +81,15 @@ async fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<()> {
             display_name,
             admin: is_admin,
         } => {
-            let entry = json!({
-                "accountId": account_id,
-                "email": email,
-                "displayName": display_name.as_deref().unwrap_or(email),
-                "admin": is_admin,
-            });
-            let user = admin.create_user(entry.to_string().as_bytes()).await?;
+            let user = NewUser {
+                account_id: AccountId::parse(account_id.as_str())?,
+                email: Email::parse(email.as_str())
+                    .map_err(|_| anyhow::anyhow!("email {email:?} is not an email address"))?,
+                display_name: DisplayName::parse(display_name.as_deref().unwrap_or(email))?,
+                admin: *is_admin,
+                active: true,
+            };
+            let user = admin.create_user(user, Vec::new()).await?;
             let token = admin.create_token(&user.account_id).await?;
             println!(
                 "{}",
@@ -178,8 +181,9 @@ pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
         None => None,
     };
     let store = open(config).await?;
+    let admin = AdminService::new(store.clone());
     if let Some((path, seed)) = &seed {
-        let report = seed::apply(&store, path, seed).await?;
+        let report = seed::apply(&admin, path, seed).await?;
         tracing::info!(
             users = report.users,
             tokens = report.tokens,
@@ -191,8 +195,8 @@ pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    if let Some(admin) = seed::ensure_first_admin(&store).await? {
-        print_first_admin(&admin, config, address);
+    if let Some(first) = seed::ensure_first_admin(&admin).await? {
+        print_first_admin(&first, config, address);
     }
     let state = AppState::new(store.clone(), config.settings())?;
     tracing::info!(%address, "listening");

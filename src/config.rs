@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::ServeOptions;
+use crate::faults::FaultRules;
 use crate::http::Settings;
-use crate::http::faults::FaultRules;
 use crate::store::DatabaseOptions;
 
 /// A stand-in server for Jira Cloud's user properties REST API.
@@ -261,6 +261,7 @@ impl Config {
             faults: self.faults.clone().unwrap_or_default(),
             login_failures: self.login_failures,
             login_failure_window: Duration::from_secs(self.login_failure_window),
+            clock: crate::clock::system(),
         }
     }
 

@@ -16,13 +16,13 @@
 //! - `fuzzing` (hidden): the properties that the fuzz targets in `fuzz/` and the corpus replay in
 //!   `cargo test` check.
 
-pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod domain;
 pub mod error;
+pub mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
@@ -31,6 +31,7 @@ pub mod server;
 pub mod service;
 pub mod snapshot;
 pub mod store;
+pub mod throttle;
 
 pub use server::{ServeOptions, serve};
 

@@ -1,4 +1,5 @@
-//! Starting state: the seed file (users, tokens, properties) and the first administrator.
+//! Starting state: the seed format (users, tokens, properties), read and validated once, and the
+//! first administrator. Applied through the admin service.
 
 use std::collections::HashSet;
 use std::fmt::Display;
@@ -8,8 +9,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::credentials::{TokenDigest, generate_token};
-use crate::domain::{PropertyKey, PropertyValue, User, email_key, is_valid_account_id};
-use crate::store::{SeedConflict, SeedData, SeedReport, Store};
+use crate::domain::{
+    AccountId, DisplayName, Email, NewUser, PropertyKey, PropertyValue, User, email_key,
+};
+use crate::service::AdminService;
+use crate::store::{SeedConflict, SeedData, SeedReport};
 
 /// A seed file that cannot be used: which file, which entry, and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +33,7 @@ struct SeedFile<'a> {
     properties: Vec<&'a RawValue>,
 }
 
+/// One user as the seed format, the admin API and snapshots write it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SeedUser {
@@ -57,6 +62,60 @@ struct SeedProperty<'a> {
     key: String,
     #[serde(borrow)]
     value: &'a RawValue,
+}
+
+/// A user entry, validated: the user and the digests of their tokens.
+#[derive(Debug)]
+pub struct UserSeed {
+    /// The user.
+    pub user: NewUser,
+    /// Their tokens' digests, in the order given.
+    pub tokens: Vec<TokenDigest>,
+}
+
+impl SeedUser {
+    /// The account id alone, checked before anything else so that errors can name it.
+    fn account_id(&self) -> Result<AccountId, String> {
+        AccountId::parse(self.account_id.as_str()).map_err(|e| e.to_string())
+    }
+
+    /// Everything an entry says, valid on its own; what spans entries is the caller's to check.
+    fn validate(self) -> Result<UserSeed, String> {
+        let account_id = self.account_id()?;
+        let email = Email::parse(self.email.as_str())
+            .map_err(|_| format!("email {:?} is not an email address", self.email))?;
+        let display_name = DisplayName::parse(self.display_name.unwrap_or(self.email))
+            .map_err(|e| e.to_string())?;
+        let mut tokens = Vec::with_capacity(self.api_tokens.len() + self.api_token_hashes.len());
+        for token in &self.api_tokens {
+            if token.is_empty() || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(
+                    "apiTokens must be non-empty, without spaces or control characters".to_owned(),
+                );
+            }
+            tokens.push(TokenDigest::of(token));
+        }
+        for hash in &self.api_token_hashes {
+            let digest = TokenDigest::from_hex(hash).ok_or_else(|| {
+                "apiTokenHashes must be SHA-256 digests in 64 hex digits".to_owned()
+            })?;
+            tokens.push(digest);
+        }
+        let mut distinct = tokens.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < tokens.len() {
+            return Err("an API token appears twice".to_owned());
+        }
+        let user = NewUser {
+            account_id,
+            email,
+            display_name,
+            admin: self.admin,
+            active: self.active,
+        };
+        Ok(UserSeed { user, tokens })
+    }
 }
 
 /// Reads and validates a seed file; nothing is stored unless all of it is valid.
@@ -90,88 +149,50 @@ fn fail(path: &Path, entry: impl Into<String>, reason: impl Display) -> SeedErro
     }
 }
 
+/// Reads one user entry, as `users[index]` of the document `path` names.
+fn user_entry(path: &Path, index: usize, raw: &str) -> Result<(String, UserSeed), SeedError> {
+    let entry = format!("users[{index}]");
+    let user: SeedUser =
+        serde_json::from_str(raw).map_err(|e| fail(path, &entry, within_entry(e)))?;
+    let entry = format!("{entry} ({:?})", user.account_id);
+    user.account_id()
+        .map_err(|reason| fail(path, &entry, reason))?;
+    let seed = user
+        .validate()
+        .map_err(|reason| fail(path, &entry, reason))?;
+    Ok((entry, seed))
+}
+
+/// Reads one user in the seed format, as the admin API takes it; `source` names it in errors.
+pub fn parse_user(source: &Path, text: &str) -> Result<UserSeed, SeedError> {
+    Ok(user_entry(source, 0, text)?.1)
+}
+
 /// Validates seed text; `path` only names the file in errors.
 pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
     let file: SeedFile = serde_json::from_str(text).map_err(|e| fail(path, "the file", e))?;
     let mut seed = SeedData::default();
     let (mut emails, mut tokens) = (HashSet::new(), HashSet::new());
     for (index, raw) in file.users.iter().enumerate() {
-        let entry = format!("users[{index}]");
-        let user: SeedUser =
-            serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, within_entry(e)))?;
-        let entry = format!("{entry} ({:?})", user.account_id);
-        if !is_valid_account_id(&user.account_id) {
-            return Err(fail(
-                path,
-                entry,
-                "accountId must be 1 to 128 characters, without control characters",
-            ));
-        }
-        if seed
-            .users
-            .iter()
-            .any(|u: &User| u.account_id == user.account_id)
-        {
+        let (entry, user) = user_entry(path, index, raw.get())?;
+        let account_id = user.user.account_id.as_str();
+        if seed.users.iter().any(|u: &User| u.account_id == account_id) {
             return Err(fail(path, entry, "accountId appears twice"));
         }
-        if !user.email.contains('@') || user.email.chars().any(char::is_control) {
-            return Err(fail(
-                path,
-                entry,
-                format!("email {:?} is not an email address", user.email),
-            ));
+        if !emails.insert(email_key(user.user.email.as_str()).into_owned()) {
+            let reason = format!(
+                "email {:?} belongs to another user",
+                user.user.email.as_str()
+            );
+            return Err(fail(path, entry, reason));
         }
-        if user
-            .display_name
-            .as_deref()
-            .is_some_and(|name| name.chars().any(char::is_control))
-        {
-            return Err(fail(
-                path,
-                entry,
-                "displayName must not contain control characters",
-            ));
-        }
-        if !emails.insert(email_key(&user.email).into_owned()) {
-            return Err(fail(
-                path,
-                entry,
-                format!("email {:?} belongs to another user", user.email),
-            ));
-        }
-        for token in &user.api_tokens {
-            if token.is_empty() || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                return Err(fail(
-                    path,
-                    entry,
-                    "apiTokens must be non-empty, without spaces or control characters",
-                ));
-            }
-            if !tokens.insert(TokenDigest::of(token)) {
-                return Err(fail(path, entry, "an API token appears twice"));
-            }
-            seed.tokens.push((seed.users.len(), TokenDigest::of(token)));
-        }
-        for hash in &user.api_token_hashes {
-            let digest = TokenDigest::from_hex(hash).ok_or_else(|| {
-                fail(
-                    path,
-                    &entry,
-                    "apiTokenHashes must be SHA-256 digests in 64 hex digits",
-                )
-            })?;
+        for digest in user.tokens {
             if !tokens.insert(digest) {
                 return Err(fail(path, entry, "an API token appears twice"));
             }
             seed.tokens.push((seed.users.len(), digest));
         }
-        seed.users.push(User {
-            display_name: user.display_name.unwrap_or_else(|| user.email.clone()),
-            account_id: user.account_id,
-            email: user.email,
-            admin: user.admin,
-            active: user.active,
-        });
+        seed.users.push(User::from(user.user));
     }
     let mut keys = HashSet::new();
     for (index, raw) in file.properties.iter().enumerate() {
@@ -207,8 +228,12 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
 
 /// Applies a loaded seed. A seed user whose email or token another account in the database
 /// already holds stops it, with nothing changed.
-pub async fn apply(store: &Store, path: &Path, seed: &SeedData) -> anyhow::Result<SeedReport> {
-    let report = store.apply_seed(seed).await?;
+pub async fn apply(
+    admin: &AdminService,
+    path: &Path,
+    seed: &SeedData,
+) -> anyhow::Result<SeedReport> {
+    let report = admin.apply_seed(seed).await?;
     let Some(conflict) = report.conflict else {
         return Ok(report);
     };
@@ -240,36 +265,36 @@ pub struct FirstAdmin {
 }
 
 /// Creates an administrator when the database has no users at all; `None` when it has some.
-pub async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<FirstAdmin>> {
-    if store.user_count().await? > 0 {
+pub async fn ensure_first_admin(admin: &AdminService) -> anyhow::Result<Option<FirstAdmin>> {
+    if admin.user_count().await? > 0 {
         return Ok(None);
     }
     let token = generate_token()?;
     let mut id = [0u8; 12];
     getrandom::fill(&mut id)?;
     let account_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let admin = FirstAdmin {
+    let first = FirstAdmin {
         account_id,
         email: "admin@jira-userprops.local".to_owned(),
         token,
     };
     let seed = SeedData {
         users: vec![User {
-            account_id: admin.account_id.clone(),
-            email: admin.email.clone(),
+            account_id: first.account_id.clone(),
+            email: first.email.clone(),
             display_name: "Administrator".to_owned(),
             admin: true,
             active: true,
         }],
-        tokens: vec![(0, TokenDigest::of(&admin.token))],
+        tokens: vec![(0, TokenDigest::of(&first.token))],
         properties: Vec::new(),
     };
-    let report = store.apply_seed(&seed).await?;
+    let report = admin.apply_seed(&seed).await?;
     // Another instance starting at the same moment may have made its administrator first.
     if report.users == 0 || report.conflict.is_some() {
         return Ok(None);
     }
-    Ok(Some(admin))
+    Ok(Some(first))
 }
 
 #[cfg(test)]

@@ -1,25 +1,27 @@
 //! The admin API under `/_admin`: users, tokens, reset, snapshots, the request journal and the
-//! faults, behind the admin token.
+//! faults. The route table puts it behind the admin token.
 
 use std::path::Path;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path as UrlPath, State};
-use axum::http::header;
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::AppState;
-use super::error::json_response;
-use super::faults::FaultRules;
+use super::error::{HttpError, json_response};
 use super::journal::Filter;
-use crate::credentials::{Credentials, TokenDigest};
-use crate::domain::User;
-use crate::error::{Error, Result};
+use crate::domain::{DisplayName, Email, User};
+use crate::error::Error;
+use crate::faults::FaultRules;
+use crate::seed;
+use crate::service::admin::UserChanges;
 use crate::store::admin::TokenInfo;
+
+type Result<T, E = HttpError> = std::result::Result<T, E>;
 
 /// The admin API's routes: (path, methods besides HEAD, handlers).
 pub fn routes() -> Vec<(
@@ -73,43 +75,6 @@ pub fn routes() -> Vec<(
 /// The largest snapshot `PUT /_admin/snapshot` reads.
 const SNAPSHOT_LIMIT: usize = 1 << 30;
 
-/// A request carrying the admin token. Without the admin token configured the admin API does not
-/// exist (404); a missing or wrong token is 401, a Jira user's credentials 403.
-pub struct AdminCaller;
-
-impl FromRequestParts<AppState> for AdminCaller {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let expected = state.admin_token.as_ref().ok_or(Error::RouteNotFound)?;
-        let credentials = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| Credentials::from_authorization(value.as_bytes()));
-        // Guesses at the admin token, or at users' tokens through here, count as failed logins.
-        let attempt = state
-            .logins
-            .admit(parts, credentials.as_ref(), true)
-            .map_err(|error| match error {
-                Error::LoginDenied { retry_after } => Error::AdminLoginDenied { retry_after },
-                other => other,
-            })?;
-        match credentials {
-            Some(Credentials::Bearer(token)) if TokenDigest::of(&token).matches(expected) => {
-                Ok(Self)
-            }
-            Some(credentials) => match state.service.authenticate(Some(&credentials)).await {
-                Ok(_) => Err(Error::AdminForbidden),
-                Err(error) => {
-                    state.logins.settle(attempt, Some(&credentials), &error);
-                    Err(Error::AdminUnauthenticated)
-                }
-            },
-            None => Err(Error::AdminUnauthenticated),
-        }
-    }
-}
-
 /// A user as the admin API shows one.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -154,7 +119,43 @@ fn json(status: StatusCode, body: &impl Serialize) -> Result<Response> {
     Ok(json_response(status, body))
 }
 
-async fn list_users(_: AdminCaller, State(state): State<AppState>) -> Result<Response> {
+fn bad_request(message: impl Into<String>) -> HttpError {
+    Error::BadRequest(message.into()).into()
+}
+
+/// The fields a PATCH may change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PatchBody {
+    email: Option<String>,
+    display_name: Option<String>,
+    admin: Option<bool>,
+    active: Option<bool>,
+}
+
+/// Reads a PATCH body into valid changes.
+fn user_changes(body: &[u8]) -> Result<UserChanges, Error> {
+    let patch: PatchBody =
+        serde_json::from_slice(body).map_err(|e| Error::BadRequest(e.to_string()))?;
+    let email = patch
+        .email
+        .map(Email::parse)
+        .transpose()
+        .map_err(|_| Error::BadRequest("email is not an email address".to_owned()))?;
+    let display_name = patch
+        .display_name
+        .map(DisplayName::parse)
+        .transpose()
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+    Ok(UserChanges {
+        email,
+        display_name,
+        admin: patch.admin,
+        active: patch.active,
+    })
+}
+
+async fn list_users(State(state): State<AppState>) -> Result<Response> {
     let users = state.admin.users().await?;
     json(
         StatusCode::OK,
@@ -162,17 +163,18 @@ async fn list_users(_: AdminCaller, State(state): State<AppState>) -> Result<Res
     )
 }
 
-async fn create_user(
-    _: AdminCaller,
-    State(state): State<AppState>,
-    body: Bytes,
-) -> Result<Response> {
-    let user = state.admin.create_user(&body).await?;
+async fn create_user(State(state): State<AppState>, body: Bytes) -> Result<Response> {
+    let entry: &RawValue = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .ok_or_else(|| bad_request("The request body must be one user as JSON."))?;
+    let parsed = seed::parse_user(Path::new("request body"), entry.get())
+        .map_err(|e| bad_request(e.to_string()))?;
+    let user = state.admin.create_user(parsed.user, parsed.tokens).await?;
     json(StatusCode::CREATED, &UserBody::from(&user))
 }
 
 async fn get_user(
-    _: AdminCaller,
     State(state): State<AppState>,
     UrlPath(account_id): UrlPath<String>,
 ) -> Result<Response> {
@@ -183,17 +185,18 @@ async fn get_user(
 }
 
 async fn update_user(
-    _: AdminCaller,
     State(state): State<AppState>,
     UrlPath(account_id): UrlPath<String>,
     body: Bytes,
 ) -> Result<Response> {
-    let user = state.admin.update_user(&account_id, &body).await?;
+    let user = state
+        .admin
+        .update_user(&account_id, user_changes(&body))
+        .await?;
     json(StatusCode::OK, &UserBody::from(&user))
 }
 
 async fn delete_user(
-    _: AdminCaller,
     State(state): State<AppState>,
     UrlPath(account_id): UrlPath<String>,
 ) -> Result<StatusCode> {
@@ -202,7 +205,6 @@ async fn delete_user(
 }
 
 async fn list_tokens(
-    _: AdminCaller,
     State(state): State<AppState>,
     UrlPath(account_id): UrlPath<String>,
 ) -> Result<Response> {
@@ -220,7 +222,6 @@ struct NewTokenBody<'a> {
 }
 
 async fn create_token(
-    _: AdminCaller,
     State(state): State<AppState>,
     UrlPath(account_id): UrlPath<String>,
 ) -> Result<Response> {
@@ -235,7 +236,6 @@ async fn create_token(
 }
 
 async fn revoke_token(
-    _: AdminCaller,
     State(state): State<AppState>,
     UrlPath((account_id, token_id)): UrlPath<(String, String)>,
 ) -> Result<StatusCode> {
@@ -243,7 +243,7 @@ async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn reset(_: AdminCaller, State(state): State<AppState>, uri: Uri) -> Result<StatusCode> {
+async fn reset(State(state): State<AppState>, uri: Uri) -> Result<StatusCode> {
     let query = uri.query().unwrap_or_default().as_bytes();
     let scope = form_urlencoded::parse(query)
         .find(|(name, _)| name == "scope")
@@ -252,7 +252,7 @@ async fn reset(_: AdminCaller, State(state): State<AppState>, uri: Uri) -> Resul
         None | Some("properties") => false,
         Some("all") => true,
         Some(other) => {
-            return Err(Error::BadRequest(format!(
+            return Err(bad_request(format!(
                 "Unknown scope '{other}': use 'properties' (the default) or 'all'."
             )));
         }
@@ -261,17 +261,17 @@ async fn reset(_: AdminCaller, State(state): State<AppState>, uri: Uri) -> Resul
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn export(_: AdminCaller, State(state): State<AppState>) -> Result<Response> {
+async fn export(State(state): State<AppState>) -> Result<Response> {
     Ok(json_response(StatusCode::OK, state.admin.export().await?))
 }
 
-async fn import(_: AdminCaller, State(state): State<AppState>, body: Bytes) -> Result<StatusCode> {
+async fn import(State(state): State<AppState>, body: Bytes) -> Result<StatusCode> {
     state.admin.import(Path::new("request body"), &body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /_admin/requests?method=&path=&status=&accountId=&since=`: the journal, oldest first.
-async fn requests(_: AdminCaller, State(state): State<AppState>, uri: Uri) -> Result<Response> {
+async fn requests(State(state): State<AppState>, uri: Uri) -> Result<Response> {
     let mut filter = Filter::default();
     for (name, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
         match name.as_ref() {
@@ -281,46 +281,41 @@ async fn requests(_: AdminCaller, State(state): State<AppState>, uri: Uri) -> Re
             "status" => {
                 let status = value
                     .parse()
-                    .map_err(|_| Error::BadRequest(format!("status '{value}' is not a number")))?;
+                    .map_err(|_| bad_request(format!("status '{value}' is not a number")))?;
                 filter.status = Some(status);
             }
             "since" => {
-                let since = humantime::parse_rfc3339_weak(&value).map_err(|_| {
-                    Error::BadRequest(format!("since '{value}' is not an RFC 3339 time"))
-                })?;
+                let since = humantime::parse_rfc3339_weak(&value)
+                    .map_err(|_| bad_request(format!("since '{value}' is not an RFC 3339 time")))?;
                 filter.since = Some(since);
             }
-            other => return Err(Error::BadRequest(format!("Unknown filter '{other}'."))),
+            other => return Err(bad_request(format!("Unknown filter '{other}'."))),
         }
     }
     json(StatusCode::OK, &state.journal.entries(&filter))
 }
 
-async fn clear_requests(_: AdminCaller, State(state): State<AppState>) -> StatusCode {
+async fn clear_requests(State(state): State<AppState>) -> StatusCode {
     state.journal.clear();
     StatusCode::NO_CONTENT
 }
 
 /// `GET /_admin/faults`: the rules in force, with what is left of their counts.
-async fn faults(_: AdminCaller, State(state): State<AppState>) -> Result<Response> {
+async fn faults(State(state): State<AppState>) -> Result<Response> {
     json(StatusCode::OK, &state.faults.rules())
 }
 
 /// `PUT /_admin/faults`: replaces the whole rule set.
-async fn set_faults(
-    _: AdminCaller,
-    State(state): State<AppState>,
-    body: Bytes,
-) -> Result<Response> {
+async fn set_faults(State(state): State<AppState>, body: Bytes) -> Result<Response> {
     let rules: FaultRules =
-        serde_json::from_slice(&body).map_err(|e| Error::BadRequest(e.to_string()))?;
-    rules.validate().map_err(Error::BadRequest)?;
+        serde_json::from_slice(&body).map_err(|e| bad_request(e.to_string()))?;
+    rules.validate().map_err(bad_request)?;
     state.faults.replace(rules);
     json(StatusCode::OK, &state.faults.rules())
 }
 
 /// `DELETE /_admin/faults`: no faults, no rate limits.
-async fn clear_faults(_: AdminCaller, State(state): State<AppState>) -> StatusCode {
+async fn clear_faults(State(state): State<AppState>) -> StatusCode {
     state.faults.replace(FaultRules::default());
     StatusCode::NO_CONTENT
 }

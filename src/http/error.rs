@@ -1,6 +1,8 @@
-//! The only place errors become responses: Jira's ErrorCollection, or its 401 shape.
+//! The only place errors become responses: Jira's ErrorCollection, or its 401 shape. Holds the
+//! answers that exist only in HTTP beside the service's [`Error`].
 
 use std::any::Any;
+use std::borrow::Cow;
 
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -8,9 +10,93 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::JSON_CONTENT_TYPE;
+use crate::domain::{KeyError, ValueError};
 use crate::error::Error;
 
 static LOGIN_REASON: HeaderName = HeaderName::from_static("x-seraph-loginreason");
+
+/// Everything a request can fail with: the service's errors, and what only HTTP can say.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// What the service or the store said.
+    #[error(transparent)]
+    Service(#[from] Error),
+    /// `username` or `userKey` was sent: Jira Cloud is in GDPR strict mode.
+    #[error("The query parameter '{0}' is not supported in GDPR strict mode.")]
+    UnsupportedQueryParameter(&'static str),
+    /// No `accountId`, or an empty one.
+    #[error("The 'accountId' query parameter needs to be provided.")]
+    MissingAccountId,
+    /// The request body broke off before it was complete.
+    #[error("The request body could not be read.")]
+    UnreadableBody,
+    /// A PUT body that is not declared as JSON.
+    #[error("The request body must be sent with 'Content-Type: application/json'.")]
+    UnsupportedMediaType,
+    /// Too many failed logins from this client: refused without checking the credentials.
+    #[error("Client must be authenticated to access this resource.")]
+    LoginDenied {
+        /// Seconds until logins are accepted again.
+        retry_after: u64,
+    },
+    /// The admin API without the admin token.
+    #[error("The admin API needs 'Authorization: Bearer <admin token>'.")]
+    AdminUnauthenticated,
+    /// The admin API from a client that failed to log in too often: refused unchecked.
+    #[error("Too many failed logins from this client; try again later.")]
+    AdminLoginDenied {
+        /// Seconds until logins are accepted again.
+        retry_after: u64,
+    },
+    /// The admin API with a Jira user's credentials.
+    #[error("Jira users cannot use the admin API; it takes the admin token.")]
+    AdminForbidden,
+    /// `/readyz` while the database does not answer.
+    #[error("The database is not ready.")]
+    NotReady,
+    /// Jira Cloud's rate limit, as configured with the faults.
+    #[error("Rate limit exceeded.")]
+    RateLimited {
+        /// Seconds until a request will pass.
+        retry_after: u64,
+        /// The bucket's size.
+        limit: u32,
+        /// When the bucket is full again, ISO 8601.
+        reset: String,
+    },
+    /// An error status injected by the faults.
+    #[error("Injected fault: this response was made to fail on purpose.")]
+    InjectedFault(u16),
+    /// No route serves this path.
+    #[error("The requested resource does not exist.")]
+    RouteNotFound,
+    /// The path exists but not for this method.
+    #[error("{message}")]
+    MethodNotAllowed {
+        /// The methods the path serves, for the `Allow` header.
+        allow: Cow<'static, str>,
+        /// What to tell the client.
+        message: &'static str,
+    },
+    /// The request did not finish within the configured time.
+    #[error("The request took too long to complete.")]
+    Timeout,
+    /// The client had not sent the whole body when the request ran out of time.
+    #[error("The request body was not received in time.")]
+    BodyTimeout,
+}
+
+impl From<KeyError> for HttpError {
+    fn from(error: KeyError) -> Self {
+        Self::Service(error.into())
+    }
+}
+
+impl From<ValueError> for HttpError {
+    fn from(error: ValueError) -> Self {
+        Self::Service(error.into())
+    }
+}
 
 /// Jira's error body: `{"errorMessages":[...],"errors":{}}`.
 #[derive(Serialize)]
@@ -50,108 +136,61 @@ fn error_collection(status: StatusCode, message: &str) -> Response {
     json_response(status, serde_json::to_vec(&body).unwrap_or_default())
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            Error::Unauthenticated { .. } | Error::LoginDenied { .. } => StatusCode::UNAUTHORIZED,
-            Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Error::UnsupportedQueryParameter(_)
-            | Error::MissingAccountId
-            | Error::InvalidKey(_)
-            | Error::InvalidValue(_)
-            | Error::UnreadableBody
-            | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Forbidden | Error::AdminForbidden => StatusCode::FORBIDDEN,
-            Error::AdminUnauthenticated | Error::AdminLoginDenied { .. } => {
-                StatusCode::UNAUTHORIZED
+fn service_status(error: &Error) -> StatusCode {
+    match error {
+        Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+        Error::InvalidKey(_) | Error::InvalidValue(_) | Error::BadRequest(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        Error::Forbidden => StatusCode::FORBIDDEN,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::UserNotFound(_)
+        | Error::UserNotVisible
+        | Error::TokenNotFound(_)
+        | Error::PropertyNotFound(_) => StatusCode::NOT_FOUND,
+        Error::Database(e) if is_outage(e) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl HttpError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Service(error) => service_status(error),
+            Self::LoginDenied { .. }
+            | Self::AdminUnauthenticated
+            | Self::AdminLoginDenied { .. } => StatusCode::UNAUTHORIZED,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UnsupportedQueryParameter(_) | Self::MissingAccountId | Self::UnreadableBody => {
+                StatusCode::BAD_REQUEST
             }
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::UserNotFound(_)
-            | Error::UserNotVisible
-            | Error::TokenNotFound(_)
-            | Error::PropertyNotFound(_)
-            | Error::RouteNotFound => StatusCode::NOT_FOUND,
-            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Timeout | Error::NotReady => StatusCode::SERVICE_UNAVAILABLE,
-            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::InjectedFault(status) => {
+            Self::AdminForbidden => StatusCode::FORBIDDEN,
+            Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Timeout | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InjectedFault(status) => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
-            Error::Database(e) if is_outage(e) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        match self {
-            Error::Unauthenticated {
-                credentials_rejected,
-            } => {
-                let mut response = unauthorized(&self);
-                if credentials_rejected {
-                    response.headers_mut().insert(
-                        LOGIN_REASON.clone(),
-                        HeaderValue::from_static("AUTHENTICATED_FAILED"),
-                    );
-                }
-                response
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        HttpError::Service(self).into_response()
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = match &self {
+            Self::Service(Error::Unauthenticated { .. }) | Self::LoginDenied { .. } => {
+                unauthorized(&self.to_string())
             }
-            Error::LoginDenied { retry_after } => {
-                let mut response = unauthorized(&self);
-                let headers = response.headers_mut();
-                headers.insert(
-                    LOGIN_REASON.clone(),
-                    HeaderValue::from_static("AUTHENTICATION_DENIED"),
-                );
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                response
-            }
-            Error::AdminUnauthenticated => {
-                let mut response = error_collection(status, &self.to_string());
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                response
-            }
-            // The admin API's own error shape, with the throttle's headers.
-            Error::AdminLoginDenied { retry_after } => {
-                let mut response = error_collection(status, &self.to_string());
-                let headers = response.headers_mut();
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                headers.insert(
-                    LOGIN_REASON.clone(),
-                    HeaderValue::from_static("AUTHENTICATION_DENIED"),
-                );
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                response
-            }
-            Error::RateLimited {
-                retry_after,
-                limit,
-                ref reset,
-            } => {
-                let mut response = error_collection(status, &self.to_string());
-                let headers = response.headers_mut();
-                let limits = [
-                    ("retry-after", retry_after.to_string()),
-                    ("x-ratelimit-limit", limit.to_string()),
-                    ("x-ratelimit-remaining", "0".to_owned()),
-                    ("x-ratelimit-reset", reset.clone()),
-                    ("ratelimit-reason", "jira-burst-based".to_owned()),
-                ];
-                for (name, value) in limits {
-                    if let Ok(value) = HeaderValue::from_str(&value) {
-                        headers.insert(name, value);
-                    }
-                }
-                response
-            }
-            Error::MethodNotAllowed { allow, message } => {
-                let mut response = error_collection(status, message);
-                if let Ok(allow) = HeaderValue::from_str(&allow) {
-                    response.headers_mut().insert(header::ALLOW, allow);
-                }
-                response
-            }
-            Error::Database(cause) => {
+            Self::Service(Error::Database(cause)) => {
                 tracing::error!(error = %cause, "database fault");
                 let message = if status == StatusCode::SERVICE_UNAVAILABLE {
                     "The database is unavailable. Try again later."
@@ -160,23 +199,79 @@ impl IntoResponse for Error {
                 };
                 error_collection(status, message)
             }
-            Error::Internal(cause) => {
+            Self::Service(Error::Internal(cause)) => {
                 tracing::error!(error = %cause, "internal fault");
                 error_collection(status, "Internal server error.")
             }
-            Error::Timeout => {
+            Self::Timeout => {
                 tracing::warn!("request timed out");
                 error_collection(status, &self.to_string())
             }
-            client_error => error_collection(status, &client_error.to_string()),
+            Self::MethodNotAllowed { message, .. } => error_collection(status, message),
+            _ => error_collection(status, &self.to_string()),
+        };
+        let headers = response.headers_mut();
+        match self {
+            Self::Service(Error::Unauthenticated {
+                credentials_rejected: true,
+            }) => {
+                headers.insert(
+                    LOGIN_REASON.clone(),
+                    HeaderValue::from_static("AUTHENTICATED_FAILED"),
+                );
+            }
+            Self::LoginDenied { retry_after } => {
+                headers.insert(
+                    LOGIN_REASON.clone(),
+                    HeaderValue::from_static("AUTHENTICATION_DENIED"),
+                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Self::AdminUnauthenticated => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // The admin API's own error shape, with the throttle's headers.
+            Self::AdminLoginDenied { retry_after } => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                headers.insert(
+                    LOGIN_REASON.clone(),
+                    HeaderValue::from_static("AUTHENTICATION_DENIED"),
+                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Self::RateLimited {
+                retry_after,
+                limit,
+                reset,
+            } => {
+                let limits = [
+                    ("retry-after", retry_after.to_string()),
+                    ("x-ratelimit-limit", limit.to_string()),
+                    ("x-ratelimit-remaining", "0".to_owned()),
+                    ("x-ratelimit-reset", reset),
+                    ("ratelimit-reason", "jira-burst-based".to_owned()),
+                ];
+                for (name, value) in limits {
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        headers.insert(name, value);
+                    }
+                }
+            }
+            Self::MethodNotAllowed { allow, .. } => {
+                if let Ok(allow) = HeaderValue::from_str(&allow) {
+                    headers.insert(header::ALLOW, allow);
+                }
+            }
+            _ => {}
         }
+        response
     }
 }
 
 /// Jira's 401: its own body shape, and a Basic challenge.
-fn unauthorized(error: &Error) -> Response {
+fn unauthorized(message: &str) -> Response {
     let body = Unauthorized {
-        message: &error.to_string(),
+        message,
         status_code: 401,
     };
     let mut response = json_response(

@@ -1,117 +1,30 @@
-//! What a request carries: who is calling, which account, which key, the base of links, the value.
+//! What a request carries: which account, which key, the base of links, the value. Each is
+//! parsed here once; handlers get typed values.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, MatchedPath};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
-use super::{AppState, RequestContext};
-use crate::credentials::Credentials;
+use super::AppState;
+use super::error::HttpError;
 use crate::domain::{
-    AccountId, Caller, KeyError, MAX_VALUE_BYTES, PropertyKey, PropertyValue, ValueError,
+    KeyError, MAX_VALUE_BYTES, NamedAccount, PropertyKey, PropertyValue, ValueError,
     is_json_whitespace,
 };
-use crate::error::{Error, Result};
 
-/// The authenticated caller. Rejects with 401 before any other check on the request.
-pub struct Authenticated(pub Caller);
-
-impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let credentials = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| Credentials::from_authorization(value.as_bytes()));
-        let caller = authenticate(state, parts, credentials).await?;
-        let context = parts.extensions.get::<Arc<RequestContext>>();
-        if let Some(context) = context {
-            context.set_caller(caller.account_id());
-        }
-        let path = parts.uri.path();
-        if path.starts_with("/rest/api/") {
-            let route = parts
-                .extensions
-                .get::<MatchedPath>()
-                .map_or(path, MatchedPath::as_str);
-            apply_faults(state, path, route, caller.account_id(), context).await?;
-        }
-        Ok(Self(caller))
-    }
-}
-
-/// Checks the credentials, unless this client failed too often of late; counts failures.
-async fn authenticate(
-    state: &AppState,
-    parts: &Parts,
-    credentials: Option<Credentials>,
-) -> Result<Caller> {
-    let attempt = state.logins.admit(parts, credentials.as_ref(), false)?;
-    let result = state.service.authenticate(credentials.as_ref()).await;
-    if let Err(error) = &result {
-        state.logins.settle(attempt, credentials.as_ref(), error);
-    }
-    result
-}
-
-/// Faults and rate limits act on authenticated Jira API requests, as Jira Cloud's limits act per
-/// user: after authentication, before anything else.
-async fn apply_faults(
-    state: &AppState,
-    path: &str,
-    route: &str,
-    account_id: &str,
-    context: Option<&Arc<RequestContext>>,
-) -> Result<()> {
-    let verdict = state.faults.judge(path, route, account_id);
-    if let Some(limited) = verdict.limited {
-        return Err(Error::RateLimited {
-            retry_after: limited.retry_after,
-            limit: limited.limit,
-            reset: limited.reset,
-        });
-    }
-    if let Some(delay) = verdict.delay {
-        tokio::time::sleep(delay).await;
-    }
-    if let Some(status) = verdict.error {
-        return Err(Error::InjectedFault(status));
-    }
-    if verdict.near_limit
-        && let Some(context) = context
-    {
-        context.set_near_limit();
-    }
-    Ok(())
-}
-
-/// For routes open to anonymous callers: no credentials pass, but credentials that are sent must
-/// be right (401 otherwise), and then the caller is known as on any other route.
-pub struct OptionalAuthentication;
-
-impl FromRequestParts<AppState> for OptionalAuthentication {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        if parts.headers.contains_key(header::AUTHORIZATION) {
-            Authenticated::from_request_parts(parts, state).await?;
-        }
-        Ok(Self)
-    }
-}
+type Result<T, E = HttpError> = std::result::Result<T, E>;
 
 /// The account named by the query: `accountId`, with Jira Cloud's GDPR strict-mode rules.
-pub struct TargetAccount(pub AccountId);
+pub struct TargetAccount(pub NamedAccount);
 
 impl<S: Sync> FromRequestParts<S> for TargetAccount {
-    type Rejection = Error;
+    type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
         let query = parts.uri.query().unwrap_or_default();
@@ -136,15 +49,15 @@ impl<S: Sync> FromRequestParts<S> for TargetAccount {
             }
         }
         if username {
-            return Err(Error::UnsupportedQueryParameter("username"));
+            return Err(HttpError::UnsupportedQueryParameter("username"));
         }
         if user_key {
-            return Err(Error::UnsupportedQueryParameter("userKey"));
+            return Err(HttpError::UnsupportedQueryParameter("userKey"));
         }
         account_id
-            .and_then(AccountId::new)
-            .map(Self)
-            .ok_or(Error::MissingAccountId)
+            .filter(|id| !id.is_empty())
+            .map(|id| Self(NamedAccount::new(id)))
+            .ok_or(HttpError::MissingAccountId)
     }
 }
 
@@ -158,13 +71,13 @@ impl ApiVersion {
         } else if let Some(rest) = path.strip_prefix("/rest/api/3") {
             Ok((Self("3"), rest))
         } else {
-            Err(Error::RouteNotFound)
+            Err(HttpError::RouteNotFound)
         }
     }
 }
 
 impl<S: Sync> FromRequestParts<S> for ApiVersion {
-    type Rejection = Error;
+    type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
         Ok(Self::of(parts.uri.path())?.0)
@@ -186,13 +99,13 @@ impl PropertyPath {
 }
 
 impl<S: Sync> FromRequestParts<S> for PropertyPath {
-    type Rejection = Error;
+    type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
         let (ApiVersion(version), rest) = ApiVersion::of(parts.uri.path())?;
         let rest = rest
             .strip_prefix("/user/properties")
-            .ok_or(Error::RouteNotFound)?;
+            .ok_or(HttpError::RouteNotFound)?;
         Ok(Self {
             version,
             raw_key: rest.strip_prefix('/').unwrap_or(rest).to_owned(),
@@ -211,7 +124,7 @@ pub const LINK_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
 pub struct BaseUrl(pub String);
 
 impl FromRequestParts<AppState> for BaseUrl {
-    type Rejection = Error;
+    type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         if let Some(url) = &state.public_url {
@@ -243,7 +156,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// limit is read and dropped rather than answered early.
 pub async fn read_value(headers: &HeaderMap, body: &mut Body) -> Result<PropertyValue> {
     if !is_json(headers) {
-        return Err(Error::UnsupportedMediaType);
+        return Err(HttpError::UnsupportedMediaType);
     }
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -252,7 +165,7 @@ pub async fn read_value(headers: &HeaderMap, body: &mut Body) -> Result<Property
     let mut buffer = Vec::with_capacity(declared.min(MAX_VALUE_BYTES + 1));
     let (mut received, mut has_value) = (0usize, false);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| Error::UnreadableBody)?;
+        let frame = frame.map_err(|_| HttpError::UnreadableBody)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };

@@ -1,11 +1,121 @@
-//! The request journal: the last N API requests, in memory, for tests to assert on.
+//! The request journal: the last N API requests, in memory, for tests to assert on; and the
+//! middleware that keeps them.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use axum::http::Method;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use hyper::body::{Frame, SizeHint};
 use serde::Serialize;
+
+use super::{AppState, RequestContext};
+use crate::domain::{MAX_VALUE_BYTES, is_json_whitespace};
+
+/// Keeps one journal entry for every request to the API (not probes, metrics or the admin API),
+/// with the body of a PUT that was stored when bodies are kept.
+pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let journaled = state.journal.capacity > 0
+        && !(path.starts_with("/_admin") || matches!(path, "/healthz" | "/readyz" | "/metrics"));
+    let Some(context) = request
+        .extensions()
+        .get::<Arc<RequestContext>>()
+        .filter(|_| journaled)
+        .cloned()
+    else {
+        return next.run(request).await;
+    };
+    let method = request.method().clone();
+    // Copied: a `Uri` would share, and so keep alive, the connection's whole read buffer.
+    let target: Box<str> = request
+        .uri()
+        .path_and_query()
+        .map_or(path, |target| target.as_str())
+        .into();
+    let tap = (state.journal.bodies && method == Method::PUT).then(BodyTap::default);
+    let request = match &tap {
+        Some(tap) => request.map(|body| tap.watch(body)),
+        None => request,
+    };
+    let response = next.run(request).await;
+    let status = response.status();
+    let body = tap
+        .filter(|_| matches!(status, StatusCode::OK | StatusCode::CREATED))
+        .and_then(|tap| tap.value());
+    state.journal.record(Record {
+        method,
+        target,
+        account_id: context.caller().cloned(),
+        status: status.as_u16(),
+        latency: context.started.elapsed(),
+        request_id: context.id.clone(),
+        body,
+        at: context.arrived,
+    });
+    response
+}
+
+/// A copy of what the handler reads of a request body, up to the largest value.
+#[derive(Debug, Clone, Default)]
+struct BodyTap(Arc<Mutex<Vec<u8>>>);
+
+impl BodyTap {
+    fn watch(&self, body: Body) -> Body {
+        Body::new(Tapped {
+            inner: body,
+            copy: self.0.clone(),
+        })
+    }
+
+    /// The value as stored: a stored PUT's body is one JSON value, and its text is the body
+    /// without the white space around it.
+    fn value(self) -> Option<String> {
+        let bytes = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let start = bytes.iter().position(|&b| !is_json_whitespace(b))?;
+        let end = bytes.iter().rposition(|&b| !is_json_whitespace(b))?;
+        String::from_utf8(bytes.get(start..=end)?.to_vec()).ok()
+    }
+}
+
+struct Tapped {
+    inner: Body,
+    copy: Arc<Mutex<Vec<u8>>>,
+}
+
+impl hyper::body::Body for Tapped {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = hyper::body::Body::poll_frame(Pin::new(&mut self.inner), cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let mut copy = self.copy.lock().unwrap_or_else(|e| e.into_inner());
+            let room = (MAX_VALUE_BYTES + 1).saturating_sub(copy.len());
+            copy.extend_from_slice(&data[..data.len().min(room)]);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        hyper::body::Body::is_end_stream(&self.inner)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        hyper::body::Body::size_hint(&self.inner)
+    }
+}
 
 /// One request as the journal shows it: never credentials; the body only when asked to.
 #[derive(Debug, Clone, Serialize)]
@@ -115,11 +225,6 @@ impl Journal {
         }
     }
 
-    /// Whether request bodies are kept.
-    pub fn keeps_bodies(&self) -> bool {
-        self.bodies && self.capacity > 0
-    }
-
     /// Adds a request, dropping the oldest when full.
     pub fn record(&self, record: Record) {
         if self.capacity == 0 {
@@ -222,6 +327,5 @@ mod tests {
         let journal = Journal::new(0, true);
         record(&journal, 200);
         assert!(journal.is_empty());
-        assert!(!journal.keeps_bodies());
     }
 }

@@ -1,10 +1,39 @@
 //! Prometheus metrics: requests by route, method and status; latency by route; the database
-//! pool; property writes and deletes; the journal's size.
+//! pool; property writes and deletes; the journal's size. And the middleware that counts them.
 
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+
+use super::{AppState, RequestContext};
+
+/// Counts every answered request, and the property writes and deletes among them.
+pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let context = request.extensions().get::<Arc<RequestContext>>().cloned();
+    let response = next.run(request).await;
+    let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
+    let status = response.status();
+    let latency = context.map_or(0.0, |context| context.started.elapsed().as_secs_f64());
+    let metrics = &state.metrics;
+    metrics.observe(route, method.as_str(), status, latency);
+    if route.ends_with("/user/properties/{*key}") {
+        match (method, status) {
+            (Method::PUT, StatusCode::OK | StatusCode::CREATED) => metrics.writes.inc(),
+            (Method::DELETE, StatusCode::NO_CONTENT) => metrics.deletes.inc(),
+            _ => {}
+        }
+    }
+    response
+}
 
 /// The metrics of one server, in a registry of its own.
 #[derive(Debug, Clone)]
@@ -13,9 +42,9 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     /// Properties created or replaced.
-    pub writes: IntCounter,
+    writes: IntCounter,
     /// Properties deleted.
-    pub deletes: IntCounter,
+    deletes: IntCounter,
     pool: IntGaugeVec,
     journal: IntGaugeVec,
 }
@@ -72,7 +101,7 @@ impl Metrics {
     }
 
     /// Counts one answered request.
-    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    pub fn observe(&self, route: &str, method: &str, status: StatusCode, seconds: f64) {
         // Clients can send any token as a method; unknown ones share one series.
         let known = ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"];
         let method = if known.contains(&method) {
@@ -80,15 +109,8 @@ impl Metrics {
         } else {
             "OTHER"
         };
-        let digits = [
-            b'0' + (status / 100 % 10) as u8,
-            b'0' + (status / 10 % 10) as u8,
-            b'0' + (status % 10) as u8,
-        ];
-        // HTTP statuses have three digits; the text is built without an allocation.
-        let status = std::str::from_utf8(&digits).unwrap_or("000");
         self.requests
-            .with_label_values(&[route, method, status])
+            .with_label_values(&[route, method, status.as_str()])
             .inc();
         self.latency.with_label_values(&[route]).observe(seconds);
     }

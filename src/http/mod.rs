@@ -1,34 +1,53 @@
-//! The HTTP face: shared state, the one route table and the middleware stack.
+//! The HTTP face: shared state, the one route table, and the middleware in the order a request
+//! meets it.
+//!
+//! A request passes, outermost first:
+//!
+//! 1. [`context`]: its id and shared context; the headers every response carries.
+//! 2. [`log`], [`metrics`], [`journal`]: the log line, the counters, the journal entry. They sit
+//!    outside the timeout so that a request that runs out of time is still logged, counted and
+//!    journaled with the answer it got.
+//! 3. [`timeout`]: the request timeout (408 for a slow upload, 503 otherwise); panics become 500s
+//!    just inside it.
+//! 4. Routing: no route is 404 and a wrong method 405, before anyone is asked who they are.
+//! 5. Per route, from the table's [`Access`]: [`authenticate`] (the caller into the request's
+//!    extensions, or the admin token), then on the Jira API [`faults`] (rate limits, injected
+//!    latency and errors).
+//! 6. The handler: extract, call the service, shape the answer.
 
 mod admin;
+mod authenticate;
 mod context;
 mod error;
 mod extract;
-pub mod faults;
+mod faults;
 pub mod journal;
+mod log;
 mod metrics;
 mod openapi;
 mod probes;
 mod properties;
-pub mod throttle;
-mod upload;
+mod timeout;
 mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{MethodRouter, get};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::admin::AdminService;
+use crate::clock::{self, SharedClock};
 use crate::credentials::TokenDigest;
-use crate::error::Error;
-use crate::service::PropertyService;
+use crate::faults::{FaultRules, Faults};
+use crate::service::{AdminService, Authenticator, PropertyService};
 use crate::store::Store;
-use faults::{FaultRules, Faults};
+use crate::throttle::LoginThrottle;
+use error::HttpError;
 use journal::Journal;
 use metrics::Metrics;
-use throttle::LoginThrottle;
 
 pub use context::RequestContext;
 pub(crate) use extract::LINK_ESCAPES;
@@ -40,19 +59,21 @@ pub const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 /// What every handler and middleware shares. Extractors clone it for every request, so it is
 /// one reference count, not a copy of each part.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<StateParts>);
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
+    type Target = StateParts;
 
-    fn deref(&self) -> &Shared {
+    fn deref(&self) -> &StateParts {
         &self.0
     }
 }
 
 /// The parts of [`AppState`].
 #[derive(Debug)]
-pub struct Shared {
+pub struct StateParts {
+    /// Who is calling.
+    pub authenticator: Authenticator,
     /// The user-properties service.
     pub service: PropertyService,
     /// The administration service.
@@ -66,13 +87,15 @@ pub struct Shared {
     /// Digest of the admin token; `None` turns the admin API off (404).
     pub admin_token: Option<TokenDigest>,
     /// The last requests, for `/_admin/requests`.
-    pub journal: Arc<Journal>,
+    pub journal: Journal,
     /// Faults and rate limits in force.
-    pub faults: Arc<Faults>,
+    pub faults: Faults,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Failed logins per client.
-    pub logins: Arc<LoginThrottle>,
+    pub logins: LoginThrottle,
+    /// What time it is.
+    pub clock: SharedClock,
 }
 
 /// The settings a server runs with, besides its store.
@@ -95,6 +118,8 @@ pub struct Settings {
     pub login_failures: u32,
     /// The window of `login_failures`, and how long a client is refused.
     pub login_failure_window: Duration,
+    /// What time it is: the system's clock, or one a test moves.
+    pub clock: SharedClock,
 }
 
 impl Default for Settings {
@@ -108,6 +133,7 @@ impl Default for Settings {
             faults: FaultRules::default(),
             login_failures: 20,
             login_failure_window: Duration::from_secs(60),
+            clock: clock::system(),
         }
     }
 }
@@ -115,43 +141,63 @@ impl Default for Settings {
 impl AppState {
     /// The state of a server over `store`.
     pub fn new(store: Store, settings: Settings) -> Result<Self, prometheus::Error> {
-        Ok(Self(Arc::new(Shared {
+        let clock = settings.clock;
+        Ok(Self(Arc::new(StateParts {
+            authenticator: Authenticator::new(store.clone()),
             service: PropertyService::new(store.clone()),
             admin: AdminService::new(store.clone()),
             store,
             public_url: settings.public_url.map(Arc::from),
             request_timeout: settings.request_timeout,
             admin_token: settings.admin_token.as_deref().map(TokenDigest::of),
-            journal: Arc::new(Journal::new(settings.journal_size, settings.journal_bodies)),
-            faults: Arc::new(Faults::new(settings.faults)),
+            journal: Journal::new(settings.journal_size, settings.journal_bodies),
+            faults: Faults::new(settings.faults, clock.clone()),
             metrics: Metrics::new()?,
-            logins: Arc::new(LoginThrottle::new(
+            logins: LoginThrottle::new(
                 settings.login_failures,
                 settings.login_failure_window,
-            )),
+                clock.clone(),
+            ),
+            clock,
         })))
     }
+}
+
+/// Who may use a route, and so which middleware guards it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: probes, metrics, the OpenAPI document.
+    Open,
+    /// A Jira user, authenticated; faults and rate limits apply.
+    Jira,
+    /// Anyone, but credentials that are sent are checked, and then it is as [`Access::Jira`].
+    JiraOrAnonymous,
+    /// The admin token.
+    Admin,
 }
 
 /// The API versions served; both behave identically.
 const API_VERSIONS: [&str; 2] = ["2", "3"];
 
-/// One route: its path in the router's syntax, the methods it serves (HEAD comes with GET) and
-/// their handlers.
+/// One route: its path in the router's syntax, the methods it serves (HEAD comes with GET),
+/// who may use it, and its handlers.
 pub struct Route {
     /// The path, e.g. `/rest/api/3/user/properties/{*key}`.
     pub path: String,
     /// The methods served, besides HEAD.
     pub methods: &'static [&'static str],
+    /// Who may use it.
+    pub access: Access,
     handlers: MethodRouter<AppState>,
 }
 
 /// Every route the server answers. The router is built from this table, and a test holds it
 /// against `/openapi.json`, so the two cannot drift apart.
 pub fn routes() -> Vec<Route> {
-    let route = |path: String, methods, handlers| Route {
+    let route = |path: String, methods, access, handlers| Route {
         path,
         methods,
+        access,
         handlers,
     };
     let mut routes = Vec::new();
@@ -162,27 +208,32 @@ pub fn routes() -> Vec<Route> {
             .put(properties::set_property)
             .delete(properties::delete_property)
             .fallback(properties::property_method_not_allowed);
+        let (jira, either) = (Access::Jira, Access::JiraOrAnonymous);
         routes.extend([
-            route(format!("{base}/user/properties"), &["GET"], keys()),
-            route(format!("{base}/user/properties/"), &["GET"], keys()),
+            route(format!("{base}/user/properties"), &["GET"], jira, keys()),
+            route(format!("{base}/user/properties/"), &["GET"], jira, keys()),
             route(
                 format!("{base}/user/properties/{{*key}}"),
                 &["GET", "PUT", "DELETE"],
+                jira,
                 property,
             ),
             route(
                 format!("{base}/serverInfo"),
                 &["GET"],
+                either,
                 read_only(get(users::server_info)),
             ),
             route(
                 format!("{base}/myself"),
                 &["GET"],
+                jira,
                 read_only(get(users::myself)),
             ),
             route(
                 format!("{base}/user"),
                 &["GET"],
+                jira,
                 read_only(get(users::user)),
             ),
         ]);
@@ -194,10 +245,20 @@ pub fn routes() -> Vec<Route> {
         ("/metrics", get(probes::metrics)),
     ];
     for (path, handlers) in singles {
-        routes.push(route(path.to_owned(), &["GET"], read_only(handlers)));
+        routes.push(route(
+            path.to_owned(),
+            &["GET"],
+            Access::Open,
+            read_only(handlers),
+        ));
     }
     for (path, methods, handlers) in admin::routes() {
-        routes.push(route(path.to_owned(), methods, allowing(methods, handlers)));
+        routes.push(route(
+            path.to_owned(),
+            methods,
+            Access::Admin,
+            allowing(methods, handlers),
+        ));
     }
     routes
 }
@@ -212,7 +273,7 @@ fn allowing(
         if methods.contains(&"GET") {
             allow.insert(1, "HEAD");
         }
-        Error::MethodNotAllowed {
+        HttpError::MethodNotAllowed {
             allow: allow.join(", ").into(),
             message: "The method is not allowed for this resource.",
         }
@@ -224,23 +285,48 @@ fn read_only(handlers: MethodRouter<AppState>) -> MethodRouter<AppState> {
     allowing(&["GET"], handlers)
 }
 
-/// The complete application.
-///
-/// Middleware, outermost first: the request context (request id, timeout, common headers, the
-/// log line), then panic recovery, then routing; authentication is an extractor, so routing
-/// (404, 405) answers before it.
+/// A route's handlers behind the middleware its access asks for. `route_layer` leaves the
+/// method fallback (405) outside, so a wrong method is answered before authentication.
+fn guarded(route: Route, state: &AppState) -> MethodRouter<AppState> {
+    let handlers = route.handlers;
+    match route.access {
+        Access::Open => handlers,
+        Access::Jira => handlers
+            .route_layer(from_fn_with_state(state.clone(), faults::apply))
+            .route_layer(from_fn_with_state(
+                state.clone(),
+                authenticate::require_caller,
+            )),
+        Access::JiraOrAnonymous => handlers
+            .route_layer(from_fn_with_state(state.clone(), faults::apply))
+            .route_layer(from_fn_with_state(
+                state.clone(),
+                authenticate::identify_caller,
+            )),
+        Access::Admin => handlers.route_layer(from_fn_with_state(
+            state.clone(),
+            authenticate::require_admin,
+        )),
+    }
+}
+
+/// The complete application: the route table behind the middleware, in the order written at
+/// the top of this module.
 pub fn router(state: AppState) -> Router {
     let router = routes().into_iter().fold(Router::new(), |router, route| {
-        router.route(&route.path, route.handlers)
+        let path = route.path.clone();
+        router.route(&path, guarded(route, &state))
     });
     router
         .fallback(properties::route_not_found)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            error::panic_response,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            context::request_context,
-        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(from_fn_with_state(state.clone(), context::stamp))
+                .layer(from_fn(log::record))
+                .layer(from_fn_with_state(state.clone(), metrics::record))
+                .layer(from_fn_with_state(state.clone(), journal::record))
+                .layer(from_fn_with_state(state.clone(), timeout::limit))
+                .layer(CatchPanicLayer::custom(error::panic_response)),
+        )
         .with_state(state)
 }

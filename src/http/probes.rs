@@ -6,8 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::AppState;
-use super::error::json_response;
-use crate::error::{Error, Result};
+use super::error::{HttpError, json_response};
 
 /// `GET /healthz`: the process is up and serving.
 pub async fn healthz() -> Response {
@@ -15,12 +14,12 @@ pub async fn healthz() -> Response {
 }
 
 /// `GET /readyz`: the database is reachable and holds the schema; 503 otherwise.
-pub async fn readyz(State(state): State<AppState>) -> Result<Response> {
+pub async fn readyz(State(state): State<AppState>) -> Result<Response, HttpError> {
     match state.store.ready().await {
         Ok(()) => Ok(json_response(StatusCode::OK, r#"{"status":"ready"}"#)),
         Err(cause) => {
             tracing::warn!(error = %cause, "not ready");
-            Err(Error::NotReady)
+            Err(HttpError::NotReady)
         }
     }
 }

@@ -5,18 +5,18 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use percent_encoding::utf8_percent_encode;
 
-use std::sync::Arc;
-
-use super::error::json_response;
+use super::AppState;
+use super::authenticate::Authenticated;
+use super::error::{HttpError, json_response};
 use super::extract::{
-    Authenticated, BaseUrl, LINK_ESCAPES, PropertyPath, TargetAccount, discard_unread, read_value,
+    BaseUrl, LINK_ESCAPES, PropertyPath, TargetAccount, discard_unread, read_value,
 };
-use super::{AppState, RequestContext};
-use crate::domain::Written;
-use crate::error::{Error, Result};
+use crate::domain::{NamedAccount, Written};
+use crate::error::Error;
 
-/// `GET .../user/properties?accountId=A`: the user's keys with their links, as
-/// `{"keys":[{"self":L,"key":K},...]}` (`self` first, as Jira writes it).
+type Result<T, E = HttpError> = std::result::Result<T, E>;
+
+/// `GET .../user/properties?accountId=A`: the user's keys with their links.
 pub async fn list_keys(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -25,17 +25,21 @@ pub async fn list_keys(
     BaseUrl(base): BaseUrl,
 ) -> Result<Response> {
     let keys = state.service.property_keys(&caller, &target).await?;
-    // Written straight into the body: one buffer for all the links, not a string for each.
-    let account = utf8_percent_encode(target.as_str(), LINK_ESCAPES).to_string();
     let prefix = format!("{base}/rest/api/{}/user/properties/", path.version);
+    Ok(json_response(
+        StatusCode::OK,
+        key_list(&prefix, &target, &keys)?,
+    ))
+}
+
+/// `{"keys":[{"self":L,"key":K},...]}` (`self` first, as Jira writes it), written straight into
+/// one buffer: no string for each link, and the account encoded once.
+fn key_list(prefix: &str, target: &NamedAccount, keys: &[String]) -> Result<Vec<u8>> {
+    let account = utf8_percent_encode(target.as_str(), LINK_ESCAPES).to_string();
     let per_key = prefix.len() + account.len() + 40;
-    let mut body = Vec::with_capacity(
-        16 + keys
-            .iter()
-            .map(|key| 2 * key.len() + per_key)
-            .sum::<usize>(),
-    );
-    let mut link = prefix.clone();
+    let size: usize = keys.iter().map(|key| 2 * key.len() + per_key).sum();
+    let mut body = Vec::with_capacity(16 + size);
+    let mut link = prefix.to_owned();
     body.extend_from_slice(b"{\"keys\":[");
     for (index, key) in keys.iter().enumerate() {
         if index > 0 {
@@ -52,11 +56,11 @@ pub async fn list_keys(
         body.push(b'}');
     }
     body.extend_from_slice(b"]}");
-    Ok(json_response(StatusCode::OK, body))
+    Ok(body)
 }
 
 fn write_json_string(body: &mut Vec<u8>, text: &str) -> Result<()> {
-    serde_json::to_writer(body, text).map_err(|e| Error::Internal(e.to_string()))
+    serde_json::to_writer(body, text).map_err(|e| Error::Internal(e.to_string()).into())
 }
 
 /// `GET .../user/properties/{key}?accountId=A`: `{"key":K,"value":V}` with V verbatim.
@@ -85,17 +89,7 @@ pub async fn set_property(
     request: Request,
 ) -> Result<StatusCode> {
     let (parts, mut body) = request.into_parts();
-    let context = parts
-        .extensions
-        .get::<Arc<RequestContext>>()
-        .filter(|_| state.journal.keeps_bodies());
-    let value = async {
-        let value = read_value(&parts.headers, &mut body).await?;
-        if let Some(context) = context {
-            context.set_body(value.as_str());
-        }
-        Ok(value)
-    };
+    let value = read_value(&parts.headers, &mut body);
     let written = state
         .service
         .set_property(&caller, &target, path.key(), value)
@@ -103,9 +97,7 @@ pub async fn set_property(
     if written.is_err() {
         discard_unread(&mut body).await;
     }
-    let written = written?;
-    state.metrics.writes.inc();
-    Ok(match written {
+    Ok(match written? {
         Written::Created => StatusCode::CREATED,
         Written::Updated => StatusCode::OK,
     })
@@ -118,36 +110,33 @@ pub async fn delete_property(
     TargetAccount(target): TargetAccount,
     path: PropertyPath,
 ) -> Result<StatusCode> {
-    state
-        .service
-        .delete_property(&caller, &target, path.key())
-        .await?;
-    state.metrics.deletes.inc();
+    let key = path.key();
+    state.service.delete_property(&caller, &target, key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Any other method on the keys path; PUT and DELETE there lack a key.
-pub async fn keys_method_not_allowed(method: Method) -> Error {
+pub async fn keys_method_not_allowed(method: Method) -> HttpError {
     let message = if method == Method::PUT || method == Method::DELETE {
         "The property key is not specified."
     } else {
         "The method is not allowed for this resource."
     };
-    Error::MethodNotAllowed {
+    HttpError::MethodNotAllowed {
         allow: "GET, HEAD".into(),
         message,
     }
 }
 
 /// Any other method on a property's path.
-pub async fn property_method_not_allowed() -> Error {
-    Error::MethodNotAllowed {
+pub async fn property_method_not_allowed() -> HttpError {
+    HttpError::MethodNotAllowed {
         allow: "GET, HEAD, PUT, DELETE".into(),
         message: "The method is not allowed for this resource.",
     }
 }
 
 /// No route matched.
-pub async fn route_not_found() -> Error {
-    Error::RouteNotFound
+pub async fn route_not_found() -> HttpError {
+    HttpError::RouteNotFound
 }

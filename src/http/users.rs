@@ -9,12 +9,13 @@ use percent_encoding::utf8_percent_encode;
 use serde::Serialize;
 
 use super::AppState;
-use super::error::json_response;
-use super::extract::{
-    ApiVersion, Authenticated, BaseUrl, LINK_ESCAPES, OptionalAuthentication, TargetAccount,
-};
+use super::authenticate::Authenticated;
+use super::error::{HttpError, json_response};
+use super::extract::{ApiVersion, BaseUrl, LINK_ESCAPES, TargetAccount};
 use crate::domain::User;
-use crate::error::{Error, Result};
+use crate::error::Error;
+
+type Result<T, E = HttpError> = std::result::Result<T, E>;
 
 /// The Jira Cloud version reported: Cloud always says 1001.0.0-SNAPSHOT.
 const VERSION: &str = "1001.0.0-SNAPSHOT";
@@ -44,8 +45,11 @@ struct Locale {
 }
 
 /// `GET .../serverInfo`: what a client learns before anything else. Open to anonymous callers,
-/// as on Jira Cloud; credentials that are sent must still be right.
-pub async fn server_info(_: OptionalAuthentication, BaseUrl(base): BaseUrl) -> Result<Response> {
+/// as on Jira Cloud (the route table lets credentials be checked only when sent).
+pub async fn server_info(
+    State(state): State<AppState>,
+    BaseUrl(base): BaseUrl,
+) -> Result<Response> {
     let info = ServerInfo {
         base_url: &base,
         version: VERSION,
@@ -53,7 +57,7 @@ pub async fn server_info(_: OptionalAuthentication, BaseUrl(base): BaseUrl) -> R
         deployment_type: "Cloud",
         build_number: BUILD_NUMBER,
         build_date: BUILD_DATE,
-        server_time: jira_time(SystemTime::now()),
+        server_time: jira_time(state.clock.wall()),
         scm_info: env!("CARGO_PKG_VERSION"),
         server_title: "Jira",
         default_locale: Locale { locale: "en_US" },
@@ -126,6 +130,7 @@ pub async fn user(
 }
 
 fn json(body: &impl Serialize) -> Result<Response> {
-    let body = serde_json::to_vec(body).map_err(|e| Error::Internal(e.to_string()))?;
+    let body =
+        serde_json::to_vec(body).map_err(|e| HttpError::from(Error::Internal(e.to_string())))?;
     Ok(json_response(StatusCode::OK, body))
 }

@@ -1,17 +1,15 @@
-//! The administration service: users, tokens, reset and snapshots, for the admin API and the
-//! command line. It trusts its caller; the HTTP layer checks the admin token first.
+//! The administration service: users, tokens, seeds, reset and snapshots, for the admin API, the
+//! command line and the start-up seed. It trusts its caller; the HTTP layer checks the admin
+//! token first.
 
 use std::path::Path;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use crate::credentials::{TokenDigest, generate_token};
-use crate::domain::{User, is_valid_account_id};
+use crate::domain::{AccountId, DisplayName, Email, NewUser, User};
 use crate::error::{Error, Result};
 use crate::snapshot;
-use crate::store::Store;
 use crate::store::admin::{PatchOutcome, TokenInfo, UserPatch};
+use crate::store::{SeedData, SeedReport, Store};
 
 /// Administration over a store.
 #[derive(Debug, Clone)]
@@ -28,14 +26,17 @@ pub struct NewToken {
     pub token: String,
 }
 
-/// The fields a PATCH may change.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PatchBody {
-    email: Option<String>,
-    display_name: Option<String>,
-    admin: Option<bool>,
-    active: Option<bool>,
+/// Changes to a user, each already valid; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct UserChanges {
+    /// A new email.
+    pub email: Option<Email>,
+    /// A new display name.
+    pub display_name: Option<DisplayName>,
+    /// Grant or withdraw *Administer Jira*.
+    pub admin: Option<bool>,
+    /// Activate or deactivate.
+    pub active: Option<bool>,
 }
 
 impl AdminService {
@@ -49,38 +50,34 @@ impl AdminService {
         Ok(self.store.users().await?)
     }
 
+    /// How many users there are.
+    pub async fn user_count(&self) -> Result<u64> {
+        Ok(self.store.user_count().await?)
+    }
+
     /// One user.
     pub async fn user(&self, account_id: &str) -> Result<User> {
-        let user = if is_valid_account_id(account_id) {
-            self.store.user(account_id).await?
-        } else {
-            None
+        let user = match AccountId::parse(account_id) {
+            Ok(id) => self.store.user(id.as_str()).await?,
+            Err(_) => None,
         };
         user.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
     }
 
-    /// Creates a user from one entry in the seed format (`apiTokens` optional).
-    pub async fn create_user(&self, body: &[u8]) -> Result<User> {
-        let entry: &RawValue = std::str::from_utf8(body)
-            .ok()
-            .and_then(|text| serde_json::from_str(text).ok())
-            .ok_or_else(|| {
-                Error::BadRequest("The request body must be one user as JSON.".to_owned())
-            })?;
-        let wrapped = format!("{{\"users\":[{}]}}", entry.get());
-        let seed = crate::seed::parse(Path::new("request body"), &wrapped)
-            .map_err(|e| Error::BadRequest(e.to_string()))?;
-        let account_id = seed
-            .users
-            .first()
-            .map(|user| user.account_id.clone())
-            .unwrap_or_default();
-        // An existing account must not gain the body's tokens as a side effect.
+    /// Creates a user with the tokens whose digests are given.
+    pub async fn create_user(&self, user: NewUser, tokens: Vec<TokenDigest>) -> Result<User> {
+        let account_id = user.account_id.as_str().to_owned();
+        // An existing account must not gain the new tokens as a side effect.
         if self.store.user_exists(&account_id).await? {
             return Err(Error::Conflict(format!(
                 "A user with account ID '{account_id}' exists already."
             )));
         }
+        let seed = SeedData {
+            users: vec![User::from(user)],
+            tokens: tokens.into_iter().map(|digest| (0, digest)).collect(),
+            properties: Vec::new(),
+        };
         let report = self.store.apply_seed(&seed).await?;
         if report.users == 0 || report.conflict.is_some() {
             return Err(Error::Conflict(format!(
@@ -90,34 +87,20 @@ impl AdminService {
         self.user(&account_id).await
     }
 
-    /// Changes a user's email, display name, admin or active flag.
-    pub async fn update_user(&self, account_id: &str, body: &[u8]) -> Result<User> {
+    /// Changes a user's email, display name, admin or active flag. The changes are checked only
+    /// once the user is known to exist, so an unknown user is 404 whatever the changes say.
+    pub async fn update_user(
+        &self,
+        account_id: &str,
+        changes: Result<UserChanges>,
+    ) -> Result<User> {
         self.user(account_id).await?;
-        let patch: PatchBody =
-            serde_json::from_slice(body).map_err(|e| Error::BadRequest(e.to_string()))?;
-        if patch
-            .email
-            .as_deref()
-            .is_some_and(|email| !email.contains('@') || email.chars().any(char::is_control))
-        {
-            return Err(Error::BadRequest(
-                "email is not an email address".to_owned(),
-            ));
-        }
-        if patch
-            .display_name
-            .as_deref()
-            .is_some_and(|name| name.chars().any(char::is_control))
-        {
-            return Err(Error::BadRequest(
-                "displayName must not contain control characters".to_owned(),
-            ));
-        }
+        let changes = changes?;
         let patch = UserPatch {
-            email: patch.email,
-            display_name: patch.display_name,
-            admin: patch.admin,
-            active: patch.active,
+            email: changes.email.map(|email| email.as_str().to_owned()),
+            display_name: changes.display_name.map(|name| name.as_str().to_owned()),
+            admin: changes.admin,
+            active: changes.active,
         };
         match self.store.update_user(account_id, &patch).await? {
             PatchOutcome::Updated => self.user(account_id).await,
@@ -130,7 +113,11 @@ impl AdminService {
 
     /// Deletes a user with their tokens and properties.
     pub async fn delete_user(&self, account_id: &str) -> Result<()> {
-        if is_valid_account_id(account_id) && self.store.delete_user(account_id).await? {
+        let deleted = match AccountId::parse(account_id) {
+            Ok(id) => self.store.delete_user(id.as_str()).await?,
+            Err(_) => false,
+        };
+        if deleted {
             Ok(())
         } else {
             Err(Error::UserNotFound(account_id.to_owned()))
@@ -163,12 +150,18 @@ impl AdminService {
     /// Revokes one of a user's tokens.
     pub async fn revoke_token(&self, account_id: &str, id: &str) -> Result<()> {
         let plausible =
-            is_valid_account_id(account_id) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+            AccountId::parse(account_id).is_ok() && id.bytes().all(|b| b.is_ascii_alphanumeric());
         if plausible && self.store.revoke_token(account_id, id).await? {
             Ok(())
         } else {
             Err(Error::TokenNotFound(id.to_owned()))
         }
+    }
+
+    /// Adds a seed in one transaction: missing users and tokens always, properties only into an
+    /// empty database. A conflict is reported, with nothing changed.
+    pub async fn apply_seed(&self, seed: &SeedData) -> Result<SeedReport> {
+        Ok(self.store.apply_seed(seed).await?)
     }
 
     /// Deletes every property, and with `everything` every user and token too.

@@ -14,17 +14,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::ConnectInfo;
-use axum::http::request::Parts;
-
+use crate::clock::SharedClock;
 use crate::credentials::Credentials;
 use crate::domain::email_key;
-use crate::error::{Error, Result};
 
 /// Most clients tracked at once, so that a flood of addresses cannot grow the table without
 /// bound. When it is full, lapsed entries go first, then the oldest.
@@ -108,17 +105,19 @@ pub struct LoginThrottle {
     /// Every login reads it, so no lock is taken while nobody is refused.
     refusing_until: AtomicU64,
     epoch: Instant,
+    clock: SharedClock,
 }
 
 impl LoginThrottle {
     /// A throttle that refuses a client for `window` once it failed `limit` times within one.
-    pub fn new(limit: u32, window: Duration) -> Self {
+    pub fn new(limit: u32, window: Duration, clock: SharedClock) -> Self {
         Self {
             limit,
             window,
             entries: Mutex::new(HashMap::new()),
             refusing_until: AtomicU64::new(0),
-            epoch: Instant::now(),
+            epoch: clock.now(),
+            clock,
         }
     }
 
@@ -182,46 +181,41 @@ pub struct LoginAttempt {
     admin_api: bool,
 }
 
+/// A login refused unchecked, and for how much longer such logins will be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// Whole seconds until logins are accepted again.
+    pub retry_after: u64,
+}
+
 impl LoginThrottle {
-    /// Lets a login be checked, or refuses it at once (`LoginDenied`) when its client failed too
-    /// often of late. The client is the address the accept loop recorded, when there is one.
+    /// Lets a login from `address` be checked, or refuses it at once when its client failed too
+    /// often of late; `admin_api` for logins to the admin API.
     pub fn admit(
         &self,
-        parts: &Parts,
+        address: Option<IpAddr>,
         credentials: Option<&Credentials>,
         admin_api: bool,
-    ) -> Result<LoginAttempt> {
-        let address = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(address)| address.ip());
+    ) -> Result<LoginAttempt, Refused> {
         // The client's key is built only while somebody may be refused: most logins never are.
         if self.limit > 0
             && self.refusing_until.load(Ordering::Acquire) > 0
             && let Some(client) =
                 credentials.and_then(|credentials| ClientKey::of(address, credentials, admin_api))
-            && let Some(wait) = self.refused(&client, Instant::now())
+            && let Some(wait) = self.refused(&client, self.clock.now())
         {
-            return Err(Error::LoginDenied {
+            return Err(Refused {
                 retry_after: wait.as_secs_f64().ceil() as u64,
             });
         }
         Ok(LoginAttempt { address, admin_api })
     }
 
-    /// Counts a login that failed with `error`, if the credentials were rejected.
-    pub fn settle(&self, attempt: LoginAttempt, credentials: Option<&Credentials>, error: &Error) {
-        let rejected = matches!(
-            error,
-            Error::Unauthenticated {
-                credentials_rejected: true
-            }
-        );
-        if rejected
-            && let Some(client) = credentials.and_then(|credentials| {
-                ClientKey::of(attempt.address, credentials, attempt.admin_api)
-            })
-            && self.failed(client.clone(), Instant::now())
+    /// Counts a login whose credentials were checked and rejected.
+    pub fn count_rejection(&self, attempt: LoginAttempt, credentials: Option<&Credentials>) {
+        if let Some(client) = credentials
+            .and_then(|credentials| ClientKey::of(attempt.address, credentials, attempt.admin_api))
+            && self.failed(client.clone(), self.clock.now())
         {
             tracing::warn!(%client, "too many failed logins; refusing this client's logins for a while");
         }
@@ -256,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_client_is_refused_after_the_limit_until_the_window_passes() {
-        let throttle = LoginThrottle::new(3, Duration::from_secs(60));
+        let throttle = LoginThrottle::new(3, Duration::from_secs(60), crate::clock::system());
         let start = Instant::now();
         assert!(!throttle.failed(address(1), start));
         assert!(!throttle.failed(address(1), start));
@@ -276,7 +270,7 @@ mod tests {
 
     #[test]
     fn failures_older_than_the_window_are_forgotten() {
-        let throttle = LoginThrottle::new(2, Duration::from_secs(10));
+        let throttle = LoginThrottle::new(2, Duration::from_secs(10), crate::clock::system());
         let start = Instant::now();
         throttle.failed(address(1), start);
         let later = start + Duration::from_secs(11);
@@ -287,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_limit_of_zero_turns_it_off() {
-        let throttle = LoginThrottle::new(0, Duration::from_secs(10));
+        let throttle = LoginThrottle::new(0, Duration::from_secs(10), crate::clock::system());
         let now = Instant::now();
         for _ in 0..100 {
             assert!(!throttle.failed(address(1), now));
@@ -298,7 +292,7 @@ mod tests {
 
     #[test]
     fn the_table_stays_bounded_and_keeps_refusing_the_newest() {
-        let throttle = LoginThrottle::new(1, Duration::from_secs(60));
+        let throttle = LoginThrottle::new(1, Duration::from_secs(60), crate::clock::system());
         let start = Instant::now();
         for n in 0..(MAX_TRACKED_CLIENTS as u32 + 500) {
             throttle.failed(address(n), start + Duration::from_millis(u64::from(n)));

@@ -1,0 +1,523 @@
+//! Faults and rate limits for testing clients' retry code: latency, injected errors, and Jira
+//! Cloud's rate limiting, each scoped by route and account and optionally to the next N requests.
+//! The rules and their state; `crate::http::faults` applies them to requests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::SharedClock;
+
+/// The whole rule set, as `PUT /_admin/faults` and `--faults` take it; each part optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FaultRules {
+    /// Jira Cloud's rate limiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitRule>,
+    /// Added latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyRule>,
+    /// Injected error statuses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<ErrorRule>,
+}
+
+/// Which requests a rule applies to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scope {
+    /// Only paths starting so, e.g. `/rest/api/3/user/properties`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Only this caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// Only the next N matching requests; then the rule is spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+/// A token bucket: `limit` requests per `windowSeconds`, refilled evenly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", from = "RateLimitInput")]
+pub struct RateLimitRule {
+    /// Requests allowed per window (the bucket's size).
+    pub limit: u32,
+    /// The window, in seconds.
+    pub window_seconds: f64,
+    /// One bucket per account, per account and route, or one for everyone.
+    #[serde(default)]
+    pub per: Per,
+    /// Which requests count.
+    #[serde(flatten)]
+    pub scope: Scope,
+}
+
+/// How rate-limit buckets are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Per {
+    /// One bucket per calling account.
+    #[default]
+    Account,
+    /// One bucket per calling account and route.
+    AccountAndRoute,
+    /// One bucket for every caller.
+    Global,
+}
+
+/// Latency of `minMs` to `maxMs` (uniform; equal for a fixed delay).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", from = "LatencyInput")]
+pub struct LatencyRule {
+    /// Least added delay.
+    pub min_ms: u64,
+    /// Most added delay.
+    pub max_ms: u64,
+    /// Seed of the random source, so that a run can be repeated.
+    #[serde(default)]
+    pub seed: u64,
+    /// Which requests are delayed.
+    #[serde(flatten)]
+    pub scope: Scope,
+}
+
+/// `status` for a `fraction` of requests, drawn from a seeded random source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", from = "ErrorInput")]
+pub struct ErrorRule {
+    /// The status answered (400-599).
+    pub status: u16,
+    /// The share of requests that fail, 0 to 1.
+    pub fraction: f64,
+    /// Seed of the random source, so that a run can be repeated.
+    #[serde(default)]
+    pub seed: u64,
+    /// Which requests can fail.
+    #[serde(flatten)]
+    pub scope: Scope,
+}
+
+// serde cannot refuse unknown fields next to a flattened struct, so rules are read through
+// these flat, strict forms: a misspelt scope field must fail, not widen the rule to everyone.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RateLimitInput {
+    limit: u32,
+    window_seconds: f64,
+    #[serde(default)]
+    per: Per,
+    route: Option<String>,
+    account_id: Option<String>,
+    count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LatencyInput {
+    min_ms: u64,
+    max_ms: u64,
+    #[serde(default)]
+    seed: u64,
+    route: Option<String>,
+    account_id: Option<String>,
+    count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ErrorInput {
+    status: u16,
+    fraction: f64,
+    #[serde(default)]
+    seed: u64,
+    route: Option<String>,
+    account_id: Option<String>,
+    count: Option<u64>,
+}
+
+impl From<RateLimitInput> for RateLimitRule {
+    fn from(input: RateLimitInput) -> Self {
+        Self {
+            limit: input.limit,
+            window_seconds: input.window_seconds,
+            per: input.per,
+            scope: Scope {
+                route: input.route,
+                account_id: input.account_id,
+                count: input.count,
+            },
+        }
+    }
+}
+
+impl From<LatencyInput> for LatencyRule {
+    fn from(input: LatencyInput) -> Self {
+        Self {
+            min_ms: input.min_ms,
+            max_ms: input.max_ms,
+            seed: input.seed,
+            scope: Scope {
+                route: input.route,
+                account_id: input.account_id,
+                count: input.count,
+            },
+        }
+    }
+}
+
+impl From<ErrorInput> for ErrorRule {
+    fn from(input: ErrorInput) -> Self {
+        Self {
+            status: input.status,
+            fraction: input.fraction,
+            seed: input.seed,
+            scope: Scope {
+                route: input.route,
+                account_id: input.account_id,
+                count: input.count,
+            },
+        }
+    }
+}
+
+impl FaultRules {
+    /// Checks the values serde cannot: ranges and sizes.
+    pub fn validate(&self) -> Result<(), String> {
+        let window_ok = |seconds: f64| seconds > 0.0 && seconds <= 86_400.0;
+        if self
+            .rate_limit
+            .as_ref()
+            .is_some_and(|rule| rule.limit == 0 || !window_ok(rule.window_seconds))
+        {
+            return Err("rateLimit needs limit >= 1 and 0 < windowSeconds <= 86400".to_owned());
+        }
+        if self
+            .latency
+            .as_ref()
+            .is_some_and(|rule| rule.min_ms > rule.max_ms || rule.max_ms > 600_000)
+        {
+            return Err("latency needs minMs <= maxMs <= 600000".to_owned());
+        }
+        let status_ok = |status: u16| (400..=599).contains(&status);
+        if self
+            .errors
+            .as_ref()
+            .is_some_and(|rule| !status_ok(rule.status) || !(0.0..=1.0).contains(&rule.fraction))
+        {
+            return Err("errors needs a status from 400 to 599 and 0 <= fraction <= 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// What the rules decided for one request.
+#[derive(Debug, Default)]
+pub struct Decision {
+    /// Wait this long first.
+    pub delay: Option<Duration>,
+    /// Answer with this status instead.
+    pub error: Option<u16>,
+    /// Refused by the rate limit.
+    pub limited: Option<Limited>,
+    /// Let through with less than 20% of the bucket left.
+    pub near_limit: bool,
+}
+
+/// A rate-limit refusal, with what its headers say.
+#[derive(Debug, Clone)]
+pub struct Limited {
+    /// Seconds until a request will pass (`Retry-After`).
+    pub retry_after: u64,
+    /// The bucket's size (`X-RateLimit-Limit`).
+    pub limit: u32,
+    /// When the bucket is full again (`X-RateLimit-Reset`, ISO 8601).
+    pub reset: String,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+#[derive(Debug)]
+struct State {
+    rules: FaultRules,
+    buckets: HashMap<String, Bucket>,
+    latency_random: fastrand::Rng,
+    error_random: fastrand::Rng,
+}
+
+/// The live rule set and its state (buckets, random sources, remaining counts).
+#[derive(Debug)]
+pub struct Faults {
+    state: Mutex<State>,
+    clock: SharedClock,
+}
+
+impl Faults {
+    /// Faults following `rules` (already validated), timed by `clock`.
+    pub fn new(rules: FaultRules, clock: SharedClock) -> Self {
+        let faults = Self {
+            state: Mutex::new(State {
+                rules: FaultRules::default(),
+                buckets: HashMap::new(),
+                latency_random: fastrand::Rng::with_seed(0),
+                error_random: fastrand::Rng::with_seed(0),
+            }),
+            clock,
+        };
+        faults.replace(rules);
+        faults
+    }
+
+    /// The rules in force, with what is left of their counts.
+    pub fn rules(&self) -> FaultRules {
+        self.lock().rules.clone()
+    }
+
+    /// Replaces the rules; buckets and random sources start afresh.
+    pub fn replace(&self, rules: FaultRules) {
+        let mut state = self.lock();
+        state.latency_random =
+            fastrand::Rng::with_seed(rules.latency.as_ref().map_or(0, |rule| rule.seed));
+        state.error_random =
+            fastrand::Rng::with_seed(rules.errors.as_ref().map_or(0, |rule| rule.seed));
+        state.buckets.clear();
+        state.rules = rules;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Decides for one authenticated request to `path` (matched by the route template `route`)
+    /// by `account_id`.
+    pub fn decide(&self, path: &str, route: &str, account_id: &str) -> Decision {
+        let mut decision = Decision::default();
+        let mut state = self.lock();
+        let state = &mut *state;
+        if let Some(rule) = &mut state.rules.rate_limit
+            && take(&mut rule.scope, path, account_id)
+        {
+            let key = match rule.per {
+                Per::Account => account_id.to_owned(),
+                // The template, not the path: a new key must not mean a new bucket.
+                Per::AccountAndRoute => format!("{account_id} {route}"),
+                Per::Global => String::new(),
+            };
+            let capacity = f64::from(rule.limit);
+            let rate = capacity / rule.window_seconds;
+            let now = self.clock.now();
+            let bucket = state.buckets.entry(key).or_insert(Bucket {
+                tokens: capacity,
+                updated: now,
+            });
+            bucket.tokens = (bucket.tokens
+                + now.duration_since(bucket.updated).as_secs_f64() * rate)
+                .min(capacity);
+            bucket.updated = now;
+            if bucket.tokens >= 1.0 {
+                bucket.tokens -= 1.0;
+                decision.near_limit = bucket.tokens < capacity * 0.2;
+            } else {
+                let wait = (1.0 - bucket.tokens) / rate;
+                let full = (capacity - bucket.tokens) / rate;
+                decision.limited = Some(Limited {
+                    retry_after: wait.ceil().max(1.0) as u64,
+                    limit: rule.limit,
+                    reset: humantime::format_rfc3339_seconds(
+                        self.clock.wall() + Duration::from_secs_f64(full),
+                    )
+                    .to_string(),
+                });
+                return decision;
+            }
+        }
+        if let Some(rule) = &mut state.rules.latency
+            && take(&mut rule.scope, path, account_id)
+        {
+            let delay = state.latency_random.u64(rule.min_ms..=rule.max_ms);
+            decision.delay = Some(Duration::from_millis(delay));
+        }
+        if let Some(rule) = &mut state.rules.errors
+            && take(&mut rule.scope, path, account_id)
+            && state.error_random.f64() < rule.fraction
+        {
+            decision.error = Some(rule.status);
+        }
+        decision
+    }
+}
+
+/// Whether a rule's scope takes this request, spending one of its count if so.
+fn take(scope: &mut Scope, path: &str, account_id: &str) -> bool {
+    let matches = scope
+        .route
+        .as_ref()
+        .is_none_or(|route| path.starts_with(route.as_str()))
+        && scope.account_id.as_ref().is_none_or(|id| id == account_id)
+        && scope.count != Some(0);
+    if matches && let Some(count) = &mut scope.count {
+        *count -= 1;
+    }
+    matches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn faults(json: &str) -> Faults {
+        Faults::new(rules(json), crate::clock::system())
+    }
+
+    fn rules(json: &str) -> FaultRules {
+        let rules: FaultRules = serde_json::from_str(json).unwrap();
+        rules.validate().unwrap();
+        rules
+    }
+
+    #[test]
+    fn a_bucket_refuses_past_its_limit_names_the_wait_and_refills_with_time() {
+        let clock = ManualClock::new();
+        let rules = rules(r#"{"rateLimit": {"limit": 5, "windowSeconds": 10}}"#);
+        let faults = Faults::new(rules, clock.clone());
+        let near: Vec<bool> = (0..5)
+            .map(|_| faults.decide("/p", "/p", "a").near_limit)
+            .collect();
+        assert_eq!(near, [false, false, false, false, true]);
+        let refused = faults.decide("/p", "/p", "a").limited.expect("refused");
+        assert_eq!((refused.retry_after, refused.limit), (2, 5));
+        assert!(
+            faults.decide("/p", "/p", "b").limited.is_none(),
+            "buckets are per account"
+        );
+        clock.advance(Duration::from_millis(1_900));
+        assert!(faults.decide("/p", "/p", "a").limited.is_some(), "not yet");
+        clock.advance(Duration::from_millis(200));
+        assert!(faults.decide("/p", "/p", "a").limited.is_none(), "refilled");
+    }
+
+    #[test]
+    fn per_account_and_route_buckets_go_by_route_template() {
+        let faults =
+            faults(r#"{"rateLimit": {"limit": 1, "windowSeconds": 60, "per": "accountAndRoute"}}"#);
+        let template = "/rest/api/3/user/properties/{*key}";
+        assert!(
+            faults
+                .decide("/rest/api/3/user/properties/a", template, "u")
+                .limited
+                .is_none()
+        );
+        assert!(
+            faults
+                .decide("/rest/api/3/user/properties/b", template, "u")
+                .limited
+                .is_some(),
+            "a new key is no new bucket"
+        );
+        assert!(
+            faults
+                .decide(
+                    "/rest/api/3/user/properties",
+                    "/rest/api/3/user/properties",
+                    "u"
+                )
+                .limited
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn errors_repeat_with_their_seed() {
+        let draw = || {
+            let faults = faults(r#"{"errors": {"status": 503, "fraction": 0.3, "seed": 7}}"#);
+            (0..200)
+                .map(|_| faults.decide("/p", "/p", "a").error.is_some())
+                .collect::<Vec<_>>()
+        };
+        let first = draw();
+        assert_eq!(first, draw());
+        let failed = first.iter().filter(|&&failed| failed).count();
+        assert!((30..90).contains(&failed), "{failed}");
+    }
+
+    #[test]
+    fn scopes_select_routes_accounts_and_the_next_n() {
+        let faults = faults(
+            r#"{"errors": {"status": 500, "fraction": 1, "route": "/rest/api/3", "accountId": "a", "count": 2}}"#,
+        );
+        assert!(
+            faults
+                .decide("/rest/api/2/x", "/rest/api/2/x", "a")
+                .error
+                .is_none()
+        );
+        assert!(
+            faults
+                .decide("/rest/api/3/x", "/rest/api/3/x", "b")
+                .error
+                .is_none()
+        );
+        assert_eq!(
+            faults.decide("/rest/api/3/x", "/rest/api/3/x", "a").error,
+            Some(500)
+        );
+        assert_eq!(
+            faults.decide("/rest/api/3/x", "/rest/api/3/x", "a").error,
+            Some(500)
+        );
+        assert!(
+            faults
+                .decide("/rest/api/3/x", "/rest/api/3/x", "a")
+                .error
+                .is_none(),
+            "spent"
+        );
+        assert_eq!(
+            faults.rules().errors.and_then(|rule| rule.scope.count),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn latency_stays_within_its_range() {
+        let faults = faults(r#"{"latency": {"minMs": 5, "maxMs": 9, "seed": 1}}"#);
+        for _ in 0..100 {
+            let delay = faults
+                .decide("/p", "/p", "a")
+                .delay
+                .expect("delayed")
+                .as_millis();
+            assert!((5..=9).contains(&delay), "{delay}");
+        }
+    }
+
+    #[test]
+    fn nonsense_is_refused() {
+        for bad in [
+            r#"{"rateLimit": {"limit": 0, "windowSeconds": 1}}"#,
+            r#"{"latency": {"minMs": 9, "maxMs": 5}}"#,
+            r#"{"errors": {"status": 200, "fraction": 0.5}}"#,
+            r#"{"errors": {"status": 500, "fraction": 1.5}}"#,
+        ] {
+            let parsed: FaultRules = serde_json::from_str(bad).unwrap();
+            assert!(parsed.validate().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<FaultRules>(r#"{"typo": {}}"#).is_err());
+        let misspelt = r#"{"errors": {"status": 500, "fraction": 1, "acountId": "a"}}"#;
+        assert!(
+            serde_json::from_str::<FaultRules>(misspelt).is_err(),
+            "a typo must not widen a rule"
+        );
+    }
+}

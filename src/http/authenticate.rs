@@ -1,0 +1,141 @@
+//! Authentication middleware: who is calling, decided once per request before the handler runs.
+//! The Jira API's caller goes into the request's extensions as a [`Caller`]; the admin API takes
+//! the admin token. Failed logins are counted by the login throttle.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::error::HttpError;
+use super::{AppState, RequestContext};
+use crate::credentials::{Credentials, TokenDigest};
+use crate::domain::Caller;
+use crate::error::Error;
+use crate::throttle::Refused;
+
+/// Jira API routes: the caller must authenticate (401 before any other check).
+pub async fn require_caller(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, HttpError> {
+    let request = identified(&state, request).await?;
+    Ok(next.run(request).await)
+}
+
+/// Routes open to anonymous callers: no credentials pass, but credentials that are sent must be
+/// right (401 otherwise), and then the caller is known as on any other route.
+pub async fn identify_caller(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, HttpError> {
+    if !request.headers().contains_key(header::AUTHORIZATION) {
+        return Ok(next.run(request).await);
+    }
+    let request = identified(&state, request).await?;
+    Ok(next.run(request).await)
+}
+
+/// Checks the credentials, unless this client failed too often of late, and records the caller.
+async fn identified(state: &AppState, mut request: Request) -> Result<Request, HttpError> {
+    let credentials = credentials(&request);
+    let address = client_address(&request);
+    let attempt = state
+        .logins
+        .admit(address, credentials.as_ref(), false)
+        .map_err(|Refused { retry_after }| HttpError::LoginDenied { retry_after })?;
+    let caller = match state.authenticator.authenticate(credentials.as_ref()).await {
+        Ok(caller) => caller,
+        Err(error) => {
+            if is_rejection(&error) {
+                state.logins.count_rejection(attempt, credentials.as_ref());
+            }
+            return Err(error.into());
+        }
+    };
+    if let Some(context) = request.extensions().get::<Arc<RequestContext>>() {
+        context.set_caller(caller.account_id());
+    }
+    request.extensions_mut().insert(caller);
+    Ok(request)
+}
+
+/// The admin API: the admin token, or nothing. Without the admin token configured the admin API
+/// does not exist (404); a missing or wrong token is 401, a Jira user's credentials 403.
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, HttpError> {
+    let expected = state.admin_token.as_ref().ok_or(HttpError::RouteNotFound)?;
+    let credentials = credentials(&request);
+    // Guesses at the admin token, or at users' tokens through here, count as failed logins.
+    let attempt = state
+        .logins
+        .admit(client_address(&request), credentials.as_ref(), true)
+        .map_err(|Refused { retry_after }| HttpError::AdminLoginDenied { retry_after })?;
+    match credentials {
+        Some(Credentials::Bearer(token)) if TokenDigest::of(&token).matches(expected) => {
+            Ok(next.run(request).await)
+        }
+        Some(credentials) => match state.authenticator.authenticate(Some(&credentials)).await {
+            Ok(_) => Err(HttpError::AdminForbidden),
+            Err(error) => {
+                if is_rejection(&error) {
+                    state.logins.count_rejection(attempt, Some(&credentials));
+                }
+                Err(HttpError::AdminUnauthenticated)
+            }
+        },
+        None => Err(HttpError::AdminUnauthenticated),
+    }
+}
+
+fn credentials(request: &Request) -> Option<Credentials> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| Credentials::from_authorization(value.as_bytes()))
+}
+
+/// The address the accept loop recorded, when there is one.
+fn client_address(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
+}
+
+/// Whether credentials were checked and turned down (not merely missing, nor a database fault).
+fn is_rejection(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Unauthenticated {
+            credentials_rejected: true
+        }
+    )
+}
+
+/// The caller that [`require_caller`] or [`identify_caller`] authenticated.
+pub struct Authenticated(pub Caller);
+
+impl<S: Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, HttpError> {
+        // Routes that take a caller sit behind the authentication layer; without one, the
+        // route table is wrong, and the client is told only that it is not signed in.
+        let caller = parts.extensions.get::<Caller>().cloned();
+        caller
+            .map(Self)
+            .ok_or(HttpError::Service(Error::Unauthenticated {
+                credentials_rejected: false,
+            }))
+    }
+}

@@ -1,0 +1,15 @@
+//! The services: every rule about who may do what, and in which order Jira checks it. They know
+//! nothing of HTTP; `crate::http` calls them, and they call `crate::store`.
+//!
+//! - [`authentication`]: who is calling, from the credentials a request carries.
+//! - [`properties`]: the user-properties operations and the permission rule.
+//! - [`admin`]: users, tokens, seeds, reset and snapshots, for the admin API, the command line
+//!   and the start-up seed.
+
+pub mod admin;
+pub mod authentication;
+pub mod properties;
+
+pub use admin::AdminService;
+pub use authentication::Authenticator;
+pub use properties::{PropertyService, authorize};

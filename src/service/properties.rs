@@ -1,0 +1,173 @@
+//! The user-properties operations in Jira's order of checks: authorize, then validate, then
+//! store; and the one permission rule they share.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::domain::{Caller, KeyError, NamedAccount, PropertyKey, PropertyValue, User, Written};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// The operations of Jira's user-properties API, independent of HTTP.
+#[derive(Debug, Clone)]
+pub struct PropertyService {
+    store: Store,
+}
+
+/// Jira's rule: anyone may act on their own record; *Administer Jira* may act on anyone's.
+/// Everyone else is refused, whether or not the target exists, so existence does not leak.
+pub fn authorize(caller: &Caller, target: &NamedAccount) -> Result<()> {
+    if caller.is_admin() || caller.account_id() == target.as_str() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden)
+    }
+}
+
+impl PropertyService {
+    /// A service over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// The target's property keys, sorted by code point.
+    pub async fn property_keys(
+        &self,
+        caller: &Caller,
+        target: &NamedAccount,
+    ) -> Result<Arc<[String]>> {
+        let account_id = self.check_target(caller, target).await?;
+        Ok(self.store.property_keys(account_id).await?)
+    }
+
+    /// One property's value, exactly as stored.
+    pub async fn property(
+        &self,
+        caller: &Caller,
+        target: &NamedAccount,
+        key: Result<PropertyKey, KeyError>,
+    ) -> Result<(PropertyKey, PropertyValue)> {
+        let account_id = self.check_target(caller, target).await?;
+        let key = key?;
+        match self.store.property(account_id, &key).await? {
+            Some(value) => Ok((key, value)),
+            None => Err(Error::PropertyNotFound(key.as_str().to_owned())),
+        }
+    }
+
+    /// Creates or replaces a property. The value is awaited only after the caller, the target and
+    /// the key have passed, so those failures answer first and nothing is read needlessly; its
+    /// own failures (the body, read by the caller's layer) come back as they are.
+    pub async fn set_property<E: From<Error>>(
+        &self,
+        caller: &Caller,
+        target: &NamedAccount,
+        key: Result<PropertyKey, KeyError>,
+        value: impl Future<Output = Result<PropertyValue, E>>,
+    ) -> Result<Written, E> {
+        let account_id = self.check_target(caller, target).await?;
+        let key = key.map_err(Error::from)?;
+        let value = value.await?;
+        let written = self
+            .store
+            .set_property(account_id, &key, &value)
+            .await
+            .map_err(Error::from)?;
+        Ok(written.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))?)
+    }
+
+    /// Deletes a property.
+    pub async fn delete_property(
+        &self,
+        caller: &Caller,
+        target: &NamedAccount,
+        key: Result<PropertyKey, KeyError>,
+    ) -> Result<()> {
+        let account_id = self.check_target(caller, target).await?;
+        let key = key?;
+        if self.store.delete_property(account_id, &key).await? {
+            Ok(())
+        } else {
+            Err(Error::PropertyNotFound(key.as_str().to_owned()))
+        }
+    }
+
+    /// A user's record, as `GET /user` shows it: anyone signed in may look anyone up.
+    pub async fn user(&self, caller: &Caller, target: &NamedAccount) -> Result<User> {
+        if caller.account_id() == target.as_str() {
+            return Ok(User::clone(&caller.user));
+        }
+        let user = match target {
+            NamedAccount::Id(id) => self.store.user(id.as_str()).await?,
+            NamedAccount::Nobody(_) => None,
+        };
+        user.ok_or(Error::UserNotVisible)
+    }
+
+    /// Permission first (403), then existence (404); the account id to act on. The caller's own
+    /// record exists: they just authenticated with it.
+    async fn check_target<'a>(&self, caller: &Caller, target: &'a NamedAccount) -> Result<&'a str> {
+        authorize(caller, target)?;
+        if caller.account_id() == target.as_str() {
+            return Ok(target.as_str());
+        }
+        match target {
+            NamedAccount::Id(id) if self.store.user_exists(id.as_str()).await? => Ok(id.as_str()),
+            _ => Err(Error::UserNotFound(target.as_str().to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(account_id: &str, admin: bool) -> Caller {
+        Caller {
+            user: Arc::new(User {
+                account_id: account_id.to_owned(),
+                email: format!("{account_id}@example.com"),
+                display_name: account_id.to_owned(),
+                admin,
+                active: true,
+            }),
+        }
+    }
+
+    fn target(account_id: &str) -> NamedAccount {
+        NamedAccount::new(account_id.to_owned())
+    }
+
+    #[test]
+    fn a_user_may_act_on_their_own_record() {
+        assert!(authorize(&caller("alice", false), &target("alice")).is_ok());
+    }
+
+    #[test]
+    fn a_user_may_not_act_on_another_record() {
+        assert!(matches!(
+            authorize(&caller("alice", false), &target("bob")),
+            Err(Error::Forbidden)
+        ));
+    }
+
+    #[test]
+    fn an_administrator_may_act_on_any_record() {
+        assert!(authorize(&caller("root", true), &target("bob")).is_ok());
+        assert!(authorize(&caller("root", true), &target("nobody")).is_ok());
+        assert!(authorize(&caller("root", true), &target(&"x".repeat(200))).is_ok());
+    }
+
+    #[test]
+    fn a_user_may_not_act_on_text_that_names_nobody() {
+        assert!(matches!(
+            authorize(&caller("alice", false), &target(&"x".repeat(200))),
+            Err(Error::Forbidden)
+        ));
+    }
+
+    #[test]
+    fn account_ids_compare_exactly() {
+        assert!(authorize(&caller("alice", false), &target("Alice")).is_err());
+    }
+}
