@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod abuse;
-mod access;
 mod admin;
+mod any_input;
 mod around;
 mod backends;
 mod binary;
@@ -18,11 +18,11 @@ mod logins;
 mod openapi;
 mod operability;
 mod operations;
-mod permissions;
 mod postgres;
-mod properties_props;
+mod property_permissions;
 mod quirks;
 mod races;
+mod route_access;
 mod routing_and_auth;
 mod socket;
 mod storage;

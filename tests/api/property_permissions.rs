@@ -1,4 +1,6 @@
-//! The permission matrix: every caller kind, every operation, a target that exists or does not.
+//! Who may act on whose properties: every caller kind × every property operation × a target that
+//! exists or does not, with the store checked after each refusal. (`route_access.rs` covers every
+//! route, the admin API included, for the same callers.)
 
 use crate::helpers::*;
 
