@@ -1,18 +1,21 @@
 //! jira-userprops: a stand-in server for Jira Cloud's user properties REST API.
 //!
-//! The map, following a request from the socket down:
+//! The map, following a request from the socket down (`docs/architecture.md` has the picture):
 //!
 //! - [`server`]: the accept loop: connection limits, header timeouts, graceful shutdown.
-//! - [`http`]: the route table, middleware and extractors; turns [`error::Error`] into Jira's
+//! - [`http`]: the route table and the middleware, in the order written in its module doc;
+//!   extractors parse what a request carries; `http::error` is the one place errors become
 //!   responses. Holds no SQL and no permission rule.
-//! - [`service`]: the operations, in Jira's order of checks: authenticate, authorize, validate,
-//!   store. Knows nothing of HTTP.
-//! - [`store`]: the storage backends behind one closed enum. Knows nothing of callers.
-//! - [`domain`]: validated values (keys, values, account ids) and [`credentials`]: tokens.
-//! - [`admin`]: users, tokens, reset and snapshots for the admin API and the command line;
-//!   [`snapshot`]: the snapshot format.
-//! - [`seed`]: the starting state; [`config`]: flags and environment variables; [`cli`]: the
-//!   subcommands.
+//! - [`service`]: the rules: who is calling, who may do what (one pure function), in Jira's order
+//!   of checks; the administration of users, tokens, seeds and snapshots. Knows nothing of HTTP.
+//! - [`store`]: the storage backends behind one closed enum, with errors of their own. Knows
+//!   nothing of callers.
+//! - [`domain`]: validated values (account ids, keys, values, emails, users); [`credentials`]:
+//!   tokens and their digests; [`error`]: what the services can say.
+//! - [`faults`] and [`throttle`]: fault rules and rate limits, and failed-login counting, which
+//!   `http` applies; [`clock`]: the time they read, which tests move.
+//! - [`seed`] and [`snapshot`]: the seed and snapshot format; [`config`]: flags and environment
+//!   variables; [`cli`]: the subcommands.
 //! - `fuzzing` (hidden): the properties that the fuzz targets in `fuzz/` and the corpus replay in
 //!   `cargo test` check.
 
