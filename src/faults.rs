@@ -25,10 +25,21 @@ pub struct FaultRules {
     pub errors: Option<ErrorRule>,
 }
 
-/// Which requests a rule applies to.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Scope {
+// Each rule carries its scope (`route`, `accountId`, `count`) as fields of its own rather than a
+// flattened struct: serde cannot refuse unknown fields next to a flattened one, and a misspelt
+// scope field must fail, not widen the rule to everyone.
+
+/// A token bucket: `limit` requests per `windowSeconds`, refilled evenly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimitRule {
+    /// Requests allowed per window (the bucket's size).
+    pub limit: u32,
+    /// The window, in seconds.
+    pub window_seconds: f64,
+    /// One bucket per account, per account and route, or one for everyone.
+    #[serde(default)]
+    pub per: Per,
     /// Only paths starting so, e.g. `/rest/api/3/user/properties`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
@@ -38,22 +49,6 @@ pub struct Scope {
     /// Only the next N matching requests; then the rule is spent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
-}
-
-/// A token bucket: `limit` requests per `windowSeconds`, refilled evenly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", from = "RateLimitInput")]
-pub struct RateLimitRule {
-    /// Requests allowed per window (the bucket's size).
-    pub limit: u32,
-    /// The window, in seconds.
-    pub window_seconds: f64,
-    /// One bucket per account, per account and route, or one for everyone.
-    #[serde(default)]
-    pub per: Per,
-    /// Which requests count.
-    #[serde(flatten)]
-    pub scope: Scope,
 }
 
 /// How rate-limit buckets are kept.
@@ -71,7 +66,7 @@ pub enum Per {
 
 /// Latency of `minMs` to `maxMs` (uniform; equal for a fixed delay).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", from = "LatencyInput")]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LatencyRule {
     /// Least added delay.
     pub min_ms: u64,
@@ -80,14 +75,20 @@ pub struct LatencyRule {
     /// Seed of the random source, so that a run can be repeated.
     #[serde(default)]
     pub seed: u64,
-    /// Which requests are delayed.
-    #[serde(flatten)]
-    pub scope: Scope,
+    /// Only paths starting so, e.g. `/rest/api/3/user/properties`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Only this caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// Only the next N matching requests; then the rule is spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 /// `status` for a `fraction` of requests, drawn from a seeded random source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", from = "ErrorInput")]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ErrorRule {
     /// The status answered (400-599).
     pub status: u16,
@@ -96,93 +97,15 @@ pub struct ErrorRule {
     /// Seed of the random source, so that a run can be repeated.
     #[serde(default)]
     pub seed: u64,
-    /// Which requests can fail.
-    #[serde(flatten)]
-    pub scope: Scope,
-}
-
-// serde cannot refuse unknown fields next to a flattened struct, so rules are read through
-// these flat, strict forms: a misspelt scope field must fail, not widen the rule to everyone.
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RateLimitInput {
-    limit: u32,
-    window_seconds: f64,
-    #[serde(default)]
-    per: Per,
-    route: Option<String>,
-    account_id: Option<String>,
-    count: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct LatencyInput {
-    min_ms: u64,
-    max_ms: u64,
-    #[serde(default)]
-    seed: u64,
-    route: Option<String>,
-    account_id: Option<String>,
-    count: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ErrorInput {
-    status: u16,
-    fraction: f64,
-    #[serde(default)]
-    seed: u64,
-    route: Option<String>,
-    account_id: Option<String>,
-    count: Option<u64>,
-}
-
-impl From<RateLimitInput> for RateLimitRule {
-    fn from(input: RateLimitInput) -> Self {
-        Self {
-            limit: input.limit,
-            window_seconds: input.window_seconds,
-            per: input.per,
-            scope: Scope {
-                route: input.route,
-                account_id: input.account_id,
-                count: input.count,
-            },
-        }
-    }
-}
-
-impl From<LatencyInput> for LatencyRule {
-    fn from(input: LatencyInput) -> Self {
-        Self {
-            min_ms: input.min_ms,
-            max_ms: input.max_ms,
-            seed: input.seed,
-            scope: Scope {
-                route: input.route,
-                account_id: input.account_id,
-                count: input.count,
-            },
-        }
-    }
-}
-
-impl From<ErrorInput> for ErrorRule {
-    fn from(input: ErrorInput) -> Self {
-        Self {
-            status: input.status,
-            fraction: input.fraction,
-            seed: input.seed,
-            scope: Scope {
-                route: input.route,
-                account_id: input.account_id,
-                count: input.count,
-            },
-        }
-    }
+    /// Only paths starting so, e.g. `/rest/api/3/user/properties`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Only this caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// Only the next N matching requests; then the rule is spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 impl FaultRules {
@@ -305,7 +228,13 @@ impl Faults {
         let mut state = self.lock();
         let state = &mut *state;
         if let Some(rule) = &mut state.rules.rate_limit
-            && take(&mut rule.scope, path, account_id)
+            && take(
+                &rule.route,
+                &rule.account_id,
+                &mut rule.count,
+                path,
+                account_id,
+            )
         {
             let key = match rule.per {
                 Per::Account => account_id.to_owned(),
@@ -342,13 +271,25 @@ impl Faults {
             }
         }
         if let Some(rule) = &mut state.rules.latency
-            && take(&mut rule.scope, path, account_id)
+            && take(
+                &rule.route,
+                &rule.account_id,
+                &mut rule.count,
+                path,
+                account_id,
+            )
         {
             let delay = state.latency_random.u64(rule.min_ms..=rule.max_ms);
             decision.delay = Some(Duration::from_millis(delay));
         }
         if let Some(rule) = &mut state.rules.errors
-            && take(&mut rule.scope, path, account_id)
+            && take(
+                &rule.route,
+                &rule.account_id,
+                &mut rule.count,
+                path,
+                account_id,
+            )
             && state.error_random.f64() < rule.fraction
         {
             decision.error = Some(rule.status);
@@ -357,15 +298,21 @@ impl Faults {
     }
 }
 
-/// Whether a rule's scope takes this request, spending one of its count if so.
-fn take(scope: &mut Scope, path: &str, account_id: &str) -> bool {
-    let matches = scope
-        .route
+/// Whether a rule's scope (`route`, `account_id`, `count`) takes this request by `caller` to
+/// `path`, spending one of its count if so.
+fn take(
+    route: &Option<String>,
+    account_id: &Option<String>,
+    count: &mut Option<u64>,
+    path: &str,
+    caller: &str,
+) -> bool {
+    let matches = route
         .as_ref()
         .is_none_or(|route| path.starts_with(route.as_str()))
-        && scope.account_id.as_ref().is_none_or(|id| id == account_id)
-        && scope.count != Some(0);
-    if matches && let Some(count) = &mut scope.count {
+        && account_id.as_ref().is_none_or(|id| id == caller)
+        && *count != Some(0);
+    if matches && let Some(count) = count {
         *count -= 1;
     }
     matches
@@ -483,10 +430,7 @@ mod tests {
                 .is_none(),
             "spent"
         );
-        assert_eq!(
-            faults.rules().errors.and_then(|rule| rule.scope.count),
-            Some(0)
-        );
+        assert_eq!(faults.rules().errors.and_then(|rule| rule.count), Some(0));
     }
 
     #[test]
