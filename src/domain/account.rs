@@ -1,0 +1,248 @@
+//! Accounts and users: account ids, emails, display names, the user record and the caller.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Longest account id (Atlassian's spec).
+pub const MAX_ACCOUNT_ID_CHARS: usize = 128;
+
+/// An account id that can name a user: 1 to 128 characters, no control characters. This
+/// constructor is the only place that rule lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(String);
+
+/// Text that cannot be an account id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("accountId must be 1 to 128 characters, without control characters")]
+pub struct InvalidAccountId;
+
+impl AccountId {
+    /// Parses an account id.
+    pub fn parse(id: impl Into<String>) -> Result<Self, InvalidAccountId> {
+        let id = id.into();
+        let valid = !id.is_empty()
+            && id.chars().count() <= MAX_ACCOUNT_ID_CHARS
+            && !id.chars().any(char::is_control);
+        if valid {
+            Ok(Self(id))
+        } else {
+            Err(InvalidAccountId)
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// The account a request names in its `accountId` parameter: an id that can name a user, or
+/// text that names nobody. Which it is may be told only to callers allowed to ask about others,
+/// so it travels to the permission check undecided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedAccount {
+    /// A well-formed account id, which may or may not belong to a user.
+    Id(AccountId),
+    /// Non-empty text that no user can have (too long, control characters).
+    Nobody(String),
+}
+
+impl NamedAccount {
+    /// Sorts non-empty text into the two cases.
+    pub fn new(text: String) -> Self {
+        match AccountId::parse(text.as_str()) {
+            Ok(id) => Self::Id(id),
+            Err(InvalidAccountId) => Self::Nobody(text),
+        }
+    }
+
+    /// The text as given.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Id(id) => id.as_str(),
+            Self::Nobody(text) => text,
+        }
+    }
+}
+
+/// An email address a user signs in with: it has an `@` and no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+/// Text that cannot be an email address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not an email address")]
+pub struct InvalidEmail;
+
+impl Email {
+    /// Parses an email address.
+    pub fn parse(email: impl Into<String>) -> Result<Self, InvalidEmail> {
+        let email = email.into();
+        if email.contains('@') && !email.chars().any(char::is_control) {
+            Ok(Self(email))
+        } else {
+            Err(InvalidEmail)
+        }
+    }
+
+    /// The address as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The name shown for a user: any text without control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+/// Text that cannot be a display name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("displayName must not contain control characters")]
+pub struct InvalidDisplayName;
+
+impl DisplayName {
+    /// Parses a display name.
+    pub fn parse(name: impl Into<String>) -> Result<Self, InvalidDisplayName> {
+        let name = name.into();
+        if name.chars().any(char::is_control) {
+            Err(InvalidDisplayName)
+        } else {
+            Ok(Self(name))
+        }
+    }
+
+    /// The name as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A user to create, every field already valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// The Atlassian account id.
+    pub account_id: AccountId,
+    /// The email used with Basic authentication.
+    pub email: Email,
+    /// The name shown; the email when none is given.
+    pub display_name: DisplayName,
+    /// Whether the user holds *Administer Jira*.
+    pub admin: bool,
+    /// Whether the user may sign in.
+    pub active: bool,
+}
+
+impl From<NewUser> for User {
+    fn from(user: NewUser) -> Self {
+        Self {
+            account_id: user.account_id.0,
+            email: user.email.0,
+            display_name: user.display_name.0,
+            admin: user.admin,
+            active: user.active,
+        }
+    }
+}
+
+/// The form in which emails are compared, so that Basic authentication ignores their case.
+pub fn email_key(email: &str) -> Cow<'_, str> {
+    // Most emails are already lower-case ASCII, and need no copy.
+    if email
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        Cow::Borrowed(email)
+    } else {
+        Cow::Owned(email.to_lowercase())
+    }
+}
+
+/// Who is calling, once their credentials were accepted: their own user record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The caller's user record as it was when they authenticated.
+    pub user: Arc<User>,
+}
+
+impl Caller {
+    /// The caller's own account.
+    pub fn account_id(&self) -> &str {
+        &self.user.account_id
+    }
+
+    /// Whether the caller holds the *Administer Jira* global permission.
+    pub fn is_admin(&self) -> bool {
+        self.user.admin
+    }
+}
+
+/// A user record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The Atlassian account id.
+    pub account_id: String,
+    /// The email address used with Basic authentication.
+    pub email: String,
+    /// The name shown for the user.
+    pub display_name: String,
+    /// Whether the user holds *Administer Jira*.
+    pub admin: bool,
+    /// Whether the user may sign in.
+    pub active: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_keys_are_lower_case_and_copied_only_when_they_must_change() {
+        assert!(matches!(
+            email_key("bob@example.com"),
+            Cow::Borrowed("bob@example.com")
+        ));
+        assert_eq!(email_key("Bob@Example.COM"), "bob@example.com");
+        assert_eq!(email_key("ÄNNE@example.com"), "änne@example.com");
+        assert_eq!(email_key("änne@example.com"), "änne@example.com");
+    }
+
+    #[test]
+    fn account_ids_are_one_to_128_characters_without_control_characters() {
+        assert!(AccountId::parse("a").is_ok());
+        assert!(AccountId::parse("é".repeat(MAX_ACCOUNT_ID_CHARS)).is_ok());
+        for bad in [
+            String::new(),
+            "é".repeat(MAX_ACCOUNT_ID_CHARS + 1),
+            "a\u{0}b".to_owned(),
+            "a\nb".to_owned(),
+        ] {
+            assert_eq!(
+                AccountId::parse(bad.as_str()),
+                Err(InvalidAccountId),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            NamedAccount::new("x".repeat(129)),
+            NamedAccount::Nobody(_)
+        ));
+        assert!(matches!(
+            NamedAccount::new("bob".to_owned()),
+            NamedAccount::Id(_)
+        ));
+    }
+
+    #[test]
+    fn emails_and_display_names_refuse_what_cannot_be_shown_or_signed_in_with() {
+        assert!(Email::parse("a@x.io").is_ok());
+        assert_eq!(Email::parse("nope"), Err(InvalidEmail));
+        assert_eq!(Email::parse("a@x\u{7}.io"), Err(InvalidEmail));
+        assert!(DisplayName::parse("Änne Ö").is_ok());
+        assert_eq!(DisplayName::parse("a\tb"), Err(InvalidDisplayName));
+    }
+}

@@ -1,0 +1,8 @@
+//! Validated values that cross the service boundary. Each type's constructor is the only place
+//! its rule lives: once a value exists, it is valid.
+
+mod account;
+mod property;
+
+pub use account::*;
+pub use property::*;
