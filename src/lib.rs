@@ -13,8 +13,8 @@
 //!   [`snapshot`]: the snapshot format.
 //! - [`seed`]: the starting state; [`config`]: flags and environment variables; [`cli`]: the
 //!   subcommands.
-//! - `fuzzing` (hidden): the properties that the fuzz targets in `fuzz/` and the corpus replay in
-//!   `cargo test` check.
+//! - `fuzzing` (hidden, behind the `fuzzing` feature): the properties that the fuzz targets in
+//!   `fuzz/` and the corpus replay in `cargo test` check.
 
 pub mod admin;
 pub mod cli;
@@ -23,6 +23,7 @@ pub mod config;
 pub mod credentials;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

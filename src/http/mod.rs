@@ -31,6 +31,7 @@ use metrics::Metrics;
 use throttle::LoginThrottle;
 
 pub use context::RequestContext;
+#[cfg(feature = "fuzzing")]
 pub(crate) use extract::LINK_ESCAPES;
 pub use openapi::OPENAPI_DOCUMENT;
 
