@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use url::Url;
 
 use crate::ServeOptions;
 use crate::faults::FaultRules;
@@ -292,19 +293,33 @@ fn parse_log_filter(filter: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn parse_public_url(url: &str) -> Result<String, String> {
-    let trimmed = url.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("http://")
-        .or_else(|| trimmed.strip_prefix("https://"))
-        .ok_or("the public URL must start with http:// or https://")?;
-    if rest.is_empty()
-        || rest.contains(['?', '#'])
-        || rest.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err("the public URL must be a base such as https://jira.example.test".to_owned());
+/// Reads `--public-url`: an http:// or https:// base (a host, a port and a path at most), given
+/// back as written less any trailing '/'.
+///
+/// Links carry the text as written, not `Url`'s rewriting of it (which adds a '/' after a bare
+/// host, lower-cases, drops a default port), so the text is checked as written too: `Url` would
+/// also take an upper-case scheme, tabs and newlines, `\` for `/` and extra slashes before the
+/// host, and these are refused. A user name or password is refused: every `self` link would
+/// hand it to every client.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    const NOT_A_BASE: &str = "the public URL must be a base such as https://jira.example.test";
+    let base = text.trim_end_matches('/');
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err("the public URL must start with http:// or https://".to_owned());
     }
-    Ok(trimmed.to_owned())
+    if base.contains(|c: char| c.is_whitespace() || c.is_control() || c == '\\') {
+        return Err(NOT_A_BASE.to_owned());
+    }
+    let url = Url::parse(base).map_err(|e| format!("{NOT_A_BASE}: {e}"))?;
+    // What stands between "//" and the path, as written; `Url` skips a '/' too many there.
+    let authority = base.split('/').nth(2).unwrap_or_default();
+    if authority.contains('@') {
+        return Err("the public URL must not carry a user name or password".to_owned());
+    }
+    if authority.is_empty() || url.query().is_some() || url.fragment().is_some() {
+        return Err(NOT_A_BASE.to_owned());
+    }
+    Ok(base.to_owned())
 }
 
 #[cfg(test)]
@@ -324,15 +339,51 @@ mod tests {
     }
 
     #[test]
+    fn public_urls_come_back_as_written() {
+        for (given, expected) in [
+            ("https://j.example", "https://j.example"),
+            ("https://j.example//", "https://j.example"),
+            ("https://Jira.Example.test/", "https://Jira.Example.test"),
+            ("http://h:80/jira/", "http://h:80/jira"),
+            ("http://[::1]:8080/", "http://[::1]:8080"),
+            ("http://127.0.0.1:8080/a/b", "http://127.0.0.1:8080/a/b"),
+            ("https://j.example/a%20b", "https://j.example/a%20b"),
+        ] {
+            assert_eq!(parse_public_url(given).as_deref(), Ok(expected), "{given}");
+        }
+    }
+
+    #[test]
     fn public_urls_must_be_http_bases() {
         for bad in [
             "ftp://x",
             "j.example",
+            "j.example:8080",
             "https://",
+            "https:///",
+            "https:///j.example",
+            "https:/j.example",
+            "https:j.example",
+            "HTTPS://j.example",
+            "Http://j.example",
             "https://x?a=1",
+            "https://x?",
+            "https://x/#top",
             "https://a b",
+            " https://j.example",
+            "https://j.example ",
+            "https://j.example/a b",
+            "https://j.ex\tample",
+            "https://j.example/\n",
+            "https://j.example\\jira",
+            "https://user:secret@j.example",
+            "https://user@j.example",
+            "https://@j.example",
+            "https://:8080",
+            "https://j.example:99999",
+            "https://[::1",
         ] {
-            assert!(parse_public_url(bad).is_err(), "{bad}");
+            assert!(parse_public_url(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -82,21 +82,15 @@ impl TokenDigest {
     }
 
     /// Reads a digest written by [`TokenDigest::to_hex`]; `None` unless 64 hex digits.
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
+    pub fn from_hex(digits: &str) -> Option<Self> {
         let mut bytes = [0u8; 32];
-        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
-            let pair = std::str::from_utf8(pair).ok()?;
-            *byte = u8::from_str_radix(pair, 16).ok()?;
-        }
+        hex::decode_to_slice(digits, &mut bytes).ok()?;
         Some(Self(bytes))
     }
 
     /// The digest as 64 lower-case hex digits, as snapshots carry it.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+        hex::encode(self.0)
     }
 
     /// The digest's bytes, for storage.
@@ -193,7 +187,16 @@ mod tests {
             Some(digest)
         );
         let signed = format!("+{}", &digest.to_hex()[1..]);
-        for bad in ["", "00", &"g".repeat(64), &"é".repeat(32), &signed] {
+        let long = format!("{}00", digest.to_hex());
+        for bad in [
+            "",
+            "00",
+            &"0".repeat(63),
+            &long,
+            &"g".repeat(64),
+            &"é".repeat(32),
+            &signed,
+        ] {
             assert_eq!(TokenDigest::from_hex(bad), None, "{bad}");
         }
     }

@@ -16,8 +16,8 @@
 //!   `http` applies; [`clock`]: the time they read, which tests move.
 //! - [`seed`] and [`snapshot`]: the seed and snapshot format; [`config`]: flags and environment
 //!   variables; [`cli`]: the subcommands.
-//! - `fuzzing` (hidden): the properties that the fuzz targets in `fuzz/` and the corpus replay in
-//!   `cargo test` check.
+//! - `fuzzing` (hidden, behind the `fuzzing` feature): the properties that the fuzz targets
+//!   in `fuzz/` and the corpus replay in `cargo test` check.
 
 pub mod cli;
 pub mod clock;
@@ -26,6 +26,7 @@ pub mod credentials;
 pub mod domain;
 pub mod error;
 pub mod faults;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

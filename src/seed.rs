@@ -272,9 +272,8 @@ pub async fn ensure_first_admin(admin: &AdminService) -> anyhow::Result<Option<F
     let token = generate_token()?;
     let mut id = [0u8; 12];
     getrandom::fill(&mut id)?;
-    let account_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let first = FirstAdmin {
-        account_id,
+        account_id: hex::encode(id),
         email: "admin@jira-userprops.local".to_owned(),
         token,
     };

@@ -50,6 +50,7 @@ use journal::Journal;
 use metrics::Metrics;
 
 pub use context::RequestContext;
+#[cfg(feature = "fuzzing")]
 pub(crate) use extract::LINK_ESCAPES;
 pub use openapi::OPENAPI_DOCUMENT;
 
