@@ -53,7 +53,7 @@ where
             started.elapsed() < SEEN_WITHIN,
             "{what}: still {answer:?} after {SEEN_WITHIN:?}"
         );
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

@@ -44,7 +44,8 @@ pub(super) struct Memory {
     /// Whether other connections can write the file (not an in-memory database).
     shared: bool,
     started: Instant,
-    /// When the file was last seen unchanged by others, in ms since `started`.
+    /// When the file was last seen unchanged by others, in ms since `started`, plus one; 0 until
+    /// the first look.
     verified_at: AtomicU64,
     used_at: AtomicU64,
     /// Wakes the writer to look for changes after an idle spell.
@@ -153,7 +154,10 @@ impl Memory {
         if self.used_at.load(Ordering::Relaxed) + 100 < now {
             self.used_at.store(now, Ordering::Relaxed);
         }
-        if now.saturating_sub(self.verified_at.load(Ordering::SeqCst)) <= TRUSTED_FOR_MS {
+        if self
+            .last_verified()
+            .is_some_and(|at| now.saturating_sub(at) <= TRUSTED_FOR_MS)
+        {
             Some(self)
         } else {
             self.wake.notify_one();
@@ -172,9 +176,8 @@ impl Memory {
 
     /// Whether the last look for changes is older than the writer's period.
     pub(super) fn due_for_check(&self) -> bool {
-        self.now_ms()
-            .saturating_sub(self.verified_at.load(Ordering::SeqCst))
-            >= CHECK_EVERY_MS
+        self.last_verified()
+            .is_none_or(|at| self.now_ms().saturating_sub(at) >= CHECK_EVERY_MS)
     }
 
     /// A time stamp for [`Memory::verified`], taken before the look.
@@ -184,7 +187,14 @@ impl Memory {
 
     /// The file was seen unchanged by others at `at`.
     pub(super) fn verified(&self, at: u64) {
-        self.verified_at.fetch_max(at, Ordering::SeqCst);
+        self.verified_at.fetch_max(at + 1, Ordering::SeqCst);
+    }
+
+    /// When the file was last seen unchanged by others; `None` before the first look, which
+    /// also takes the baseline that later changes are told by. Nothing is trusted before it:
+    /// a value read earlier could hide a change that the baseline already includes.
+    fn last_verified(&self) -> Option<u64> {
+        self.verified_at.load(Ordering::SeqCst).checked_sub(1)
     }
 
     /// Drops everything: users, tokens or the file changed in ways the writer did not see.
@@ -386,7 +396,12 @@ mod tests {
     #[test]
     fn a_file_others_may_write_is_trusted_only_after_a_recent_look() {
         let memory = Memory::new(1 << 20, true);
-        memory.verified_at.store(0, Ordering::SeqCst);
+        assert!(
+            memory.usable().is_none(),
+            "nothing is trusted before the first look"
+        );
+        memory.verified(memory.now_ms());
+        assert!(memory.usable().is_some());
         std::thread::sleep(std::time::Duration::from_millis(TRUSTED_FOR_MS + 5));
         assert!(memory.usable().is_none());
         memory.verified(memory.now_ms());
