@@ -5,41 +5,37 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::Response;
 
 use super::error::HttpError;
+use super::layers::Guard;
 use super::{AppState, RequestContext};
 use crate::credentials::{Credentials, TokenDigest};
 use crate::domain::Caller;
 use crate::error::Error;
 use crate::throttle::Refused;
 
-/// Jira API routes: the caller must authenticate (401 before any other check).
-pub async fn require_caller(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, HttpError> {
-    let request = identified(&state, request).await?;
-    Ok(next.run(request).await)
+/// Jira API routes: the caller must authenticate (401 before any other check). With
+/// `anonymous_allowed`, no credentials pass too, but credentials that are sent must be right.
+#[derive(Debug, Clone)]
+pub struct RequireCaller {
+    /// The server's state.
+    pub state: AppState,
+    /// Whether a request without credentials goes on, anonymous.
+    pub anonymous_allowed: bool,
 }
 
-/// Routes open to anonymous callers: no credentials pass, but credentials that are sent must be
-/// right (401 otherwise), and then the caller is known as on any other route.
-pub async fn identify_caller(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, HttpError> {
-    if !request.headers().contains_key(header::AUTHORIZATION) {
-        return Ok(next.run(request).await);
+impl Guard for RequireCaller {
+    type Memo = ();
+
+    async fn check(&self, request: Request) -> Result<(Request, ()), HttpError> {
+        if self.anonymous_allowed && !request.headers().contains_key(header::AUTHORIZATION) {
+            return Ok((request, ()));
+        }
+        Ok((identified(&self.state, request).await?, ()))
     }
-    let request = identified(&state, request).await?;
-    Ok(next.run(request).await)
 }
 
 /// Checks the credentials, unless this client failed too often of late, and records the caller.
@@ -68,32 +64,36 @@ async fn identified(state: &AppState, mut request: Request) -> Result<Request, H
 
 /// The admin API: the admin token, or nothing. Without the admin token configured the admin API
 /// does not exist (404); a missing or wrong token is 401, a Jira user's credentials 403.
-pub async fn require_admin(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, HttpError> {
-    let expected = state.admin_token.as_ref().ok_or(HttpError::RouteNotFound)?;
-    let credentials = credentials(&request);
-    // Guesses at the admin token, or at users' tokens through here, count as failed logins.
-    let attempt = state
-        .logins
-        .admit(client_address(&request), credentials.as_ref(), true)
-        .map_err(|Refused { retry_after }| HttpError::AdminLoginDenied { retry_after })?;
-    match credentials {
-        Some(Credentials::Bearer(token)) if TokenDigest::of(&token).matches(expected) => {
-            Ok(next.run(request).await)
-        }
-        Some(credentials) => match state.authenticator.authenticate(Some(&credentials)).await {
-            Ok(_) => Err(HttpError::AdminForbidden),
-            Err(error) => {
-                if is_rejection(&error) {
-                    state.logins.count_rejection(attempt, Some(&credentials));
-                }
-                Err(HttpError::AdminUnauthenticated)
+#[derive(Debug, Clone)]
+pub struct RequireAdmin(pub AppState);
+
+impl Guard for RequireAdmin {
+    type Memo = ();
+
+    async fn check(&self, request: Request) -> Result<(Request, ()), HttpError> {
+        let state = &self.0;
+        let expected = state.admin_token.as_ref().ok_or(HttpError::RouteNotFound)?;
+        let credentials = credentials(&request);
+        // Guesses at the admin token, or at users' tokens through here, count as failed logins.
+        let attempt = state
+            .logins
+            .admit(client_address(&request), credentials.as_ref(), true)
+            .map_err(|Refused { retry_after }| HttpError::AdminLoginDenied { retry_after })?;
+        match credentials {
+            Some(Credentials::Bearer(token)) if TokenDigest::of(&token).matches(expected) => {
+                Ok((request, ()))
             }
-        },
-        None => Err(HttpError::AdminUnauthenticated),
+            Some(credentials) => match state.authenticator.authenticate(Some(&credentials)).await {
+                Ok(_) => Err(HttpError::AdminForbidden),
+                Err(error) => {
+                    if is_rejection(&error) {
+                        state.logins.count_rejection(attempt, Some(&credentials));
+                    }
+                    Err(HttpError::AdminUnauthenticated)
+                }
+            },
+            None => Err(HttpError::AdminUnauthenticated),
+        }
     }
 }
 
@@ -122,7 +122,7 @@ fn is_rejection(error: &Error) -> bool {
     )
 }
 
-/// The caller that [`require_caller`] or [`identify_caller`] authenticated.
+/// The caller that [`RequireCaller`] authenticated.
 pub struct Authenticated(pub Caller);
 
 impl<S: Sync> FromRequestParts<S> for Authenticated {

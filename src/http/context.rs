@@ -4,25 +4,50 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
 
 use super::AppState;
+use super::layers::Around;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-arequestid");
 static ACCOUNT_ID: HeaderName = HeaderName::from_static("x-aaccountid");
 static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache, no-store, no-transform");
+
+/// A request's id: 128 random bits, shown as 32 hex digits; it reveals nothing about the process
+/// or how many requests came before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId(u128);
+
+impl RequestId {
+    /// A new id.
+    pub fn random() -> Self {
+        Self(fastrand::u128(..))
+    }
+
+    /// The id as hex digits, without an allocation.
+    pub fn to_hex(self) -> [u8; 32] {
+        let mut digits = [0u8; 32];
+        // 16 bytes always fit 32 digits.
+        let _ = hex::encode_to_slice(self.0.to_be_bytes(), &mut digits);
+        digits
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
 
 /// What every layer of one request shares, in its extensions: when it came, its id, and who
 /// turned out to be calling. Layers outside authentication read the caller from here, because
 /// the request itself has moved on by the time they answer.
 #[derive(Debug)]
 pub struct RequestContext {
-    /// 32 hex digits, unique to this process run, that reveal nothing about it.
-    pub id: String,
+    /// The request's id (`X-ARequestId`).
+    pub id: RequestId,
     /// When the request arrived, for latencies.
     pub started: Instant,
     /// When the request arrived, for the journal.
@@ -33,7 +58,7 @@ pub struct RequestContext {
 impl RequestContext {
     fn new(arrived: SystemTime) -> Self {
         Self {
-            id: format!("{:032x}", fastrand::u128(..)),
+            id: RequestId::random(),
             started: Instant::now(),
             arrived,
             caller: OnceLock::new(),
@@ -52,21 +77,34 @@ impl RequestContext {
 }
 
 /// Gives the request its context and a tracing span, then stamps the common headers.
-pub async fn stamp(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let context = Arc::new(RequestContext::new(state.clock.wall()));
-    request.extensions_mut().insert(context.clone());
-    let span = tracing::info_span!("request", id = %context.id);
-    let mut response = next.run(request).instrument(span).await;
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&context.id) {
-        headers.insert(REQUEST_ID.clone(), value);
+#[derive(Debug, Clone)]
+pub struct Stamp(pub AppState);
+
+impl Around for Stamp {
+    type Memo = (Arc<RequestContext>, tracing::Span);
+
+    fn before(&self, request: &mut Request) -> Self::Memo {
+        let context = Arc::new(RequestContext::new(self.0.clock.wall()));
+        request.extensions_mut().insert(context.clone());
+        let span = tracing::info_span!("request", id = %context.id);
+        (context, span)
     }
-    headers.insert(header::CACHE_CONTROL, NO_CACHE.clone());
-    if let Some(value) = context
-        .caller()
-        .and_then(|id| HeaderValue::from_bytes(id.as_bytes()).ok())
-    {
-        headers.insert(ACCOUNT_ID.clone(), value);
+
+    fn after(&self, (context, _): Self::Memo, response: &mut Response) {
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_bytes(&context.id.to_hex()) {
+            headers.insert(REQUEST_ID.clone(), value);
+        }
+        headers.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+        if let Some(value) = context
+            .caller()
+            .and_then(|id| HeaderValue::from_bytes(id.as_bytes()).ok())
+        {
+            headers.insert(ACCOUNT_ID.clone(), value);
+        }
     }
-    response
+
+    fn span((_, span): &Self::Memo) -> Option<&tracing::Span> {
+        Some(span)
+    }
 }

@@ -8,63 +8,93 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
 use hyper::body::{Frame, SizeHint};
 use serde::Serialize;
 
+use super::context::RequestId;
+use super::layers::Around;
 use super::{AppState, RequestContext};
 use crate::domain::{MAX_VALUE_BYTES, is_json_whitespace};
 
 /// Keeps one journal entry for every request to the API (not probes, metrics or the admin API),
 /// with the body of a PUT that was stored when bodies are kept.
-pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let journaled = state.journal.capacity > 0
-        && !(path.starts_with("/_admin") || matches!(path, "/healthz" | "/readyz" | "/metrics"));
-    let Some(context) = request
-        .extensions()
-        .get::<Arc<RequestContext>>()
-        .filter(|_| journaled)
-        .cloned()
-    else {
-        return next.run(request).await;
-    };
-    let method = request.method().clone();
-    // Copied: a `Uri` would share, and so keep alive, the connection's whole read buffer.
-    let target: Box<str> = request
-        .uri()
-        .path_and_query()
-        .map_or(path, |target| target.as_str())
-        .into();
-    let tap = (state.journal.bodies && method == Method::PUT).then(BodyTap::default);
-    let request = match &tap {
-        Some(tap) => request.map(|body| tap.watch(body)),
-        None => request,
-    };
-    let response = next.run(request).await;
-    let status = response.status();
-    let body = tap
-        .filter(|_| matches!(status, StatusCode::OK | StatusCode::CREATED))
-        .and_then(|tap| tap.value());
-    state.journal.record(Record {
-        method,
-        target,
-        account_id: context.caller().cloned(),
-        status: status.as_u16(),
-        latency: context.started.elapsed(),
-        request_id: context.id.clone(),
-        body,
-        at: context.arrived,
-    });
-    response
+#[derive(Debug, Clone)]
+pub struct Keep(pub AppState);
+
+/// What the journal notes of a request before it is answered.
+pub struct Arrival {
+    method: Method,
+    target: Box<str>,
+    context: Arc<RequestContext>,
+    tap: Option<BodyTap>,
+}
+
+impl Around for Keep {
+    type Memo = Option<Arrival>;
+
+    fn before(&self, request: &mut Request) -> Self::Memo {
+        let journal = &self.0.journal;
+        let path = request.uri().path();
+        if journal.capacity == 0
+            || path.starts_with("/_admin")
+            || matches!(path, "/healthz" | "/readyz" | "/metrics")
+        {
+            return None;
+        }
+        let context = request.extensions().get::<Arc<RequestContext>>()?.clone();
+        let method = request.method().clone();
+        // Copied: a `Uri` would share, and so keep alive, the connection's whole read buffer.
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or(path, |target| target.as_str())
+            .into();
+        let tap = (journal.bodies && method == Method::PUT).then(BodyTap::default);
+        if let Some(tap) = &tap {
+            let body = std::mem::take(request.body_mut());
+            *request.body_mut() = tap.watch(body);
+        }
+        Some(Arrival {
+            method,
+            target,
+            context,
+            tap,
+        })
+    }
+
+    fn after(&self, arrival: Self::Memo, response: &mut Response) {
+        let Some(Arrival {
+            method,
+            target,
+            context,
+            tap,
+        }) = arrival
+        else {
+            return;
+        };
+        let status = response.status();
+        let body = tap
+            .filter(|_| matches!(status, StatusCode::OK | StatusCode::CREATED))
+            .and_then(BodyTap::value);
+        self.0.journal.record(Record {
+            method,
+            target,
+            account_id: context.caller().cloned(),
+            status: status.as_u16(),
+            latency: context.started.elapsed(),
+            request_id: context.id,
+            body,
+            at: context.arrived,
+        });
+    }
 }
 
 /// A copy of what the handler reads of a request body, up to the largest value.
 #[derive(Debug, Clone, Default)]
-struct BodyTap(Arc<Mutex<Vec<u8>>>);
+pub struct BodyTap(Arc<Mutex<Vec<u8>>>);
 
 impl BodyTap {
     fn watch(&self, body: Body) -> Body {
@@ -160,7 +190,7 @@ pub struct Record {
     /// How long the answer took.
     pub latency: Duration,
     /// The request id.
-    pub request_id: String,
+    pub request_id: RequestId,
     /// The PUT body, if kept.
     pub body: Option<String>,
     /// When the request arrived.
@@ -186,7 +216,7 @@ impl Record {
             account_id: self.account_id.as_deref().map(str::to_owned),
             status: self.status,
             latency_ms: self.latency.as_secs_f64() * 1000.0,
-            request_id: self.request_id.clone(),
+            request_id: self.request_id.to_string(),
             body: self.body.clone(),
         }
     }
@@ -302,7 +332,7 @@ mod tests {
             account_id: Some(Arc::from("a")),
             status,
             latency: Duration::from_millis(1),
-            request_id: "r".to_owned(),
+            request_id: RequestId::random(),
             body: None,
             at: SystemTime::now(),
         });

@@ -3,30 +3,41 @@
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
+use axum::http::Method;
 use axum::response::Response;
 
 use super::RequestContext;
+use super::layers::Around;
 
 /// Logs the request when it starts (debug) and when it is answered (info).
-pub async fn record(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let context = request.extensions().get::<Arc<RequestContext>>().cloned();
-    let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
-    tracing::debug!(%method, route, "started");
-    let response = next.run(request).await;
-    let Some(context) = context else {
-        return response;
-    };
-    let caller = context.caller().map_or("-", |caller| &**caller);
-    tracing::info!(
-        %method,
-        route,
-        status = response.status().as_u16(),
-        latency_us = context.started.elapsed().as_micros() as u64,
-        caller,
-        "handled"
-    );
-    response
+#[derive(Debug, Clone)]
+pub struct LogLine;
+
+impl Around for LogLine {
+    type Memo = (Method, Option<MatchedPath>, Option<Arc<RequestContext>>);
+
+    fn before(&self, request: &mut Request) -> Self::Memo {
+        let method = request.method().clone();
+        let matched = request.extensions().get::<MatchedPath>().cloned();
+        let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
+        tracing::debug!(%method, route, "started");
+        let context = request.extensions().get::<Arc<RequestContext>>().cloned();
+        (method, matched, context)
+    }
+
+    fn after(&self, (method, matched, context): Self::Memo, response: &mut Response) {
+        let Some(context) = context else {
+            return;
+        };
+        let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
+        let caller = context.caller().map_or("-", |caller| &**caller);
+        tracing::info!(
+            %method,
+            route,
+            status = response.status().as_u16(),
+            latency_us = context.started.elapsed().as_micros() as u64,
+            caller,
+            "handled"
+        );
+    }
 }

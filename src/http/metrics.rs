@@ -3,36 +3,45 @@
 
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
+use super::layers::Around;
 use super::{AppState, RequestContext};
 
 /// Counts every answered request, and the property writes and deletes among them.
-pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let context = request.extensions().get::<Arc<RequestContext>>().cloned();
-    let response = next.run(request).await;
-    let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
-    let status = response.status();
-    let latency = context.map_or(0.0, |context| context.started.elapsed().as_secs_f64());
-    let metrics = &state.metrics;
-    metrics.observe(route, method.as_str(), status, latency);
-    if route.ends_with("/user/properties/{*key}") {
-        match (method, status) {
-            (Method::PUT, StatusCode::OK | StatusCode::CREATED) => metrics.writes.inc(),
-            (Method::DELETE, StatusCode::NO_CONTENT) => metrics.deletes.inc(),
-            _ => {}
+#[derive(Debug, Clone)]
+pub struct Count(pub AppState);
+
+impl Around for Count {
+    type Memo = (Method, Option<MatchedPath>, Option<Arc<RequestContext>>);
+
+    fn before(&self, request: &mut Request) -> Self::Memo {
+        let method = request.method().clone();
+        let matched = request.extensions().get::<MatchedPath>().cloned();
+        let context = request.extensions().get::<Arc<RequestContext>>().cloned();
+        (method, matched, context)
+    }
+
+    fn after(&self, (method, matched, context): Self::Memo, response: &mut Response) {
+        let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
+        let status = response.status();
+        let latency = context.map_or(0.0, |context| context.started.elapsed().as_secs_f64());
+        let metrics = &self.0.metrics;
+        metrics.observe(route, method.as_str(), status, latency);
+        if route.ends_with("/user/properties/{*key}") {
+            match (method, status) {
+                (Method::PUT, StatusCode::OK | StatusCode::CREATED) => metrics.writes.inc(),
+                (Method::DELETE, StatusCode::NO_CONTENT) => metrics.deletes.inc(),
+                _ => {}
+            }
         }
     }
-    response
 }
 
 /// The metrics of one server, in a registry of its own.

@@ -14,6 +14,9 @@
 //!    extensions, or the admin token), then on the Jira API [`faults`] (rate limits, injected
 //!    latency and errors).
 //! 6. The handler: extract, call the service, shape the answer.
+//!
+//! Each middleware is an [`layers::Around`] or a [`layers::Guard`]: tower layers that allocate
+//! nothing of their own per request.
 
 mod admin;
 mod authenticate;
@@ -22,9 +25,11 @@ mod error;
 mod extract;
 mod faults;
 pub mod journal;
+mod layers;
 mod log;
 mod metrics;
 mod openapi;
+mod panics;
 mod probes;
 mod properties;
 mod timeout;
@@ -34,10 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{MethodRouter, get};
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::clock::{self, SharedClock};
 use crate::credentials::TokenDigest;
@@ -47,6 +50,7 @@ use crate::store::Store;
 use crate::throttle::LoginThrottle;
 use error::HttpError;
 use journal::Journal;
+use layers::{AroundLayer, GuardLayer, Then};
 use metrics::Metrics;
 
 pub use context::RequestContext;
@@ -289,25 +293,21 @@ fn read_only(handlers: MethodRouter<AppState>) -> MethodRouter<AppState> {
 /// A route's handlers behind the middleware its access asks for. `route_layer` leaves the
 /// method fallback (405) outside, so a wrong method is answered before authentication.
 fn guarded(route: Route, state: &AppState) -> MethodRouter<AppState> {
+    let caller = |anonymous_allowed| {
+        let authenticate = authenticate::RequireCaller {
+            state: state.clone(),
+            anonymous_allowed,
+        };
+        GuardLayer(Then(authenticate, faults::ApplyFaults(state.clone())))
+    };
     let handlers = route.handlers;
     match route.access {
         Access::Open => handlers,
-        Access::Jira => handlers
-            .route_layer(from_fn_with_state(state.clone(), faults::apply))
-            .route_layer(from_fn_with_state(
-                state.clone(),
-                authenticate::require_caller,
-            )),
-        Access::JiraOrAnonymous => handlers
-            .route_layer(from_fn_with_state(state.clone(), faults::apply))
-            .route_layer(from_fn_with_state(
-                state.clone(),
-                authenticate::identify_caller,
-            )),
-        Access::Admin => handlers.route_layer(from_fn_with_state(
-            state.clone(),
-            authenticate::require_admin,
-        )),
+        Access::Jira => handlers.route_layer(caller(false)),
+        Access::JiraOrAnonymous => handlers.route_layer(caller(true)),
+        Access::Admin => {
+            handlers.route_layer(GuardLayer(authenticate::RequireAdmin(state.clone())))
+        }
     }
 }
 
@@ -318,16 +318,15 @@ pub fn router(state: AppState) -> Router {
         let path = route.path.clone();
         router.route(&path, guarded(route, &state))
     });
+    let pipeline = ServiceBuilder::new()
+        .layer(AroundLayer(context::Stamp(state.clone())))
+        .layer(AroundLayer(log::LogLine))
+        .layer(AroundLayer(metrics::Count(state.clone())))
+        .layer(AroundLayer(journal::Keep(state.clone())))
+        .layer(timeout::Limit(state.request_timeout))
+        .layer(panics::CatchPanics);
     router
         .fallback(properties::route_not_found)
-        .layer(
-            ServiceBuilder::new()
-                .layer(from_fn_with_state(state.clone(), context::stamp))
-                .layer(from_fn(log::record))
-                .layer(from_fn_with_state(state.clone(), metrics::record))
-                .layer(from_fn_with_state(state.clone(), journal::record))
-                .layer(from_fn_with_state(state.clone(), timeout::limit))
-                .layer(CatchPanicLayer::custom(error::panic_response)),
-        )
+        .layer(pipeline)
         .with_state(state)
 }

@@ -2,35 +2,93 @@
 //! When it runs out, it tells a slow client (408) from a slow server (503): the request body
 //! remembers whether the handler was last left waiting for bytes from the client.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use hyper::body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 
-use super::AppState;
 use super::error::HttpError;
 
 /// Runs the rest of the request under the timeout.
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let upload = Upload::default();
-    let request = request.map(|body| upload.watch(body));
-    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        // The client was too slow sending the body: its fault (408), not the server's (503).
-        Err(_) if upload.waiting_for_client() => HttpError::BodyTimeout.into_response(),
-        Err(_) => HttpError::Timeout.into_response(),
+#[derive(Debug, Clone)]
+pub struct Limit(pub Duration);
+
+/// [`Limit`] in front of the service `S`.
+#[derive(Debug, Clone)]
+pub struct LimitService<S> {
+    limit: Duration,
+    inner: S,
+}
+
+impl<S> Layer<S> for Limit {
+    type Service = LimitService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LimitService {
+            limit: self.0,
+            inner,
+        }
+    }
+}
+
+impl<S> Service<Request> for LimitService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = LimitFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let upload = Upload::default();
+        let request = request.map(|body| upload.watch(body));
+        LimitFuture {
+            inner: tokio::time::timeout(self.limit, self.inner.call(request)),
+            upload,
+        }
+    }
+}
+
+pin_project! {
+    /// The answer, or the timeout's.
+    pub struct LimitFuture<F> {
+        #[pin]
+        inner: tokio::time::Timeout<F>,
+        upload: Upload,
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for LimitFuture<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        Poll::Ready(Ok(match ready!(this.inner.poll(cx)) {
+            Ok(Ok(response)) => response,
+            // The client was too slow sending the body: its fault (408), not the server's (503).
+            Err(_) if this.upload.waiting_for_client() => HttpError::BodyTimeout.into_response(),
+            Err(_) => HttpError::Timeout.into_response(),
+        }))
     }
 }
 
 /// Whether the request's handler is waiting for the client to send more of the body.
 #[derive(Debug, Clone, Default)]
-struct Upload(Arc<AtomicBool>);
+pub struct Upload(Arc<AtomicBool>);
 
 impl Upload {
     /// Wraps `body` so that this watch sees it.
