@@ -3,19 +3,19 @@
 //!
 //! A request passes, outermost first:
 //!
-//! 1. [`context`]: its id and shared context; the headers every response carries.
-//! 2. [`log`], [`metrics`], [`journal`]: the log line, the counters, the journal entry. They sit
+//! 1. `context`: its id and shared context; the headers every response carries.
+//! 2. `log`, `metrics`, `journal`: the log line, the counters, the journal entry. They sit
 //!    outside the timeout so that a request that runs out of time is still logged, counted and
 //!    journaled with the answer it got.
-//! 3. [`timeout`]: the request timeout (408 for a slow upload, 503 otherwise); panics become 500s
+//! 3. `timeout`: the request timeout (408 for a slow upload, 503 otherwise); panics become 500s
 //!    just inside it.
 //! 4. Routing: no route is 404 and a wrong method 405, before anyone is asked who they are.
-//! 5. Per route, from the table's [`Access`]: [`authenticate`] (the caller into the request's
-//!    extensions, or the admin token), then on the Jira API [`faults`] (rate limits, injected
+//! 5. Per route, from the table's [`Access`]: `authenticate` (the caller into the request's
+//!    extensions, or the admin token), then on the Jira API `faults` (rate limits, injected
 //!    latency and errors).
 //! 6. The handler: extract, call the service, shape the answer.
 //!
-//! Each middleware is an [`layers::Around`] or a [`layers::Guard`]: tower layers that allocate
+//! Each middleware is an `layers::Around` or a `layers::Guard`: tower layers that allocate
 //! nothing of their own per request.
 
 mod admin;
