@@ -250,7 +250,12 @@ fn sigterm_under_load_finishes_what_is_in_flight_and_loses_nothing() {
         let (ledger, stop) = (Arc::clone(&ledger), Arc::clone(&stop));
         thread::spawn(move || load(address, &ledger, &stop, 0, seed))
     };
-    thread::sleep(Duration::from_millis(300));
+    // Signalled once the load is under way: some writes acknowledged, more in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ledger.lock().expect("ledger").acknowledgements < 20 {
+        assert!(Instant::now() < deadline, "the load stalled (seed {seed})");
+        thread::sleep(Duration::from_millis(1));
+    }
     let signalled = Instant::now();
     server.signal("-TERM");
     // Every answered request got its normal status (the writers panic otherwise); the listener
