@@ -1,12 +1,14 @@
 //! Storage: one closed set of backends chosen by the database URL; no caller knows which one runs.
 
 pub mod admin;
+mod error;
 mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use error::{Error, Result};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -142,11 +144,11 @@ impl Store {
     }
 
     /// Brings the schema up to date.
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match self {
+    pub async fn migrate(&self) -> Result<()> {
+        Ok(match self {
             Self::Sqlite(store) => store.migrate().await,
             Self::Postgres(store) => store.migrate().await,
-        }
+        }?)
     }
 
     /// Where the data lives, for the startup log.
@@ -175,51 +177,51 @@ impl Store {
 
     /// The owner of the token with this digest. The lookup goes by digest, so its timing can
     /// reveal nothing about any token.
-    pub async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<Arc<User>>> {
-        match self {
+    pub async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
+        Ok(match self {
             Self::Sqlite(store) => store.token_owner(digest).await,
             Self::Postgres(store) => store.token_owner(digest).await,
-        }
+        }?)
     }
 
     /// The user whose lower-cased email is `email_key`, with their token digests.
-    pub async fn account_by_email(&self, email_key: &str) -> sqlx::Result<Option<Arc<Account>>> {
-        match self {
+    pub async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
+        Ok(match self {
             Self::Sqlite(store) => store.account_by_email(email_key).await,
             Self::Postgres(store) => store.account_by_email(email_key).await,
-        }
+        }?)
     }
 
     /// The user with this account id.
-    pub async fn user(&self, account_id: &str) -> sqlx::Result<Option<User>> {
-        match self {
+    pub async fn user(&self, account_id: &str) -> Result<Option<User>> {
+        Ok(match self {
             Self::Sqlite(store) => store.user(account_id).await,
             Self::Postgres(store) => store.user(account_id).await,
-        }
+        }?)
     }
 
     /// Whether a user with this account id exists.
-    pub async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
-        match self {
+    pub async fn user_exists(&self, account_id: &str) -> Result<bool> {
+        Ok(match self {
             Self::Sqlite(store) => store.user_exists(account_id).await,
             Self::Postgres(store) => store.user_exists(account_id).await,
-        }
+        }?)
     }
 
     /// How many users there are.
-    pub async fn user_count(&self) -> sqlx::Result<u64> {
-        match self {
+    pub async fn user_count(&self) -> Result<u64> {
+        Ok(match self {
             Self::Sqlite(store) => store.user_count().await,
             Self::Postgres(store) => store.user_count().await,
-        }
+        }?)
     }
 
     /// The user's property keys in code-point order.
-    pub async fn property_keys(&self, account_id: &str) -> sqlx::Result<Arc<[String]>> {
-        match self {
+    pub async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
+        Ok(match self {
             Self::Sqlite(store) => store.property_keys(account_id).await,
             Self::Postgres(store) => store.property_keys(account_id).await,
-        }
+        }?)
     }
 
     /// One property's stored JSON text.
@@ -227,11 +229,11 @@ impl Store {
         &self,
         account_id: &str,
         key: &PropertyKey,
-    ) -> sqlx::Result<Option<PropertyValue>> {
-        match self {
+    ) -> Result<Option<PropertyValue>> {
+        Ok(match self {
             Self::Sqlite(store) => store.property(account_id, key).await,
             Self::Postgres(store) => store.property(account_id, key).await,
-        }
+        }?)
     }
 
     /// Creates or replaces a property, deciding which in the same statement; `None` when the
@@ -241,28 +243,28 @@ impl Store {
         account_id: &str,
         key: &PropertyKey,
         value: &PropertyValue,
-    ) -> sqlx::Result<Option<Written>> {
-        match self {
+    ) -> Result<Option<Written>> {
+        Ok(match self {
             Self::Sqlite(store) => store.set_property(account_id, key, value).await,
             Self::Postgres(store) => store.set_property(account_id, key, value).await,
-        }
+        }?)
     }
 
     /// Deletes a property; whether it existed.
-    pub async fn delete_property(&self, account_id: &str, key: &PropertyKey) -> sqlx::Result<bool> {
-        match self {
+    pub async fn delete_property(&self, account_id: &str, key: &PropertyKey) -> Result<bool> {
+        Ok(match self {
             Self::Sqlite(store) => store.delete_property(account_id, key).await,
             Self::Postgres(store) => store.delete_property(account_id, key).await,
-        }
+        }?)
     }
 
     /// Adds a seed in one transaction: missing users and tokens always, properties only when the
     /// database holds no users and no properties yet.
-    pub async fn apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
-        match self {
+    pub async fn apply_seed(&self, seed: &SeedData) -> Result<SeedReport> {
+        Ok(match self {
             Self::Sqlite(store) => store.apply_seed(seed).await,
             Self::Postgres(store) => store.apply_seed(seed).await,
-        }
+        }?)
     }
 }
 
