@@ -1,14 +1,16 @@
 //! Storage: one closed set of backends chosen by the database URL; no caller knows which one runs.
 
 pub mod admin;
+mod connect;
 mod error;
 mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub use error::{Error, Result};
+pub use connect::redacted_location;
+pub use error::{ConnectError, Error, Result};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -96,53 +98,6 @@ pub enum Store {
 }
 
 impl Store {
-    /// Opens the database that `url` names, choosing the backend by its scheme. One attempt.
-    pub async fn connect(url: &str, options: &DatabaseOptions) -> anyhow::Result<Self> {
-        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-        let attempt = async {
-            match scheme {
-                "sqlite" => Ok(Self::Sqlite(SqliteStore::connect(url, options).await?)),
-                "postgres" | "postgresql" => {
-                    Ok(Self::Postgres(PostgresStore::connect(url, options).await?))
-                }
-                _ => anyhow::bail!(
-                    "unsupported database URL scheme {scheme:?}: use sqlite:PATH, sqlite::memory: or postgres://..."
-                ),
-            }
-        };
-        tokio::time::timeout(options.connect_timeout, attempt)
-            .await
-            .unwrap_or_else(|_| anyhow::bail!("no answer within {:?}", options.connect_timeout))
-    }
-
-    /// Like [`Store::connect`], retrying with backoff for `options.startup_timeout`, since a
-    /// database container may start after us. Each failed attempt is logged.
-    pub async fn connect_with_retry(url: &str, options: &DatabaseOptions) -> anyhow::Result<Self> {
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(250);
-        for attempt in 1u32.. {
-            match Self::connect(url, options).await {
-                Ok(store) => return Ok(store),
-                Err(error)
-                    if started.elapsed() + delay < options.startup_timeout
-                        && !is_permanent(&error) =>
-                {
-                    tracing::warn!(attempt, retry_in_ms = delay.as_millis() as u64, error = %format!("{error:#}"), "database not reachable yet");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(error) => {
-                    return Err(error.context(format!(
-                        "cannot connect to the database at {} ({attempt} attempts over {:.1} s)",
-                        redacted_location(url),
-                        started.elapsed().as_secs_f64()
-                    )));
-                }
-            }
-        }
-        unreachable!("the attempt counter does not run out")
-    }
-
     /// Brings the schema up to date.
     pub async fn migrate(&self) -> Result<()> {
         Ok(match self {
@@ -283,49 +238,4 @@ pub(crate) fn stored_digest(bytes: &[u8]) -> sqlx::Result<TokenDigest> {
         index: "token_hash".into(),
         source: "stored token digest is not 32 bytes".into(),
     })
-}
-
-/// Faults that retrying cannot mend: a malformed URL, an unknown scheme, refused credentials.
-fn is_permanent(error: &anyhow::Error) -> bool {
-    match error.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Configuration(_)) => true,
-        Some(sqlx::Error::Database(e)) => e
-            .code()
-            .is_some_and(|code| code.starts_with("28") || code == "3D000"),
-        Some(_) => false,
-        None => error.to_string().starts_with("unsupported database URL"),
-    }
-}
-
-/// The URL without its password, for messages.
-pub fn redacted_location(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let after_credentials = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-            let host = after_credentials
-                .split(['/', '?'])
-                .next()
-                .unwrap_or_default();
-            format!("{scheme}://{host}")
-        }
-        None => url.split('?').next().unwrap_or_default().to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted_location;
-
-    #[test]
-    fn locations_name_the_host_and_hide_credentials() {
-        assert_eq!(
-            redacted_location("postgres://u:secret@db.example:5432/app?sslmode=require"),
-            "postgres://db.example:5432"
-        );
-        assert_eq!(redacted_location("postgresql://db/app"), "postgresql://db");
-        assert_eq!(
-            redacted_location("sqlite:data.db?mode=rwc"),
-            "sqlite:data.db"
-        );
-    }
 }
