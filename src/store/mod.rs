@@ -233,6 +233,15 @@ fn written(revision: sqlx::Result<i64>) -> sqlx::Result<Option<Written>> {
     }
 }
 
+/// A new token id: 16 lower-case hex digits from 8 random bytes, made here rather than in SQL
+/// so that both dialects make them alike.
+fn new_token_id() -> sqlx::Result<String> {
+    let mut bytes = [0u8; 8];
+    // Without randomness there is no id to bind.
+    getrandom::fill(&mut bytes).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    Ok(hex::encode(bytes))
+}
+
 pub(crate) fn stored_digest(bytes: &[u8]) -> sqlx::Result<TokenDigest> {
     TokenDigest::from_stored(bytes).ok_or_else(|| sqlx::Error::ColumnDecode {
         index: "token_hash".into(),

@@ -65,11 +65,12 @@ impl PostgresStore {
     ) -> sqlx::Result<Option<String>> {
         let id = sqlx::query_scalar(
             "INSERT INTO api_tokens (token_hash, account_id, id)
-             SELECT $1, account_id, substr(md5(random()::text || clock_timestamp()::text), 1, 16) FROM users WHERE account_id = $2
+             SELECT $1, account_id, $3 FROM users WHERE account_id = $2
              RETURNING id",
         )
         .bind(digest.as_bytes())
         .bind(account_id)
+        .bind(crate::store::new_token_id()?)
         .fetch_optional(&self.pool)
         .await?;
         Ok(id)
@@ -193,10 +194,11 @@ impl PostgresStore {
             insert_user(&mut tx, user).await?;
             for digest in digests {
                 sqlx::query(
-                    "INSERT INTO api_tokens (token_hash, account_id, id) VALUES ($1, $2, substr(md5(random()::text || clock_timestamp()::text), 1, 16))",
+                    "INSERT INTO api_tokens (token_hash, account_id, id) VALUES ($1, $2, $3)",
                 )
                 .bind(digest.as_bytes())
                 .bind(&user.account_id)
+                .bind(crate::store::new_token_id()?)
                 .execute(&mut *tx)
                 .await?;
             }

@@ -218,10 +218,11 @@ impl PostgresStore {
             let account_id = &seed.users[owner].account_id;
             let inserted = sqlx::query(
                 "INSERT INTO api_tokens (token_hash, account_id, id)
-                 VALUES ($1, $2, substr(md5(random()::text || clock_timestamp()::text), 1, 16)) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             )
             .bind(digest.as_bytes())
             .bind(account_id)
+            .bind(super::new_token_id()?)
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -67,11 +67,12 @@ impl SqliteStore {
     ) -> sqlx::Result<Option<String>> {
         let id = sqlx::query_scalar(
             "INSERT INTO api_tokens (token_hash, account_id, id)
-             SELECT $1, account_id, lower(hex(randomblob(8))) FROM users WHERE account_id = $2
+             SELECT $1, account_id, $3 FROM users WHERE account_id = $2
              RETURNING id",
         )
         .bind(digest.as_bytes())
         .bind(account_id)
+        .bind(crate::store::new_token_id()?)
         .fetch_optional(&self.writer)
         .await?;
         self.forget();
@@ -187,10 +188,11 @@ impl SqliteStore {
             insert_user(&mut tx, user).await?;
             for digest in digests {
                 sqlx::query(
-                    "INSERT INTO api_tokens (token_hash, account_id, id) VALUES ($1, $2, lower(hex(randomblob(8))))",
+                    "INSERT INTO api_tokens (token_hash, account_id, id) VALUES ($1, $2, $3)",
                 )
                 .bind(digest.as_bytes())
                 .bind(&user.account_id)
+                .bind(crate::store::new_token_id()?)
                 .execute(&mut *tx)
                 .await?;
             }

@@ -371,10 +371,11 @@ impl SqliteStore {
             let account_id = &seed.users[owner].account_id;
             let inserted = sqlx::query(
                 "INSERT INTO api_tokens (token_hash, account_id, id)
-                 VALUES ($1, $2, lower(hex(randomblob(8)))) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             )
             .bind(digest.as_bytes())
             .bind(account_id)
+            .bind(super::new_token_id()?)
             .execute(&mut *tx)
             .await?
             .rows_affected();
