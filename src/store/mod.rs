@@ -4,6 +4,7 @@ pub mod admin;
 mod connect;
 mod error;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -100,10 +101,10 @@ pub enum Store {
 impl Store {
     /// Brings the schema up to date.
     pub async fn migrate(&self) -> Result<()> {
-        Ok(match self {
+        match self {
             Self::Sqlite(store) => store.migrate().await,
             Self::Postgres(store) => store.migrate().await,
-        }?)
+        }
     }
 
     /// Where the data lives, for the startup log.
@@ -133,50 +134,50 @@ impl Store {
     /// The owner of the token with this digest. The lookup goes by digest, so its timing can
     /// reveal nothing about any token.
     pub async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
-        Ok(match self {
+        match self {
             Self::Sqlite(store) => store.token_owner(digest).await,
             Self::Postgres(store) => store.token_owner(digest).await,
-        }?)
+        }
     }
 
     /// The user whose lower-cased email is `email_key`, with their token digests.
     pub async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
-        Ok(match self {
+        match self {
             Self::Sqlite(store) => store.account_by_email(email_key).await,
             Self::Postgres(store) => store.account_by_email(email_key).await,
-        }?)
+        }
     }
 
     /// The user with this account id.
     pub async fn user(&self, account_id: &str) -> Result<Option<User>> {
-        Ok(match self {
+        match self {
             Self::Sqlite(store) => store.user(account_id).await,
             Self::Postgres(store) => store.user(account_id).await,
-        }?)
+        }
     }
 
     /// Whether a user with this account id exists.
     pub async fn user_exists(&self, account_id: &str) -> Result<bool> {
-        Ok(match self {
+        match self {
             Self::Sqlite(store) => store.user_exists(account_id).await,
             Self::Postgres(store) => store.user_exists(account_id).await,
-        }?)
+        }
     }
 
     /// How many users there are.
     pub async fn user_count(&self) -> Result<u64> {
-        Ok(match self {
+        match self {
             Self::Sqlite(store) => store.user_count().await,
             Self::Postgres(store) => store.user_count().await,
-        }?)
+        }
     }
 
     /// The user's property keys in code-point order.
     pub async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
-        Ok(match self {
+        match self {
             Self::Sqlite(store) => store.property_keys(account_id).await,
             Self::Postgres(store) => store.property_keys(account_id).await,
-        }?)
+        }
     }
 
     /// One property's stored JSON text.
@@ -185,10 +186,10 @@ impl Store {
         account_id: &str,
         key: &PropertyKey,
     ) -> Result<Option<PropertyValue>> {
-        Ok(match self {
+        match self {
             Self::Sqlite(store) => store.property(account_id, key).await,
             Self::Postgres(store) => store.property(account_id, key).await,
-        }?)
+        }
     }
 
     /// Creates or replaces a property, deciding which in the same statement; `None` when the
@@ -199,52 +200,26 @@ impl Store {
         key: &PropertyKey,
         value: &PropertyValue,
     ) -> Result<Option<Written>> {
-        Ok(match self {
+        match self {
             Self::Sqlite(store) => store.set_property(account_id, key, value).await,
             Self::Postgres(store) => store.set_property(account_id, key, value).await,
-        }?)
+        }
     }
 
     /// Deletes a property; whether it existed.
     pub async fn delete_property(&self, account_id: &str, key: &PropertyKey) -> Result<bool> {
-        Ok(match self {
+        match self {
             Self::Sqlite(store) => store.delete_property(account_id, key).await,
             Self::Postgres(store) => store.delete_property(account_id, key).await,
-        }?)
+        }
     }
 
     /// Adds a seed in one transaction: missing users and tokens always, properties only when the
     /// database holds no users and no properties yet.
     pub async fn apply_seed(&self, seed: &SeedData) -> Result<SeedReport> {
-        Ok(match self {
+        match self {
             Self::Sqlite(store) => store.apply_seed(seed).await,
             Self::Postgres(store) => store.apply_seed(seed).await,
-        }?)
+        }
     }
-}
-
-/// Tells 201 from 200 by the row's revision; a missing user shows as a foreign-key violation.
-fn written(revision: sqlx::Result<i64>) -> sqlx::Result<Option<Written>> {
-    match revision {
-        Ok(0) => Ok(Some(Written::Created)),
-        Ok(_) => Ok(Some(Written::Updated)),
-        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// A new token id: 16 lower-case hex digits from 8 random bytes, made here rather than in SQL
-/// so that both dialects make them alike.
-fn new_token_id() -> sqlx::Result<String> {
-    let mut bytes = [0u8; 8];
-    // Without randomness there is no id to bind.
-    getrandom::fill(&mut bytes).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    Ok(hex::encode(bytes))
-}
-
-pub(crate) fn stored_digest(bytes: &[u8]) -> sqlx::Result<TokenDigest> {
-    TokenDigest::from_stored(bytes).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: "token_hash".into(),
-        source: "stored token digest is not 32 bytes".into(),
-    })
 }
