@@ -29,8 +29,8 @@ pub struct DatabaseOptions {
     pub acquire_timeout: Duration,
     /// How long to keep retrying at start before giving up.
     pub startup_timeout: Duration,
-    /// Bytes of property values the SQLite store may keep in memory; 0 turns its memory off.
-    /// PostgreSQL keeps none: its instances share the database and nothing else.
+    /// Bytes of property values the SQLite store may keep in its read cache; 0 turns the cache
+    /// off. PostgreSQL keeps none: its instances share the database and nothing else.
     pub cache_bytes: u64,
 }
 

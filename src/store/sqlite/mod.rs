@@ -1,6 +1,6 @@
 //! The SQLite backend: one writer connection, a pool of readers, WAL and full fsync on commit.
 
-mod memory;
+mod cache;
 mod writer;
 
 use std::str::FromStr;
@@ -13,13 +13,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection as _, Sqlite, SqliteConnection};
 
-use memory::Memory;
+use cache::ReadCache;
 use tokio::sync::{mpsc, oneshot};
 use writer::Write;
 
 use super::admin::{PatchOutcome, Snapshot, TokenInfo, UserPatch};
 use super::sql::Dialect;
-use super::{Account, DatabaseOptions, Result, SeedData, SeedReport};
+use super::{Account, DatabaseOptions, Error, Result, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyKey, PropertyValue, User, Written};
 
@@ -35,26 +35,28 @@ impl Dialect for Sqlite {
 
 /// SQLite through sqlx. Writes go through a single connection, so writers never meet
 /// `SQLITE_BUSY` inside one process; other processes on the same file wait on the busy timeout.
-/// Property writes queue for one task that commits them in groups; reads may be answered from
-/// memory (see [`memory`]).
+/// Property writes queue for one task that commits them in groups (see [`writer`]); reads may
+/// be answered from a cache (see [`cache`]).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
     writes: mpsc::Sender<Write>,
-    memory: Option<Arc<Memory>>,
+    cache: Option<Arc<ReadCache>>,
     location: String,
-    _in_memory: Option<KeepAlive>,
+    /// Set for an in-memory database, whose reader and writer are one pool.
+    keeper: Option<InMemoryKeeper>,
 }
 
-/// A connection held for as long as the store lives: an in-memory database vanishes when its
-/// last connection closes, and a pool may close its connection (after a cancelled query, say).
+/// Keeps an in-memory database alive by holding a connection to it for as long as the store
+/// lives: the database vanishes when its last connection closes, and a pool may close its
+/// connection (after a cancelled query, say).
 #[derive(Clone)]
-struct KeepAlive(#[allow(dead_code)] Arc<Mutex<SqliteConnection>>);
+struct InMemoryKeeper(#[allow(dead_code)] Arc<Mutex<SqliteConnection>>);
 
-impl std::fmt::Debug for KeepAlive {
+impl std::fmt::Debug for InMemoryKeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeepAlive")
+        f.write_str("InMemoryKeeper")
     }
 }
 
@@ -77,7 +79,7 @@ impl SqliteStore {
                 pool,
                 options,
                 "memory (lost when the server stops)".to_owned(),
-                Some(KeepAlive(Arc::new(Mutex::new(keeper)))),
+                Some(InMemoryKeeper(Arc::new(Mutex::new(keeper)))),
             ));
         }
         let location = std::path::absolute(connect.get_filename())
@@ -104,32 +106,26 @@ impl SqliteStore {
         writer: SqlitePool,
         options: &DatabaseOptions,
         location: String,
-        in_memory: Option<KeepAlive>,
+        keeper: Option<InMemoryKeeper>,
     ) -> Self {
-        let memory = (options.cache_bytes > 0)
-            .then(|| Arc::new(Memory::new(options.cache_bytes, in_memory.is_none())));
+        let others_may_write = keeper.is_none();
+        let cache = (options.cache_bytes > 0)
+            .then(|| Arc::new(ReadCache::new(options.cache_bytes, others_may_write)));
         let (writes, queue) = mpsc::channel(writer::QUEUE);
-        tokio::spawn(writer::run(writer.clone(), memory.clone(), queue));
+        tokio::spawn(writer::run(writer.clone(), cache.clone(), queue));
         Self {
             reader,
             writer,
             writes,
-            memory,
+            cache,
             location,
-            _in_memory: in_memory,
+            keeper,
         }
     }
 
-    /// The memory, when it may answer now.
-    fn memory(&self) -> Option<&Memory> {
-        self.memory.as_deref().and_then(Memory::usable)
-    }
-
-    /// Drops what the memory holds; every change to users or tokens calls this after it commits.
-    fn forget(&self) {
-        if let Some(memory) = &self.memory {
-            memory.forget();
-        }
+    /// The cache, when it may answer now.
+    fn cache(&self) -> Option<&ReadCache> {
+        self.cache.as_deref().and_then(ReadCache::if_trusted)
     }
 
     fn pool(size: u32, acquire_timeout: Duration) -> SqlitePoolOptions {
@@ -166,7 +162,7 @@ impl SqliteStore {
 
     pub(super) fn pool_usage(&self) -> (u32, u32) {
         // In memory, reader and writer are one pool.
-        let pools = if self._in_memory.is_some() {
+        let pools = if self.keeper.is_some() {
             vec![&self.reader]
         } else {
             vec![&self.reader, &self.writer]
@@ -186,47 +182,47 @@ impl SqliteStore {
     }
 
     pub(super) async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
-        let memory = self.memory();
-        if let Some(user) = memory.and_then(|memory| memory.token_owner(digest)) {
+        let cache = self.cache();
+        if let Some(user) = cache.and_then(|cache| cache.token_owner(digest)) {
             return Ok(Some(user));
         }
-        let ticket = memory.map(Memory::accounts_ticket);
+        let guard = cache.map(ReadCache::accounts_guard);
         let user = Sql::token_owner(&mut *self.reader.acquire().await?, digest).await?;
         let user = user.map(Arc::new);
         // Unknown tokens are not remembered: a token created elsewhere must work at once.
-        if let (Some(memory), Some(ticket), Some(user)) = (memory, ticket, &user) {
-            memory.fill_token_owner(ticket, *digest, user.clone());
+        if let (Some(cache), Some(guard), Some(user)) = (cache, guard, &user) {
+            cache.fill_token_owner(guard, *digest, user.clone());
         }
         Ok(user)
     }
 
     pub(super) async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
-        let memory = self.memory();
-        if let Some(account) = memory.and_then(|memory| memory.account(email_key)) {
+        let cache = self.cache();
+        if let Some(account) = cache.and_then(|cache| cache.account(email_key)) {
             return Ok(Some(account));
         }
-        let ticket = memory.map(Memory::accounts_ticket);
+        let guard = cache.map(ReadCache::accounts_guard);
         let account = Sql::account_by_email(&mut *self.reader.acquire().await?, email_key).await?;
-        if let (Some(memory), Some(ticket), Some(account)) = (memory, ticket, &account) {
-            memory.fill_account(ticket, email_key, account.clone());
+        if let (Some(cache), Some(guard), Some(account)) = (cache, guard, &account) {
+            cache.fill_account(guard, email_key, account.clone());
         }
         Ok(account)
     }
 
     pub(super) async fn user(&self, account_id: &str) -> Result<Option<User>> {
-        let memory = self.memory();
-        if let Some(user) = memory.and_then(|memory| memory.user(account_id)) {
+        let cache = self.cache();
+        if let Some(user) = cache.and_then(|cache| cache.user(account_id)) {
             return Ok(user);
         }
-        let ticket = memory.map(Memory::accounts_ticket);
+        let guard = cache.map(ReadCache::accounts_guard);
         let user = Sql::user(&mut *self.reader.acquire().await?, account_id).await?;
-        if let (Some(memory), Some(ticket)) = (memory, ticket) {
-            memory.fill_user(ticket, account_id, user.clone());
+        if let (Some(cache), Some(guard)) = (cache, guard) {
+            cache.fill_user(guard, account_id, user.clone());
         }
         Ok(user)
     }
 
-    /// Answered by [`SqliteStore::user`], whose answer the memory may hold.
+    /// Answered by [`SqliteStore::user`], whose answer the cache may hold.
     pub(super) async fn user_exists(&self, account_id: &str) -> Result<bool> {
         Ok(self.user(account_id).await?.is_some())
     }
@@ -236,14 +232,14 @@ impl SqliteStore {
     }
 
     pub(super) async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
-        let memory = self.memory();
-        if let Some(keys) = memory.and_then(|memory| memory.key_list(account_id)) {
+        let cache = self.cache();
+        if let Some(keys) = cache.and_then(|cache| cache.key_list(account_id)) {
             return Ok(keys);
         }
-        let ticket = memory.map(|memory| memory.account_ticket(account_id));
+        let guard = cache.map(|cache| cache.account_guard(account_id));
         let keys = Sql::property_keys(&mut *self.reader.acquire().await?, account_id).await?;
-        if let (Some(memory), Some(ticket)) = (memory, ticket) {
-            memory.fill_key_list(ticket, account_id, keys.clone());
+        if let (Some(cache), Some(guard)) = (cache, guard) {
+            cache.fill_key_list(guard, account_id, keys.clone());
         }
         Ok(keys)
     }
@@ -253,15 +249,15 @@ impl SqliteStore {
         account_id: &str,
         key: &PropertyKey,
     ) -> Result<Option<PropertyValue>> {
-        let memory = self.memory();
+        let cache = self.cache();
         let key = key.as_str();
-        if let Some(value) = memory.and_then(|memory| memory.value(account_id, key)) {
+        if let Some(value) = cache.and_then(|cache| cache.value(account_id, key)) {
             return Ok(value);
         }
-        let ticket = memory.map(|memory| memory.account_ticket(account_id));
+        let guard = cache.map(|cache| cache.account_guard(account_id));
         let value = Sql::property(&mut *self.reader.acquire().await?, account_id, key).await?;
-        if let (Some(memory), Some(ticket)) = (memory, ticket) {
-            memory.fill_value(ticket, account_id, key, value.clone());
+        if let (Some(cache), Some(guard)) = (cache, guard) {
+            cache.fill_value(guard, account_id, key, value.clone());
         }
         Ok(value)
     }
@@ -281,7 +277,9 @@ impl SqliteStore {
             done,
         })
         .await?;
-        Ok(outcome.await.map_err(|_| sqlx::Error::WorkerCrashed)??)
+        outcome
+            .await
+            .map_err(|_| Error::from(sqlx::Error::WorkerCrashed))?
     }
 
     pub(super) async fn delete_property(
@@ -296,7 +294,9 @@ impl SqliteStore {
             done,
         })
         .await?;
-        Ok(outcome.await.map_err(|_| sqlx::Error::WorkerCrashed)??)
+        outcome
+            .await
+            .map_err(|_| Error::from(sqlx::Error::WorkerCrashed))?
     }
 
     async fn queue(&self, write: Write) -> sqlx::Result<()> {
@@ -366,9 +366,11 @@ impl SqliteStore {
     }
 
     /// Passes on the outcome of a change to users, tokens or everything, after dropping what
-    /// the memory holds: whatever the change did, nothing remembered from before it is trusted.
+    /// the cache holds: whatever the change did, nothing kept from before it is trusted.
     fn changed<T>(&self, outcome: sqlx::Result<T>) -> Result<T> {
-        self.forget();
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
+        }
         Ok(outcome?)
     }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use sqlx::{Row as _, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::memory::{CHECK_EVERY_MS, Memory};
+use super::cache::{POLL_EVERY_MS, ReadCache};
 use crate::domain::{PropertyKey, PropertyValue, Written};
+use crate::store::{Error, Result};
 
 /// Most writes in one transaction.
 const MOST_PER_COMMIT: usize = 256;
@@ -26,12 +27,12 @@ pub(super) enum Write {
         account_id: String,
         key: PropertyKey,
         value: PropertyValue,
-        done: oneshot::Sender<sqlx::Result<Option<Written>>>,
+        done: oneshot::Sender<Result<Option<Written>>>,
     },
     Delete {
         account_id: String,
         key: PropertyKey,
-        done: oneshot::Sender<sqlx::Result<bool>>,
+        done: oneshot::Sender<Result<bool>>,
     },
 }
 
@@ -59,24 +60,26 @@ enum Outcome {
     Delete(bool),
 }
 
-/// Runs the writer until every sender is gone.
+/// Runs the writer until every sender is gone. Between writes, while requests come in, it
+/// also has the cache poll for changes by other processes.
 pub(super) async fn run(
     pool: SqlitePool,
-    memory: Option<Arc<Memory>>,
+    cache: Option<Arc<ReadCache>>,
     mut queue: mpsc::Receiver<Write>,
 ) {
     let mut data_version = None;
     let mut batch = Vec::with_capacity(MOST_PER_COMMIT);
+    let cache = cache.as_deref();
     loop {
-        let watching = memory.as_deref().is_some_and(Memory::watching);
+        let polling = cache.is_some_and(ReadCache::polling);
         let next = tokio::select! {
             biased;
             write = queue.recv() => match write {
                 Some(write) => Some(write),
                 None => return,
             },
-            () = tokio::time::sleep(Duration::from_millis(CHECK_EVERY_MS)), if watching => None,
-            () = wake(memory.as_deref()), if !watching => None,
+            () = tokio::time::sleep(Duration::from_millis(POLL_EVERY_MS)), if polling => None,
+            () = poll_requested(cache), if !polling => None,
         };
         if let Some(first) = next {
             batch.push(first);
@@ -86,96 +89,63 @@ pub(super) async fn run(
                     Err(_) => break,
                 }
             }
-            commit(&pool, memory.as_deref(), &mut batch).await;
+            commit(&pool, cache, &mut batch).await;
         }
-        if let Some(memory) = memory.as_deref()
-            && memory.watching()
-            && memory.due_for_check()
-        {
-            look_for_others(&pool, memory, &mut data_version).await;
+        if let Some(cache) = cache.filter(|cache| cache.polling()) {
+            cache.poll_other_writers(&pool, &mut data_version).await;
         }
     }
 }
 
-async fn wake(memory: Option<&Memory>) {
-    match memory {
-        Some(memory) => memory.wake.notified().await,
+async fn poll_requested(cache: Option<&ReadCache>) {
+    match cache {
+        Some(cache) => cache.poll_requested().await,
         None => std::future::pending().await,
-    }
-}
-
-/// `PRAGMA data_version` on the writer's own connection changes only when another connection
-/// commits: another process, or a second store on the same file.
-async fn look_for_others(pool: &SqlitePool, memory: &Memory, last: &mut Option<i64>) {
-    let at = memory.now_ms();
-    let version = match pool.acquire().await {
-        Ok(mut conn) => {
-            sqlx::query_scalar::<_, i64>("PRAGMA data_version")
-                .fetch_one(&mut *conn)
-                .await
-        }
-        Err(error) => Err(error),
-    };
-    match version {
-        Ok(version) => {
-            if last.is_some_and(|last| last != version) {
-                memory.forget();
-            }
-            *last = Some(version);
-            memory.verified(at);
-        }
-        Err(error) => tracing::warn!(%error, "cannot look for changes by other processes"),
     }
 }
 
 /// Commits `batch` in one transaction and answers each write. If the transaction fails, each
 /// write is tried alone, so one write's fault is not every write's.
-async fn commit(pool: &SqlitePool, memory: Option<&Memory>, batch: &mut Vec<Write>) {
+async fn commit(pool: &SqlitePool, cache: Option<&ReadCache>, batch: &mut Vec<Write>) {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(error) => {
+            let error = Error::from(error);
             for write in batch.drain(..) {
-                settle(memory, write, Err(copy_of(&error)));
+                answer(cache, write, Err(error.clone()));
             }
             return;
         }
     };
     match apply(&mut conn, batch).await {
-        // The memory learns of the commit while this connection is still held, so a later
-        // writer (an admin change, say) cannot commit and forget before it.
+        // The cache learns of the commit while this connection is still held, so a later
+        // writer (an admin change, say) cannot commit and invalidate before it.
         Ok(outcomes) => {
             for (write, outcome) in batch.drain(..).zip(outcomes) {
-                settle(memory, write, Ok(outcome));
+                answer(cache, write, Ok(outcome));
             }
         }
         Err(error) if batch.len() == 1 => {
             if let Some(write) = batch.pop() {
-                settle(memory, write, Err(error));
+                answer(cache, write, Err(error.into()));
             }
         }
         Err(error) => {
             tracing::warn!(%error, writes = batch.len(), "group commit failed; committing one by one");
             for write in batch.drain(..) {
                 let outcome = apply(&mut conn, std::slice::from_ref(&write)).await;
-                settle(memory, write, outcome.map(|outcomes| outcomes[0]));
+                answer(
+                    cache,
+                    write,
+                    outcome.map(|outcomes| outcomes[0]).map_err(Error::from),
+                );
             }
         }
     }
 }
 
-/// An error for one more waiting write: outages stay outages (503), the rest say what failed.
-fn copy_of(error: &sqlx::Error) -> sqlx::Error {
-    match error {
-        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
-        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-        sqlx::Error::WorkerCrashed => sqlx::Error::WorkerCrashed,
-        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
-        other => sqlx::Error::Protocol(other.to_string()),
-    }
-}
-
-/// Tells the memory what a committed write did, then answers the writer.
-fn settle(memory: Option<&Memory>, write: Write, outcome: sqlx::Result<Outcome>) {
+/// Tells the cache what a committed write did, then answers the request that made it.
+fn answer(cache: Option<&ReadCache>, write: Write, outcome: Result<Outcome>) {
     match (write, outcome) {
         (
             Write::Set {
@@ -186,9 +156,9 @@ fn settle(memory: Option<&Memory>, write: Write, outcome: sqlx::Result<Outcome>)
             },
             Ok(Outcome::Set(written)),
         ) => {
-            if let (Some(memory), Some(written)) = (memory, written) {
+            if let (Some(cache), Some(written)) = (cache, written) {
                 let created = written == Written::Created;
-                memory.wrote(&account_id, key.as_str(), value, created);
+                cache.after_write(&account_id, key.as_str(), value, created);
             }
             let _ = done.send(Ok(written));
         }
@@ -200,8 +170,8 @@ fn settle(memory: Option<&Memory>, write: Write, outcome: sqlx::Result<Outcome>)
             },
             Ok(Outcome::Delete(existed)),
         ) => {
-            if let Some(memory) = memory {
-                memory.deleted(&account_id, key.as_str(), existed);
+            if let Some(cache) = cache {
+                cache.after_delete(&account_id, key.as_str(), existed);
             }
             let _ = done.send(Ok(existed));
         }
@@ -214,8 +184,8 @@ fn settle(memory: Option<&Memory>, write: Write, outcome: sqlx::Result<Outcome>)
     }
 }
 
-fn mismatch() -> sqlx::Error {
-    sqlx::Error::Protocol("a write's outcome is of the other kind".into())
+fn mismatch() -> Error {
+    sqlx::Error::Protocol("a write's outcome is of the other kind".into()).into()
 }
 
 /// Commits every write, atomically; the outcomes line up with `writes`.

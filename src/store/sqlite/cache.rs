@@ -1,0 +1,432 @@
+//! The SQLite store's read cache of accounts, users, values and key lists: written through by
+//! the writer, filled by reads, and dropped whenever another connection changes the file.
+//!
+//! Not to be confused with `sqlite::memory:`, a database that lives in memory: this is a cache
+//! in front of any SQLite database, and one in front of a file also polls for changes by others.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Equivalent, Weighter};
+use sqlx::SqlitePool;
+use tokio::sync::Notify;
+
+use super::super::Account;
+use crate::credentials::TokenDigest;
+use crate::domain::{PropertyValue, User};
+
+/// Epoch counters for values and key lists, chosen by account: a write to one account does not
+/// spoil fills for the others.
+const STRIPES: usize = 64;
+/// A cached answer is given only if the file was last seen unchanged by others this recently.
+pub(super) const TRUSTED_FOR_MS: u64 = 50;
+/// How often the writer polls for changes by others while requests are coming in.
+pub(super) const POLL_EVERY_MS: u64 = 10;
+/// After this long without requests the writer stops polling until the next request.
+const IDLE_AFTER_MS: u64 = 1_000;
+/// Users, accounts and tokens held, each.
+const ACCOUNTS_HELD: usize = 10_000;
+/// What an entry costs beside its text, for weighing values and key lists.
+const ENTRY_OVERHEAD: u64 = 64;
+
+/// What the store keeps of its reads. Every fill follows one rule, which keeps a slow read from
+/// putting back a value that a write has already replaced: take a [`FillGuard`] before reading
+/// the database, insert after, and take the insert back if the guard's epoch moved meanwhile.
+/// Writers bump the epoch after they commit and before they update the cache.
+pub(super) struct ReadCache {
+    tokens: Cache<TokenDigest, Arc<User>>,
+    accounts: Cache<Box<str>, Arc<Account>>,
+    users: Cache<Box<str>, Option<User>>,
+    values: Cache<ValueKey, Option<PropertyValue>, ValueWeight>,
+    key_lists: Cache<Box<str>, Arc<[String]>, KeyListWeight>,
+    /// Bumped whenever users or tokens may have changed.
+    accounts_epoch: AtomicU64,
+    stripes: [AtomicU64; STRIPES],
+    hasher: DefaultHashBuilder,
+    /// Whether other connections can write the file (not an in-memory database).
+    others_may_write: bool,
+    started: Instant,
+    /// When the file was last seen unchanged by others, in ms since `started`.
+    unchanged_at: AtomicU64,
+    /// When a request last asked, in ms since `started`; polling stops when it is long ago.
+    asked_at: AtomicU64,
+    /// Wakes the writer to poll after an idle spell.
+    poll_wanted: Notify,
+}
+
+impl std::fmt::Debug for ReadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadCache")
+            .field("values", &self.values.len())
+            .field("key_lists", &self.key_lists.len())
+            .field("others_may_write", &self.others_may_write)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The epoch a read started in: a fill made with it is taken back if the epoch has moved.
+#[derive(Clone, Copy)]
+pub(super) struct FillGuard {
+    stripe: Option<usize>,
+    epoch: u64,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ValueKey {
+    account_id: Box<str>,
+    key: Box<str>,
+}
+
+/// Looks a value up without building a [`ValueKey`]; hashes exactly as one.
+#[derive(Hash)]
+struct ValueLookup<'a> {
+    account_id: &'a str,
+    key: &'a str,
+}
+
+impl Equivalent<ValueKey> for ValueLookup<'_> {
+    fn equivalent(&self, stored: &ValueKey) -> bool {
+        *stored.account_id == *self.account_id && *stored.key == *self.key
+    }
+}
+
+#[derive(Clone)]
+struct ValueWeight;
+
+impl Weighter<ValueKey, Option<PropertyValue>> for ValueWeight {
+    fn weight(&self, key: &ValueKey, value: &Option<PropertyValue>) -> u64 {
+        let text = value.as_ref().map_or(0, |value| value.as_str().len());
+        (key.account_id.len() + key.key.len() + text) as u64 + ENTRY_OVERHEAD
+    }
+}
+
+#[derive(Clone)]
+struct KeyListWeight;
+
+impl Weighter<Box<str>, Arc<[String]>> for KeyListWeight {
+    fn weight(&self, account_id: &Box<str>, keys: &Arc<[String]>) -> u64 {
+        let text: usize = keys.iter().map(|key| key.len() + 24).sum();
+        (account_id.len() + text) as u64 + ENTRY_OVERHEAD
+    }
+}
+
+impl ReadCache {
+    /// Room for `bytes` of values and as many again of key lists; `others_may_write` when other
+    /// connections may write the same file.
+    pub(super) fn new(bytes: u64, others_may_write: bool) -> Self {
+        let hasher = DefaultHashBuilder::default();
+        let entries = usize::try_from(bytes / 256).unwrap_or(usize::MAX).max(16);
+        let values = Cache::with(
+            entries,
+            bytes,
+            ValueWeight,
+            hasher.clone(),
+            Default::default(),
+        );
+        let key_lists = Cache::with(
+            entries / 8 + 16,
+            bytes / 4,
+            KeyListWeight,
+            hasher.clone(),
+            Default::default(),
+        );
+        Self {
+            tokens: Cache::new(ACCOUNTS_HELD),
+            accounts: Cache::new(ACCOUNTS_HELD),
+            users: Cache::new(ACCOUNTS_HELD),
+            values,
+            key_lists,
+            accounts_epoch: AtomicU64::new(0),
+            stripes: std::array::from_fn(|_| AtomicU64::new(0)),
+            hasher,
+            others_may_write,
+            started: Instant::now(),
+            unchanged_at: AtomicU64::new(0),
+            asked_at: AtomicU64::new(0),
+            poll_wanted: Notify::new(),
+        }
+    }
+
+    /// The cache, if it may answer now: always for an in-memory database; for a file, only
+    /// while the last poll for changes by others is recent. Otherwise the writer is asked to poll.
+    pub(super) fn if_trusted(&self) -> Option<&Self> {
+        if !self.others_may_write {
+            return Some(self);
+        }
+        let now = self.elapsed_ms();
+        // One store per 100 ms at most: every request passes here.
+        if self.asked_at.load(Ordering::Relaxed) + 100 < now {
+            self.asked_at.store(now, Ordering::Relaxed);
+        }
+        if now.saturating_sub(self.unchanged_at.load(Ordering::SeqCst)) <= TRUSTED_FOR_MS {
+            Some(self)
+        } else {
+            self.poll_wanted.notify_one();
+            None
+        }
+    }
+
+    /// Whether the writer should keep polling for changes by others: requests came lately.
+    pub(super) fn polling(&self) -> bool {
+        self.others_may_write
+            && self
+                .elapsed_ms()
+                .saturating_sub(self.asked_at.load(Ordering::Relaxed))
+                < IDLE_AFTER_MS
+    }
+
+    /// Waits until a request finds the cache untrusted after an idle spell.
+    pub(super) async fn poll_requested(&self) {
+        self.poll_wanted.notified().await;
+    }
+
+    /// Polls for changes by others if the last poll is older than [`POLL_EVERY_MS`].
+    /// `PRAGMA data_version` on the writer's own connection changes only when another
+    /// connection commits: another process, or a second store on the same file. Any change
+    /// drops everything; `last_version` is the version the previous poll saw.
+    pub(super) async fn poll_other_writers(
+        &self,
+        writer: &SqlitePool,
+        last_version: &mut Option<i64>,
+    ) {
+        let at = self.elapsed_ms();
+        if at.saturating_sub(self.unchanged_at.load(Ordering::SeqCst)) < POLL_EVERY_MS {
+            return;
+        }
+        let version = match writer.acquire().await {
+            Ok(mut conn) => {
+                sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                    .fetch_one(&mut *conn)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match version {
+            Ok(version) => {
+                if last_version.is_some_and(|last| last != version) {
+                    self.invalidate_all();
+                }
+                *last_version = Some(version);
+                self.seen_unchanged_at(at);
+            }
+            Err(error) => tracing::warn!(%error, "cannot poll for changes by other processes"),
+        }
+    }
+
+    /// The file was seen unchanged by others at `at`, a time taken before the poll.
+    fn seen_unchanged_at(&self, at: u64) {
+        self.unchanged_at.fetch_max(at, Ordering::SeqCst);
+    }
+
+    /// Milliseconds since the cache was made.
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Drops everything: users, tokens or the file changed in ways the writer did not see.
+    pub(super) fn invalidate_all(&self) {
+        self.accounts_epoch.fetch_add(1, Ordering::SeqCst);
+        for stripe in &self.stripes {
+            stripe.fetch_add(1, Ordering::SeqCst);
+        }
+        self.tokens.clear();
+        self.accounts.clear();
+        self.users.clear();
+        self.values.clear();
+        self.key_lists.clear();
+    }
+
+    /// A guard for filling tokens, accounts or users.
+    pub(super) fn accounts_guard(&self) -> FillGuard {
+        FillGuard {
+            stripe: None,
+            epoch: self.accounts_epoch.load(Ordering::SeqCst),
+        }
+    }
+
+    /// A guard for filling one account's values or key list.
+    pub(super) fn account_guard(&self, account_id: &str) -> FillGuard {
+        let stripe = self.stripe(account_id);
+        FillGuard {
+            stripe: Some(stripe),
+            epoch: self.stripes[stripe].load(Ordering::SeqCst),
+        }
+    }
+
+    fn guard_holds(&self, guard: FillGuard) -> bool {
+        let epoch = match guard.stripe {
+            Some(stripe) => &self.stripes[stripe],
+            None => &self.accounts_epoch,
+        };
+        epoch.load(Ordering::SeqCst) == guard.epoch
+    }
+
+    fn stripe(&self, account_id: &str) -> usize {
+        (self.hasher.hash_one(account_id) % STRIPES as u64) as usize
+    }
+
+    fn bump_stripe(&self, account_id: &str) {
+        self.stripes[self.stripe(account_id)].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Inserts, then takes the insert back if the guard's epoch moved since the read began.
+    fn fill<K, V, W>(&self, cache: &Cache<K, V, W>, guard: FillGuard, key: K, value: V)
+    where
+        K: Clone + Eq + std::hash::Hash,
+        V: Clone,
+        W: Weighter<K, V> + Clone,
+    {
+        cache.insert(key.clone(), value);
+        if !self.guard_holds(guard) {
+            cache.remove(&key);
+        }
+    }
+
+    pub(super) fn token_owner(&self, digest: &TokenDigest) -> Option<Arc<User>> {
+        self.tokens.get(digest)
+    }
+
+    pub(super) fn fill_token_owner(&self, guard: FillGuard, digest: TokenDigest, user: Arc<User>) {
+        self.fill(&self.tokens, guard, digest, user);
+    }
+
+    pub(super) fn account(&self, email_key: &str) -> Option<Arc<Account>> {
+        self.accounts.get(email_key)
+    }
+
+    pub(super) fn fill_account(&self, guard: FillGuard, email_key: &str, account: Arc<Account>) {
+        self.fill(&self.accounts, guard, email_key.into(), account);
+    }
+
+    pub(super) fn user(&self, account_id: &str) -> Option<Option<User>> {
+        self.users.get(account_id)
+    }
+
+    pub(super) fn fill_user(&self, guard: FillGuard, account_id: &str, user: Option<User>) {
+        self.fill(&self.users, guard, account_id.into(), user);
+    }
+
+    pub(super) fn value(&self, account_id: &str, key: &str) -> Option<Option<PropertyValue>> {
+        self.values.get(&ValueLookup { account_id, key })
+    }
+
+    pub(super) fn fill_value(
+        &self,
+        guard: FillGuard,
+        account_id: &str,
+        key: &str,
+        value: Option<PropertyValue>,
+    ) {
+        self.fill(&self.values, guard, value_key(account_id, key), value);
+    }
+
+    pub(super) fn key_list(&self, account_id: &str) -> Option<Arc<[String]>> {
+        self.key_lists.get(account_id)
+    }
+
+    pub(super) fn fill_key_list(&self, guard: FillGuard, account_id: &str, keys: Arc<[String]>) {
+        self.fill(&self.key_lists, guard, account_id.into(), keys);
+    }
+
+    /// After a committed PUT: the value is known, and a new key changes the account's list.
+    pub(super) fn after_write(
+        &self,
+        account_id: &str,
+        key: &str,
+        value: PropertyValue,
+        created: bool,
+    ) {
+        self.bump_stripe(account_id);
+        self.values.insert(value_key(account_id, key), Some(value));
+        if created {
+            self.key_lists.remove(account_id);
+        }
+    }
+
+    /// After a committed DELETE.
+    pub(super) fn after_delete(&self, account_id: &str, key: &str, existed: bool) {
+        self.bump_stripe(account_id);
+        self.values.insert(value_key(account_id, key), None);
+        if existed {
+            self.key_lists.remove(account_id);
+        }
+    }
+}
+
+fn value_key(account_id: &str, key: &str) -> ValueKey {
+    ValueKey {
+        account_id: account_id.into(),
+        key: key.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache() -> ReadCache {
+        ReadCache::new(1 << 20, false)
+    }
+
+    fn value(text: &str) -> Option<PropertyValue> {
+        Some(PropertyValue::from_stored(text.to_owned()))
+    }
+
+    fn stored(text: &str) -> PropertyValue {
+        PropertyValue::from_stored(text.to_owned())
+    }
+
+    #[test]
+    fn a_fill_that_raced_a_write_is_taken_back() {
+        let cache = cache();
+        let guard = cache.account_guard("alice");
+        // A write commits while the read is under way...
+        cache.after_write("alice", "k", stored("2"), false);
+        // ...and the read, which saw the old value, must not put it back.
+        cache.fill_value(guard, "alice", "k", value("1"));
+        assert_eq!(cache.value("alice", "k"), None);
+    }
+
+    #[test]
+    fn a_fill_in_a_quiet_epoch_stays() {
+        let cache = cache();
+        let guard = cache.account_guard("alice");
+        cache.fill_value(guard, "alice", "k", value("1"));
+        assert_eq!(cache.value("alice", "k"), Some(value("1")));
+    }
+
+    #[test]
+    fn invalidating_all_spoils_every_guard_taken_before() {
+        let cache = cache();
+        let accounts = cache.accounts_guard();
+        let values = cache.account_guard("bob");
+        cache.invalidate_all();
+        cache.fill_user(accounts, "bob", None);
+        cache.fill_value(values, "bob", "k", value("1"));
+        assert_eq!(cache.user("bob"), None);
+        assert_eq!(cache.value("bob", "k"), None);
+    }
+
+    #[test]
+    fn a_new_key_drops_the_account_list_and_an_update_keeps_it() {
+        let cache = cache();
+        let keys: Arc<[String]> = vec!["a".to_owned()].into();
+        cache.fill_key_list(cache.account_guard("alice"), "alice", keys);
+        cache.after_write("alice", "a", stored("1"), false);
+        assert!(cache.key_list("alice").is_some());
+        cache.after_write("alice", "b", stored("1"), true);
+        assert!(cache.key_list("alice").is_none());
+    }
+
+    #[test]
+    fn a_file_others_may_write_is_trusted_only_after_a_recent_poll() {
+        let cache = ReadCache::new(1 << 20, true);
+        cache.unchanged_at.store(0, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(TRUSTED_FOR_MS + 5));
+        assert!(cache.if_trusted().is_none());
+        cache.seen_unchanged_at(cache.elapsed_ms());
+        assert!(cache.if_trusted().is_some());
+    }
+}
