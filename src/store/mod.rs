@@ -15,6 +15,7 @@ pub use error::{ConnectError, Error, Result};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+use crate::clock::{self, SharedClock};
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyKey, PropertyValue, User, Written};
 
@@ -32,6 +33,8 @@ pub struct DatabaseOptions {
     /// Bytes of property values the SQLite store may keep in its read cache; 0 turns the cache
     /// off. PostgreSQL keeps none: its instances share the database and nothing else.
     pub cache_bytes: u64,
+    /// Where the SQLite cache reads the time, to decide how long it trusts what it holds.
+    pub clock: SharedClock,
 }
 
 impl Default for DatabaseOptions {
@@ -42,6 +45,7 @@ impl Default for DatabaseOptions {
             acquire_timeout: Duration::from_secs(5),
             startup_timeout: Duration::from_secs(30),
             cache_bytes: 8 << 20,
+            clock: clock::system(),
         }
     }
 }

@@ -14,6 +14,7 @@ use sqlx::SqlitePool;
 use tokio::sync::Notify;
 
 use super::super::Account;
+use crate::clock::SharedClock;
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyValue, User};
 
@@ -47,6 +48,7 @@ pub(super) struct ReadCache {
     hasher: DefaultHashBuilder,
     /// Whether other connections can write the file (not an in-memory database).
     others_may_write: bool,
+    clock: SharedClock,
     started: Instant,
     /// When the file was last seen unchanged by others, in ms since `started`.
     unchanged_at: AtomicU64,
@@ -114,8 +116,8 @@ impl Weighter<Box<str>, Arc<[String]>> for KeyListWeight {
 
 impl ReadCache {
     /// Room for `bytes` of values and as many again of key lists; `others_may_write` when other
-    /// connections may write the same file.
-    pub(super) fn new(bytes: u64, others_may_write: bool) -> Self {
+    /// connections may write the same file. Time for trusting and idling comes from `clock`.
+    pub(super) fn new(bytes: u64, others_may_write: bool, clock: SharedClock) -> Self {
         let hasher = DefaultHashBuilder::default();
         let entries = usize::try_from(bytes / 256).unwrap_or(usize::MAX).max(16);
         let values = Cache::with(
@@ -142,7 +144,8 @@ impl ReadCache {
             stripes: std::array::from_fn(|_| AtomicU64::new(0)),
             hasher,
             others_may_write,
-            started: Instant::now(),
+            started: clock.now(),
+            clock,
             unchanged_at: AtomicU64::new(0),
             asked_at: AtomicU64::new(0),
             poll_wanted: Notify::new(),
@@ -220,9 +223,10 @@ impl ReadCache {
         self.unchanged_at.fetch_max(at, Ordering::SeqCst);
     }
 
-    /// Milliseconds since the cache was made.
+    /// Milliseconds since the cache was made, by its clock.
     fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        let elapsed = self.clock.now().saturating_duration_since(self.started);
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Drops everything: users, tokens or the file changed in ways the writer did not see.
@@ -364,10 +368,13 @@ fn value_key(account_id: &str, key: &str) -> ValueKey {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::clock::{self, ManualClock};
 
     fn cache() -> ReadCache {
-        ReadCache::new(1 << 20, false)
+        ReadCache::new(1 << 20, false, clock::system())
     }
 
     fn value(text: &str) -> Option<PropertyValue> {
@@ -422,11 +429,14 @@ mod tests {
 
     #[test]
     fn a_file_others_may_write_is_trusted_only_after_a_recent_poll() {
-        let cache = ReadCache::new(1 << 20, true);
-        cache.unchanged_at.store(0, Ordering::SeqCst);
-        std::thread::sleep(std::time::Duration::from_millis(TRUSTED_FOR_MS + 5));
+        let clock = ManualClock::new();
+        let cache = ReadCache::new(1 << 20, true, clock.clone());
+        clock.advance(Duration::from_millis(TRUSTED_FOR_MS + 5));
         assert!(cache.if_trusted().is_none());
         cache.seen_unchanged_at(cache.elapsed_ms());
+        clock.advance(Duration::from_millis(TRUSTED_FOR_MS));
         assert!(cache.if_trusted().is_some());
+        clock.advance(Duration::from_millis(1));
+        assert!(cache.if_trusted().is_none());
     }
 }

@@ -109,8 +109,10 @@ impl SqliteStore {
         keeper: Option<InMemoryKeeper>,
     ) -> Self {
         let others_may_write = keeper.is_none();
-        let cache = (options.cache_bytes > 0)
-            .then(|| Arc::new(ReadCache::new(options.cache_bytes, others_may_write)));
+        let cache = (options.cache_bytes > 0).then(|| {
+            let clock = options.clock.clone();
+            Arc::new(ReadCache::new(options.cache_bytes, others_may_write, clock))
+        });
         let (writes, queue) = mpsc::channel(writer::QUEUE);
         tokio::spawn(writer::run(writer.clone(), cache.clone(), queue));
         Self {
