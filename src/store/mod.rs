@@ -1,5 +1,22 @@
 //! Storage: one closed set of backends chosen by the database URL; no caller knows which one runs.
 
+/// Calls a method on whichever backend runs: one `match` per method, so a method missing on
+/// either backend does not compile.
+macro_rules! forward {
+    ($self:ident.$method:ident($($arg:expr),*).await) => {
+        match $self {
+            Store::Sqlite(store) => store.$method($($arg),*).await,
+            Store::Postgres(store) => store.$method($($arg),*).await,
+        }
+    };
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match $self {
+            Store::Sqlite(store) => store.$method($($arg),*),
+            Store::Postgres(store) => store.$method($($arg),*),
+        }
+    };
+}
+
 pub mod admin;
 mod connect;
 mod error;
@@ -105,83 +122,53 @@ pub enum Store {
 impl Store {
     /// Brings the schema up to date.
     pub async fn migrate(&self) -> Result<()> {
-        match self {
-            Self::Sqlite(store) => store.migrate().await,
-            Self::Postgres(store) => store.migrate().await,
-        }
+        forward!(self.migrate().await)
     }
 
     /// Where the data lives, for the startup log.
     pub fn location(&self) -> String {
-        match self {
-            Self::Sqlite(store) => store.location(),
-            Self::Postgres(store) => store.location(),
-        }
+        forward!(self.location())
     }
 
     /// Connections in use and idle, over every pool.
     pub fn pool_usage(&self) -> (u32, u32) {
-        match self {
-            Self::Sqlite(store) => store.pool_usage(),
-            Self::Postgres(store) => store.pool_usage(),
-        }
+        forward!(self.pool_usage())
     }
 
     /// Closes every connection, letting the last writes settle.
     pub async fn close(&self) {
-        match self {
-            Self::Sqlite(store) => store.close().await,
-            Self::Postgres(store) => store.close().await,
-        }
+        forward!(self.close().await)
     }
 
     /// The owner of the token with this digest. The lookup goes by digest, so its timing can
     /// reveal nothing about any token.
     pub async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
-        match self {
-            Self::Sqlite(store) => store.token_owner(digest).await,
-            Self::Postgres(store) => store.token_owner(digest).await,
-        }
+        forward!(self.token_owner(digest).await)
     }
 
     /// The user whose lower-cased email is `email_key`, with their token digests.
     pub async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
-        match self {
-            Self::Sqlite(store) => store.account_by_email(email_key).await,
-            Self::Postgres(store) => store.account_by_email(email_key).await,
-        }
+        forward!(self.account_by_email(email_key).await)
     }
 
     /// The user with this account id.
     pub async fn user(&self, account_id: &str) -> Result<Option<User>> {
-        match self {
-            Self::Sqlite(store) => store.user(account_id).await,
-            Self::Postgres(store) => store.user(account_id).await,
-        }
+        forward!(self.user(account_id).await)
     }
 
     /// Whether a user with this account id exists.
     pub async fn user_exists(&self, account_id: &str) -> Result<bool> {
-        match self {
-            Self::Sqlite(store) => store.user_exists(account_id).await,
-            Self::Postgres(store) => store.user_exists(account_id).await,
-        }
+        forward!(self.user_exists(account_id).await)
     }
 
     /// How many users there are.
     pub async fn user_count(&self) -> Result<u64> {
-        match self {
-            Self::Sqlite(store) => store.user_count().await,
-            Self::Postgres(store) => store.user_count().await,
-        }
+        forward!(self.user_count().await)
     }
 
     /// The user's property keys in code-point order.
     pub async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
-        match self {
-            Self::Sqlite(store) => store.property_keys(account_id).await,
-            Self::Postgres(store) => store.property_keys(account_id).await,
-        }
+        forward!(self.property_keys(account_id).await)
     }
 
     /// One property's stored JSON text.
@@ -190,10 +177,7 @@ impl Store {
         account_id: &str,
         key: &PropertyKey,
     ) -> Result<Option<PropertyValue>> {
-        match self {
-            Self::Sqlite(store) => store.property(account_id, key).await,
-            Self::Postgres(store) => store.property(account_id, key).await,
-        }
+        forward!(self.property(account_id, key).await)
     }
 
     /// Creates or replaces a property, deciding which in the same statement; `None` when the
@@ -204,26 +188,17 @@ impl Store {
         key: &PropertyKey,
         value: &PropertyValue,
     ) -> Result<Option<Written>> {
-        match self {
-            Self::Sqlite(store) => store.set_property(account_id, key, value).await,
-            Self::Postgres(store) => store.set_property(account_id, key, value).await,
-        }
+        forward!(self.set_property(account_id, key, value).await)
     }
 
     /// Deletes a property; whether it existed.
     pub async fn delete_property(&self, account_id: &str, key: &PropertyKey) -> Result<bool> {
-        match self {
-            Self::Sqlite(store) => store.delete_property(account_id, key).await,
-            Self::Postgres(store) => store.delete_property(account_id, key).await,
-        }
+        forward!(self.delete_property(account_id, key).await)
     }
 
     /// Adds a seed in one transaction: missing users and tokens always, properties only when the
     /// database holds no users and no properties yet.
     pub async fn apply_seed(&self, seed: &SeedData) -> Result<SeedReport> {
-        match self {
-            Self::Sqlite(store) => store.apply_seed(seed).await,
-            Self::Postgres(store) => store.apply_seed(seed).await,
-        }
+        forward!(self.apply_seed(seed).await)
     }
 }
