@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use sqlx::{
-    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row,
+    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Result, Row,
     Transaction, Type,
 };
 
@@ -33,6 +33,9 @@ pub(super) trait Dialect: Database {
     /// How many rows a statement changed (sqlx has no trait for it).
     fn affected(done: &Self::QueryResult) -> u64;
 }
+
+/// A connection to `DB`.
+type Conn<DB> = <DB as Database>::Connection;
 
 /// The shared statements, for one database.
 pub(super) struct Sql<DB>(PhantomData<DB>);
@@ -56,10 +59,7 @@ where
     for<'a> i64: Decode<'a, DB> + Type<DB>,
 {
     /// The owner of the token with this digest.
-    pub(super) async fn token_owner(
-        conn: &mut DB::Connection,
-        digest: &TokenDigest,
-    ) -> sqlx::Result<Option<User>> {
+    pub async fn token_owner(conn: &mut Conn<DB>, digest: &TokenDigest) -> Result<Option<User>> {
         let row = sqlx::query(
             "SELECT u.account_id, u.email, u.display_name, u.admin, u.active
              FROM api_tokens t JOIN users u ON u.account_id = t.account_id
@@ -72,10 +72,10 @@ where
     }
 
     /// The user whose lower-cased email is `email_key`, with their token digests.
-    pub(super) async fn account_by_email(
-        conn: &mut DB::Connection,
+    pub async fn account_by_email(
+        conn: &mut Conn<DB>,
         email_key: &str,
-    ) -> sqlx::Result<Option<Arc<Account>>> {
+    ) -> Result<Option<Arc<Account>>> {
         let rows = sqlx::query(
             "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash
              FROM users u LEFT JOIN api_tokens t ON t.account_id = u.account_id
@@ -100,10 +100,7 @@ where
     }
 
     /// The user with this account id.
-    pub(super) async fn user(
-        conn: &mut DB::Connection,
-        account_id: &str,
-    ) -> sqlx::Result<Option<User>> {
+    pub async fn user(conn: &mut Conn<DB>, account_id: &str) -> Result<Option<User>> {
         let row = sqlx::query(
             "SELECT account_id, email, display_name, admin, active FROM users WHERE account_id = $1",
         )
@@ -114,10 +111,7 @@ where
     }
 
     /// Whether a user with this account id exists.
-    pub(super) async fn user_exists(
-        conn: &mut DB::Connection,
-        account_id: &str,
-    ) -> sqlx::Result<bool> {
+    pub async fn user_exists(conn: &mut Conn<DB>, account_id: &str) -> Result<bool> {
         let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
             .bind(account_id)
             .fetch_one(conn)
@@ -126,7 +120,7 @@ where
     }
 
     /// How many users there are.
-    pub(super) async fn user_count(conn: &mut DB::Connection) -> sqlx::Result<u64> {
+    pub async fn user_count(conn: &mut Conn<DB>) -> Result<u64> {
         let row = sqlx::query("SELECT COUNT(*) FROM users")
             .fetch_one(conn)
             .await?;
@@ -134,10 +128,7 @@ where
     }
 
     /// The user's property keys in code-point order.
-    pub(super) async fn property_keys(
-        conn: &mut DB::Connection,
-        account_id: &str,
-    ) -> sqlx::Result<Arc<[String]>> {
+    pub async fn property_keys(conn: &mut Conn<DB>, account_id: &str) -> Result<Arc<[String]>> {
         let rows = sqlx::query("SELECT key FROM properties WHERE account_id = $1 ORDER BY key")
             .bind(account_id)
             .fetch_all(conn)
@@ -146,11 +137,11 @@ where
     }
 
     /// One property's stored JSON text.
-    pub(super) async fn property(
-        conn: &mut DB::Connection,
+    pub async fn property(
+        conn: &mut Conn<DB>,
         account_id: &str,
         key: &str,
-    ) -> sqlx::Result<Option<PropertyValue>> {
+    ) -> Result<Option<PropertyValue>> {
         let row = sqlx::query("SELECT value FROM properties WHERE account_id = $1 AND key = $2")
             .bind(account_id)
             .bind(key)
@@ -161,17 +152,17 @@ where
     }
 
     /// Every user, by account id.
-    pub(super) async fn users(conn: &mut DB::Connection) -> sqlx::Result<Vec<User>> {
+    pub async fn users(conn: &mut Conn<DB>) -> Result<Vec<User>> {
         let rows = sqlx::query(USERS).fetch_all(conn).await?;
         rows.iter().map(Self::user_from_row).collect()
     }
 
     /// Changes a user; a unique violation means another account holds the new email.
-    pub(super) async fn update_user(
-        conn: &mut DB::Connection,
+    pub async fn update_user(
+        conn: &mut Conn<DB>,
         account_id: &str,
         patch: &UserPatch,
-    ) -> sqlx::Result<PatchOutcome> {
+    ) -> Result<PatchOutcome> {
         let new_key = patch.email.as_deref().map(email_key);
         let updated = sqlx::query(
             "UPDATE users SET
@@ -201,10 +192,7 @@ where
     }
 
     /// Deletes a user with their tokens and properties; whether they existed.
-    pub(super) async fn delete_user(
-        conn: &mut DB::Connection,
-        account_id: &str,
-    ) -> sqlx::Result<bool> {
+    pub async fn delete_user(conn: &mut Conn<DB>, account_id: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM users WHERE account_id = $1")
             .bind(account_id)
             .execute(conn)
@@ -213,11 +201,11 @@ where
     }
 
     /// Adds a token for a user; its new id, or `None` when there is no such user.
-    pub(super) async fn add_token(
-        conn: &mut DB::Connection,
+    pub async fn add_token(
+        conn: &mut Conn<DB>,
         account_id: &str,
         digest: &TokenDigest,
-    ) -> sqlx::Result<Option<String>> {
+    ) -> Result<Option<String>> {
         let row = sqlx::query(
             "INSERT INTO api_tokens (token_hash, account_id, id)
              SELECT $1, account_id, $3 FROM users WHERE account_id = $2
@@ -232,10 +220,7 @@ where
     }
 
     /// A user's tokens by creation; `None` when there is no such user.
-    pub(super) async fn tokens(
-        conn: &mut DB::Connection,
-        account_id: &str,
-    ) -> sqlx::Result<Option<Vec<TokenInfo>>> {
+    pub async fn tokens(conn: &mut Conn<DB>, account_id: &str) -> Result<Option<Vec<TokenInfo>>> {
         // A row with a NULL id for a user without tokens; none for no such user.
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT t.id, {} FROM users u
@@ -262,11 +247,7 @@ where
     }
 
     /// Revokes a user's token; whether it existed.
-    pub(super) async fn revoke_token(
-        conn: &mut DB::Connection,
-        account_id: &str,
-        id: &str,
-    ) -> sqlx::Result<bool> {
+    pub async fn revoke_token(conn: &mut Conn<DB>, account_id: &str, id: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM api_tokens WHERE account_id = $1 AND id = $2")
             .bind(account_id)
             .bind(id)
@@ -276,7 +257,7 @@ where
     }
 
     /// Whether the database answers and holds the schema.
-    pub(super) async fn ready(conn: &mut DB::Connection) -> sqlx::Result<()> {
+    pub async fn ready(conn: &mut Conn<DB>) -> Result<()> {
         sqlx::query("SELECT 1 FROM users LIMIT 1")
             .fetch_optional(conn)
             .await?;
@@ -284,13 +265,13 @@ where
     }
 
     /// Deletes every property, and with `everything` every user and token too; commits.
-    pub(super) async fn reset(mut tx: Transaction<'_, DB>, everything: bool) -> sqlx::Result<()> {
+    pub async fn reset(mut tx: Transaction<'_, DB>, everything: bool) -> Result<()> {
         Self::delete_all(&mut tx, everything).await?;
         tx.commit().await
     }
 
     /// The whole state, read in `tx`, which must see one consistent view.
-    pub(super) async fn snapshot(mut tx: Transaction<'_, DB>) -> sqlx::Result<Snapshot> {
+    pub async fn snapshot(mut tx: Transaction<'_, DB>) -> Result<Snapshot> {
         let users = sqlx::query(USERS).fetch_all(&mut *tx).await?;
         let tokens = sqlx::query(
             "SELECT account_id, token_hash FROM api_tokens ORDER BY account_id, token_hash",
@@ -325,10 +306,7 @@ where
     }
 
     /// Replaces the whole state with a snapshot; commits.
-    pub(super) async fn restore(
-        mut tx: Transaction<'_, DB>,
-        snapshot: &Snapshot,
-    ) -> sqlx::Result<()> {
+    pub async fn restore(mut tx: Transaction<'_, DB>, snapshot: &Snapshot) -> Result<()> {
         Self::delete_all(&mut tx, true).await?;
         for (user, digests) in &snapshot.users {
             Self::insert_user(&mut tx, user).await?;
@@ -357,10 +335,7 @@ where
     /// Adds a seed: missing users and tokens always, properties only when the database held no
     /// users and no properties. Commits, unless the seed clashes with another account: then
     /// `tx` rolls back and the report says why.
-    pub(super) async fn apply_seed(
-        mut tx: Transaction<'_, DB>,
-        seed: &SeedData,
-    ) -> sqlx::Result<SeedReport> {
+    pub async fn apply_seed(mut tx: Transaction<'_, DB>, seed: &SeedData) -> Result<SeedReport> {
         let row = sqlx::query(
             "SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM properties)",
         )
@@ -420,7 +395,7 @@ where
     }
 
     /// Adds a user unless its account id or email is taken; whether it was added.
-    async fn insert_user(conn: &mut DB::Connection, user: &User) -> sqlx::Result<bool> {
+    async fn insert_user(conn: &mut Conn<DB>, user: &User) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO users (account_id, email, email_key, display_name, admin, active)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
@@ -437,7 +412,7 @@ where
     }
 
     /// Deletes every property, and with `everything` every token and user.
-    async fn delete_all(conn: &mut DB::Connection, everything: bool) -> sqlx::Result<()> {
+    async fn delete_all(conn: &mut Conn<DB>, everything: bool) -> Result<()> {
         sqlx::query("DELETE FROM properties")
             .execute(&mut *conn)
             .await?;
@@ -450,7 +425,7 @@ where
         Ok(())
     }
 
-    fn user_from_row(row: &DB::Row) -> sqlx::Result<User> {
+    fn user_from_row(row: &DB::Row) -> Result<User> {
         Ok(User {
             account_id: row.try_get(0)?,
             email: row.try_get(1)?,
@@ -463,7 +438,7 @@ where
 
 /// A new token id: 16 lower-case hex digits from 8 random bytes, made here rather than in SQL
 /// so that both dialects make them alike.
-fn new_token_id() -> sqlx::Result<String> {
+fn new_token_id() -> Result<String> {
     let mut bytes = [0u8; 8];
     // Without randomness there is no id to bind.
     getrandom::fill(&mut bytes).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
@@ -471,7 +446,7 @@ fn new_token_id() -> sqlx::Result<String> {
 }
 
 /// A digest as stored; anything but 32 bytes is a broken row.
-fn stored_digest(bytes: &[u8]) -> sqlx::Result<TokenDigest> {
+fn stored_digest(bytes: &[u8]) -> Result<TokenDigest> {
     TokenDigest::from_stored(bytes).ok_or_else(|| sqlx::Error::ColumnDecode {
         index: "token_hash".into(),
         source: "stored token digest is not 32 bytes".into(),
