@@ -24,26 +24,14 @@ impl Backend {
 
 /// The URL's scheme as written, found by the `url` crate (`sqlite::memory:` and
 /// `sqlite:relative.db` are URLs whose path has no slash). Letter case counts, as it does for
-/// sqlx's SQLite parser, which would take `SQLite:x.db` for a file name. A URL that does not
-/// parse as a whole, such as a password with a `#` in it, still names its backend when it
-/// begins with a scheme: the backend's own parser then says what is wrong with the rest. No
-/// scheme at all reads as "".
+/// sqlx's SQLite parser, which would take `SQLite:x.db` for a file name.
 fn scheme(url: &str) -> &str {
-    let length = match url::Url::parse(url) {
-        Ok(parsed) => parsed.scheme().len(),
-        Err(_) => {
-            let Some((scheme, _)) = url.split_once(':') else {
-                return "";
-            };
-            let mut chars = scheme.chars();
-            let well_formed = chars
-                .next()
-                .is_some_and(|first| first.is_ascii_alphabetic())
-                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-            if well_formed { scheme.len() } else { 0 }
-        }
-    };
-    url.get(..length).unwrap_or_default()
+    match url::Url::parse(url) {
+        Ok(parsed) => url.get(..parsed.scheme().len()).unwrap_or_default(),
+        // Not a URL as a whole (a `#` in a password, a bad port): what comes before the first
+        // colon still names the backend, whose own parser then says what is wrong.
+        Err(_) => url.split_once(':').map_or("", |(scheme, _)| scheme),
+    }
 }
 
 impl Store {
