@@ -1,5 +1,6 @@
 //! The SQLite backend: one writer connection, a pool of readers, WAL and full fsync on commit.
 
+mod batch;
 mod cache;
 mod writer;
 
