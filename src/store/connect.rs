@@ -4,24 +4,6 @@ use std::time::{Duration, Instant};
 
 use super::{ConnectError, DatabaseOptions, PostgresStore, SqliteStore, Store};
 
-/// The backends a URL can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    /// The backend `url` names by its scheme.
-    fn of(url: &str) -> Result<Self, ConnectError> {
-        match scheme(url) {
-            "sqlite" => Ok(Self::Sqlite),
-            "postgres" | "postgresql" => Ok(Self::Postgres),
-            other => Err(ConnectError::UnsupportedScheme(other.to_owned())),
-        }
-    }
-}
-
 /// The URL's scheme as written, found by the `url` crate (`sqlite::memory:` and
 /// `sqlite:relative.db` are URLs whose path has no slash). Letter case counts, as it does for
 /// sqlx's SQLite parser, which would take `SQLite:x.db` for a file name.
@@ -37,11 +19,13 @@ fn scheme(url: &str) -> &str {
 impl Store {
     /// Opens the database that `url` names, choosing the backend by its scheme. One attempt.
     pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Self, ConnectError> {
-        let backend = Backend::of(url)?;
         let attempt = async {
-            Ok(match backend {
-                Backend::Sqlite => Self::Sqlite(SqliteStore::connect(url, options).await?),
-                Backend::Postgres => Self::Postgres(PostgresStore::connect(url, options).await?),
+            Ok(match scheme(url) {
+                "sqlite" => Self::Sqlite(SqliteStore::connect(url, options).await?),
+                "postgres" | "postgresql" => {
+                    Self::Postgres(PostgresStore::connect(url, options).await?)
+                }
+                other => return Err(ConnectError::UnsupportedScheme(other.to_owned())),
             })
         };
         tokio::time::timeout(options.connect_timeout, attempt)
@@ -99,30 +83,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_backend_is_chosen_by_the_url_s_scheme() {
+    fn the_scheme_is_read_as_a_url_s() {
         let cases = [
-            ("sqlite::memory:", Some(Backend::Sqlite)),
-            ("sqlite:relative.db", Some(Backend::Sqlite)),
-            ("sqlite:data.db?mode=rwc", Some(Backend::Sqlite)),
-            ("sqlite:///var/lib/data.db", Some(Backend::Sqlite)),
-            ("SQLite:data.db", None),
-            ("postgres://u:p@db:5432/app", Some(Backend::Postgres)),
-            ("postgresql://db/app", Some(Backend::Postgres)),
-            // Not a URL as a whole, but plainly meant for PostgreSQL: its parser says why.
-            ("postgres://u:p#ss@db:5432/app", Some(Backend::Postgres)),
-            ("postgres://db:port/app", Some(Backend::Postgres)),
-            ("mysql://db/app", None),
-            ("data.db", None),
-            ("", None),
+            ("sqlite::memory:", "sqlite"),
+            ("sqlite:relative.db", "sqlite"),
+            ("sqlite:data.db?mode=rwc", "sqlite"),
+            ("sqlite:///var/lib/data.db", "sqlite"),
+            ("SQLite:data.db", "SQLite"),
+            ("postgres://u:p@db:5432/app", "postgres"),
+            ("postgresql://db/app", "postgresql"),
+            // Not URLs as a whole, but plainly meant for PostgreSQL: its parser says why.
+            ("postgres://u:p#ss@db:5432/app", "postgres"),
+            ("postgres://db:port/app", "postgres"),
+            ("data.db", ""),
+            ("", ""),
         ];
         for (url, expected) in cases {
-            assert_eq!(Backend::of(url).ok(), expected, "{url}");
+            assert_eq!(scheme(url), expected, "{url}");
         }
     }
 
-    #[test]
-    fn an_unknown_scheme_is_named_and_final() {
-        let error = Backend::of("mysql://db/app").err();
+    #[tokio::test]
+    async fn an_unknown_scheme_is_named_and_final() {
+        let error = Store::connect("mysql://db/app", &DatabaseOptions::default())
+            .await
+            .err();
         let message = error.as_ref().map(ToString::to_string).unwrap_or_default();
         assert!(
             message.starts_with("unsupported database URL scheme \"mysql\": use sqlite:PATH"),
