@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use sqlx::{Row as _, SqliteConnection};
 
-use super::writer::Write;
+use super::writer::{Change, Write};
 use crate::domain::Written;
 
 /// Rows per statement: a group is cut into chunks of at most the largest, each padded to the
@@ -85,9 +85,9 @@ impl<'a> Group<'a> {
         let mut write_rows = Vec::with_capacity(writes.len());
         for write in writes {
             let (account_id, key) = write.target();
-            let value = match write {
-                Write::Set { value, .. } => value.as_str(),
-                Write::Delete { .. } => "",
+            let value = match &write.change {
+                Change::Set { value, .. } => value.as_str(),
+                Change::Delete { .. } => "",
             };
             let row = match row_of.get(&(account_id, key)) {
                 Some(&row) => {
@@ -138,7 +138,10 @@ impl<'a> Group<'a> {
                 }
             }
             for returned in query.fetch_all(&mut *conn).await? {
-                let row = row_index(&self.row_of, returned.try_get(0)?, returned.try_get(1)?)?;
+                let target: (&str, &str) = (returned.try_get(0)?, returned.try_get(1)?);
+                let row = *self.row_of.get(&target).ok_or_else(|| {
+                    sqlx::Error::Protocol("a returned row matches no write".into())
+                })?;
                 self.done[row] = Some(if self.set { returned.try_get(2)? } else { 0 });
             }
         }
@@ -208,16 +211,6 @@ static DELETES: LazyLock<Vec<String>> = LazyLock::new(|| {
         .collect()
 });
 
-fn row_index(
-    row_of: &HashMap<(&str, &str), usize>,
-    account_id: &str,
-    key: &str,
-) -> sqlx::Result<usize> {
-    row_of
-        .get(&(account_id, key))
-        .copied()
-        .ok_or_else(|| sqlx::Error::Protocol("a returned row matches no write".into()))
-}
 #[cfg(test)]
 mod tests {
     use sqlx::SqlitePool;
@@ -239,21 +232,23 @@ mod tests {
         pool
     }
 
-    fn set(account_id: &str, key: &str, value: &str) -> Write {
-        Write::Set {
+    fn write(account_id: &str, key: &str, change: Change) -> Write {
+        Write {
             account_id: account_id.to_owned(),
             key: PropertyKey::new(key.to_owned()).expect("valid key"),
-            value: PropertyValue::from_stored(value.to_owned()),
-            done: oneshot::channel().0,
+            change,
         }
     }
 
+    fn set(account_id: &str, key: &str, value: &str) -> Write {
+        let value = PropertyValue::from_stored(value.to_owned());
+        let done = oneshot::channel().0;
+        write(account_id, key, Change::Set { value, done })
+    }
+
     fn delete(account_id: &str, key: &str) -> Write {
-        Write::Delete {
-            account_id: account_id.to_owned(),
-            key: PropertyKey::new(key.to_owned()).expect("valid key"),
-            done: oneshot::channel().0,
-        }
+        let done = oneshot::channel().0;
+        write(account_id, key, Change::Delete { done })
     }
 
     fn written(outcomes: &[Outcome]) -> Vec<String> {

@@ -16,7 +16,7 @@ use sqlx::{Connection as _, Sqlite, SqliteConnection};
 
 use cache::ReadCache;
 use tokio::sync::{mpsc, oneshot};
-use writer::Write;
+use writer::{Change, Write};
 
 use super::admin::{PatchOutcome, Snapshot, TokenInfo, UserPatch};
 use super::sql::Dialect;
@@ -43,7 +43,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
     writes: mpsc::Sender<Write>,
-    cache: Option<Arc<ReadCache>>,
+    cache: Arc<ReadCache>,
     location: String,
     /// Set for an in-memory database, whose reader and writer are one pool.
     keeper: Option<InMemoryKeeper>,
@@ -52,14 +52,8 @@ pub struct SqliteStore {
 /// Keeps an in-memory database alive by holding a connection to it for as long as the store
 /// lives: the database vanishes when its last connection closes, and a pool may close its
 /// connection (after a cancelled query, say).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct InMemoryKeeper(#[allow(dead_code)] Arc<Mutex<SqliteConnection>>);
-
-impl std::fmt::Debug for InMemoryKeeper {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("InMemoryKeeper")
-    }
-}
 
 impl SqliteStore {
     /// Opens (creating if missing) the database `url` names; `pool_size` readers sit beside the
@@ -110,10 +104,8 @@ impl SqliteStore {
         keeper: Option<InMemoryKeeper>,
     ) -> Self {
         let others_may_write = keeper.is_none();
-        let cache = (options.cache_bytes > 0).then(|| {
-            let clock = options.clock.clone();
-            Arc::new(ReadCache::new(options.cache_bytes, others_may_write, clock))
-        });
+        let clock = options.clock.clone();
+        let cache = Arc::new(ReadCache::new(options.cache_bytes, others_may_write, clock));
         let (writes, queue) = mpsc::channel(writer::QUEUE);
         tokio::spawn(writer::run(writer.clone(), cache.clone(), queue));
         Self {
@@ -124,11 +116,6 @@ impl SqliteStore {
             location,
             keeper,
         }
-    }
-
-    /// The cache, when it may answer now.
-    fn cache(&self) -> Option<&ReadCache> {
-        self.cache.as_deref().and_then(ReadCache::if_trusted)
     }
 
     fn pool(size: u32, acquire_timeout: Duration) -> SqlitePoolOptions {
@@ -165,12 +152,9 @@ impl SqliteStore {
 
     pub(super) fn pool_usage(&self) -> (u32, u32) {
         // In memory, reader and writer are one pool.
-        let pools = if self.keeper.is_some() {
-            vec![&self.reader]
-        } else {
-            vec![&self.reader, &self.writer]
-        };
-        pools.iter().fold((0, 0), |(in_use, idle), pool| {
+        let writer = self.keeper.is_none().then_some(&self.writer);
+        let pools = std::iter::once(&self.reader).chain(writer);
+        pools.fold((0, 0), |(in_use, idle), pool| {
             let pool_idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
             (
                 in_use + pool.size().saturating_sub(pool_idle),
@@ -184,45 +168,25 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
+    // Reads go through the cache, handing it the read on a reader connection to run on a miss.
+
     pub(super) async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
-        let cache = self.cache();
-        if let Some(user) = cache.and_then(|cache| cache.token_owner(digest)) {
-            return Ok(Some(user));
-        }
-        let guard = cache.map(ReadCache::accounts_guard);
-        let user = Sql::token_owner(&mut *self.reader.acquire().await?, digest).await?;
-        let user = user.map(Arc::new);
-        // Unknown tokens are not remembered: a token created elsewhere must work at once.
-        if let (Some(cache), Some(guard), Some(user)) = (cache, guard, &user) {
-            cache.fill_token_owner(guard, *digest, user.clone());
-        }
-        Ok(user)
+        let read = async {
+            let user = Sql::token_owner(&mut *self.reader.acquire().await?, digest).await?;
+            Ok(user.map(Arc::new))
+        };
+        Ok(self.cache.token_owner(digest, read).await?)
     }
 
     pub(super) async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
-        let cache = self.cache();
-        if let Some(account) = cache.and_then(|cache| cache.account(email_key)) {
-            return Ok(Some(account));
-        }
-        let guard = cache.map(ReadCache::accounts_guard);
-        let account = Sql::account_by_email(&mut *self.reader.acquire().await?, email_key).await?;
-        if let (Some(cache), Some(guard), Some(account)) = (cache, guard, &account) {
-            cache.fill_account(guard, email_key, account.clone());
-        }
-        Ok(account)
+        let read =
+            async { Sql::account_by_email(&mut *self.reader.acquire().await?, email_key).await };
+        Ok(self.cache.account(email_key, read).await?)
     }
 
     pub(super) async fn user(&self, account_id: &str) -> Result<Option<User>> {
-        let cache = self.cache();
-        if let Some(user) = cache.and_then(|cache| cache.user(account_id)) {
-            return Ok(user);
-        }
-        let guard = cache.map(ReadCache::accounts_guard);
-        let user = Sql::user(&mut *self.reader.acquire().await?, account_id).await?;
-        if let (Some(cache), Some(guard)) = (cache, guard) {
-            cache.fill_user(guard, account_id, user.clone());
-        }
-        Ok(user)
+        let read = async { Sql::user(&mut *self.reader.acquire().await?, account_id).await };
+        Ok(self.cache.user(account_id, read).await?)
     }
 
     /// Answered by [`SqliteStore::user`], whose answer the cache may hold.
@@ -235,16 +199,9 @@ impl SqliteStore {
     }
 
     pub(super) async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
-        let cache = self.cache();
-        if let Some(keys) = cache.and_then(|cache| cache.key_list(account_id)) {
-            return Ok(keys);
-        }
-        let guard = cache.map(|cache| cache.account_guard(account_id));
-        let keys = Sql::property_keys(&mut *self.reader.acquire().await?, account_id).await?;
-        if let (Some(cache), Some(guard)) = (cache, guard) {
-            cache.fill_key_list(guard, account_id, keys.clone());
-        }
-        Ok(keys)
+        let read =
+            async { Sql::property_keys(&mut *self.reader.acquire().await?, account_id).await };
+        Ok(self.cache.key_list(account_id, read).await?)
     }
 
     pub(super) async fn property(
@@ -252,37 +209,21 @@ impl SqliteStore {
         account_id: &str,
         key: &PropertyKey,
     ) -> Result<Option<PropertyValue>> {
-        let cache = self.cache();
         let key = key.as_str();
-        if let Some(value) = cache.and_then(|cache| cache.value(account_id, key)) {
-            return Ok(value);
-        }
-        let guard = cache.map(|cache| cache.account_guard(account_id));
-        let value = Sql::property(&mut *self.reader.acquire().await?, account_id, key).await?;
-        if let (Some(cache), Some(guard)) = (cache, guard) {
-            cache.fill_value(guard, account_id, key, value.clone());
-        }
-        Ok(value)
+        let read =
+            async { Sql::property(&mut *self.reader.acquire().await?, account_id, key).await };
+        Ok(self.cache.value(account_id, key, read).await?)
     }
 
-    /// Queues the write for the group committer and waits until it is committed.
     pub(super) async fn set_property(
         &self,
         account_id: &str,
         key: &PropertyKey,
         value: &PropertyValue,
     ) -> Result<Option<Written>> {
-        let (done, outcome) = oneshot::channel();
-        self.queue(Write::Set {
-            account_id: account_id.to_owned(),
-            key: key.clone(),
-            value: value.clone(),
-            done,
-        })
-        .await?;
-        outcome
+        let value = value.clone();
+        self.write(account_id, key, |done| Change::Set { value, done })
             .await
-            .map_err(|_| Error::from(sqlx::Error::WorkerCrashed))?
     }
 
     pub(super) async fn delete_property(
@@ -290,23 +231,28 @@ impl SqliteStore {
         account_id: &str,
         key: &PropertyKey,
     ) -> Result<bool> {
-        let (done, outcome) = oneshot::channel();
-        self.queue(Write::Delete {
-            account_id: account_id.to_owned(),
-            key: key.clone(),
-            done,
-        })
-        .await?;
-        outcome
+        self.write(account_id, key, |done| Change::Delete { done })
             .await
-            .map_err(|_| Error::from(sqlx::Error::WorkerCrashed))?
     }
 
-    async fn queue(&self, write: Write) -> sqlx::Result<()> {
-        self.writes
-            .send(write)
-            .await
-            .map_err(|_| sqlx::Error::WorkerCrashed)
+    /// Queues a write for the group committer and waits until it is committed.
+    async fn write<T>(
+        &self,
+        account_id: &str,
+        key: &PropertyKey,
+        change: impl FnOnce(oneshot::Sender<Result<T>>) -> Change,
+    ) -> Result<T> {
+        // The writer task is gone: the store is closing, or the task panicked.
+        let crashed = || Error::from(sqlx::Error::WorkerCrashed);
+        let (done, outcome) = oneshot::channel();
+        let (account_id, key) = (account_id.to_owned(), key.clone());
+        let write = Write {
+            account_id,
+            key,
+            change: change(done),
+        };
+        self.writes.send(write).await.map_err(|_| crashed())?;
+        outcome.await.map_err(|_| crashed())?
     }
 
     pub(super) async fn apply_seed(&self, seed: &SeedData) -> Result<SeedReport> {
@@ -371,9 +317,7 @@ impl SqliteStore {
     /// Passes on the outcome of a change to users, tokens or everything, after dropping what
     /// the cache holds: whatever the change did, nothing kept from before it is trusted.
     fn changed<T>(&self, outcome: sqlx::Result<T>) -> Result<T> {
-        if let Some(cache) = &self.cache {
-            cache.invalidate_all();
-        }
+        self.cache.invalidate_all();
         Ok(outcome?)
     }
 }

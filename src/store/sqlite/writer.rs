@@ -1,5 +1,5 @@
 //! Group commit: one task owns the SQLite writes and commits all that are waiting in one
-//! transaction, so many writers share one fsync. How a batch becomes statements is [`batch`].
+//! transaction, so many writers share one fsync. How a batch becomes statements is in `batch.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,50 +17,41 @@ const MOST_PER_COMMIT: usize = 256;
 /// Writes waiting for the writer; past this, senders wait for room.
 pub(super) const QUEUE: usize = 1_024;
 
-/// One write and where its outcome goes.
-pub(super) enum Write {
+/// One write: which property, and what happens to it.
+pub(super) struct Write {
+    pub(super) account_id: String,
+    pub(super) key: PropertyKey,
+    pub(super) change: Change,
+}
+
+/// What a write does to its property, and where its outcome goes.
+pub(super) enum Change {
     Set {
-        account_id: String,
-        key: PropertyKey,
         value: PropertyValue,
         done: oneshot::Sender<Result<Option<Written>>>,
     },
     Delete {
-        account_id: String,
-        key: PropertyKey,
         done: oneshot::Sender<Result<bool>>,
     },
 }
 
 impl Write {
     pub(super) fn target(&self) -> (&str, &str) {
-        match self {
-            Self::Set {
-                account_id, key, ..
-            }
-            | Self::Delete {
-                account_id, key, ..
-            } => (account_id, key.as_str()),
-        }
+        (&self.account_id, self.key.as_str())
     }
 
     pub(super) fn is_set(&self) -> bool {
-        matches!(self, Self::Set { .. })
+        matches!(self.change, Change::Set { .. })
     }
 }
 
 /// Runs the writer until every sender is gone. Between writes, while requests come in, it
 /// also has the cache poll for changes by other processes.
-pub(super) async fn run(
-    pool: SqlitePool,
-    cache: Option<Arc<ReadCache>>,
-    mut queue: mpsc::Receiver<Write>,
-) {
+pub(super) async fn run(pool: SqlitePool, cache: Arc<ReadCache>, mut queue: mpsc::Receiver<Write>) {
     let mut data_version = None;
     let mut batch = Vec::with_capacity(MOST_PER_COMMIT);
-    let cache = cache.as_deref();
     loop {
-        let polling = cache.is_some_and(ReadCache::polling);
+        let polling = cache.polling();
         let next = tokio::select! {
             biased;
             write = queue.recv() => match write {
@@ -68,7 +59,7 @@ pub(super) async fn run(
                 None => return,
             },
             () = tokio::time::sleep(Duration::from_millis(POLL_EVERY_MS)), if polling => None,
-            () = poll_requested(cache), if !polling => None,
+            () = cache.poll_requested(), if !polling => None,
         };
         if let Some(first) = next {
             batch.push(first);
@@ -78,24 +69,17 @@ pub(super) async fn run(
                     Err(_) => break,
                 }
             }
-            commit(&pool, cache, &mut batch).await;
+            commit(&pool, &cache, &mut batch).await;
         }
-        if let Some(cache) = cache.filter(|cache| cache.polling()) {
+        if cache.polling() {
             cache.poll_other_writers(&pool, &mut data_version).await;
         }
     }
 }
 
-async fn poll_requested(cache: Option<&ReadCache>) {
-    match cache {
-        Some(cache) => cache.poll_requested().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Commits `batch` in one transaction and answers each write. If the transaction fails, each
 /// write is tried alone, so one write's fault is not every write's.
-async fn commit(pool: &SqlitePool, cache: Option<&ReadCache>, batch: &mut Vec<Write>) {
+async fn commit(pool: &SqlitePool, cache: &ReadCache, batch: &mut Vec<Write>) {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(error) => {
@@ -134,40 +118,23 @@ async fn commit(pool: &SqlitePool, cache: Option<&ReadCache>, batch: &mut Vec<Wr
 }
 
 /// Tells the cache what a committed write did, then answers the request that made it.
-fn answer(cache: Option<&ReadCache>, write: Write, outcome: Result<Outcome>) {
-    match (write, outcome) {
-        (
-            Write::Set {
-                account_id,
-                key,
-                value,
-                done,
-            },
-            Ok(Outcome::Set(written)),
-        ) => {
-            if let (Some(cache), Some(written)) = (cache, written) {
-                let created = written == Written::Created;
-                cache.after_write(&account_id, key.as_str(), value, created);
+fn answer(cache: &ReadCache, write: Write, outcome: Result<Outcome>) {
+    let (account_id, key) = (write.account_id.as_str(), write.key.as_str());
+    match (write.change, outcome) {
+        (Change::Set { value, done }, Ok(Outcome::Set(written))) => {
+            if let Some(written) = written {
+                cache.after_write(account_id, key, value, written == Written::Created);
             }
             let _ = done.send(Ok(written));
         }
-        (
-            Write::Delete {
-                account_id,
-                key,
-                done,
-            },
-            Ok(Outcome::Delete(existed)),
-        ) => {
-            if let Some(cache) = cache {
-                cache.after_delete(&account_id, key.as_str(), existed);
-            }
+        (Change::Delete { done }, Ok(Outcome::Delete(existed))) => {
+            cache.after_delete(account_id, key, existed);
             let _ = done.send(Ok(existed));
         }
-        (Write::Set { done, .. }, outcome) => {
+        (Change::Set { done, .. }, outcome) => {
             let _ = done.send(outcome.and_then(|_| Err(mismatch())));
         }
-        (Write::Delete { done, .. }, outcome) => {
+        (Change::Delete { done }, outcome) => {
             let _ = done.send(outcome.and_then(|_| Err(mismatch())));
         }
     }
