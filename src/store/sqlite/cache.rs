@@ -3,6 +3,10 @@
 //!
 //! Not to be confused with `sqlite::memory:`, a database that lives in memory: this is a cache
 //! in front of any SQLite database, and one in front of a file also polls for changes by others.
+//!
+//! Longer than most files, and one idea: what the cache holds is only as good as its rules for
+//! filling (the fill guard) and for answering (the trust window, fed by the poll), so the maps
+//! and both rules stay together. A good quarter of it is tests.
 
 use std::hash::Hash;
 use std::sync::Arc;

@@ -36,8 +36,8 @@ impl Dialect for Sqlite {
 
 /// SQLite through sqlx. Writes go through a single connection, so writers never meet
 /// `SQLITE_BUSY` inside one process; other processes on the same file wait on the busy timeout.
-/// Property writes queue for one task that commits them in groups (see [`writer`]); reads may
-/// be answered from a cache (see [`cache`]).
+/// Property writes queue for one task that commits them in groups (`writer.rs`); reads may be
+/// answered from a cache (`cache.rs`).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     reader: SqlitePool,
