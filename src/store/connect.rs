@@ -8,11 +8,14 @@ use super::{ConnectError, DatabaseOptions, PostgresStore, SqliteStore, Store};
 /// `sqlite:relative.db` are URLs whose path has no slash). Letter case counts, as it does for
 /// sqlx's SQLite parser, which would take `SQLite:x.db` for a file name.
 fn scheme(url: &str) -> &str {
-    match url::Url::parse(url) {
-        Ok(parsed) => url.get(..parsed.scheme().len()).unwrap_or_default(),
-        // Not a URL as a whole (a `#` in a password, a bad port): what comes before the first
-        // colon still names the backend, whose own parser then says what is wrong.
-        Err(_) => url.split_once(':').map_or("", |(scheme, _)| scheme),
+    let parsed = url::Url::parse(url).ok();
+    let length = parsed.map_or(0, |parsed| parsed.scheme().len());
+    match url.split_at_checked(length) {
+        Some((scheme, rest)) if length > 0 && rest.starts_with(':') => scheme,
+        // Not a URL as a whole (a `#` in a password, a bad port), or one the parser trimmed:
+        // what comes before the first colon still names the backend (whose own parser then
+        // says what is wrong) or the scheme we do not support.
+        _ => url.split_once(':').map_or("", |(scheme, _)| scheme),
     }
 }
 
@@ -95,6 +98,7 @@ mod tests {
             // Not URLs as a whole, but plainly meant for PostgreSQL: its parser says why.
             ("postgres://u:p#ss@db:5432/app", "postgres"),
             ("postgres://db:port/app", "postgres"),
+            (" sqlite::memory:", " sqlite"),
             ("data.db", ""),
             ("", ""),
         ];
