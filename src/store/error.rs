@@ -62,6 +62,7 @@ fn is_outage(error: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
 /// Why opening the database failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

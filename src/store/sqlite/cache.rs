@@ -143,22 +143,9 @@ impl ReadCache {
     pub(super) fn new(bytes: u64, others_may_write: bool, clock: SharedClock) -> Self {
         let on = bytes > 0;
         let accounts_held = if on { ACCOUNTS_HELD } else { 0 };
-        let hasher = DefaultHashBuilder::default();
         let entries = usize::try_from(bytes / 256).unwrap_or(usize::MAX).max(16);
-        let values = Cache::with(
-            entries,
-            bytes,
-            ValueWeight,
-            hasher.clone(),
-            Default::default(),
-        );
-        let key_lists = Cache::with(
-            entries / 8 + 16,
-            bytes / 4,
-            KeyListWeight,
-            hasher.clone(),
-            Default::default(),
-        );
+        let values = Cache::with_weighter(entries, bytes, ValueWeight);
+        let key_lists = Cache::with_weighter(entries / 8 + 16, bytes / 4, KeyListWeight);
         Self {
             tokens: Cache::new(accounts_held),
             accounts: Cache::new(accounts_held),
@@ -167,7 +154,7 @@ impl ReadCache {
             key_lists,
             accounts_epoch: AtomicU64::new(0),
             stripes: std::array::from_fn(|_| AtomicU64::new(0)),
-            hasher,
+            hasher: DefaultHashBuilder::default(),
             on,
             others_may_write,
             started: clock.now(),
