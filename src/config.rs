@@ -248,6 +248,7 @@ impl Config {
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout),
             startup_timeout: Duration::from_secs(self.db_startup_timeout),
             cache_bytes: self.cache_size.saturating_mul(1 << 20),
+            clock: crate::clock::system(),
         }
     }
 

@@ -44,7 +44,7 @@ pub enum Error {
     Conflict(String),
     /// A storage fault; the cause goes to the log, never to the client.
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Store(#[from] crate::store::Error),
     /// A fault with no better home (a failed random source, a panic); logged, never shown.
     #[error("{0}")]
     Internal(String),

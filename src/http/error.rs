@@ -148,8 +148,8 @@ fn service_status(error: &Error) -> StatusCode {
         | Error::UserNotVisible
         | Error::TokenNotFound(_)
         | Error::PropertyNotFound(_) => StatusCode::NOT_FOUND,
-        Error::Database(e) if is_outage(e) => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -190,8 +190,8 @@ impl IntoResponse for HttpError {
             Self::Service(Error::Unauthenticated { .. }) | Self::LoginDenied { .. } => {
                 unauthorized(&self.to_string())
             }
-            Self::Service(Error::Database(cause)) => {
-                tracing::error!(error = %cause, "database fault");
+            Self::Service(Error::Store(cause)) => {
+                tracing::error!(error = %Causes(cause), "database fault");
                 let message = if status == StatusCode::SERVICE_UNAVAILABLE {
                     "The database is unavailable. Try again later."
                 } else {
@@ -285,19 +285,22 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
-/// Faults that mean the database cannot be reached now, rather than a bug: no connection,
-/// or the server refusing work while it starts, stops or is full.
-fn is_outage(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
-            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
-        }),
-        _ => false,
+/// An error and its sources, `a: b: c`, for the log; a source the text before already ends
+/// with is not repeated.
+pub(crate) struct Causes<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = self.0.to_string();
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.ends_with(&cause_text) {
+                text = format!("{text}: {cause_text}");
+            }
+            source = cause.source();
+        }
+        f.write_str(&text)
     }
 }
 

@@ -18,7 +18,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, HttpError
     match state.store.ready().await {
         Ok(()) => Ok(json_response(StatusCode::OK, r#"{"status":"ready"}"#)),
         Err(cause) => {
-            tracing::warn!(error = %cause, "not ready");
+            tracing::warn!(error = %super::error::Causes(&cause), "not ready");
             Err(HttpError::NotReady)
         }
     }

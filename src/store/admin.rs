@@ -1,6 +1,6 @@
 //! What the admin API and the command line need of storage: users, tokens, reset, snapshots.
 
-use super::Store;
+use super::{Result, Store};
 use crate::credentials::TokenDigest;
 use crate::domain::User;
 
@@ -48,31 +48,18 @@ pub struct Snapshot {
 
 impl Store {
     /// Every user, by account id.
-    pub async fn users(&self) -> sqlx::Result<Vec<User>> {
-        match self {
-            Self::Sqlite(store) => store.users().await,
-            Self::Postgres(store) => store.users().await,
-        }
+    pub async fn users(&self) -> Result<Vec<User>> {
+        forward!(self.users().await)
     }
 
     /// Changes a user.
-    pub async fn update_user(
-        &self,
-        account_id: &str,
-        patch: &UserPatch,
-    ) -> sqlx::Result<PatchOutcome> {
-        match self {
-            Self::Sqlite(store) => store.update_user(account_id, patch).await,
-            Self::Postgres(store) => store.update_user(account_id, patch).await,
-        }
+    pub async fn update_user(&self, account_id: &str, patch: &UserPatch) -> Result<PatchOutcome> {
+        forward!(self.update_user(account_id, patch).await)
     }
 
     /// Deletes a user with their tokens and properties; whether they existed.
-    pub async fn delete_user(&self, account_id: &str) -> sqlx::Result<bool> {
-        match self {
-            Self::Sqlite(store) => store.delete_user(account_id).await,
-            Self::Postgres(store) => store.delete_user(account_id).await,
-        }
+    pub async fn delete_user(&self, account_id: &str) -> Result<bool> {
+        forward!(self.delete_user(account_id).await)
     }
 
     /// Adds a token for a user; its new id, or `None` when there is no such user.
@@ -80,58 +67,37 @@ impl Store {
         &self,
         account_id: &str,
         digest: &TokenDigest,
-    ) -> sqlx::Result<Option<String>> {
-        match self {
-            Self::Sqlite(store) => store.add_token(account_id, digest).await,
-            Self::Postgres(store) => store.add_token(account_id, digest).await,
-        }
+    ) -> Result<Option<String>> {
+        forward!(self.add_token(account_id, digest).await)
     }
 
     /// A user's tokens by creation; `None` when there is no such user.
-    pub async fn tokens(&self, account_id: &str) -> sqlx::Result<Option<Vec<TokenInfo>>> {
-        match self {
-            Self::Sqlite(store) => store.tokens(account_id).await,
-            Self::Postgres(store) => store.tokens(account_id).await,
-        }
+    pub async fn tokens(&self, account_id: &str) -> Result<Option<Vec<TokenInfo>>> {
+        forward!(self.tokens(account_id).await)
     }
 
     /// Revokes a user's token; whether it existed.
-    pub async fn revoke_token(&self, account_id: &str, id: &str) -> sqlx::Result<bool> {
-        match self {
-            Self::Sqlite(store) => store.revoke_token(account_id, id).await,
-            Self::Postgres(store) => store.revoke_token(account_id, id).await,
-        }
+    pub async fn revoke_token(&self, account_id: &str, id: &str) -> Result<bool> {
+        forward!(self.revoke_token(account_id, id).await)
     }
 
     /// Deletes every property, and with `everything` every user and token too.
-    pub async fn reset(&self, everything: bool) -> sqlx::Result<()> {
-        match self {
-            Self::Sqlite(store) => store.reset(everything).await,
-            Self::Postgres(store) => store.reset(everything).await,
-        }
+    pub async fn reset(&self, everything: bool) -> Result<()> {
+        forward!(self.reset(everything).await)
     }
 
     /// The whole state, read in one transaction.
-    pub async fn snapshot(&self) -> sqlx::Result<Snapshot> {
-        match self {
-            Self::Sqlite(store) => store.snapshot().await,
-            Self::Postgres(store) => store.snapshot().await,
-        }
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        forward!(self.snapshot().await)
     }
 
     /// Replaces the whole state with a snapshot, in one transaction.
-    pub async fn restore(&self, snapshot: &Snapshot) -> sqlx::Result<()> {
-        match self {
-            Self::Sqlite(store) => store.restore(snapshot).await,
-            Self::Postgres(store) => store.restore(snapshot).await,
-        }
+    pub async fn restore(&self, snapshot: &Snapshot) -> Result<()> {
+        forward!(self.restore(snapshot).await)
     }
 
     /// Whether the database answers and holds the schema.
-    pub async fn ready(&self) -> sqlx::Result<()> {
-        match self {
-            Self::Sqlite(store) => store.ready().await,
-            Self::Postgres(store) => store.ready().await,
-        }
+    pub async fn ready(&self) -> Result<()> {
+        forward!(self.ready().await)
     }
 }

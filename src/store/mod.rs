@@ -1,15 +1,38 @@
 //! Storage: one closed set of backends chosen by the database URL; no caller knows which one runs.
 
+/// Calls a method on whichever backend runs: one `match` per method, so a method missing on
+/// either backend does not compile.
+macro_rules! forward {
+    ($self:ident.$method:ident($($arg:expr),*).await) => {
+        match $self {
+            Store::Sqlite(store) => store.$method($($arg),*).await,
+            Store::Postgres(store) => store.$method($($arg),*).await,
+        }
+    };
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match $self {
+            Store::Sqlite(store) => store.$method($($arg),*),
+            Store::Postgres(store) => store.$method($($arg),*),
+        }
+    };
+}
+
 pub mod admin;
+mod connect;
+mod error;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+pub use connect::redacted_location;
+pub use error::{ConnectError, Error, Result};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+use crate::clock::{self, SharedClock};
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyKey, PropertyValue, User, Written};
 
@@ -24,9 +47,11 @@ pub struct DatabaseOptions {
     pub acquire_timeout: Duration,
     /// How long to keep retrying at start before giving up.
     pub startup_timeout: Duration,
-    /// Bytes of property values the SQLite store may keep in memory; 0 turns its memory off.
-    /// PostgreSQL keeps none: its instances share the database and nothing else.
+    /// Bytes of property values the SQLite store may keep in its read cache; 0 turns the cache
+    /// off. PostgreSQL keeps none: its instances share the database and nothing else.
     pub cache_bytes: u64,
+    /// Where the SQLite cache reads the time, to decide how long it trusts what it holds.
+    pub clock: SharedClock,
 }
 
 impl Default for DatabaseOptions {
@@ -37,6 +62,7 @@ impl Default for DatabaseOptions {
             acquire_timeout: Duration::from_secs(5),
             startup_timeout: Duration::from_secs(30),
             cache_bytes: 8 << 20,
+            clock: clock::system(),
         }
     }
 }
@@ -94,132 +120,55 @@ pub enum Store {
 }
 
 impl Store {
-    /// Opens the database that `url` names, choosing the backend by its scheme. One attempt.
-    pub async fn connect(url: &str, options: &DatabaseOptions) -> anyhow::Result<Self> {
-        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-        let attempt = async {
-            match scheme {
-                "sqlite" => Ok(Self::Sqlite(SqliteStore::connect(url, options).await?)),
-                "postgres" | "postgresql" => {
-                    Ok(Self::Postgres(PostgresStore::connect(url, options).await?))
-                }
-                _ => anyhow::bail!(
-                    "unsupported database URL scheme {scheme:?}: use sqlite:PATH, sqlite::memory: or postgres://..."
-                ),
-            }
-        };
-        tokio::time::timeout(options.connect_timeout, attempt)
-            .await
-            .unwrap_or_else(|_| anyhow::bail!("no answer within {:?}", options.connect_timeout))
-    }
-
-    /// Like [`Store::connect`], retrying with backoff for `options.startup_timeout`, since a
-    /// database container may start after us. Each failed attempt is logged.
-    pub async fn connect_with_retry(url: &str, options: &DatabaseOptions) -> anyhow::Result<Self> {
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(250);
-        for attempt in 1u32.. {
-            match Self::connect(url, options).await {
-                Ok(store) => return Ok(store),
-                Err(error)
-                    if started.elapsed() + delay < options.startup_timeout
-                        && !is_permanent(&error) =>
-                {
-                    tracing::warn!(attempt, retry_in_ms = delay.as_millis() as u64, error = %format!("{error:#}"), "database not reachable yet");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(error) => {
-                    return Err(error.context(format!(
-                        "cannot connect to the database at {} ({attempt} attempts over {:.1} s)",
-                        redacted_location(url),
-                        started.elapsed().as_secs_f64()
-                    )));
-                }
-            }
-        }
-        unreachable!("the attempt counter does not run out")
-    }
-
     /// Brings the schema up to date.
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match self {
-            Self::Sqlite(store) => store.migrate().await,
-            Self::Postgres(store) => store.migrate().await,
-        }
+    pub async fn migrate(&self) -> Result<()> {
+        forward!(self.migrate().await)
     }
 
     /// Where the data lives, for the startup log.
     pub fn location(&self) -> String {
-        match self {
-            Self::Sqlite(store) => store.location(),
-            Self::Postgres(store) => store.location(),
-        }
+        forward!(self.location())
     }
 
     /// Connections in use and idle, over every pool.
     pub fn pool_usage(&self) -> (u32, u32) {
-        match self {
-            Self::Sqlite(store) => store.pool_usage(),
-            Self::Postgres(store) => store.pool_usage(),
-        }
+        forward!(self.pool_usage())
     }
 
     /// Closes every connection, letting the last writes settle.
     pub async fn close(&self) {
-        match self {
-            Self::Sqlite(store) => store.close().await,
-            Self::Postgres(store) => store.close().await,
-        }
+        forward!(self.close().await)
     }
 
     /// The owner of the token with this digest. The lookup goes by digest, so its timing can
     /// reveal nothing about any token.
-    pub async fn token_owner(&self, digest: &TokenDigest) -> sqlx::Result<Option<Arc<User>>> {
-        match self {
-            Self::Sqlite(store) => store.token_owner(digest).await,
-            Self::Postgres(store) => store.token_owner(digest).await,
-        }
+    pub async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
+        forward!(self.token_owner(digest).await)
     }
 
     /// The user whose lower-cased email is `email_key`, with their token digests.
-    pub async fn account_by_email(&self, email_key: &str) -> sqlx::Result<Option<Arc<Account>>> {
-        match self {
-            Self::Sqlite(store) => store.account_by_email(email_key).await,
-            Self::Postgres(store) => store.account_by_email(email_key).await,
-        }
+    pub async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
+        forward!(self.account_by_email(email_key).await)
     }
 
     /// The user with this account id.
-    pub async fn user(&self, account_id: &str) -> sqlx::Result<Option<User>> {
-        match self {
-            Self::Sqlite(store) => store.user(account_id).await,
-            Self::Postgres(store) => store.user(account_id).await,
-        }
+    pub async fn user(&self, account_id: &str) -> Result<Option<User>> {
+        forward!(self.user(account_id).await)
     }
 
     /// Whether a user with this account id exists.
-    pub async fn user_exists(&self, account_id: &str) -> sqlx::Result<bool> {
-        match self {
-            Self::Sqlite(store) => store.user_exists(account_id).await,
-            Self::Postgres(store) => store.user_exists(account_id).await,
-        }
+    pub async fn user_exists(&self, account_id: &str) -> Result<bool> {
+        forward!(self.user_exists(account_id).await)
     }
 
     /// How many users there are.
-    pub async fn user_count(&self) -> sqlx::Result<u64> {
-        match self {
-            Self::Sqlite(store) => store.user_count().await,
-            Self::Postgres(store) => store.user_count().await,
-        }
+    pub async fn user_count(&self) -> Result<u64> {
+        forward!(self.user_count().await)
     }
 
     /// The user's property keys in code-point order.
-    pub async fn property_keys(&self, account_id: &str) -> sqlx::Result<Arc<[String]>> {
-        match self {
-            Self::Sqlite(store) => store.property_keys(account_id).await,
-            Self::Postgres(store) => store.property_keys(account_id).await,
-        }
+    pub async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
+        forward!(self.property_keys(account_id).await)
     }
 
     /// One property's stored JSON text.
@@ -227,11 +176,8 @@ impl Store {
         &self,
         account_id: &str,
         key: &PropertyKey,
-    ) -> sqlx::Result<Option<PropertyValue>> {
-        match self {
-            Self::Sqlite(store) => store.property(account_id, key).await,
-            Self::Postgres(store) => store.property(account_id, key).await,
-        }
+    ) -> Result<Option<PropertyValue>> {
+        forward!(self.property(account_id, key).await)
     }
 
     /// Creates or replaces a property, deciding which in the same statement; `None` when the
@@ -241,89 +187,18 @@ impl Store {
         account_id: &str,
         key: &PropertyKey,
         value: &PropertyValue,
-    ) -> sqlx::Result<Option<Written>> {
-        match self {
-            Self::Sqlite(store) => store.set_property(account_id, key, value).await,
-            Self::Postgres(store) => store.set_property(account_id, key, value).await,
-        }
+    ) -> Result<Option<Written>> {
+        forward!(self.set_property(account_id, key, value).await)
     }
 
     /// Deletes a property; whether it existed.
-    pub async fn delete_property(&self, account_id: &str, key: &PropertyKey) -> sqlx::Result<bool> {
-        match self {
-            Self::Sqlite(store) => store.delete_property(account_id, key).await,
-            Self::Postgres(store) => store.delete_property(account_id, key).await,
-        }
+    pub async fn delete_property(&self, account_id: &str, key: &PropertyKey) -> Result<bool> {
+        forward!(self.delete_property(account_id, key).await)
     }
 
     /// Adds a seed in one transaction: missing users and tokens always, properties only when the
     /// database holds no users and no properties yet.
-    pub async fn apply_seed(&self, seed: &SeedData) -> sqlx::Result<SeedReport> {
-        match self {
-            Self::Sqlite(store) => store.apply_seed(seed).await,
-            Self::Postgres(store) => store.apply_seed(seed).await,
-        }
-    }
-}
-
-/// Tells 201 from 200 by the row's revision; a missing user shows as a foreign-key violation.
-fn written(revision: sqlx::Result<i64>) -> sqlx::Result<Option<Written>> {
-    match revision {
-        Ok(0) => Ok(Some(Written::Created)),
-        Ok(_) => Ok(Some(Written::Updated)),
-        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-pub(crate) fn stored_digest(bytes: &[u8]) -> sqlx::Result<TokenDigest> {
-    TokenDigest::from_stored(bytes).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: "token_hash".into(),
-        source: "stored token digest is not 32 bytes".into(),
-    })
-}
-
-/// Faults that retrying cannot mend: a malformed URL, an unknown scheme, refused credentials.
-fn is_permanent(error: &anyhow::Error) -> bool {
-    match error.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Configuration(_)) => true,
-        Some(sqlx::Error::Database(e)) => e
-            .code()
-            .is_some_and(|code| code.starts_with("28") || code == "3D000"),
-        Some(_) => false,
-        None => error.to_string().starts_with("unsupported database URL"),
-    }
-}
-
-/// The URL without its password, for messages.
-pub fn redacted_location(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let after_credentials = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-            let host = after_credentials
-                .split(['/', '?'])
-                .next()
-                .unwrap_or_default();
-            format!("{scheme}://{host}")
-        }
-        None => url.split('?').next().unwrap_or_default().to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted_location;
-
-    #[test]
-    fn locations_name_the_host_and_hide_credentials() {
-        assert_eq!(
-            redacted_location("postgres://u:secret@db.example:5432/app?sslmode=require"),
-            "postgres://db.example:5432"
-        );
-        assert_eq!(redacted_location("postgresql://db/app"), "postgresql://db");
-        assert_eq!(
-            redacted_location("sqlite:data.db?mode=rwc"),
-            "sqlite:data.db"
-        );
+    pub async fn apply_seed(&self, seed: &SeedData) -> Result<SeedReport> {
+        forward!(self.apply_seed(seed).await)
     }
 }

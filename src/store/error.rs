@@ -1,0 +1,131 @@
+//! What storage fails with, sorted into what a caller can act on; sqlx stays inside the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A storage fault. Callers act on its kind; the database's own error is its source, for the log.
+///
+/// The source is shared, so one failed group commit can answer every write it held.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The database cannot be reached now: no connection, or the server refusing work while it
+    /// starts, stops or is full. Trying again later may succeed.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Arc<sqlx::Error>),
+    /// Anything else the database or the driver reported: a bug, not an outage.
+    #[error("the database failed")]
+    Fault(#[source] Arc<sqlx::Error>),
+}
+
+/// The result of a storage operation.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Whether the database is out of reach for now, rather than at fault.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        if is_outage(&error) {
+            Self::Unavailable(Arc::new(error))
+        } else {
+            Self::Fault(Arc::new(error))
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        match error {
+            sqlx::migrate::MigrateError::Execute(error) => error.into(),
+            other => sqlx::Error::Migrate(Box::new(other)).into(),
+        }
+    }
+}
+
+/// Faults that mean the database cannot be reached now: no connection, or the server refusing
+/// work while it starts (57P03), stops (57P01, 57P02) or is full (53300); class 08 is the
+/// connection's own.
+fn is_outage(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// Why opening the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL names no backend this server has.
+    #[error(
+        "unsupported database URL scheme {0:?}: use sqlite:PATH, sqlite::memory: or postgres://..."
+    )]
+    UnsupportedScheme(String),
+    /// The database refused or failed the connection; its words are the message.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The attempt took longer than the connect timeout.
+    #[error("no answer within {0:?}")]
+    NoAnswer(Duration),
+}
+
+impl ConnectError {
+    /// Faults that retrying cannot mend: a malformed URL, an unknown scheme, refused
+    /// credentials (SQLSTATE class 28) or a database that does not exist (3D000).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::UnsupportedScheme(_) => true,
+            Self::Database(sqlx::Error::Configuration(_)) => true,
+            Self::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|code| code.starts_with("28") || code == "3D000"),
+            Self::Database(_) | Self::NoAnswer(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_are_told_from_faults() {
+        let io = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let cases = [
+            (sqlx::Error::PoolTimedOut, true),
+            (sqlx::Error::PoolClosed, true),
+            (sqlx::Error::WorkerCrashed, true),
+            (sqlx::Error::Io(io()), true),
+            (sqlx::Error::Tls(io().into()), true),
+            (sqlx::Error::RowNotFound, false),
+            (sqlx::Error::Protocol("garbled".into()), false),
+        ];
+        for (error, unavailable) in cases {
+            let text = error.to_string();
+            assert_eq!(Error::from(error).is_unavailable(), unavailable, "{text}");
+        }
+    }
+
+    #[test]
+    fn only_what_retrying_cannot_mend_is_permanent() {
+        let cases = [
+            (ConnectError::UnsupportedScheme("mysql".into()), true),
+            (sqlx::Error::Configuration("bad URL".into()).into(), true),
+            (sqlx::Error::PoolTimedOut.into(), false),
+            (ConnectError::NoAnswer(Duration::from_secs(5)), false),
+        ];
+        for (error, permanent) in cases {
+            assert_eq!(error.is_permanent(), permanent, "{error}");
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The PostgreSQL backend: one pool, plain portable SQL (no advisory locks or `xmax` in requests).
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::{Connection as _, PgConnection, Postgres, Row as _};
+
+use super::admin::{PatchOutcome, Snapshot, TokenInfo, UserPatch};
+use super::sql::Dialect;
+use super::{Account, DatabaseOptions, Result, SeedData, SeedReport};
+use crate::credentials::TokenDigest;
+use crate::domain::{PropertyKey, PropertyValue, User, Written};
+
+type Sql = super::sql::Sql<Postgres>;
+
+impl Dialect for Postgres {
+    const CREATED_AT: &'static str =
+        "to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+
+    fn affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
+
+/// PostgreSQL (or a compatible database) through sqlx. Many instances may share one database:
+/// every decision that must be atomic is made by a single statement or a SERIALIZABLE
+/// transaction.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    location: String,
+}
+
+impl PostgresStore {
+    /// Connects; TLS follows the URL's `sslmode`.
+    pub(super) async fn connect(url: &str, options: &DatabaseOptions) -> sqlx::Result<Self> {
+        let connect = PgConnectOptions::from_str(url)?;
+        let location = format!(
+            "postgres://{}:{}/{}",
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or_default()
+        );
+        // One plain connection first: it fails fast with the real cause, where a pool would keep
+        // retrying until its acquire timeout and report only that.
+        PgConnection::connect_with(&connect).await?.close().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size)
+            .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool, location })
+    }
+
+    pub(super) async fn migrate(&self) -> Result<()> {
+        Ok(sqlx::migrate!("migrations/postgres")
+            .run(&self.pool)
+            .await?)
+    }
+
+    pub(super) fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    pub(super) fn pool_usage(&self) -> (u32, u32) {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        (self.pool.size().saturating_sub(idle), idle)
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(super) async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
+        let user = Sql::token_owner(&mut *self.pool.acquire().await?, digest).await?;
+        Ok(user.map(Arc::new))
+    }
+
+    pub(super) async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
+        Ok(Sql::account_by_email(&mut *self.pool.acquire().await?, email_key).await?)
+    }
+
+    pub(super) async fn user(&self, account_id: &str) -> Result<Option<User>> {
+        Ok(Sql::user(&mut *self.pool.acquire().await?, account_id).await?)
+    }
+
+    pub(super) async fn user_exists(&self, account_id: &str) -> Result<bool> {
+        Ok(Sql::user_exists(&mut *self.pool.acquire().await?, account_id).await?)
+    }
+
+    pub(super) async fn user_count(&self) -> Result<u64> {
+        Ok(Sql::user_count(&mut *self.pool.acquire().await?).await?)
+    }
+
+    pub(super) async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
+        Ok(Sql::property_keys(&mut *self.pool.acquire().await?, account_id).await?)
+    }
+
+    pub(super) async fn property(
+        &self,
+        account_id: &str,
+        key: &PropertyKey,
+    ) -> Result<Option<PropertyValue>> {
+        Ok(Sql::property(&mut *self.pool.acquire().await?, account_id, key.as_str()).await?)
+    }
+
+    pub(super) async fn set_property(
+        &self,
+        account_id: &str,
+        key: &PropertyKey,
+        value: &PropertyValue,
+    ) -> Result<Option<Written>> {
+        // Concurrent first writers meet on the primary key: one inserts (revision 0), the others
+        // wait for it and update. Portable to CockroachDB and YugabyteDB.
+        let revision = sqlx::query(
+            "INSERT INTO properties (account_id, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (account_id, key)
+             DO UPDATE SET value = EXCLUDED.value, revision = properties.revision + 1
+             RETURNING revision",
+        )
+        .bind(account_id)
+        .bind(key.as_str())
+        .bind(value.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|row| row.try_get::<i64, _>(0));
+        // 0 is a new row; a missing user shows as a foreign-key violation.
+        match revision {
+            Ok(0) => Ok(Some(Written::Created)),
+            Ok(_) => Ok(Some(Written::Updated)),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn delete_property(
+        &self,
+        account_id: &str,
+        key: &PropertyKey,
+    ) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM properties WHERE account_id = $1 AND key = $2")
+            .bind(account_id)
+            .bind(key.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn apply_seed(&self, seed: &SeedData) -> Result<SeedReport> {
+        // Instances seeding one database at once must agree on whether it was empty.
+        serializable(|| async { Sql::apply_seed(self.begin_serializable().await?, seed).await })
+            .await
+    }
+
+    pub(super) async fn users(&self) -> Result<Vec<User>> {
+        Ok(Sql::users(&mut *self.pool.acquire().await?).await?)
+    }
+
+    pub(super) async fn update_user(
+        &self,
+        account_id: &str,
+        patch: &UserPatch,
+    ) -> Result<PatchOutcome> {
+        Ok(Sql::update_user(&mut *self.pool.acquire().await?, account_id, patch).await?)
+    }
+
+    pub(super) async fn delete_user(&self, account_id: &str) -> Result<bool> {
+        Ok(Sql::delete_user(&mut *self.pool.acquire().await?, account_id).await?)
+    }
+
+    pub(super) async fn add_token(
+        &self,
+        account_id: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<String>> {
+        Ok(Sql::add_token(&mut *self.pool.acquire().await?, account_id, digest).await?)
+    }
+
+    pub(super) async fn tokens(&self, account_id: &str) -> Result<Option<Vec<TokenInfo>>> {
+        Ok(Sql::tokens(&mut *self.pool.acquire().await?, account_id).await?)
+    }
+
+    pub(super) async fn revoke_token(&self, account_id: &str, id: &str) -> Result<bool> {
+        Ok(Sql::revoke_token(&mut *self.pool.acquire().await?, account_id, id).await?)
+    }
+
+    pub(super) async fn reset(&self, everything: bool) -> Result<()> {
+        serializable(|| async { Sql::reset(self.begin_serializable().await?, everything).await })
+            .await
+    }
+
+    pub(super) async fn snapshot(&self) -> Result<Snapshot> {
+        let mut tx = self.pool.begin().await?;
+        // One consistent view across the three reads.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *tx)
+            .await?;
+        Ok(Sql::snapshot(tx).await?)
+    }
+
+    pub(super) async fn restore(&self, snapshot: &Snapshot) -> Result<()> {
+        serializable(|| async { Sql::restore(self.begin_serializable().await?, snapshot).await })
+            .await
+    }
+
+    pub(super) async fn ready(&self) -> Result<()> {
+        Ok(Sql::ready(&mut *self.pool.acquire().await?).await?)
+    }
+
+    /// A transaction that PostgreSQL fails (40001) rather than interleave with another.
+    async fn begin_serializable(&self) -> sqlx::Result<sqlx::Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+/// Runs a serializable transaction again while PostgreSQL reports a serialization failure:
+/// all but one of several concurrent ones fail, and each retry sees what the winner committed.
+async fn serializable<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = sqlx::Result<T>>,
+{
+    for _ in 0..10 {
+        match attempt().await {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40001") => {}
+            outcome => return Ok(outcome?),
+        }
+    }
+    Ok(attempt().await?)
+}
