@@ -236,14 +236,10 @@ pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
         print_first_admin(&first, config, address);
     }
     let state = AppState::new(store.clone(), config.settings())?;
+    // Before "listening": whoever waits for that line may signal at once.
+    let shutdown = shutdown_signal();
     tracing::info!(%address, "listening");
-    crate::serve(
-        listener,
-        router(state),
-        shutdown_signal(),
-        &config.serve_options(),
-    )
-    .await?;
+    crate::serve(listener, router(state), shutdown, &config.serve_options()).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
