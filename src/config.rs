@@ -1,4 +1,5 @@
 //! Command-line and environment configuration: every option is a flag and an environment variable.
+//! One clap struct, so that `--help` lists every option from one place; long only with its tests.
 
 use std::path::PathBuf;
 use std::time::Duration;

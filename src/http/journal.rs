@@ -1,5 +1,5 @@
 //! The request journal: the last N API requests, in memory, for tests to assert on; and the
-//! middleware that keeps them.
+//! middleware that keeps them. One idea: the body tap and the entry exist only for each other.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
