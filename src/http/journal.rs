@@ -2,20 +2,18 @@
 //! middleware that keeps them. One idea: the body tap and the entry exist only for each other.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use hyper::body::{Frame, SizeHint};
 use serde::Serialize;
 
 use super::context::RequestId;
 use super::layers::Around;
+use super::watched_body::{BodyObserver, Polled, watched};
 use super::{AppState, RequestContext};
 use crate::domain::{MAX_VALUE_BYTES, is_json_whitespace};
 
@@ -55,7 +53,7 @@ impl Around for Keep {
         let tap = (journal.bodies && method == Method::PUT).then(BodyTap::default);
         if let Some(tap) = &tap {
             let body = std::mem::take(request.body_mut());
-            *request.body_mut() = tap.watch(body);
+            *request.body_mut() = watched(body, tap.clone());
         }
         Some(Arrival {
             method,
@@ -97,13 +95,6 @@ impl Around for Keep {
 pub struct BodyTap(Arc<Mutex<Vec<u8>>>);
 
 impl BodyTap {
-    fn watch(&self, body: Body) -> Body {
-        Body::new(Tapped {
-            inner: body,
-            copy: self.0.clone(),
-        })
-    }
-
     /// The value as stored: a stored PUT's body is one JSON value, and its text is the body
     /// without the white space around it.
     fn value(self) -> Option<String> {
@@ -114,36 +105,15 @@ impl BodyTap {
     }
 }
 
-struct Tapped {
-    inner: Body,
-    copy: Arc<Mutex<Vec<u8>>>,
-}
-
-impl hyper::body::Body for Tapped {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let polled = hyper::body::Body::poll_frame(Pin::new(&mut self.inner), cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
+impl BodyObserver for BodyTap {
+    fn polled(&self, polled: &Polled) {
+        if let Poll::Ready(Some(Ok(frame))) = polled
             && let Some(data) = frame.data_ref()
         {
-            let mut copy = self.copy.lock().unwrap_or_else(|e| e.into_inner());
+            let mut copy = self.0.lock().unwrap_or_else(|e| e.into_inner());
             let room = (MAX_VALUE_BYTES + 1).saturating_sub(copy.len());
             copy.extend_from_slice(&data[..data.len().min(room)]);
         }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        hyper::body::Body::is_end_stream(&self.inner)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        hyper::body::Body::size_hint(&self.inner)
     }
 }
 

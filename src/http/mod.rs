@@ -34,6 +34,7 @@ mod probes;
 mod properties;
 mod timeout;
 mod users;
+mod watched_body;
 
 use std::sync::Arc;
 use std::time::Duration;

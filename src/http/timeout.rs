@@ -10,14 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use hyper::body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::error::HttpError;
+use super::watched_body::{BodyObserver, Polled, watched};
 
 /// Runs the rest of the request under the timeout.
 #[derive(Debug, Clone)]
@@ -55,7 +54,7 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let upload = Upload::default();
-        let request = request.map(|body| upload.watch(body));
+        let request = request.map(|body| watched(body, upload.clone()));
         LimitFuture {
             inner: tokio::time::timeout(self.limit, self.inner.call(request)),
             upload,
@@ -91,43 +90,14 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for LimitFuture<F>
 pub struct Upload(Arc<AtomicBool>);
 
 impl Upload {
-    /// Wraps `body` so that this watch sees it.
-    fn watch(&self, body: Body) -> Body {
-        Body::new(Watched {
-            inner: body,
-            waiting: self.0.clone(),
-        })
-    }
-
     /// True when the last read of the body found nothing yet from the client.
     fn waiting_for_client(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 }
 
-struct Watched {
-    inner: Body,
-    waiting: Arc<AtomicBool>,
-}
-
-impl hyper::body::Body for Watched {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let polled = hyper::body::Body::poll_frame(Pin::new(&mut self.inner), cx);
-        self.waiting.store(polled.is_pending(), Ordering::Relaxed);
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        hyper::body::Body::is_end_stream(&self.inner)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        hyper::body::Body::size_hint(&self.inner)
+impl BodyObserver for Upload {
+    fn polled(&self, polled: &Polled) {
+        self.0.store(polled.is_pending(), Ordering::Relaxed);
     }
 }
