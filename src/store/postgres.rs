@@ -7,7 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection as _, PgConnection, Postgres, Row as _};
 
 use super::admin::{PatchOutcome, Snapshot, TokenInfo, UserPatch};
-use super::sql::Dialect;
+use super::sql::{Dialect, connection};
 use super::{Account, DatabaseOptions, Result, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyKey, PropertyValue, User, Written};
@@ -74,28 +74,28 @@ impl PostgresStore {
     }
 
     pub(super) async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
-        let user = Sql::token_owner(&mut *self.pool.acquire().await?, digest).await?;
+        let user = Sql::token_owner(&mut *connection(&self.pool).await?, digest).await?;
         Ok(user.map(Arc::new))
     }
 
     pub(super) async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
-        Ok(Sql::account_by_email(&mut *self.pool.acquire().await?, email_key).await?)
+        Ok(Sql::account_by_email(&mut *connection(&self.pool).await?, email_key).await?)
     }
 
     pub(super) async fn user(&self, account_id: &str) -> Result<Option<User>> {
-        Ok(Sql::user(&mut *self.pool.acquire().await?, account_id).await?)
+        Ok(Sql::user(&mut *connection(&self.pool).await?, account_id).await?)
     }
 
     pub(super) async fn user_exists(&self, account_id: &str) -> Result<bool> {
-        Ok(Sql::user_exists(&mut *self.pool.acquire().await?, account_id).await?)
+        Ok(Sql::user_exists(&mut *connection(&self.pool).await?, account_id).await?)
     }
 
     pub(super) async fn user_count(&self) -> Result<u64> {
-        Ok(Sql::user_count(&mut *self.pool.acquire().await?).await?)
+        Ok(Sql::user_count(&mut *connection(&self.pool).await?).await?)
     }
 
     pub(super) async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
-        Ok(Sql::property_keys(&mut *self.pool.acquire().await?, account_id).await?)
+        Ok(Sql::property_keys(&mut *connection(&self.pool).await?, account_id).await?)
     }
 
     pub(super) async fn property(
@@ -103,7 +103,12 @@ impl PostgresStore {
         account_id: &str,
         key: &PropertyKey,
     ) -> Result<Option<PropertyValue>> {
-        Ok(Sql::property(&mut *self.pool.acquire().await?, account_id, key.as_str()).await?)
+        Ok(Sql::property(
+            &mut *connection(&self.pool).await?,
+            account_id,
+            key.as_str(),
+        )
+        .await?)
     }
 
     pub(super) async fn set_property(
@@ -155,7 +160,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn users(&self) -> Result<Vec<User>> {
-        Ok(Sql::users(&mut *self.pool.acquire().await?).await?)
+        Ok(Sql::users(&mut *connection(&self.pool).await?).await?)
     }
 
     pub(super) async fn update_user(
@@ -163,11 +168,11 @@ impl PostgresStore {
         account_id: &str,
         patch: &UserPatch,
     ) -> Result<PatchOutcome> {
-        Ok(Sql::update_user(&mut *self.pool.acquire().await?, account_id, patch).await?)
+        Ok(Sql::update_user(&mut *connection(&self.pool).await?, account_id, patch).await?)
     }
 
     pub(super) async fn delete_user(&self, account_id: &str) -> Result<bool> {
-        Ok(Sql::delete_user(&mut *self.pool.acquire().await?, account_id).await?)
+        Ok(Sql::delete_user(&mut *connection(&self.pool).await?, account_id).await?)
     }
 
     pub(super) async fn add_token(
@@ -175,15 +180,15 @@ impl PostgresStore {
         account_id: &str,
         digest: &TokenDigest,
     ) -> Result<Option<String>> {
-        Ok(Sql::add_token(&mut *self.pool.acquire().await?, account_id, digest).await?)
+        Ok(Sql::add_token(&mut *connection(&self.pool).await?, account_id, digest).await?)
     }
 
     pub(super) async fn tokens(&self, account_id: &str) -> Result<Option<Vec<TokenInfo>>> {
-        Ok(Sql::tokens(&mut *self.pool.acquire().await?, account_id).await?)
+        Ok(Sql::tokens(&mut *connection(&self.pool).await?, account_id).await?)
     }
 
     pub(super) async fn revoke_token(&self, account_id: &str, id: &str) -> Result<bool> {
-        Ok(Sql::revoke_token(&mut *self.pool.acquire().await?, account_id, id).await?)
+        Ok(Sql::revoke_token(&mut *connection(&self.pool).await?, account_id, id).await?)
     }
 
     pub(super) async fn reset(&self, everything: bool) -> Result<()> {
@@ -206,7 +211,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn ready(&self) -> Result<()> {
-        Ok(Sql::ready(&mut *self.pool.acquire().await?).await?)
+        Ok(Sql::ready(&mut *connection(&self.pool).await?).await?)
     }
 
     /// A transaction that PostgreSQL fails (40001) rather than interleave with another.

@@ -40,6 +40,17 @@ pub(super) trait Dialect: Database {
 /// A connection to `DB`.
 type Conn<DB> = <DB as Database>::Connection;
 
+/// A connection from `pool`, boxed: `Pool::acquire`'s future is kilobytes, and every future
+/// that awaited it in place, each request's all the way up, would carry them and copy them on
+/// every move, whether it reached the database or was answered from the cache.
+pub(super) fn connection<DB: Database>(
+    pool: &sqlx::Pool<DB>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = sqlx::Result<sqlx::pool::PoolConnection<DB>>> + Send + '_>,
+> {
+    Box::pin(pool.acquire())
+}
+
 /// The shared statements, for one database.
 pub(super) struct Sql<DB>(PhantomData<DB>);
 

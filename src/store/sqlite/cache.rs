@@ -80,10 +80,21 @@ impl std::fmt::Debug for ReadCache {
     }
 }
 
-/// A read from the database, awaited only when the cache cannot answer.
-pub(super) trait Read<T>: Future<Output = sqlx::Result<T>> {}
+/// A read from the database, started only when the cache cannot answer. A function that makes
+/// the future rather than the future itself: the future holds a connection acquire and a query,
+/// kilobytes that a hit would otherwise build and copy through every call only to drop.
+pub(super) trait Read<T>: FnOnce() -> Self::Reading {
+    /// The read under way.
+    type Reading: Future<Output = sqlx::Result<T>>;
+}
 
-impl<T, F: Future<Output = sqlx::Result<T>>> Read<T> for F {}
+impl<T, F, R> Read<T> for F
+where
+    F: FnOnce() -> R,
+    R: Future<Output = sqlx::Result<T>>,
+{
+    type Reading = R;
+}
 
 /// The epoch a read started in: a fill made with it is taken back if the epoch has moved.
 struct FillGuard<'a> {
@@ -373,13 +384,13 @@ impl ReadCache {
         Q: Hash + Equivalent<K> + ?Sized,
     {
         if !self.answers() {
-            return read.await;
+            return read().await;
         }
         if let Some(held) = cache.get(lookup) {
             return Ok(held);
         }
         let guard = self.guard(account_id);
-        let answer = read.await?;
+        let answer = read().await?;
         if keep(&answer) {
             cache.insert(key(), answer.clone());
             if !guard.holds() {
@@ -444,23 +455,23 @@ mod tests {
     #[tokio::test]
     async fn a_fill_that_raced_a_write_is_taken_back() {
         let cache = cache();
-        let read = async {
+        let read = || async {
             // A write commits while the read is under way...
             cache.after_write("alice", "k", stored("2"), false);
             Ok(Some(stored("1")))
         };
         // ...and the read, which saw the old value, must not put it back.
         let _ = cache.value("alice", "k", read).await;
-        assert!(cache.value("alice", "k", not_held()).await.is_err());
+        assert!(cache.value("alice", "k", not_held).await.is_err());
     }
 
     #[tokio::test]
     async fn a_fill_in_a_quiet_epoch_stays() {
         let cache = cache();
         let _ = cache
-            .value("alice", "k", async { Ok(Some(stored("1"))) })
+            .value("alice", "k", || async { Ok(Some(stored("1"))) })
             .await;
-        let held = cache.value("alice", "k", not_held()).await.ok();
+        let held = cache.value("alice", "k", not_held).await.ok();
         assert_eq!(held, Some(Some(stored("1"))));
     }
 
@@ -471,32 +482,32 @@ mod tests {
             Ok(None)
         }
         let cache = cache();
-        let _ = cache.value("bob", "k", invalidating(&cache)).await;
-        let _ = cache.user("bob", invalidating(&cache)).await;
-        assert!(cache.value("bob", "k", not_held()).await.is_err());
-        assert!(cache.user("bob", not_held()).await.is_err());
+        let _ = cache.value("bob", "k", || invalidating(&cache)).await;
+        let _ = cache.user("bob", || invalidating(&cache)).await;
+        assert!(cache.value("bob", "k", not_held).await.is_err());
+        assert!(cache.user("bob", not_held).await.is_err());
     }
 
     #[tokio::test]
     async fn a_new_key_drops_the_account_list_and_an_update_keeps_it() {
         let cache = cache();
         let _ = cache
-            .key_list("alice", async { Ok(["a".to_owned()].into()) })
+            .key_list("alice", || async { Ok(["a".to_owned()].into()) })
             .await;
         cache.after_write("alice", "a", stored("1"), false);
-        assert!(cache.key_list("alice", not_held()).await.is_ok());
+        assert!(cache.key_list("alice", not_held).await.is_ok());
         cache.after_write("alice", "b", stored("1"), true);
-        assert!(cache.key_list("alice", not_held()).await.is_err());
+        assert!(cache.key_list("alice", not_held).await.is_err());
     }
 
     #[tokio::test]
     async fn a_cache_given_no_room_keeps_nothing() {
         let cache = ReadCache::new(0, false, clock::system());
         let _ = cache
-            .value("alice", "k", async { Ok(Some(stored("1"))) })
+            .value("alice", "k", || async { Ok(Some(stored("1"))) })
             .await;
         cache.after_write("alice", "k", stored("2"), true);
-        assert!(cache.value("alice", "k", not_held()).await.is_err());
+        assert!(cache.value("alice", "k", not_held).await.is_err());
     }
 
     #[test]

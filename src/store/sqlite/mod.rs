@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use writer::{Change, Write};
 
 use super::admin::{PatchOutcome, Snapshot, TokenInfo, UserPatch};
-use super::sql::Dialect;
+use super::sql::{Dialect, connection};
 use super::{Account, DatabaseOptions, Error, Result, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyKey, PropertyValue, User, Written};
@@ -171,21 +171,24 @@ impl SqliteStore {
     // Reads go through the cache, handing it the read on a reader connection to run on a miss.
 
     pub(super) async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
-        let read = async {
-            let user = Sql::token_owner(&mut *self.reader.acquire().await?, digest).await?;
+        let read = move || async move {
+            let user = Sql::token_owner(&mut *connection(&self.reader).await?, digest).await?;
             Ok(user.map(Arc::new))
         };
         Ok(self.cache.token_owner(digest, read).await?)
     }
 
     pub(super) async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
-        let read =
-            async { Sql::account_by_email(&mut *self.reader.acquire().await?, email_key).await };
+        let read = move || async move {
+            Sql::account_by_email(&mut *connection(&self.reader).await?, email_key).await
+        };
         Ok(self.cache.account(email_key, read).await?)
     }
 
     pub(super) async fn user(&self, account_id: &str) -> Result<Option<User>> {
-        let read = async { Sql::user(&mut *self.reader.acquire().await?, account_id).await };
+        let read = move || async move {
+            Sql::user(&mut *connection(&self.reader).await?, account_id).await
+        };
         Ok(self.cache.user(account_id, read).await?)
     }
 
@@ -195,12 +198,13 @@ impl SqliteStore {
     }
 
     pub(super) async fn user_count(&self) -> Result<u64> {
-        Ok(Sql::user_count(&mut *self.reader.acquire().await?).await?)
+        Ok(Sql::user_count(&mut *connection(&self.reader).await?).await?)
     }
 
     pub(super) async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
-        let read =
-            async { Sql::property_keys(&mut *self.reader.acquire().await?, account_id).await };
+        let read = move || async move {
+            Sql::property_keys(&mut *connection(&self.reader).await?, account_id).await
+        };
         Ok(self.cache.key_list(account_id, read).await?)
     }
 
@@ -210,8 +214,9 @@ impl SqliteStore {
         key: &PropertyKey,
     ) -> Result<Option<PropertyValue>> {
         let key = key.as_str();
-        let read =
-            async { Sql::property(&mut *self.reader.acquire().await?, account_id, key).await };
+        let read = move || async move {
+            Sql::property(&mut *connection(&self.reader).await?, account_id, key).await
+        };
         Ok(self.cache.value(account_id, key, read).await?)
     }
 
@@ -260,7 +265,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn users(&self) -> Result<Vec<User>> {
-        Ok(Sql::users(&mut *self.reader.acquire().await?).await?)
+        Ok(Sql::users(&mut *connection(&self.reader).await?).await?)
     }
 
     pub(super) async fn update_user(
@@ -268,11 +273,13 @@ impl SqliteStore {
         account_id: &str,
         patch: &UserPatch,
     ) -> Result<PatchOutcome> {
-        self.changed(Sql::update_user(&mut *self.writer.acquire().await?, account_id, patch).await)
+        self.changed(
+            Sql::update_user(&mut *connection(&self.writer).await?, account_id, patch).await,
+        )
     }
 
     pub(super) async fn delete_user(&self, account_id: &str) -> Result<bool> {
-        self.changed(Sql::delete_user(&mut *self.writer.acquire().await?, account_id).await)
+        self.changed(Sql::delete_user(&mut *connection(&self.writer).await?, account_id).await)
     }
 
     pub(super) async fn add_token(
@@ -280,15 +287,17 @@ impl SqliteStore {
         account_id: &str,
         digest: &TokenDigest,
     ) -> Result<Option<String>> {
-        self.changed(Sql::add_token(&mut *self.writer.acquire().await?, account_id, digest).await)
+        self.changed(
+            Sql::add_token(&mut *connection(&self.writer).await?, account_id, digest).await,
+        )
     }
 
     pub(super) async fn tokens(&self, account_id: &str) -> Result<Option<Vec<TokenInfo>>> {
-        Ok(Sql::tokens(&mut *self.reader.acquire().await?, account_id).await?)
+        Ok(Sql::tokens(&mut *connection(&self.reader).await?, account_id).await?)
     }
 
     pub(super) async fn revoke_token(&self, account_id: &str, id: &str) -> Result<bool> {
-        self.changed(Sql::revoke_token(&mut *self.writer.acquire().await?, account_id, id).await)
+        self.changed(Sql::revoke_token(&mut *connection(&self.writer).await?, account_id, id).await)
     }
 
     pub(super) async fn reset(&self, everything: bool) -> Result<()> {
@@ -305,7 +314,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn ready(&self) -> Result<()> {
-        Ok(Sql::ready(&mut *self.reader.acquire().await?).await?)
+        Ok(Sql::ready(&mut *connection(&self.reader).await?).await?)
     }
 
     /// A transaction on the writer that takes the write lock first, so another process on the
