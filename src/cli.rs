@@ -18,9 +18,9 @@ use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
 use crate::config::{Command, Config, TokensCommand, UsersCommand};
-use crate::domain::{AccountId, DisplayName, Email, NewUser};
+use crate::domain::{AccountId, DisplayName, Email, NewUser, SiteKey};
 use crate::http::{AppState, router};
-use crate::service::AdminService;
+use crate::service::{AdminService, SiteService};
 use crate::store::Store;
 use crate::{seed, shutdown_signal};
 
@@ -35,13 +35,13 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         Some(Command::Tokens {
             command: TokensCommand::Create { account_id },
         }) => {
-            let admin = AdminService::new(open(config).await?);
-            let token = admin.create_token(account_id).await?;
+            let (admin, site) = administer(config).await?;
+            let token = admin.create_token(site, account_id).await?;
             println!("{}", json!({"id": token.id, "token": token.token}));
         }
         Some(Command::Export { file }) => {
-            let admin = AdminService::new(open(config).await?);
-            let snapshot = admin.export().await?;
+            let (admin, site) = administer(config).await?;
+            let snapshot = admin.export(site).await?;
             if file == Path::new("-") {
                 tokio::io::stdout().write_all(&snapshot).await?;
             } else {
@@ -60,8 +60,8 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
                     .await
                     .with_context(|| format!("cannot read {}", file.display()))?
             };
-            let admin = AdminService::new(open(config).await?);
-            admin.import(file, &text).await?;
+            let (admin, site) = administer(config).await?;
+            admin.import(site, file, &text).await?;
         }
         Some(Command::Healthcheck { url }) => return Ok(healthcheck(config, url.as_deref()).await),
     }
@@ -79,8 +79,18 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// The admin service over the store, and the key of the site `--site` names.
+async fn administer(config: &Config) -> anyhow::Result<(AdminService, SiteKey)> {
+    let store = open(config).await?;
+    let site = store
+        .site_named(&config.site)
+        .await?
+        .with_context(|| format!("there is no site named {:?}", config.site))?;
+    Ok((AdminService::new(store), site.key))
+}
+
 async fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<()> {
-    let admin = AdminService::new(open(config).await?);
+    let (admin, site) = administer(config).await?;
     match command {
         UsersCommand::Add {
             account_id,
@@ -96,8 +106,8 @@ async fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<()> {
                 admin: *is_admin,
                 active: true,
             };
-            let user = admin.create_user(user, Vec::new()).await?;
-            let token = admin.create_token(&user.account_id).await?;
+            let user = admin.create_user(site, user, Vec::new()).await?;
+            let token = admin.create_token(site, &user.account_id).await?;
             println!(
                 "{}",
                 json!({"accountId": user.account_id, "email": user.email, "displayName": user.display_name,
@@ -105,7 +115,7 @@ async fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<()> {
             );
         }
         UsersCommand::List => {
-            for user in admin.users().await? {
+            for user in admin.users(site).await? {
                 println!(
                     "{}",
                     json!({"accountId": user.account_id, "email": user.email, "displayName": user.display_name,
@@ -219,8 +229,10 @@ pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
     };
     let store = open(config).await?;
     let admin = AdminService::new(store.clone());
-    if let Some((path, seed)) = &seed {
-        let report = seed::apply(&admin, path, seed).await?;
+    let settings = config.settings();
+    if let Some((path, seed)) = seed {
+        let sites = SiteService::new(store.clone(), settings.max_sites, settings.clock.clone());
+        let report = seed::apply(&admin, &sites, path, seed).await?;
         tracing::info!(
             users = report.users,
             tokens = report.tokens,
@@ -235,7 +247,7 @@ pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
     if let Some(first) = seed::ensure_first_admin(&admin).await? {
         print_first_admin(&first, config, address);
     }
-    let state = AppState::new(store.clone(), config.settings())?;
+    let state = AppState::new(store.clone(), settings)?;
     // Before "listening": whoever waits for that line may signal at once.
     let shutdown = shutdown_signal();
     tracing::info!(%address, "listening");

@@ -83,6 +83,36 @@ pub struct Config {
     #[arg(long, global = true, env = "JIRA_USERPROPS_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
 
+    /// A host suffix whose first label names a site: with `localhost`, a request to
+    /// `acme.localhost:8080` is for the site `acme`. Repeatable; any other host reaches the
+    /// `default` site.
+    #[arg(
+        long = "site-domain",
+        global = true,
+        env = "JIRA_USERPROPS_SITE_DOMAINS",
+        value_delimiter = ',',
+        default_value = "localhost"
+    )]
+    pub site_domains: Vec<String>,
+
+    /// Most sites one store holds, `default` included; creating one more is refused (409).
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_MAX_SITES",
+        default_value_t = 10_000
+    )]
+    pub max_sites: u64,
+
+    /// The site the users, tokens, export and import subcommands act on.
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_SITE",
+        default_value = "default"
+    )]
+    pub site: String,
+
     /// Bearer token for the admin API under /_admin; without it the admin API answers 404.
     #[arg(
         long,
@@ -264,6 +294,8 @@ impl Config {
             faults: self.faults.clone().unwrap_or_default(),
             login_failures: self.login_failures,
             login_failure_window: Duration::from_secs(self.login_failure_window),
+            site_domains: self.site_domains.clone(),
+            max_sites: self.max_sites,
             clock: crate::clock::system(),
         }
     }

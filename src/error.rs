@@ -33,6 +33,9 @@ pub enum Error {
     /// The property does not exist.
     #[error("The property {0} does not exist.")]
     PropertyNotFound(String),
+    /// No site has this name or cloudId.
+    #[error("Site not found.")]
+    SiteNotFound,
     /// A token id that the user does not have.
     #[error("The token {0} does not exist.")]
     TokenNotFound(String),

@@ -7,10 +7,11 @@
 //!   extractors parse what a request carries; `http::error` is the one place errors become
 //!   responses. Holds no SQL and no permission rule.
 //! - [`service`]: the rules: who is calling, who may do what (one pure function), in Jira's order
-//!   of checks; the administration of users, tokens, seeds and snapshots. Knows nothing of HTTP.
-//! - [`store`]: the storage backends behind one closed enum, with errors of their own. Knows
-//!   nothing of callers.
-//! - [`domain`]: validated values (account ids, keys, values, emails, users); [`credentials`]:
+//!   of checks; the administration of sites, users, tokens, seeds and snapshots. Knows nothing
+//!   of HTTP.
+//! - [`store`]: the storage backends behind one closed enum, with errors of their own; every
+//!   table's first key is the site. Knows nothing of callers.
+//! - [`domain`]: validated values (sites, account ids, keys, values, emails, users); [`credentials`]:
 //!   tokens and their digests; [`error`]: what the services can say.
 //! - [`faults`] and [`throttle`]: fault rules and rate limits, and failed-login counting, which
 //!   `http` applies; [`clock`]: the time they read, which tests move.

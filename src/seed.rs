@@ -10,9 +10,11 @@ use serde_json::value::RawValue;
 
 use crate::credentials::{TokenDigest, generate_token};
 use crate::domain::{
-    AccountId, DisplayName, Email, NewUser, PropertyKey, PropertyValue, User, email_key,
+    AccountId, CloudId, DEFAULT_SITE, DisplayName, Email, NewUser, PropertyKey, PropertyValue,
+    SiteKey, SiteName, User, email_key,
 };
-use crate::service::AdminService;
+use crate::service::sites::NewSite;
+use crate::service::{AdminService, SiteService};
 use crate::store::{SeedConflict, SeedData, SeedReport};
 
 /// A seed file that cannot be used: which file, which entry, and what is wrong.
@@ -31,6 +33,40 @@ struct SeedFile<'a> {
     users: Vec<&'a RawValue>,
     #[serde(default, borrow)]
     properties: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    sites: Vec<&'a RawValue>,
+}
+
+/// One site of a seed: its name, its cloudId if pinned, and what it starts with.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedSite<'a> {
+    name: String,
+    id: Option<String>,
+    #[serde(default, borrow)]
+    users: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    properties: Vec<&'a RawValue>,
+}
+
+/// A whole seed document, validated: what the default site gets, and other sites.
+#[derive(Debug, Default)]
+pub struct Seed {
+    /// For the default site.
+    pub data: SeedData,
+    /// Other sites, made if missing.
+    pub sites: Vec<SiteSeed>,
+}
+
+/// A site of a seed, validated.
+#[derive(Debug)]
+pub struct SiteSeed {
+    /// Its name.
+    pub name: SiteName,
+    /// Its cloudId, if pinned.
+    pub id: Option<CloudId>,
+    /// What it starts with.
+    pub data: SeedData,
 }
 
 /// One user as the seed format, the admin API and snapshots write it.
@@ -119,7 +155,7 @@ impl SeedUser {
 }
 
 /// Reads and validates a seed file; nothing is stored unless all of it is valid.
-pub fn load(path: &Path) -> Result<SeedData, SeedError> {
+pub fn load(path: &Path) -> Result<Seed, SeedError> {
     let text = std::fs::read_to_string(path).map_err(|e| fail(path, "the file", e))?;
     parse(path, &text)
 }
@@ -141,7 +177,7 @@ fn within_entry(error: serde_json::Error) -> String {
     redacted
 }
 
-fn fail(path: &Path, entry: impl Into<String>, reason: impl Display) -> SeedError {
+pub(crate) fn fail(path: &Path, entry: impl Into<String>, reason: impl Display) -> SeedError {
     SeedError {
         file: path.display().to_string(),
         entry: entry.into(),
@@ -169,11 +205,43 @@ pub fn parse_user(source: &Path, text: &str) -> Result<UserSeed, SeedError> {
 }
 
 /// Validates seed text; `path` only names the file in errors.
-pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
+pub fn parse(path: &Path, text: &str) -> Result<Seed, SeedError> {
     let file: SeedFile = serde_json::from_str(text).map_err(|e| fail(path, "the file", e))?;
+    let data = parse_site(path, &file.users, &file.properties)?;
+    let mut sites: Vec<SiteSeed> = Vec::with_capacity(file.sites.len());
+    for (index, raw) in file.sites.iter().enumerate() {
+        let entry = format!("sites[{index}]");
+        let site: SeedSite =
+            serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, within_entry(e)))?;
+        let entry = format!("{entry} ({:?})", site.name);
+        let name = SiteName::parse(site.name.as_str()).map_err(|e| fail(path, &entry, e))?;
+        let id = site
+            .id
+            .as_deref()
+            .map(CloudId::parse)
+            .transpose()
+            .map_err(|e| fail(path, &entry, e))?;
+        if sites.iter().any(|other| other.name == name) || name.as_str() == DEFAULT_SITE {
+            return Err(fail(path, entry, "the site is named twice"));
+        }
+        let data = parse_site(path, &site.users, &site.properties).map_err(|e| SeedError {
+            entry: format!("{entry}: {}", e.entry),
+            ..e
+        })?;
+        sites.push(SiteSeed { name, id, data });
+    }
+    Ok(Seed { data, sites })
+}
+
+/// Validates one site's users and properties.
+fn parse_site(
+    path: &Path,
+    users: &[&RawValue],
+    properties: &[&RawValue],
+) -> Result<SeedData, SeedError> {
     let mut seed = SeedData::default();
     let (mut emails, mut tokens) = (HashSet::new(), HashSet::new());
-    for (index, raw) in file.users.iter().enumerate() {
+    for (index, raw) in users.iter().enumerate() {
         let (entry, user) = user_entry(path, index, raw.get())?;
         let account_id = user.user.account_id.as_str();
         if seed.users.iter().any(|u: &User| u.account_id == account_id) {
@@ -195,7 +263,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
         seed.users.push(User::from(user.user));
     }
     let mut keys = HashSet::new();
-    for (index, raw) in file.properties.iter().enumerate() {
+    for (index, raw) in properties.iter().enumerate() {
         let entry = format!("properties[{index}]");
         let property: SeedProperty =
             serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, within_entry(e)))?;
@@ -226,14 +294,43 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedData, SeedError> {
     Ok(seed)
 }
 
-/// Applies a loaded seed. A seed user whose email or token another account in the database
-/// already holds stops it, with nothing changed.
+/// Applies a loaded seed: the default site's part, then each site's, making the sites that do
+/// not exist yet. A seed user whose email or token another account of its site already holds
+/// stops it; each site's part is all or nothing.
 pub async fn apply(
     admin: &AdminService,
+    sites: &SiteService,
+    path: &Path,
+    seed: Seed,
+) -> anyhow::Result<SeedReport> {
+    let mut total = apply_to(admin, SiteKey::DEFAULT, path, &seed.data).await?;
+    for site in seed.sites {
+        let report = match sites.named(site.name.as_str()).await? {
+            Some(found) => apply_to(admin, found.key, path, &site.data).await?,
+            None => {
+                let new = NewSite {
+                    name: Some(site.name),
+                    id: site.id,
+                    seed: site.data,
+                };
+                sites.create(new).await?.1
+            }
+        };
+        total.users += report.users;
+        total.tokens += report.tokens;
+        total.properties += report.properties;
+    }
+    Ok(total)
+}
+
+/// Applies one site's part of a seed.
+async fn apply_to(
+    admin: &AdminService,
+    site: SiteKey,
     path: &Path,
     seed: &SeedData,
 ) -> anyhow::Result<SeedReport> {
-    let report = admin.apply_seed(seed).await?;
+    let report = admin.apply_seed(site, seed).await?;
     let Some(conflict) = report.conflict else {
         return Ok(report);
     };
@@ -266,7 +363,7 @@ pub struct FirstAdmin {
 
 /// Creates an administrator when the database has no users at all; `None` when it has some.
 pub async fn ensure_first_admin(admin: &AdminService) -> anyhow::Result<Option<FirstAdmin>> {
-    if admin.user_count().await? > 0 {
+    if admin.user_count(SiteKey::DEFAULT).await? > 0 {
         return Ok(None);
     }
     let token = generate_token()?;
@@ -288,7 +385,7 @@ pub async fn ensure_first_admin(admin: &AdminService) -> anyhow::Result<Option<F
         tokens: vec![(0, TokenDigest::of(&first.token))],
         properties: Vec::new(),
     };
-    let report = admin.apply_seed(&seed).await?;
+    let report = admin.apply_seed(SiteKey::DEFAULT, &seed).await?;
     // Another instance starting at the same moment may have made its administrator first.
     if report.users == 0 || report.conflict.is_some() {
         return Ok(None);
@@ -301,7 +398,7 @@ mod tests {
     use super::*;
 
     fn parse_text(text: &str) -> Result<SeedData, SeedError> {
-        parse(Path::new("seed.json"), text)
+        parse(Path::new("seed.json"), text).map(|seed| seed.data)
     }
 
     #[test]

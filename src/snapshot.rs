@@ -64,6 +64,11 @@ pub fn to_json(snapshot: &Snapshot) -> serde_json::Result<Vec<u8>> {
 /// Reads a snapshot (or any seed file) with the seed's rules; `source` names it in errors.
 pub fn from_json(source: &Path, text: &str) -> Result<Snapshot, SeedError> {
     let seed = seed::parse(source, text)?;
+    if !seed.sites.is_empty() {
+        let reason = "a snapshot holds one site; import other sites through their own routes";
+        return Err(seed::fail(source, "sites", reason));
+    }
+    let seed = seed.data;
     let mut users: Vec<_> = seed
         .users
         .into_iter()

@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::SiteKey;
+
 /// Longest account id (Atlassian's spec).
 pub const MAX_ACCOUNT_ID_CHARS: usize = 128;
 
@@ -165,6 +167,8 @@ pub fn email_key(email: &str) -> Cow<'_, str> {
 /// Who is calling, once their credentials were accepted: their own user record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// The site the caller authenticated on, which everything they do acts on.
+    pub site: SiteKey,
     /// The caller's user record as it was when they authenticated.
     pub user: Arc<User>,
 }

@@ -3,6 +3,8 @@
 
 mod account;
 mod property;
+mod site;
 
 pub use account::*;
 pub use property::*;
+pub use site::*;

@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use super::AppState;
 use super::error::{HttpError, json_response};
 use super::journal::Filter;
+use super::site::CurrentSite;
 use crate::domain::{DisplayName, Email, User};
 use crate::error::Error;
 use crate::faults::FaultRules;
@@ -70,6 +71,22 @@ pub fn routes() -> Vec<(
             get(faults).put(set_faults).delete(clear_faults),
         ),
     ]
+}
+
+/// `{accountId}` in a path, beside `{site}` or not.
+#[derive(Deserialize)]
+struct UserPath {
+    #[serde(rename = "accountId")]
+    account_id: String,
+}
+
+/// `{accountId}` and `{tokenId}` in a path, beside `{site}` or not.
+#[derive(Deserialize)]
+struct TokenPath {
+    #[serde(rename = "accountId")]
+    account_id: String,
+    #[serde(rename = "tokenId")]
+    token_id: String,
 }
 
 /// The largest snapshot `PUT /_admin/snapshot` reads.
@@ -155,60 +172,71 @@ fn user_changes(body: &[u8]) -> Result<UserChanges, Error> {
     })
 }
 
-async fn list_users(State(state): State<AppState>) -> Result<Response> {
-    let users = state.admin.users().await?;
+async fn list_users(State(state): State<AppState>, site: CurrentSite) -> Result<Response> {
+    let users = state.admin.users(site.key()).await?;
     json(
         StatusCode::OK,
         &users.iter().map(UserBody::from).collect::<Vec<_>>(),
     )
 }
 
-async fn create_user(State(state): State<AppState>, body: Bytes) -> Result<Response> {
+async fn create_user(
+    State(state): State<AppState>,
+    site: CurrentSite,
+    body: Bytes,
+) -> Result<Response> {
     let entry: &RawValue = std::str::from_utf8(&body)
         .ok()
         .and_then(|text| serde_json::from_str(text).ok())
         .ok_or_else(|| bad_request("The request body must be one user as JSON."))?;
     let parsed = seed::parse_user(Path::new("request body"), entry.get())
         .map_err(|e| bad_request(e.to_string()))?;
-    let user = state.admin.create_user(parsed.user, parsed.tokens).await?;
+    let user = state
+        .admin
+        .create_user(site.key(), parsed.user, parsed.tokens)
+        .await?;
     json(StatusCode::CREATED, &UserBody::from(&user))
 }
 
 async fn get_user(
     State(state): State<AppState>,
-    UrlPath(account_id): UrlPath<String>,
+    site: CurrentSite,
+    UrlPath(UserPath { account_id }): UrlPath<UserPath>,
 ) -> Result<Response> {
     json(
         StatusCode::OK,
-        &UserBody::from(&state.admin.user(&account_id).await?),
+        &UserBody::from(&state.admin.user(site.key(), &account_id).await?),
     )
 }
 
 async fn update_user(
     State(state): State<AppState>,
-    UrlPath(account_id): UrlPath<String>,
+    site: CurrentSite,
+    UrlPath(UserPath { account_id }): UrlPath<UserPath>,
     body: Bytes,
 ) -> Result<Response> {
     let user = state
         .admin
-        .update_user(&account_id, user_changes(&body))
+        .update_user(site.key(), &account_id, user_changes(&body))
         .await?;
     json(StatusCode::OK, &UserBody::from(&user))
 }
 
 async fn delete_user(
     State(state): State<AppState>,
-    UrlPath(account_id): UrlPath<String>,
+    site: CurrentSite,
+    UrlPath(UserPath { account_id }): UrlPath<UserPath>,
 ) -> Result<StatusCode> {
-    state.admin.delete_user(&account_id).await?;
+    state.admin.delete_user(site.key(), &account_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_tokens(
     State(state): State<AppState>,
-    UrlPath(account_id): UrlPath<String>,
+    site: CurrentSite,
+    UrlPath(UserPath { account_id }): UrlPath<UserPath>,
 ) -> Result<Response> {
-    let tokens = state.admin.tokens(&account_id).await?;
+    let tokens = state.admin.tokens(site.key(), &account_id).await?;
     json(
         StatusCode::OK,
         &tokens.iter().map(TokenBody::from).collect::<Vec<_>>(),
@@ -223,9 +251,10 @@ struct NewTokenBody<'a> {
 
 async fn create_token(
     State(state): State<AppState>,
-    UrlPath(account_id): UrlPath<String>,
+    site: CurrentSite,
+    UrlPath(UserPath { account_id }): UrlPath<UserPath>,
 ) -> Result<Response> {
-    let created = state.admin.create_token(&account_id).await?;
+    let created = state.admin.create_token(site.key(), &account_id).await?;
     json(
         StatusCode::CREATED,
         &NewTokenBody {
@@ -237,13 +266,20 @@ async fn create_token(
 
 async fn revoke_token(
     State(state): State<AppState>,
-    UrlPath((account_id, token_id)): UrlPath<(String, String)>,
+    site: CurrentSite,
+    UrlPath(TokenPath {
+        account_id,
+        token_id,
+    }): UrlPath<TokenPath>,
 ) -> Result<StatusCode> {
-    state.admin.revoke_token(&account_id, &token_id).await?;
+    state
+        .admin
+        .revoke_token(site.key(), &account_id, &token_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn reset(State(state): State<AppState>, uri: Uri) -> Result<StatusCode> {
+async fn reset(State(state): State<AppState>, site: CurrentSite, uri: Uri) -> Result<StatusCode> {
     let query = uri.query().unwrap_or_default().as_bytes();
     let scope = form_urlencoded::parse(query)
         .find(|(name, _)| name == "scope")
@@ -257,21 +293,31 @@ async fn reset(State(state): State<AppState>, uri: Uri) -> Result<StatusCode> {
             )));
         }
     };
-    state.admin.reset(everything).await?;
+    state.admin.reset(site.key(), everything).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn export(State(state): State<AppState>) -> Result<Response> {
-    Ok(json_response(StatusCode::OK, state.admin.export().await?))
+async fn export(State(state): State<AppState>, site: CurrentSite) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::OK,
+        state.admin.export(site.key()).await?,
+    ))
 }
 
-async fn import(State(state): State<AppState>, body: Bytes) -> Result<StatusCode> {
-    state.admin.import(Path::new("request body"), &body).await?;
+async fn import(
+    State(state): State<AppState>,
+    site: CurrentSite,
+    body: Bytes,
+) -> Result<StatusCode> {
+    state
+        .admin
+        .import(site.key(), Path::new("request body"), &body)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /_admin/requests?method=&path=&status=&accountId=&since=`: the journal, oldest first.
-async fn requests(State(state): State<AppState>, uri: Uri) -> Result<Response> {
+async fn requests(site: CurrentSite, uri: Uri) -> Result<Response> {
     let mut filter = Filter::default();
     for (name, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
         match name.as_ref() {
@@ -292,30 +338,30 @@ async fn requests(State(state): State<AppState>, uri: Uri) -> Result<Response> {
             other => return Err(bad_request(format!("Unknown filter '{other}'."))),
         }
     }
-    json(StatusCode::OK, &state.journal.entries(&filter))
+    json(StatusCode::OK, &site.state.journal.entries(&filter))
 }
 
-async fn clear_requests(State(state): State<AppState>) -> StatusCode {
-    state.journal.clear();
+async fn clear_requests(site: CurrentSite) -> StatusCode {
+    site.state.journal.clear();
     StatusCode::NO_CONTENT
 }
 
 /// `GET /_admin/faults`: the rules in force, with what is left of their counts.
-async fn faults(State(state): State<AppState>) -> Result<Response> {
-    json(StatusCode::OK, &state.faults.rules())
+async fn faults(site: CurrentSite) -> Result<Response> {
+    json(StatusCode::OK, &site.state.faults.rules())
 }
 
 /// `PUT /_admin/faults`: replaces the whole rule set.
-async fn set_faults(State(state): State<AppState>, body: Bytes) -> Result<Response> {
+async fn set_faults(site: CurrentSite, body: Bytes) -> Result<Response> {
     let rules: FaultRules =
         serde_json::from_slice(&body).map_err(|e| bad_request(e.to_string()))?;
     rules.validate().map_err(bad_request)?;
-    state.faults.replace(rules);
-    json(StatusCode::OK, &state.faults.rules())
+    site.state.faults.replace(rules);
+    json(StatusCode::OK, &site.state.faults.rules())
 }
 
 /// `DELETE /_admin/faults`: no faults, no rate limits.
-async fn clear_faults(State(state): State<AppState>) -> StatusCode {
-    state.faults.replace(FaultRules::default());
+async fn clear_faults(site: CurrentSite) -> StatusCode {
+    site.state.faults.replace(FaultRules::default());
     StatusCode::NO_CONTENT
 }

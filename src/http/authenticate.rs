@@ -11,9 +11,10 @@ use axum::http::request::Parts;
 
 use super::error::HttpError;
 use super::layers::Guard;
+use super::site::CurrentSite;
 use super::{AppState, RequestContext};
 use crate::credentials::{Credentials, TokenDigest};
-use crate::domain::Caller;
+use crate::domain::{Caller, SiteKey};
 use crate::error::Error;
 use crate::throttle::Refused;
 
@@ -40,17 +41,26 @@ impl Guard for RequireCaller {
 
 /// Checks the credentials, unless this client failed too often of late, and records the caller.
 async fn identified(state: &AppState, mut request: Request) -> Result<Request, HttpError> {
+    let site = request
+        .extensions()
+        .get::<CurrentSite>()
+        .map(|site| site.state.clone())
+        .ok_or_else(|| Error::Internal("no site resolved before authentication".to_owned()))?;
     let credentials = credentials(&request);
     let address = client_address(&request);
-    let attempt = state
+    let attempt = site
         .logins
         .admit(address, credentials.as_ref(), false)
         .map_err(|Refused { retry_after }| HttpError::LoginDenied { retry_after })?;
-    let caller = match state.authenticator.authenticate(credentials.as_ref()).await {
+    let authenticated = state
+        .authenticator
+        .authenticate(site.site.key, credentials.as_ref())
+        .await;
+    let caller = match authenticated {
         Ok(caller) => caller,
         Err(error) => {
             if is_rejection(&error) {
-                state.logins.count_rejection(attempt, credentials.as_ref());
+                site.logins.count_rejection(attempt, credentials.as_ref());
             }
             return Err(error.into());
         }
@@ -83,7 +93,12 @@ impl Guard for RequireAdmin {
             Some(Credentials::Bearer(token)) if TokenDigest::of(&token).matches(expected) => {
                 Ok((request, ()))
             }
-            Some(credentials) => match state.authenticator.authenticate(Some(&credentials)).await {
+            // A Jira user of the default site is told apart from a stranger: 403, not 401.
+            Some(credentials) => match state
+                .authenticator
+                .authenticate(SiteKey::DEFAULT, Some(&credentials))
+                .await
+            {
                 Ok(_) => Err(HttpError::AdminForbidden),
                 Err(error) => {
                     if is_rejection(&error) {

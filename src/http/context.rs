@@ -10,6 +10,7 @@ use axum::response::Response;
 
 use super::AppState;
 use super::layers::Around;
+use super::site::SiteState;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-arequestid");
 static ACCOUNT_ID: HeaderName = HeaderName::from_static("x-aaccountid");
@@ -41,9 +42,9 @@ impl std::fmt::Display for RequestId {
     }
 }
 
-/// What every layer of one request shares, in its extensions: when it came, its id, and who
-/// turned out to be calling. Layers outside authentication read the caller from here, because
-/// the request itself has moved on by the time they answer.
+/// What every layer of one request shares, in its extensions: when it came, its id, which site
+/// it is for and who turned out to be calling. Layers outside routing read these from here,
+/// because the request itself has moved on by the time they answer.
 #[derive(Debug)]
 pub struct RequestContext {
     /// The request's id (`X-ARequestId`).
@@ -53,6 +54,7 @@ pub struct RequestContext {
     /// When the request arrived, for the journal.
     pub arrived: SystemTime,
     caller: OnceLock<Arc<str>>,
+    site: OnceLock<Arc<SiteState>>,
 }
 
 impl RequestContext {
@@ -62,12 +64,23 @@ impl RequestContext {
             started: Instant::now(),
             arrived,
             caller: OnceLock::new(),
+            site: OnceLock::new(),
         }
     }
 
     /// Records the authenticated caller.
     pub fn set_caller(&self, account_id: &str) {
         let _ = self.caller.set(Arc::from(account_id));
+    }
+
+    /// Records the site the request is for.
+    pub fn set_site(&self, site: Arc<SiteState>) {
+        let _ = self.site.set(site);
+    }
+
+    /// The site the request is for, once known.
+    pub fn site(&self) -> Option<&Arc<SiteState>> {
+        self.site.get()
     }
 
     /// The authenticated caller's account id, once known.

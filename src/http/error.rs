@@ -147,6 +147,7 @@ fn service_status(error: &Error) -> StatusCode {
         Error::UserNotFound(_)
         | Error::UserNotVisible
         | Error::TokenNotFound(_)
+        | Error::SiteNotFound
         | Error::PropertyNotFound(_) => StatusCode::NOT_FOUND,
         Error::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
         Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

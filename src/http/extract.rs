@@ -13,6 +13,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
 use super::AppState;
 use super::error::HttpError;
+use super::site::{CurrentSite, GATEWAY, Reached, without_gateway};
 use crate::domain::{
     KeyError, MAX_VALUE_BYTES, NamedAccount, PropertyKey, PropertyValue, ValueError,
     is_json_whitespace,
@@ -66,6 +67,7 @@ pub struct ApiVersion(pub &'static str);
 
 impl ApiVersion {
     fn of(path: &str) -> Result<(Self, &str)> {
+        let path = without_gateway(path);
         if let Some(rest) = path.strip_prefix("/rest/api/2") {
             Ok((Self("2"), rest))
         } else if let Some(rest) = path.strip_prefix("/rest/api/3") {
@@ -120,23 +122,33 @@ pub const LINK_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The base of `self` links: the configured public URL, or `http://` plus the Host header.
+/// The base of `self` links. Through the gateway: the server's own base (the public URL, or
+/// `http://` plus the Host header) and `/ex/jira/{cloudId}`. By a site's own host: that host.
+/// On the default site: the public URL, or the Host.
 pub struct BaseUrl(pub String);
 
 impl FromRequestParts<AppState> for BaseUrl {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        if let Some(url) = &state.public_url {
-            return Ok(Self(url.to_string()));
-        }
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
-            .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
-            .unwrap_or("localhost");
-        Ok(Self(format!("http://{host}")))
+        let host = || {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
+                .unwrap_or("localhost");
+            format!("http://{host}")
+        };
+        let server = || state.public_url.as_deref().map_or_else(host, str::to_owned);
+        let base = match parts.extensions.get::<CurrentSite>() {
+            Some(site) if site.reached == Reached::Gateway => {
+                format!("{}{GATEWAY}{}", server(), site.state.site.id)
+            }
+            Some(site) if !site.state.site.is_default() => host(),
+            _ => server(),
+        };
+        Ok(Self(base))
     }
 }
 

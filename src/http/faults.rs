@@ -5,9 +5,9 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 
-use super::AppState;
 use super::error::HttpError;
 use super::layers::Guard;
+use super::site::{CurrentSite, without_gateway};
 use crate::domain::Caller;
 
 static NEAR_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-nearlimit");
@@ -15,22 +15,25 @@ static NEAR_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-nearlimit")
 /// Refuses (429), delays or fails the request as the rules decide; marks a success that left
 /// the caller's bucket nearly empty (`X-RateLimit-NearLimit`).
 #[derive(Debug, Clone)]
-pub struct ApplyFaults(pub AppState);
+pub struct ApplyFaults;
 
 impl Guard for ApplyFaults {
     /// Whether the caller's bucket is nearly empty.
     type Memo = bool;
 
     async fn check(&self, request: Request) -> Result<(Request, bool), HttpError> {
-        let Some(caller) = request.extensions().get::<Caller>() else {
+        let extensions = request.extensions();
+        let (Some(caller), Some(site)) =
+            (extensions.get::<Caller>(), extensions.get::<CurrentSite>())
+        else {
             return Ok((request, false));
         };
-        let path = request.uri().path();
-        let route = request
-            .extensions()
+        // Rules name paths as a site's own host serves them, whichever way the request came.
+        let path = without_gateway(request.uri().path());
+        let route = extensions
             .get::<MatchedPath>()
-            .map_or(path, MatchedPath::as_str);
-        let decision = self.0.faults.decide(path, route, caller.account_id());
+            .map_or(path, |route| without_gateway(route.as_str()));
+        let decision = site.state.faults.decide(path, route, caller.account_id());
         if let Some(limited) = decision.limited {
             return Err(HttpError::RateLimited {
                 retry_after: limited.retry_after,

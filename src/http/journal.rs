@@ -1,5 +1,5 @@
-//! The request journal: the last N API requests, in memory, for tests to assert on; and the
-//! middleware that keeps them. One idea: the body tap and the entry exist only for each other.
+//! The request journal: each site's last N API requests, in memory, for tests to assert on; and
+//! the middleware that keeps them. One idea: the body tap and the entry exist only for each other.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -34,9 +34,9 @@ impl Around for Keep {
     type Memo = Option<Arrival>;
 
     fn before(&self, request: &mut Request) -> Self::Memo {
-        let journal = &self.0.journal;
+        let (keeps, bodies) = self.0.site_states.journal_settings();
         let path = request.uri().path();
-        if journal.capacity == 0
+        if !keeps
             || path.starts_with("/_admin")
             || matches!(path, "/healthz" | "/readyz" | "/metrics")
         {
@@ -50,7 +50,7 @@ impl Around for Keep {
             .path_and_query()
             .map_or(path, |target| target.as_str())
             .into();
-        let tap = (journal.bodies && method == Method::PUT).then(BodyTap::default);
+        let tap = (bodies && method == Method::PUT).then(BodyTap::default);
         if let Some(tap) = &tap {
             let body = std::mem::take(request.body_mut());
             *request.body_mut() = watched(body, tap.clone());
@@ -73,11 +73,15 @@ impl Around for Keep {
         else {
             return;
         };
+        // Requests for no site (an unknown one) go to no journal.
+        let Some(site) = context.site() else {
+            return;
+        };
         let status = response.status();
         let body = tap
             .filter(|_| matches!(status, StatusCode::OK | StatusCode::CREATED))
             .and_then(BodyTap::value);
-        self.0.journal.record(Record {
+        site.journal.record(Record {
             method,
             target,
             account_id: context.caller().cloned(),
@@ -211,16 +215,14 @@ pub struct Filter {
 #[derive(Debug)]
 pub struct Journal {
     capacity: usize,
-    bodies: bool,
     entries: Mutex<VecDeque<Record>>,
 }
 
 impl Journal {
-    /// A journal of at most `capacity` entries, with request bodies when `bodies`.
-    pub fn new(capacity: usize, bodies: bool) -> Self {
+    /// A journal of at most `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            bodies,
             entries: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
         }
     }
@@ -310,7 +312,7 @@ mod tests {
 
     #[test]
     fn the_journal_never_holds_more_than_its_capacity() {
-        let journal = Journal::new(3, false);
+        let journal = Journal::new(3);
         for status in 200..210 {
             record(&journal, status);
         }
@@ -324,7 +326,7 @@ mod tests {
 
     #[test]
     fn a_journal_of_zero_keeps_nothing() {
-        let journal = Journal::new(0, true);
+        let journal = Journal::new(0);
         record(&journal, 200);
         assert!(journal.is_empty());
     }

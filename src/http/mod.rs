@@ -10,9 +10,11 @@
 //! 3. `timeout`: the request timeout (408 for a slow upload, 503 otherwise); panics become 500s
 //!    just inside it.
 //! 4. Routing: no route is 404 and a wrong method 405, before anyone is asked who they are.
-//! 5. Per route, from the table's [`Access`]: `authenticate` (the caller into the request's
-//!    extensions, or the admin token), then on the Jira API `faults` (rate limits, injected
-//!    latency and errors).
+//! 5. Per route, from the table's [`Access`]: `site` (which site the request is for: the
+//!    gateway's `/ex/jira/{cloudId}`, `/_admin/sites/{site}`, or the Host), `authenticate` (the
+//!    site's caller into the request's extensions, or the admin token, checked before the site
+//!    on admin routes), then on the Jira API `faults` (the site's rate limits, injected latency
+//!    and errors). Unknown paths pass `site` too, so their 404 lands in the site's journal.
 //! 6. The handler: extract, call the service, shape the answer.
 //!
 //! Each middleware is an `layers::Around` or a `layers::Guard`: tower layers that allocate
@@ -32,6 +34,8 @@ mod openapi;
 mod panics;
 mod probes;
 mod properties;
+pub mod site;
+mod sites;
 mod timeout;
 mod users;
 mod watched_body;
@@ -45,14 +49,14 @@ use tower::ServiceBuilder;
 
 use crate::clock::{self, SharedClock};
 use crate::credentials::TokenDigest;
-use crate::faults::{FaultRules, Faults};
-use crate::service::{AdminService, Authenticator, PropertyService};
+use crate::faults::FaultRules;
+use crate::service::{AdminService, Authenticator, PropertyService, SiteService};
 use crate::store::Store;
 use crate::throttle::LoginThrottle;
 use error::HttpError;
-use journal::Journal;
 use layers::{AroundLayer, GuardLayer, Then};
 use metrics::Metrics;
+use site::{GATEWAY, ResolveSite, SiteDefaults, SiteStates};
 
 pub use context::RequestContext;
 #[cfg(feature = "fuzzing")]
@@ -84,6 +88,12 @@ pub struct StateParts {
     pub service: PropertyService,
     /// The administration service.
     pub admin: AdminService,
+    /// The sites.
+    pub sites: SiteService,
+    /// What each site keeps in memory: journal, faults, failed logins.
+    pub site_states: SiteStates,
+    /// Host suffixes whose first label names a site (`acme.localhost` → `acme`).
+    pub site_domains: Vec<String>,
     /// The store underneath, for readiness.
     pub store: Store,
     /// Base of `self` links; `None` means `http://` plus the request's Host header.
@@ -92,13 +102,9 @@ pub struct StateParts {
     pub request_timeout: Duration,
     /// Digest of the admin token; `None` turns the admin API off (404).
     pub admin_token: Option<TokenDigest>,
-    /// The last requests, for `/_admin/requests`.
-    pub journal: Journal,
-    /// Faults and rate limits in force.
-    pub faults: Faults,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// Failed logins per client.
+    /// Failed logins at the admin API per client (each site counts its own).
     pub logins: LoginThrottle,
     /// What time it is.
     pub clock: SharedClock,
@@ -124,6 +130,10 @@ pub struct Settings {
     pub login_failures: u32,
     /// The window of `login_failures`, and how long a client is refused.
     pub login_failure_window: Duration,
+    /// Host suffixes whose first label names a site.
+    pub site_domains: Vec<String>,
+    /// Most sites the store may hold, `default` included.
+    pub max_sites: u64,
     /// What time it is: the system's clock, or one a test moves.
     pub clock: SharedClock,
 }
@@ -139,6 +149,8 @@ impl Default for Settings {
             faults: FaultRules::default(),
             login_failures: 20,
             login_failure_window: Duration::from_secs(60),
+            site_domains: vec!["localhost".to_owned()],
+            max_sites: 10_000,
             clock: clock::system(),
         }
     }
@@ -152,12 +164,24 @@ impl AppState {
             authenticator: Authenticator::new(store.clone()),
             service: PropertyService::new(store.clone()),
             admin: AdminService::new(store.clone()),
+            sites: SiteService::new(store.clone(), settings.max_sites, clock.clone()),
+            site_states: SiteStates::new(SiteDefaults {
+                journal_size: settings.journal_size,
+                journal_bodies: settings.journal_bodies,
+                faults: settings.faults,
+                login_failures: settings.login_failures,
+                login_failure_window: settings.login_failure_window,
+                clock: clock.clone(),
+            }),
+            site_domains: settings
+                .site_domains
+                .iter()
+                .map(|domain| domain.trim_matches('.').to_ascii_lowercase())
+                .collect(),
             store,
             public_url: settings.public_url.map(Arc::from),
             request_timeout: settings.request_timeout,
             admin_token: settings.admin_token.as_deref().map(TokenDigest::of),
-            journal: Journal::new(settings.journal_size, settings.journal_bodies),
-            faults: Faults::new(settings.faults, clock.clone()),
             metrics: Metrics::new()?,
             logins: LoginThrottle::new(
                 settings.login_failures,
@@ -174,11 +198,13 @@ impl AppState {
 pub enum Access {
     /// Anyone: probes, metrics, the OpenAPI document.
     Open,
-    /// A Jira user, authenticated; faults and rate limits apply.
+    /// A Jira user of the request's site, authenticated; faults and rate limits apply.
     Jira,
     /// Anyone, but credentials that are sent are checked, and then it is as [`Access::Jira`].
     JiraOrAnonymous,
-    /// The admin token.
+    /// Anyone, on the request's site.
+    Site,
+    /// The admin token; the route acts on the request's site.
     Admin,
 }
 
@@ -207,8 +233,13 @@ pub fn routes() -> Vec<Route> {
         handlers,
     };
     let mut routes = Vec::new();
-    for version in API_VERSIONS {
-        let base = format!("/rest/api/{version}");
+    let bases = API_VERSIONS.iter().flat_map(|version| {
+        [
+            format!("/rest/api/{version}"),
+            format!("{GATEWAY}{{cloudId}}/rest/api/{version}"),
+        ]
+    });
+    for base in bases {
         let keys = || get(properties::list_keys).fallback(properties::keys_method_not_allowed);
         let property = get(properties::get_property)
             .put(properties::set_property)
@@ -258,13 +289,25 @@ pub fn routes() -> Vec<Route> {
             read_only(handlers),
         ));
     }
-    for (path, methods, handlers) in admin::routes() {
-        routes.push(route(
-            path.to_owned(),
-            methods,
-            Access::Admin,
-            allowing(methods, handlers),
-        ));
+    routes.push(route(
+        "/_edge/tenant_info".to_owned(),
+        &["GET"],
+        Access::Site,
+        read_only(get(probes::tenant_info)),
+    ));
+    for (path, methods, handlers) in admin::routes().into_iter().chain(sites::routes()) {
+        let per_site = path
+            .strip_prefix("/_admin")
+            .filter(|rest| !rest.starts_with("/sites"))
+            .map(|rest| format!("/_admin/sites/{{site}}{rest}"));
+        for path in std::iter::once(path.to_owned()).chain(per_site) {
+            routes.push(route(
+                path,
+                methods,
+                Access::Admin,
+                allowing(methods, handlers.clone()),
+            ));
+        }
     }
     routes
 }
@@ -294,21 +337,24 @@ fn read_only(handlers: MethodRouter<AppState>) -> MethodRouter<AppState> {
 /// A route's handlers behind the middleware its access asks for. `route_layer` leaves the
 /// method fallback (405) outside, so a wrong method is answered before authentication.
 fn guarded(route: Route, state: &AppState) -> MethodRouter<AppState> {
+    let site = || ResolveSite(state.clone());
     let caller = |anonymous_allowed| {
         let authenticate = authenticate::RequireCaller {
             state: state.clone(),
             anonymous_allowed,
         };
-        GuardLayer(Then(authenticate, faults::ApplyFaults(state.clone())))
+        GuardLayer(Then(site(), Then(authenticate, faults::ApplyFaults)))
     };
     let handlers = route.handlers;
     match route.access {
         Access::Open => handlers,
         Access::Jira => handlers.route_layer(caller(false)),
         Access::JiraOrAnonymous => handlers.route_layer(caller(true)),
-        Access::Admin => {
-            handlers.route_layer(GuardLayer(authenticate::RequireAdmin(state.clone())))
-        }
+        Access::Site => handlers.route_layer(GuardLayer(site())),
+        Access::Admin => handlers.route_layer(GuardLayer(Then(
+            authenticate::RequireAdmin(state.clone()),
+            site(),
+        ))),
     }
 }
 
@@ -326,8 +372,12 @@ pub fn router(state: AppState) -> Router {
         .layer(AroundLayer(journal::Keep(state.clone())))
         .layer(timeout::Limit(state.request_timeout))
         .layer(panics::CatchPanics);
+    // Unknown paths are the site's too: journaled there, or 404 for a site that does not exist.
+    let not_found = axum::routing::any(properties::route_not_found)
+        .layer(GuardLayer(ResolveSite(state.clone())))
+        .with_state(state.clone());
     router
-        .fallback(properties::route_not_found)
+        .fallback_service(not_found)
         .layer(pipeline)
         .with_state(state)
 }

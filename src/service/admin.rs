@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::credentials::{TokenDigest, generate_token};
-use crate::domain::{AccountId, DisplayName, Email, NewUser, User};
+use crate::domain::{AccountId, DisplayName, Email, NewUser, SiteKey, User};
 use crate::error::{Error, Result};
 use crate::snapshot;
 use crate::store::admin::{PatchOutcome, TokenInfo, UserPatch};
@@ -46,29 +46,34 @@ impl AdminService {
     }
 
     /// Every user, by account id.
-    pub async fn users(&self) -> Result<Vec<User>> {
-        Ok(self.store.users().await?)
+    pub async fn users(&self, site: SiteKey) -> Result<Vec<User>> {
+        Ok(self.store.users(site).await?)
     }
 
     /// How many users there are.
-    pub async fn user_count(&self) -> Result<u64> {
-        Ok(self.store.user_count().await?)
+    pub async fn user_count(&self, site: SiteKey) -> Result<u64> {
+        Ok(self.store.user_count(site).await?)
     }
 
     /// One user.
-    pub async fn user(&self, account_id: &str) -> Result<User> {
+    pub async fn user(&self, site: SiteKey, account_id: &str) -> Result<User> {
         let user = match AccountId::parse(account_id) {
-            Ok(id) => self.store.user(id.as_str()).await?,
+            Ok(id) => self.store.user(site, id.as_str()).await?,
             Err(_) => None,
         };
         user.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
     }
 
     /// Creates a user with the tokens whose digests are given.
-    pub async fn create_user(&self, user: NewUser, tokens: Vec<TokenDigest>) -> Result<User> {
+    pub async fn create_user(
+        &self,
+        site: SiteKey,
+        user: NewUser,
+        tokens: Vec<TokenDigest>,
+    ) -> Result<User> {
         let account_id = user.account_id.as_str().to_owned();
         // An existing account must not gain the new tokens as a side effect.
-        if self.store.user_exists(&account_id).await? {
+        if self.store.user_exists(site, &account_id).await? {
             return Err(Error::Conflict(format!(
                 "A user with account ID '{account_id}' exists already."
             )));
@@ -78,23 +83,24 @@ impl AdminService {
             tokens: tokens.into_iter().map(|digest| (0, digest)).collect(),
             properties: Vec::new(),
         };
-        let report = self.store.apply_seed(&seed).await?;
+        let report = self.store.apply_seed(site, &seed).await?;
         if report.users == 0 || report.conflict.is_some() {
             return Err(Error::Conflict(format!(
                 "A user with account ID '{account_id}', its email or one of its tokens exists already."
             )));
         }
-        self.user(&account_id).await
+        self.user(site, &account_id).await
     }
 
     /// Changes a user's email, display name, admin or active flag. The changes are checked only
     /// once the user is known to exist, so an unknown user is 404 whatever the changes say.
     pub async fn update_user(
         &self,
+        site: SiteKey,
         account_id: &str,
         changes: Result<UserChanges>,
     ) -> Result<User> {
-        self.user(account_id).await?;
+        self.user(site, account_id).await?;
         let changes = changes?;
         let patch = UserPatch {
             email: changes.email.map(|email| email.as_str().to_owned()),
@@ -102,8 +108,8 @@ impl AdminService {
             admin: changes.admin,
             active: changes.active,
         };
-        match self.store.update_user(account_id, &patch).await? {
-            PatchOutcome::Updated => self.user(account_id).await,
+        match self.store.update_user(site, account_id, &patch).await? {
+            PatchOutcome::Updated => self.user(site, account_id).await,
             PatchOutcome::NoSuchUser => Err(Error::UserNotFound(account_id.to_owned())),
             PatchOutcome::EmailTaken => {
                 Err(Error::Conflict("Another user has that email.".to_owned()))
@@ -112,9 +118,9 @@ impl AdminService {
     }
 
     /// Deletes a user with their tokens and properties.
-    pub async fn delete_user(&self, account_id: &str) -> Result<()> {
+    pub async fn delete_user(&self, site: SiteKey, account_id: &str) -> Result<()> {
         let deleted = match AccountId::parse(account_id) {
-            Ok(id) => self.store.delete_user(id.as_str()).await?,
+            Ok(id) => self.store.delete_user(site, id.as_str()).await?,
             Err(_) => false,
         };
         if deleted {
@@ -125,12 +131,12 @@ impl AdminService {
     }
 
     /// Makes a new API token for a user.
-    pub async fn create_token(&self, account_id: &str) -> Result<NewToken> {
-        self.user(account_id).await?;
+    pub async fn create_token(&self, site: SiteKey, account_id: &str) -> Result<NewToken> {
+        self.user(site, account_id).await?;
         let token = generate_token().map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
         match self
             .store
-            .add_token(account_id, &TokenDigest::of(&token))
+            .add_token(site, account_id, &TokenDigest::of(&token))
             .await?
         {
             Some(id) => Ok(NewToken { id, token }),
@@ -139,19 +145,19 @@ impl AdminService {
     }
 
     /// A user's tokens, without secrets.
-    pub async fn tokens(&self, account_id: &str) -> Result<Vec<TokenInfo>> {
-        self.user(account_id).await?;
+    pub async fn tokens(&self, site: SiteKey, account_id: &str) -> Result<Vec<TokenInfo>> {
+        self.user(site, account_id).await?;
         self.store
-            .tokens(account_id)
+            .tokens(site, account_id)
             .await?
             .ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
     }
 
     /// Revokes one of a user's tokens.
-    pub async fn revoke_token(&self, account_id: &str, id: &str) -> Result<()> {
+    pub async fn revoke_token(&self, site: SiteKey, account_id: &str, id: &str) -> Result<()> {
         let plausible =
             AccountId::parse(account_id).is_ok() && id.bytes().all(|b| b.is_ascii_alphanumeric());
-        if plausible && self.store.revoke_token(account_id, id).await? {
+        if plausible && self.store.revoke_token(site, account_id, id).await? {
             Ok(())
         } else {
             Err(Error::TokenNotFound(id.to_owned()))
@@ -160,28 +166,28 @@ impl AdminService {
 
     /// Adds a seed in one transaction: missing users and tokens always, properties only into an
     /// empty database. A conflict is reported, with nothing changed.
-    pub async fn apply_seed(&self, seed: &SeedData) -> Result<SeedReport> {
-        Ok(self.store.apply_seed(seed).await?)
+    pub async fn apply_seed(&self, site: SiteKey, seed: &SeedData) -> Result<SeedReport> {
+        Ok(self.store.apply_seed(site, seed).await?)
     }
 
     /// Deletes every property, and with `everything` every user and token too.
-    pub async fn reset(&self, everything: bool) -> Result<()> {
-        Ok(self.store.reset(everything).await?)
+    pub async fn reset(&self, site: SiteKey, everything: bool) -> Result<()> {
+        Ok(self.store.reset(site, everything).await?)
     }
 
     /// The whole state as snapshot JSON.
-    pub async fn export(&self) -> Result<Vec<u8>> {
-        let snapshot = self.store.snapshot().await?;
+    pub async fn export(&self, site: SiteKey) -> Result<Vec<u8>> {
+        let snapshot = self.store.snapshot(site).await?;
         snapshot::to_json(&snapshot)
             .map_err(|e| Error::Internal(format!("snapshot not written: {e}")))
     }
 
     /// Replaces the whole state with snapshot JSON, atomically; `source` names it in errors.
-    pub async fn import(&self, source: &Path, body: &[u8]) -> Result<()> {
+    pub async fn import(&self, site: SiteKey, source: &Path, body: &[u8]) -> Result<()> {
         let text = std::str::from_utf8(body)
             .map_err(|_| Error::BadRequest("The snapshot must be UTF-8 JSON.".to_owned()))?;
         let snapshot =
             snapshot::from_json(source, text).map_err(|e| Error::BadRequest(e.to_string()))?;
-        Ok(self.store.restore(&snapshot).await?)
+        Ok(self.store.restore(site, &snapshot).await?)
     }
 }

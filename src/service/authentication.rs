@@ -1,7 +1,7 @@
 //! Who is calling: credentials checked against the stored token digests.
 
 use crate::credentials::{Credentials, TokenDigest};
-use crate::domain::{Caller, email_key};
+use crate::domain::{Caller, SiteKey, email_key};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -17,9 +17,13 @@ impl Authenticator {
         Self { store }
     }
 
-    /// Who is calling. Credentials of an unknown token, a mismatched email or a deactivated user
-    /// are all rejected alike.
-    pub async fn authenticate(&self, credentials: Option<&Credentials>) -> Result<Caller> {
+    /// Who is calling on `site`. Credentials of an unknown token, a mismatched email or a
+    /// deactivated user are all rejected alike; so are those of another site.
+    pub async fn authenticate(
+        &self,
+        site: SiteKey,
+        credentials: Option<&Credentials>,
+    ) -> Result<Caller> {
         let credentials = credentials.ok_or(Error::Unauthenticated {
             credentials_rejected: false,
         })?;
@@ -28,7 +32,7 @@ impl Authenticator {
             Credentials::Basic { email, .. } if email.chars().any(char::is_control) => None,
             Credentials::Basic { email, token } => {
                 let digest = TokenDigest::of(token);
-                let account = self.store.account_by_email(&email_key(email)).await?;
+                let account = self.store.account_by_email(site, &email_key(email)).await?;
                 // Every digest is compared, without stopping at a match, in constant time each.
                 account
                     .filter(|account| {
@@ -39,13 +43,17 @@ impl Authenticator {
                     })
                     .map(|account| account.user.clone())
             }
-            Credentials::Bearer(token) => self.store.token_owner(&TokenDigest::of(token)).await?,
+            Credentials::Bearer(token) => {
+                self.store
+                    .token_owner(site, &TokenDigest::of(token))
+                    .await?
+            }
         };
         let user = user
             .filter(|user| user.active)
             .ok_or(Error::Unauthenticated {
                 credentials_rejected: true,
             })?;
-        Ok(Caller { user })
+        Ok(Caller { site, user })
     }
 }

@@ -5,11 +5,14 @@
 //! - [`properties`]: the user-properties operations and the permission rule.
 //! - [`admin`]: users, tokens, seeds, reset and snapshots, for the admin API, the command line
 //!   and the start-up seed.
+//! - [`sites`]: making, finding and deleting sites.
 
 pub mod admin;
 pub mod authentication;
 pub mod properties;
+pub mod sites;
 
 pub use admin::AdminService;
 pub use authentication::Authenticator;
 pub use properties::{PropertyService, authorize};
+pub use sites::SiteService;

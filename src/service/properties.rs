@@ -37,7 +37,7 @@ impl PropertyService {
         target: &NamedAccount,
     ) -> Result<Arc<[String]>> {
         let account_id = self.check_target(caller, target).await?;
-        Ok(self.store.property_keys(account_id).await?)
+        Ok(self.store.property_keys(caller.site, account_id).await?)
     }
 
     /// One property's value, exactly as stored.
@@ -49,7 +49,7 @@ impl PropertyService {
     ) -> Result<(PropertyKey, PropertyValue)> {
         let account_id = self.check_target(caller, target).await?;
         let key = key?;
-        match self.store.property(account_id, &key).await? {
+        match self.store.property(caller.site, account_id, &key).await? {
             Some(value) => Ok((key, value)),
             None => Err(Error::PropertyNotFound(key.as_str().to_owned())),
         }
@@ -70,7 +70,7 @@ impl PropertyService {
         let value = value.await?;
         let written = self
             .store
-            .set_property(account_id, &key, &value)
+            .set_property(caller.site, account_id, &key, &value)
             .await
             .map_err(Error::from)?;
         Ok(written.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))?)
@@ -85,7 +85,11 @@ impl PropertyService {
     ) -> Result<()> {
         let account_id = self.check_target(caller, target).await?;
         let key = key?;
-        if self.store.delete_property(account_id, &key).await? {
+        if self
+            .store
+            .delete_property(caller.site, account_id, &key)
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::PropertyNotFound(key.as_str().to_owned()))
@@ -98,7 +102,7 @@ impl PropertyService {
             return Ok(User::clone(&caller.user));
         }
         let user = match target {
-            NamedAccount::Id(id) => self.store.user(id.as_str()).await?,
+            NamedAccount::Id(id) => self.store.user(caller.site, id.as_str()).await?,
             NamedAccount::Nobody(_) => None,
         };
         user.ok_or(Error::UserNotVisible)
@@ -112,7 +116,9 @@ impl PropertyService {
             return Ok(target.as_str());
         }
         match target {
-            NamedAccount::Id(id) if self.store.user_exists(id.as_str()).await? => Ok(id.as_str()),
+            NamedAccount::Id(id) if self.store.user_exists(caller.site, id.as_str()).await? => {
+                Ok(id.as_str())
+            }
             _ => Err(Error::UserNotFound(target.as_str().to_owned())),
         }
     }
@@ -121,9 +127,11 @@ impl PropertyService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::SiteKey;
 
     fn caller(account_id: &str, admin: bool) -> Caller {
         Caller {
+            site: SiteKey::DEFAULT,
             user: Arc::new(User {
                 account_id: account_id.to_owned(),
                 email: format!("{account_id}@example.com"),

@@ -1,8 +1,8 @@
 //! What the admin API and the command line need of storage: users, tokens, reset, snapshots.
 
-use super::{Result, Store};
+use super::{Result, SeedData, SeedReport, Store};
 use crate::credentials::TokenDigest;
-use crate::domain::User;
+use crate::domain::{CloudId, Site, SiteKey, SiteName, User};
 
 /// Changes to a user; `None` leaves a field as it is.
 #[derive(Debug, Default, Clone)]
@@ -28,6 +28,21 @@ pub enum PatchOutcome {
     EmailTaken,
 }
 
+/// What creating a site did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreatedSite {
+    /// Made, with what its seed added.
+    Created(Site, SeedReport),
+    /// Another site has the name.
+    NameTaken,
+    /// Another site has the cloudId.
+    IdTaken,
+    /// As many sites as allowed exist already.
+    TooMany,
+    /// The seed clashes with itself; nothing was made.
+    SeedConflict(SeedReport),
+}
+
 /// A token as an administrator sees it: never the secret, never the digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {
@@ -48,52 +63,89 @@ pub struct Snapshot {
 
 impl Store {
     /// Every user, by account id.
-    pub async fn users(&self) -> Result<Vec<User>> {
-        forward!(self.users().await)
+    pub async fn users(&self, site: SiteKey) -> Result<Vec<User>> {
+        forward!(self.users(site).await)
     }
 
     /// Changes a user.
-    pub async fn update_user(&self, account_id: &str, patch: &UserPatch) -> Result<PatchOutcome> {
-        forward!(self.update_user(account_id, patch).await)
+    pub async fn update_user(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+        patch: &UserPatch,
+    ) -> Result<PatchOutcome> {
+        forward!(self.update_user(site, account_id, patch).await)
     }
 
     /// Deletes a user with their tokens and properties; whether they existed.
-    pub async fn delete_user(&self, account_id: &str) -> Result<bool> {
-        forward!(self.delete_user(account_id).await)
+    pub async fn delete_user(&self, site: SiteKey, account_id: &str) -> Result<bool> {
+        forward!(self.delete_user(site, account_id).await)
     }
 
     /// Adds a token for a user; its new id, or `None` when there is no such user.
     pub async fn add_token(
         &self,
+        site: SiteKey,
         account_id: &str,
         digest: &TokenDigest,
     ) -> Result<Option<String>> {
-        forward!(self.add_token(account_id, digest).await)
+        forward!(self.add_token(site, account_id, digest).await)
     }
 
     /// A user's tokens by creation; `None` when there is no such user.
-    pub async fn tokens(&self, account_id: &str) -> Result<Option<Vec<TokenInfo>>> {
-        forward!(self.tokens(account_id).await)
+    pub async fn tokens(&self, site: SiteKey, account_id: &str) -> Result<Option<Vec<TokenInfo>>> {
+        forward!(self.tokens(site, account_id).await)
     }
 
     /// Revokes a user's token; whether it existed.
-    pub async fn revoke_token(&self, account_id: &str, id: &str) -> Result<bool> {
-        forward!(self.revoke_token(account_id, id).await)
+    pub async fn revoke_token(&self, site: SiteKey, account_id: &str, id: &str) -> Result<bool> {
+        forward!(self.revoke_token(site, account_id, id).await)
     }
 
     /// Deletes every property, and with `everything` every user and token too.
-    pub async fn reset(&self, everything: bool) -> Result<()> {
-        forward!(self.reset(everything).await)
+    pub async fn reset(&self, site: SiteKey, everything: bool) -> Result<()> {
+        forward!(self.reset(site, everything).await)
     }
 
     /// The whole state, read in one transaction.
-    pub async fn snapshot(&self) -> Result<Snapshot> {
-        forward!(self.snapshot().await)
+    pub async fn snapshot(&self, site: SiteKey) -> Result<Snapshot> {
+        forward!(self.snapshot(site).await)
     }
 
     /// Replaces the whole state with a snapshot, in one transaction.
-    pub async fn restore(&self, snapshot: &Snapshot) -> Result<()> {
-        forward!(self.restore(snapshot).await)
+    pub async fn restore(&self, site: SiteKey, snapshot: &Snapshot) -> Result<()> {
+        forward!(self.restore(site, snapshot).await)
+    }
+
+    /// Makes a site with a seed, in one transaction, unless `most` sites exist already.
+    pub async fn create_site(
+        &self,
+        id: CloudId,
+        name: &SiteName,
+        seed: &SeedData,
+        most: u64,
+    ) -> Result<CreatedSite> {
+        forward!(self.create_site(id, name, seed, most).await)
+    }
+
+    /// Deletes a site and everything of it; whether it existed. The default site stays.
+    pub async fn delete_site(&self, site: SiteKey) -> Result<bool> {
+        forward!(self.delete_site(site).await)
+    }
+
+    /// Every site, oldest first.
+    pub async fn sites(&self) -> Result<Vec<Site>> {
+        forward!(self.sites().await)
+    }
+
+    /// The site with this name.
+    pub async fn site_named(&self, name: &str) -> Result<Option<Site>> {
+        forward!(self.site_named(name).await)
+    }
+
+    /// The site with this cloudId.
+    pub async fn site_with_id(&self, id: CloudId) -> Result<Option<Site>> {
+        forward!(self.site_with_id(id).await)
     }
 
     /// Whether the database answers and holds the schema.

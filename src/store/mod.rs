@@ -34,7 +34,7 @@ pub use sqlite::SqliteStore;
 
 use crate::clock::{self, SharedClock};
 use crate::credentials::TokenDigest;
-use crate::domain::{PropertyKey, PropertyValue, User, Written};
+use crate::domain::{PropertyKey, PropertyValue, SiteKey, User, Written};
 
 /// How to hold connections.
 #[derive(Debug, Clone)]
@@ -142,63 +142,78 @@ impl Store {
 
     /// The owner of the token with this digest. The lookup goes by digest, so its timing can
     /// reveal nothing about any token.
-    pub async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
-        forward!(self.token_owner(digest).await)
+    pub async fn token_owner(
+        &self,
+        site: SiteKey,
+        digest: &TokenDigest,
+    ) -> Result<Option<Arc<User>>> {
+        forward!(self.token_owner(site, digest).await)
     }
 
     /// The user whose lower-cased email is `email_key`, with their token digests.
-    pub async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
-        forward!(self.account_by_email(email_key).await)
+    pub async fn account_by_email(
+        &self,
+        site: SiteKey,
+        email_key: &str,
+    ) -> Result<Option<Arc<Account>>> {
+        forward!(self.account_by_email(site, email_key).await)
     }
 
     /// The user with this account id.
-    pub async fn user(&self, account_id: &str) -> Result<Option<User>> {
-        forward!(self.user(account_id).await)
+    pub async fn user(&self, site: SiteKey, account_id: &str) -> Result<Option<User>> {
+        forward!(self.user(site, account_id).await)
     }
 
     /// Whether a user with this account id exists.
-    pub async fn user_exists(&self, account_id: &str) -> Result<bool> {
-        forward!(self.user_exists(account_id).await)
+    pub async fn user_exists(&self, site: SiteKey, account_id: &str) -> Result<bool> {
+        forward!(self.user_exists(site, account_id).await)
     }
 
     /// How many users there are.
-    pub async fn user_count(&self) -> Result<u64> {
-        forward!(self.user_count().await)
+    pub async fn user_count(&self, site: SiteKey) -> Result<u64> {
+        forward!(self.user_count(site).await)
     }
 
     /// The user's property keys in code-point order.
-    pub async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
-        forward!(self.property_keys(account_id).await)
+    pub async fn property_keys(&self, site: SiteKey, account_id: &str) -> Result<Arc<[String]>> {
+        forward!(self.property_keys(site, account_id).await)
     }
 
     /// One property's stored JSON text.
     pub async fn property(
         &self,
+        site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
     ) -> Result<Option<PropertyValue>> {
-        forward!(self.property(account_id, key).await)
+        forward!(self.property(site, account_id, key).await)
     }
 
     /// Creates or replaces a property, deciding which in the same statement; `None` when the
     /// user does not exist.
     pub async fn set_property(
         &self,
+        site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
         value: &PropertyValue,
     ) -> Result<Option<Written>> {
-        forward!(self.set_property(account_id, key, value).await)
+        forward!(self.set_property(site, account_id, key, value).await)
     }
 
     /// Deletes a property; whether it existed.
-    pub async fn delete_property(&self, account_id: &str, key: &PropertyKey) -> Result<bool> {
-        forward!(self.delete_property(account_id, key).await)
+    pub async fn delete_property(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+        key: &PropertyKey,
+    ) -> Result<bool> {
+        forward!(self.delete_property(site, account_id, key).await)
     }
 
-    /// Adds a seed in one transaction: missing users and tokens always, properties only when the
-    /// database holds no users and no properties yet.
-    pub async fn apply_seed(&self, seed: &SeedData) -> Result<SeedReport> {
-        forward!(self.apply_seed(seed).await)
+    /// Adds a seed to a site in one transaction: missing users and tokens always, properties only
+    /// when the site holds no users and no properties yet.
+    pub async fn apply_seed(&self, site: SiteKey, seed: &SeedData) -> Result<SeedReport> {
+        forward!(self.apply_seed(site, seed).await)
     }
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection as _, PgConnection, Postgres, Row as _};
 
-use super::admin::{PatchOutcome, Snapshot, TokenInfo, UserPatch};
+use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, UserPatch};
 use super::sql::{Dialect, connection};
 use super::{Account, DatabaseOptions, Result, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
-use crate::domain::{PropertyKey, PropertyValue, User, Written};
+use crate::domain::{CloudId, PropertyKey, PropertyValue, Site, SiteKey, SiteName, User, Written};
 
 type Sql = super::sql::Sql<Postgres>;
 
@@ -73,38 +73,52 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    pub(super) async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
-        let user = Sql::token_owner(&mut *connection(&self.pool).await?, digest).await?;
+    pub(super) async fn token_owner(
+        &self,
+        site: SiteKey,
+        digest: &TokenDigest,
+    ) -> Result<Option<Arc<User>>> {
+        let user = Sql::token_owner(&mut *connection(&self.pool).await?, site, digest).await?;
         Ok(user.map(Arc::new))
     }
 
-    pub(super) async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
-        Ok(Sql::account_by_email(&mut *connection(&self.pool).await?, email_key).await?)
+    pub(super) async fn account_by_email(
+        &self,
+        site: SiteKey,
+        email_key: &str,
+    ) -> Result<Option<Arc<Account>>> {
+        Ok(Sql::account_by_email(&mut *connection(&self.pool).await?, site, email_key).await?)
     }
 
-    pub(super) async fn user(&self, account_id: &str) -> Result<Option<User>> {
-        Ok(Sql::user(&mut *connection(&self.pool).await?, account_id).await?)
+    pub(super) async fn user(&self, site: SiteKey, account_id: &str) -> Result<Option<User>> {
+        Ok(Sql::user(&mut *connection(&self.pool).await?, site, account_id).await?)
     }
 
-    pub(super) async fn user_exists(&self, account_id: &str) -> Result<bool> {
-        Ok(Sql::user_exists(&mut *connection(&self.pool).await?, account_id).await?)
+    pub(super) async fn user_exists(&self, site: SiteKey, account_id: &str) -> Result<bool> {
+        Ok(Sql::user_exists(&mut *connection(&self.pool).await?, site, account_id).await?)
     }
 
-    pub(super) async fn user_count(&self) -> Result<u64> {
-        Ok(Sql::user_count(&mut *connection(&self.pool).await?).await?)
+    pub(super) async fn user_count(&self, site: SiteKey) -> Result<u64> {
+        Ok(Sql::user_count(&mut *connection(&self.pool).await?, site).await?)
     }
 
-    pub(super) async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
-        Ok(Sql::property_keys(&mut *connection(&self.pool).await?, account_id).await?)
+    pub(super) async fn property_keys(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Arc<[String]>> {
+        Ok(Sql::property_keys(&mut *connection(&self.pool).await?, site, account_id).await?)
     }
 
     pub(super) async fn property(
         &self,
+        site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
     ) -> Result<Option<PropertyValue>> {
         Ok(Sql::property(
             &mut *connection(&self.pool).await?,
+            site,
             account_id,
             key.as_str(),
         )
@@ -113,6 +127,7 @@ impl PostgresStore {
 
     pub(super) async fn set_property(
         &self,
+        site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
         value: &PropertyValue,
@@ -120,11 +135,12 @@ impl PostgresStore {
         // Concurrent first writers meet on the primary key: one inserts (revision 0), the others
         // wait for it and update. Portable to CockroachDB and YugabyteDB.
         let revision = sqlx::query(
-            "INSERT INTO properties (account_id, key, value) VALUES ($1, $2, $3)
-             ON CONFLICT (account_id, key)
+            "INSERT INTO properties (site, account_id, key, value) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (site, account_id, key)
              DO UPDATE SET value = EXCLUDED.value, revision = properties.revision + 1
              RETURNING revision",
         )
+        .bind(site.0)
         .bind(account_id)
         .bind(key.as_str())
         .bind(value.as_str())
@@ -142,72 +158,128 @@ impl PostgresStore {
 
     pub(super) async fn delete_property(
         &self,
+        site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
     ) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM properties WHERE account_id = $1 AND key = $2")
-            .bind(account_id)
-            .bind(key.as_str())
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM properties WHERE site = $1 AND account_id = $2 AND key = $3")
+                .bind(site.0)
+                .bind(account_id)
+                .bind(key.as_str())
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 
-    pub(super) async fn apply_seed(&self, seed: &SeedData) -> Result<SeedReport> {
+    pub(super) async fn apply_seed(&self, site: SiteKey, seed: &SeedData) -> Result<SeedReport> {
         // Instances seeding one database at once must agree on whether it was empty.
-        serializable(|| async { Sql::apply_seed(self.begin_serializable().await?, seed).await })
-            .await
+        serializable(|| async {
+            Sql::apply_seed(self.begin_serializable().await?, site, seed).await
+        })
+        .await
     }
 
-    pub(super) async fn users(&self) -> Result<Vec<User>> {
-        Ok(Sql::users(&mut *connection(&self.pool).await?).await?)
+    pub(super) async fn users(&self, site: SiteKey) -> Result<Vec<User>> {
+        Ok(Sql::users(&mut *connection(&self.pool).await?, site).await?)
     }
 
     pub(super) async fn update_user(
         &self,
+        site: SiteKey,
         account_id: &str,
         patch: &UserPatch,
     ) -> Result<PatchOutcome> {
-        Ok(Sql::update_user(&mut *connection(&self.pool).await?, account_id, patch).await?)
+        Ok(Sql::update_user(&mut *connection(&self.pool).await?, site, account_id, patch).await?)
     }
 
-    pub(super) async fn delete_user(&self, account_id: &str) -> Result<bool> {
-        Ok(Sql::delete_user(&mut *connection(&self.pool).await?, account_id).await?)
+    pub(super) async fn delete_user(&self, site: SiteKey, account_id: &str) -> Result<bool> {
+        Ok(Sql::delete_user(&mut *connection(&self.pool).await?, site, account_id).await?)
     }
 
     pub(super) async fn add_token(
         &self,
+        site: SiteKey,
         account_id: &str,
         digest: &TokenDigest,
     ) -> Result<Option<String>> {
-        Ok(Sql::add_token(&mut *connection(&self.pool).await?, account_id, digest).await?)
+        Ok(Sql::add_token(
+            &mut *connection(&self.pool).await?,
+            site,
+            account_id,
+            digest,
+        )
+        .await?)
     }
 
-    pub(super) async fn tokens(&self, account_id: &str) -> Result<Option<Vec<TokenInfo>>> {
-        Ok(Sql::tokens(&mut *connection(&self.pool).await?, account_id).await?)
+    pub(super) async fn tokens(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Option<Vec<TokenInfo>>> {
+        Ok(Sql::tokens(&mut *connection(&self.pool).await?, site, account_id).await?)
     }
 
-    pub(super) async fn revoke_token(&self, account_id: &str, id: &str) -> Result<bool> {
-        Ok(Sql::revoke_token(&mut *connection(&self.pool).await?, account_id, id).await?)
+    pub(super) async fn revoke_token(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+        id: &str,
+    ) -> Result<bool> {
+        Ok(Sql::revoke_token(&mut *connection(&self.pool).await?, site, account_id, id).await?)
     }
 
-    pub(super) async fn reset(&self, everything: bool) -> Result<()> {
-        serializable(|| async { Sql::reset(self.begin_serializable().await?, everything).await })
-            .await
+    pub(super) async fn reset(&self, site: SiteKey, everything: bool) -> Result<()> {
+        serializable(|| async {
+            Sql::reset(self.begin_serializable().await?, site, everything).await
+        })
+        .await
     }
 
-    pub(super) async fn snapshot(&self) -> Result<Snapshot> {
+    pub(super) async fn snapshot(&self, site: SiteKey) -> Result<Snapshot> {
         let mut tx = self.pool.begin().await?;
         // One consistent view across the three reads.
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             .execute(&mut *tx)
             .await?;
-        Ok(Sql::snapshot(tx).await?)
+        Ok(Sql::snapshot(tx, site).await?)
     }
 
-    pub(super) async fn restore(&self, snapshot: &Snapshot) -> Result<()> {
-        serializable(|| async { Sql::restore(self.begin_serializable().await?, snapshot).await })
-            .await
+    pub(super) async fn restore(&self, site: SiteKey, snapshot: &Snapshot) -> Result<()> {
+        serializable(|| async {
+            Sql::restore(self.begin_serializable().await?, site, snapshot).await
+        })
+        .await
+    }
+
+    pub(super) async fn create_site(
+        &self,
+        id: CloudId,
+        name: &SiteName,
+        seed: &SeedData,
+        most: u64,
+    ) -> Result<CreatedSite> {
+        // Instances creating sites at once must agree on how many there are.
+        serializable(|| async {
+            Sql::create_site(self.begin_serializable().await?, id, name, seed, most).await
+        })
+        .await
+    }
+
+    pub(super) async fn delete_site(&self, site: SiteKey) -> Result<bool> {
+        Ok(Sql::delete_site(&mut *connection(&self.pool).await?, site).await?)
+    }
+
+    pub(super) async fn sites(&self) -> Result<Vec<Site>> {
+        Ok(Sql::sites(&mut *connection(&self.pool).await?).await?)
+    }
+
+    pub(super) async fn site_named(&self, name: &str) -> Result<Option<Site>> {
+        Ok(Sql::site_named(&mut *connection(&self.pool).await?, name).await?)
+    }
+
+    pub(super) async fn site_with_id(&self, id: CloudId) -> Result<Option<Site>> {
+        Ok(Sql::site_with_id(&mut *connection(&self.pool).await?, id).await?)
     }
 
     pub(super) async fn ready(&self) -> Result<()> {

@@ -22,10 +22,10 @@ use sqlx::{
     Transaction, Type,
 };
 
-use super::admin::{PatchOutcome, Snapshot, TokenInfo, UserPatch};
+use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, UserPatch};
 use super::{Account, SeedConflict, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
-use crate::domain::{PropertyValue, User, email_key};
+use crate::domain::{CloudId, PropertyValue, Site, SiteKey, SiteName, User, email_key};
 
 /// What the dialects spell differently.
 pub(super) trait Dialect: Database {
@@ -55,8 +55,8 @@ pub(super) fn connection<DB: Database>(
 pub(super) struct Sql<DB>(PhantomData<DB>);
 
 /// Every user, by account id.
-const USERS: &str =
-    "SELECT account_id, email, display_name, admin, active FROM users ORDER BY account_id";
+const USERS: &str = "SELECT account_id, email, display_name, admin, active FROM users
+                     WHERE site = $1 ORDER BY account_id";
 
 impl<DB> Sql<DB>
 where
@@ -70,15 +70,20 @@ where
     for<'a> Option<bool>: Encode<'a, DB> + Type<DB>,
     for<'a> String: Decode<'a, DB> + Type<DB>,
     for<'a> bool: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
-    for<'a> i64: Decode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
 {
     /// The owner of the token with this digest.
-    pub async fn token_owner(conn: &mut Conn<DB>, digest: &TokenDigest) -> Result<Option<User>> {
+    pub async fn token_owner(
+        conn: &mut Conn<DB>,
+        site: SiteKey,
+        digest: &TokenDigest,
+    ) -> Result<Option<User>> {
         let row = sqlx::query(
             "SELECT u.account_id, u.email, u.display_name, u.admin, u.active
-             FROM api_tokens t JOIN users u ON u.account_id = t.account_id
-             WHERE t.token_hash = $1",
+             FROM api_tokens t JOIN users u ON u.site = t.site AND u.account_id = t.account_id
+             WHERE t.site = $1 AND t.token_hash = $2",
         )
+        .bind(site.0)
         .bind(digest.as_bytes())
         .fetch_optional(conn)
         .await?;
@@ -88,13 +93,16 @@ where
     /// The user whose lower-cased email is `email_key`, with their token digests.
     pub async fn account_by_email(
         conn: &mut Conn<DB>,
+        site: SiteKey,
         email_key: &str,
     ) -> Result<Option<Arc<Account>>> {
         let rows = sqlx::query(
             "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash
-             FROM users u LEFT JOIN api_tokens t ON t.account_id = u.account_id
-             WHERE u.email_key = $1",
+             FROM users u
+             LEFT JOIN api_tokens t ON t.site = u.site AND t.account_id = u.account_id
+             WHERE u.site = $1 AND u.email_key = $2",
         )
+        .bind(site.0)
         .bind(email_key)
         .fetch_all(conn)
         .await?;
@@ -114,10 +122,16 @@ where
     }
 
     /// The user with this account id.
-    pub async fn user(conn: &mut Conn<DB>, account_id: &str) -> Result<Option<User>> {
+    pub async fn user(
+        conn: &mut Conn<DB>,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Option<User>> {
         let row = sqlx::query(
-            "SELECT account_id, email, display_name, admin, active FROM users WHERE account_id = $1",
+            "SELECT account_id, email, display_name, admin, active FROM users
+             WHERE site = $1 AND account_id = $2",
         )
+        .bind(site.0)
         .bind(account_id)
         .fetch_optional(conn)
         .await?;
@@ -125,68 +139,84 @@ where
     }
 
     /// Whether a user with this account id exists.
-    pub async fn user_exists(conn: &mut Conn<DB>, account_id: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1)")
-            .bind(account_id)
-            .fetch_one(conn)
-            .await?;
+    pub async fn user_exists(conn: &mut Conn<DB>, site: SiteKey, account_id: &str) -> Result<bool> {
+        let row =
+            sqlx::query("SELECT EXISTS (SELECT 1 FROM users WHERE site = $1 AND account_id = $2)")
+                .bind(site.0)
+                .bind(account_id)
+                .fetch_one(conn)
+                .await?;
         row.try_get(0)
     }
 
     /// How many users there are.
-    pub async fn user_count(conn: &mut Conn<DB>) -> Result<u64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM users")
+    pub async fn user_count(conn: &mut Conn<DB>, site: SiteKey) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM users WHERE site = $1")
+            .bind(site.0)
             .fetch_one(conn)
             .await?;
         Ok(row.try_get::<i64, _>(0)?.unsigned_abs())
     }
 
     /// The user's property keys in code-point order.
-    pub async fn property_keys(conn: &mut Conn<DB>, account_id: &str) -> Result<Arc<[String]>> {
-        let rows = sqlx::query("SELECT key FROM properties WHERE account_id = $1 ORDER BY key")
-            .bind(account_id)
-            .fetch_all(conn)
-            .await?;
+    pub async fn property_keys(
+        conn: &mut Conn<DB>,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Arc<[String]>> {
+        let rows = sqlx::query(
+            "SELECT key FROM properties WHERE site = $1 AND account_id = $2 ORDER BY key",
+        )
+        .bind(site.0)
+        .bind(account_id)
+        .fetch_all(conn)
+        .await?;
         rows.iter().map(|row| row.try_get(0)).collect()
     }
 
     /// One property's stored JSON text.
     pub async fn property(
         conn: &mut Conn<DB>,
+        site: SiteKey,
         account_id: &str,
         key: &str,
     ) -> Result<Option<PropertyValue>> {
-        let row = sqlx::query("SELECT value FROM properties WHERE account_id = $1 AND key = $2")
-            .bind(account_id)
-            .bind(key)
-            .fetch_optional(conn)
-            .await?;
+        let row = sqlx::query(
+            "SELECT value FROM properties WHERE site = $1 AND account_id = $2 AND key = $3",
+        )
+        .bind(site.0)
+        .bind(account_id)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
         row.map(|row| row.try_get(0).map(PropertyValue::from_stored))
             .transpose()
     }
 
     /// Every user, by account id.
-    pub async fn users(conn: &mut Conn<DB>) -> Result<Vec<User>> {
-        let rows = sqlx::query(USERS).fetch_all(conn).await?;
+    pub async fn users(conn: &mut Conn<DB>, site: SiteKey) -> Result<Vec<User>> {
+        let rows = sqlx::query(USERS).bind(site.0).fetch_all(conn).await?;
         rows.iter().map(Self::user_from_row).collect()
     }
 
     /// Changes a user; a unique violation means another account holds the new email.
     pub async fn update_user(
         conn: &mut Conn<DB>,
+        site: SiteKey,
         account_id: &str,
         patch: &UserPatch,
     ) -> Result<PatchOutcome> {
         let new_key = patch.email.as_deref().map(email_key);
         let updated = sqlx::query(
             "UPDATE users SET
-                 email = COALESCE($2, email),
-                 email_key = COALESCE($3, email_key),
-                 display_name = COALESCE($4, display_name),
-                 admin = COALESCE($5, admin),
-                 active = COALESCE($6, active)
-             WHERE account_id = $1",
+                 email = COALESCE($3, email),
+                 email_key = COALESCE($4, email_key),
+                 display_name = COALESCE($5, display_name),
+                 admin = COALESCE($6, admin),
+                 active = COALESCE($7, active)
+             WHERE site = $1 AND account_id = $2",
         )
+        .bind(site.0)
         .bind(account_id)
         .bind(patch.email.as_deref())
         .bind(new_key.as_deref())
@@ -206,8 +236,9 @@ where
     }
 
     /// Deletes a user with their tokens and properties; whether they existed.
-    pub async fn delete_user(conn: &mut Conn<DB>, account_id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM users WHERE account_id = $1")
+    pub async fn delete_user(conn: &mut Conn<DB>, site: SiteKey, account_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE site = $1 AND account_id = $2")
+            .bind(site.0)
             .bind(account_id)
             .execute(conn)
             .await?;
@@ -217,14 +248,16 @@ where
     /// Adds a token for a user; its new id, or `None` when there is no such user.
     pub async fn add_token(
         conn: &mut Conn<DB>,
+        site: SiteKey,
         account_id: &str,
         digest: &TokenDigest,
     ) -> Result<Option<String>> {
         let row = sqlx::query(
-            "INSERT INTO api_tokens (token_hash, account_id, id)
-             SELECT $1, account_id, $3 FROM users WHERE account_id = $2
+            "INSERT INTO api_tokens (site, token_hash, account_id, id)
+             SELECT site, $2, account_id, $4 FROM users WHERE site = $1 AND account_id = $3
              RETURNING id",
         )
+        .bind(site.0)
         .bind(digest.as_bytes())
         .bind(account_id)
         .bind(new_token_id()?.as_str())
@@ -234,14 +267,19 @@ where
     }
 
     /// A user's tokens by creation; `None` when there is no such user.
-    pub async fn tokens(conn: &mut Conn<DB>, account_id: &str) -> Result<Option<Vec<TokenInfo>>> {
+    pub async fn tokens(
+        conn: &mut Conn<DB>,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Option<Vec<TokenInfo>>> {
         // A row with a NULL id for a user without tokens; none for no such user.
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT t.id, {} FROM users u
-             LEFT JOIN api_tokens t ON t.account_id = u.account_id
-             WHERE u.account_id = $1 ORDER BY t.created_at, t.id",
+             LEFT JOIN api_tokens t ON t.site = u.site AND t.account_id = u.account_id
+             WHERE u.site = $1 AND u.account_id = $2 ORDER BY t.created_at, t.id",
             DB::CREATED_AT
         )))
+        .bind(site.0)
         .bind(account_id)
         .fetch_all(conn)
         .await?;
@@ -261,12 +299,19 @@ where
     }
 
     /// Revokes a user's token; whether it existed.
-    pub async fn revoke_token(conn: &mut Conn<DB>, account_id: &str, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM api_tokens WHERE account_id = $1 AND id = $2")
-            .bind(account_id)
-            .bind(id)
-            .execute(conn)
-            .await?;
+    pub async fn revoke_token(
+        conn: &mut Conn<DB>,
+        site: SiteKey,
+        account_id: &str,
+        id: &str,
+    ) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM api_tokens WHERE site = $1 AND account_id = $2 AND id = $3")
+                .bind(site.0)
+                .bind(account_id)
+                .bind(id)
+                .execute(conn)
+                .await?;
         Ok(DB::affected(&done) > 0)
     }
 
@@ -278,24 +323,28 @@ where
         Ok(())
     }
 
-    /// Deletes every property, and with `everything` every user and token too; commits.
-    pub async fn reset(mut tx: Transaction<'_, DB>, everything: bool) -> Result<()> {
-        Self::delete_all(&mut tx, everything).await?;
+    /// Deletes every property of a site, and with `everything` every user and token too; commits.
+    pub async fn reset(mut tx: Transaction<'_, DB>, site: SiteKey, everything: bool) -> Result<()> {
+        Self::delete_all(&mut tx, site, everything).await?;
         tx.commit().await
     }
 
-    /// The whole state, read in `tx`, which must see one consistent view.
-    pub async fn snapshot(mut tx: Transaction<'_, DB>) -> Result<Snapshot> {
-        let users = sqlx::query(USERS).fetch_all(&mut *tx).await?;
+    /// A site's whole state, read in `tx`, which must see one consistent view.
+    pub async fn snapshot(mut tx: Transaction<'_, DB>, site: SiteKey) -> Result<Snapshot> {
+        let users = sqlx::query(USERS).bind(site.0).fetch_all(&mut *tx).await?;
         let tokens = sqlx::query(
-            "SELECT account_id, token_hash FROM api_tokens ORDER BY account_id, token_hash",
+            "SELECT account_id, token_hash FROM api_tokens WHERE site = $1
+             ORDER BY account_id, token_hash",
         )
+        .bind(site.0)
         .fetch_all(&mut *tx)
         .await?;
-        let properties =
-            sqlx::query("SELECT account_id, key, value FROM properties ORDER BY account_id, key")
-                .fetch_all(&mut *tx)
-                .await?;
+        let properties = sqlx::query(
+            "SELECT account_id, key, value FROM properties WHERE site = $1 ORDER BY account_id, key",
+        )
+        .bind(site.0)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         let mut snapshot = Snapshot::default();
         for row in &users {
@@ -319,15 +368,21 @@ where
         Ok(snapshot)
     }
 
-    /// Replaces the whole state with a snapshot; commits.
-    pub async fn restore(mut tx: Transaction<'_, DB>, snapshot: &Snapshot) -> Result<()> {
-        Self::delete_all(&mut tx, true).await?;
+    /// Replaces a site's whole state with a snapshot; commits.
+    pub async fn restore(
+        mut tx: Transaction<'_, DB>,
+        site: SiteKey,
+        snapshot: &Snapshot,
+    ) -> Result<()> {
+        Self::delete_all(&mut tx, site, true).await?;
         for (user, digests) in &snapshot.users {
-            Self::insert_user(&mut tx, user).await?;
+            Self::insert_user(&mut tx, site, user).await?;
             for digest in digests {
                 sqlx::query(
-                    "INSERT INTO api_tokens (token_hash, account_id, id) VALUES ($1, $2, $3)",
+                    "INSERT INTO api_tokens (site, token_hash, account_id, id)
+                     VALUES ($1, $2, $3, $4)",
                 )
+                .bind(site.0)
                 .bind(digest.as_bytes())
                 .bind(user.account_id.as_str())
                 .bind(new_token_id()?.as_str())
@@ -336,31 +391,138 @@ where
             }
         }
         for (account_id, key, value) in &snapshot.properties {
-            sqlx::query("INSERT INTO properties (account_id, key, value) VALUES ($1, $2, $3)")
-                .bind(account_id.as_str())
-                .bind(key.as_str())
-                .bind(value.as_str())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO properties (site, account_id, key, value) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(site.0)
+            .bind(account_id.as_str())
+            .bind(key.as_str())
+            .bind(value.as_str())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await
     }
 
-    /// Adds a seed: missing users and tokens always, properties only when the database held no
-    /// users and no properties. Commits, unless the seed clashes with another account: then
-    /// `tx` rolls back and the report says why.
-    pub async fn apply_seed(mut tx: Transaction<'_, DB>, seed: &SeedData) -> Result<SeedReport> {
-        let row = sqlx::query(
-            "SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM properties)",
+    /// Adds a seed to a site: missing users and tokens always, properties only when the site
+    /// held no users and no properties. Commits, unless the seed clashes with another account:
+    /// then `tx` rolls back and the report says why.
+    pub async fn apply_seed(
+        mut tx: Transaction<'_, DB>,
+        site: SiteKey,
+        seed: &SeedData,
+    ) -> Result<SeedReport> {
+        let report = Self::seed_into(&mut tx, site, seed).await?;
+        if report.conflict.is_none() {
+            tx.commit().await?;
+        }
+        Ok(report)
+    }
+
+    /// Makes a site, with a seed, unless `most` sites exist already; commits only a site made
+    /// whole.
+    pub async fn create_site(
+        mut tx: Transaction<'_, DB>,
+        id: CloudId,
+        name: &SiteName,
+        seed: &SeedData,
+        most: u64,
+    ) -> Result<CreatedSite> {
+        let row = sqlx::query("SELECT COUNT(*) FROM sites")
+            .fetch_one(&mut *tx)
+            .await?;
+        if row.try_get::<i64, _>(0)?.unsigned_abs() >= most {
+            return Ok(CreatedSite::TooMany);
+        }
+        let id_text = id.to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO sites (cloud_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING
+             RETURNING site",
         )
-        .fetch_one(&mut *tx)
+        .bind(id_text.as_str())
+        .bind(name.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = inserted else {
+            let taken = sqlx::query("SELECT EXISTS (SELECT 1 FROM sites WHERE name = $1)")
+                .bind(name.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            return Ok(if taken.try_get(0)? {
+                CreatedSite::NameTaken
+            } else {
+                CreatedSite::IdTaken
+            });
+        };
+        let site = Site {
+            key: SiteKey(row.try_get(0)?),
+            id,
+            name: name.clone(),
+        };
+        let report = Self::seed_into(&mut tx, site.key, seed).await?;
+        if report.conflict.is_some() {
+            return Ok(CreatedSite::SeedConflict(report));
+        }
+        tx.commit().await?;
+        Ok(CreatedSite::Created(site, report))
+    }
+
+    /// Deletes a site and everything of it; whether it existed. The default site stays.
+    pub async fn delete_site(conn: &mut Conn<DB>, site: SiteKey) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM sites WHERE site = $1 AND site <> 0")
+            .bind(site.0)
+            .execute(conn)
+            .await?;
+        Ok(DB::affected(&done) > 0)
+    }
+
+    /// Every site, oldest first.
+    pub async fn sites(conn: &mut Conn<DB>) -> Result<Vec<Site>> {
+        let rows = sqlx::query("SELECT site, cloud_id, name FROM sites ORDER BY site")
+            .fetch_all(conn)
+            .await?;
+        rows.iter().map(Self::site_from_row).collect()
+    }
+
+    /// The site with this name.
+    pub async fn site_named(conn: &mut Conn<DB>, name: &str) -> Result<Option<Site>> {
+        let row = sqlx::query("SELECT site, cloud_id, name FROM sites WHERE name = $1")
+            .bind(name)
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(Self::site_from_row).transpose()
+    }
+
+    /// The site with this cloudId.
+    pub async fn site_with_id(conn: &mut Conn<DB>, id: CloudId) -> Result<Option<Site>> {
+        let id = id.to_string();
+        let row = sqlx::query("SELECT site, cloud_id, name FROM sites WHERE cloud_id = $1")
+            .bind(id.as_str())
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(Self::site_from_row).transpose()
+    }
+
+    /// Adds a seed in `tx` without committing; a report with a conflict means `tx` must roll
+    /// back.
+    async fn seed_into(
+        tx: &mut Transaction<'_, DB>,
+        site: SiteKey,
+        seed: &SeedData,
+    ) -> Result<SeedReport> {
+        let row = sqlx::query(
+            "SELECT NOT EXISTS (SELECT 1 FROM users WHERE site = $1)
+                AND NOT EXISTS (SELECT 1 FROM properties WHERE site = $1)",
+        )
+        .bind(site.0)
+        .fetch_one(&mut **tx)
         .await?;
         let empty: bool = row.try_get(0)?;
         let mut report = SeedReport::default();
         for (index, user) in seed.users.iter().enumerate() {
-            let inserted = Self::insert_user(&mut tx, user).await?;
-            if !inserted && !Self::user_exists(&mut tx, &user.account_id).await? {
-                // Not added, and not there: another account holds the email. Roll back.
+            let inserted = Self::insert_user(tx, site, user).await?;
+            if !inserted && !Self::user_exists(tx, site, &user.account_id).await? {
+                // Not added, and not there: another account holds the email.
                 report.conflict = Some(SeedConflict::Email(index));
                 return Ok(report);
             }
@@ -369,20 +531,24 @@ where
         for &(owner, digest) in &seed.tokens {
             let account_id = seed.users[owner].account_id.as_str();
             let done = sqlx::query(
-                "INSERT INTO api_tokens (token_hash, account_id, id)
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                "INSERT INTO api_tokens (site, token_hash, account_id, id)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
+            .bind(site.0)
             .bind(digest.as_bytes())
             .bind(account_id)
             .bind(new_token_id()?.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             let inserted = DB::affected(&done);
             if inserted == 0 {
-                let holder = sqlx::query("SELECT account_id FROM api_tokens WHERE token_hash = $1")
-                    .bind(digest.as_bytes())
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let holder = sqlx::query(
+                    "SELECT account_id FROM api_tokens WHERE site = $1 AND token_hash = $2",
+                )
+                .bind(site.0)
+                .bind(digest.as_bytes())
+                .fetch_one(&mut **tx)
+                .await?;
                 if holder.try_get::<&str, _>(0)? != account_id {
                     report.conflict = Some(SeedConflict::Token(owner));
                     return Ok(report);
@@ -393,27 +559,28 @@ where
         if empty {
             for (account_id, key, value) in &seed.properties {
                 let done = sqlx::query(
-                    "INSERT INTO properties (account_id, key, value) VALUES ($1, $2, $3)
+                    "INSERT INTO properties (site, account_id, key, value) VALUES ($1, $2, $3, $4)
                      ON CONFLICT DO NOTHING",
                 )
+                .bind(site.0)
                 .bind(account_id.as_str())
                 .bind(key.as_str())
                 .bind(value.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
                 report.properties += DB::affected(&done);
             }
         }
-        tx.commit().await?;
         Ok(report)
     }
 
-    /// Adds a user unless its account id or email is taken; whether it was added.
-    async fn insert_user(conn: &mut Conn<DB>, user: &User) -> Result<bool> {
+    /// Adds a user unless its account id or email is taken in the site; whether it was added.
+    async fn insert_user(conn: &mut Conn<DB>, site: SiteKey, user: &User) -> Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO users (account_id, email, email_key, display_name, admin, active)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "INSERT INTO users (site, account_id, email, email_key, display_name, admin, active)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         )
+        .bind(site.0)
         .bind(user.account_id.as_str())
         .bind(user.email.as_str())
         .bind(&*email_key(&user.email))
@@ -425,18 +592,30 @@ where
         Ok(DB::affected(&done) > 0)
     }
 
-    /// Deletes every property, and with `everything` every token and user.
-    async fn delete_all(conn: &mut Conn<DB>, everything: bool) -> Result<()> {
-        sqlx::query("DELETE FROM properties")
-            .execute(&mut *conn)
-            .await?;
-        if everything {
-            sqlx::query("DELETE FROM api_tokens")
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("DELETE FROM users").execute(&mut *conn).await?;
-        }
+    /// Deletes every property of a site, and with `everything` every token and user.
+    async fn delete_all(conn: &mut Conn<DB>, site: SiteKey, everything: bool) -> Result<()> {
+        // Tokens and properties go with their users.
+        let statement = if everything {
+            "DELETE FROM users WHERE site = $1"
+        } else {
+            "DELETE FROM properties WHERE site = $1"
+        };
+        sqlx::query(statement).bind(site.0).execute(conn).await?;
         Ok(())
+    }
+
+    fn site_from_row(row: &DB::Row) -> Result<Site> {
+        let broken = |column: &str, source: String| sqlx::Error::ColumnDecode {
+            index: column.into(),
+            source: source.into(),
+        };
+        let id: &str = row.try_get(1)?;
+        let name: &str = row.try_get(2)?;
+        Ok(Site {
+            key: SiteKey(row.try_get(0)?),
+            id: CloudId::parse(id).map_err(|e| broken("cloud_id", e.to_string()))?,
+            name: SiteName::parse(name).map_err(|e| broken("name", e.to_string()))?,
+        })
     }
 
     fn user_from_row(row: &DB::Row) -> Result<User> {

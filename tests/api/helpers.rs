@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use base64::Engine as _;
 use http_body_util::BodyExt;
+use jira_userprops::domain::SiteKey;
 use jira_userprops::http::{AppState, Settings, router};
 use jira_userprops::seed;
 use jira_userprops::store::{DatabaseOptions, Store};
@@ -96,7 +97,10 @@ impl TestApp {
         let store = Store::connect(url, options).await.expect("database opens");
         store.migrate().await.expect("migrations apply");
         let fixture = seed::parse(Path::new("fixture.json"), FIXTURE).expect("fixture is valid");
-        store.apply_seed(&fixture).await.expect("fixture loads");
+        store
+            .apply_seed(SiteKey::DEFAULT, &fixture.data)
+            .await
+            .expect("fixture loads");
         Self::over(store, public_url)
     }
 
@@ -169,7 +173,7 @@ impl TestApp {
     pub async fn stored(&self, account_id: &str, key: &str) -> Option<String> {
         let key = jira_userprops::domain::PropertyKey::new(key.to_owned()).expect("valid key");
         self.store
-            .property(account_id, &key)
+            .property(SiteKey::DEFAULT, account_id, &key)
             .await
             .expect("store answers")
             .map(|value| value.into_string())
@@ -182,13 +186,13 @@ impl TestApp {
             Some(value) => {
                 let value = jira_userprops::domain::PropertyValue::from_stored(value);
                 self.store
-                    .set_property(account_id, &key, &value)
+                    .set_property(SiteKey::DEFAULT, account_id, &key, &value)
                     .await
                     .expect("store answers");
             }
             None => {
                 self.store
-                    .delete_property(account_id, &key)
+                    .delete_property(SiteKey::DEFAULT, account_id, &key)
                     .await
                     .expect("store answers");
             }
@@ -198,7 +202,7 @@ impl TestApp {
     /// Every key the user holds, straight from the store.
     pub async fn stored_keys(&self, account_id: &str) -> Vec<String> {
         self.store
-            .property_keys(account_id)
+            .property_keys(SiteKey::DEFAULT, account_id)
             .await
             .expect("store answers")
             .to_vec()
@@ -239,6 +243,14 @@ impl TestRequest {
     /// A header whose value need not be text.
     pub fn header_bytes(mut self, name: &str, value: axum::http::HeaderValue) -> Self {
         self.builder = self.builder.header(name, value);
+        self
+    }
+
+    /// Sent to `host` (the Host header), in place of the default `jira.test`.
+    pub fn host(mut self, host: &str) -> Self {
+        if let Some(headers) = self.builder.headers_mut() {
+            headers.insert("host", host.parse().expect("a host"));
+        }
         self
     }
 

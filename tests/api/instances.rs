@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use jira_userprops::domain::SiteKey;
 use jira_userprops::seed;
 use jira_userprops::store::{DatabaseOptions, Store};
 
@@ -163,7 +164,7 @@ async fn a_user_seeded_by_one_instance_can_call_the_other(backend: Backend) {
     let newcomer = seed::parse(Path::new("newcomer.json"), newcomer).expect("valid");
     let report = first
         .store
-        .apply_seed(&newcomer)
+        .apply_seed(SiteKey::DEFAULT, &newcomer.data)
         .await
         .expect("seed applies");
     assert_eq!((report.users, report.tokens), (1, 1));

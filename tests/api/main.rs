@@ -23,7 +23,9 @@ mod property_permissions;
 mod quirks;
 mod races;
 mod route_access;
+
 mod routing_and_auth;
+mod sites;
 mod socket;
 mod storage;
 mod values;

@@ -1,6 +1,7 @@
 //! The four operations, their bodies and the headers every response carries.
 
 use axum::http::Method;
+use jira_userprops::domain::SiteKey;
 
 use crate::helpers::*;
 
@@ -159,7 +160,10 @@ async fn self_links_escape_the_account_id(backend: Backend) {
     );
     let seed =
         jira_userprops::seed::parse(std::path::Path::new("odd.json"), &seed).expect("valid seed");
-    store.apply_seed(&seed).await.expect("seed applies");
+    store
+        .apply_seed(SiteKey::DEFAULT, &seed.data)
+        .await
+        .expect("seed applies");
     let uri = "/rest/api/3/user/properties/k?accountId=557058%3A0a1b%2Fc%20d";
     app.put(uri)
         .by(Who::Admin)

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use jira_userprops::domain::SiteKey;
 use jira_userprops::seed;
 use jira_userprops::store::{SeedConflict, Store};
 
@@ -101,7 +102,11 @@ async fn a_seed_applied_again_changes_nothing_and_adds_what_is_missing(backend: 
         .await
         .assert_status(204);
 
-    let report = app.store.apply_seed(&fixture).await.expect("seed applies");
+    let report = app
+        .store
+        .apply_seed(SiteKey::DEFAULT, &fixture.data)
+        .await
+        .expect("seed applies");
     assert_eq!((report.users, report.tokens, report.properties), (0, 0, 0));
     assert_eq!(
         app.stored(ALICE, "existing").await.as_deref(),
@@ -115,7 +120,11 @@ async fn a_seed_applied_again_changes_nothing_and_adds_what_is_missing(backend: 
         {"accountId": "dave-1", "email": "dave@example.com", "apiTokens": ["dave-token"]},"#,
     );
     let grown = seed::parse(Path::new("grown.json"), &grown).expect("valid");
-    let report = app.store.apply_seed(&grown).await.expect("seed applies");
+    let report = app
+        .store
+        .apply_seed(SiteKey::DEFAULT, &grown.data)
+        .await
+        .expect("seed applies");
     assert_eq!((report.users, report.tokens, report.properties), (1, 2, 0));
     app.get(keys_uri(3, "dave-1"))
         .header("authorization", &basic("dave@example.com", "dave-token"))
@@ -140,11 +149,15 @@ async fn a_seed_whose_email_is_taken_changes_nothing(backend: Backend) {
         {"accountId": "erin-1", "email": "erin@example.com", "apiTokens": ["erin-token"]},
         {"accountId": "someone-else", "email": "ALICE@example.com", "apiTokens": ["else-token"]}]}"#;
     let clash = seed::parse(Path::new("clash.json"), clash).expect("valid on its own");
-    let report = app.store.apply_seed(&clash).await.expect("store answers");
+    let report = app
+        .store
+        .apply_seed(SiteKey::DEFAULT, &clash.data)
+        .await
+        .expect("store answers");
     assert_eq!(report.conflict, Some(SeedConflict::Email(1)));
     assert!(
         !app.store
-            .user_exists("erin-1")
+            .user_exists(SiteKey::DEFAULT, "erin-1")
             .await
             .expect("store answers"),
         "rolled back"
@@ -156,11 +169,15 @@ async fn a_seed_whose_token_belongs_to_another_account_changes_nothing(backend: 
     let clash = r#"{"users": [
         {"accountId": "frank-1", "email": "frank@example.com", "apiTokens": ["frank-token", "bob-token"]}]}"#;
     let clash = seed::parse(Path::new("clash.json"), clash).expect("valid on its own");
-    let report = app.store.apply_seed(&clash).await.expect("store answers");
+    let report = app
+        .store
+        .apply_seed(SiteKey::DEFAULT, &clash.data)
+        .await
+        .expect("store answers");
     assert_eq!(report.conflict, Some(SeedConflict::Token(0)));
     assert!(
         !app.store
-            .user_exists("frank-1")
+            .user_exists(SiteKey::DEFAULT, "frank-1")
             .await
             .expect("store answers"),
         "rolled back"

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use sqlx::{Row as _, SqliteConnection};
 
 use super::writer::{Change, Write};
-use crate::domain::Written;
+use crate::domain::{SiteKey, Written};
 
 /// Rows per statement: a group is cut into chunks of at most the largest, each padded to the
 /// next of these sizes, so few statements are ever prepared.
@@ -71,7 +71,7 @@ struct Group<'a> {
     set: bool,
     /// Each key once, in the order first written, with the value it is left with.
     rows: Vec<Row<'a>>,
-    row_of: HashMap<(&'a str, &'a str), usize>,
+    row_of: HashMap<(SiteKey, &'a str, &'a str), usize>,
     /// Per write, its row.
     write_rows: Vec<usize>,
     /// Per row, what came back: the revision written, or 0 for a row deleted.
@@ -81,22 +81,24 @@ struct Group<'a> {
 impl<'a> Group<'a> {
     fn new(set: bool, writes: &'a [Write]) -> Self {
         let mut rows: Vec<Row<'a>> = Vec::with_capacity(writes.len());
-        let mut row_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(writes.len());
+        let mut row_of: HashMap<(SiteKey, &str, &str), usize> =
+            HashMap::with_capacity(writes.len());
         let mut write_rows = Vec::with_capacity(writes.len());
         for write in writes {
-            let (account_id, key) = write.target();
+            let (site, account_id, key) = write.target();
             let value = match &write.change {
                 Change::Set { value, .. } => value.as_str(),
                 Change::Delete { .. } => "",
             };
-            let row = match row_of.get(&(account_id, key)) {
+            let row = match row_of.get(&(site, account_id, key)) {
                 Some(&row) => {
                     rows[row].value = Some(value);
                     row
                 }
                 None => {
-                    row_of.insert((account_id, key), rows.len());
+                    row_of.insert((site, account_id, key), rows.len());
                     rows.push(Row {
+                        site: Some(site.0),
                         account_id: Some(account_id),
                         key: Some(key),
                         value: Some(value),
@@ -132,17 +134,21 @@ impl<'a> Group<'a> {
                 .iter()
                 .chain(std::iter::repeat_n(&PADDING, size - chunk.len()))
             {
-                query = query.bind(row.account_id).bind(row.key);
+                query = query.bind(row.site).bind(row.account_id).bind(row.key);
                 if self.set {
                     query = query.bind(row.value);
                 }
             }
             for returned in query.fetch_all(&mut *conn).await? {
-                let target: (&str, &str) = (returned.try_get(0)?, returned.try_get(1)?);
+                let target: (SiteKey, &str, &str) = (
+                    SiteKey(returned.try_get(0)?),
+                    returned.try_get(1)?,
+                    returned.try_get(2)?,
+                );
                 let row = *self.row_of.get(&target).ok_or_else(|| {
                     sqlx::Error::Protocol("a returned row matches no write".into())
                 })?;
-                self.done[row] = Some(if self.set { returned.try_get(2)? } else { 0 });
+                self.done[row] = Some(if self.set { returned.try_get(3)? } else { 0 });
             }
         }
         Ok(())
@@ -169,6 +175,7 @@ impl<'a> Group<'a> {
 
 /// One row of a multi-row statement.
 struct Row<'a> {
+    site: Option<i64>,
     account_id: Option<&'a str>,
     key: Option<&'a str>,
     value: Option<&'a str>,
@@ -176,6 +183,7 @@ struct Row<'a> {
 
 /// Fills a statement up to its size: NULL names no user and matches no row.
 const PADDING: Row<'static> = Row {
+    site: None,
     account_id: None,
     key: None,
     value: None,
@@ -186,13 +194,15 @@ static UPSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
         .iter()
         .map(|&rows| {
             format!(
-                "INSERT INTO properties (account_id, key, value)
-                 SELECT column1, column2, column3 FROM (VALUES {})
-                 WHERE EXISTS (SELECT 1 FROM users WHERE users.account_id = column1)
-                 ON CONFLICT (account_id, key)
+                "INSERT INTO properties (site, account_id, key, value)
+                 SELECT column1, column2, column3, column4 FROM (VALUES {})
+                 WHERE EXISTS (
+                     SELECT 1 FROM users WHERE users.site = column1 AND users.account_id = column2
+                 )
+                 ON CONFLICT (site, account_id, key)
                  DO UPDATE SET value = excluded.value, revision = properties.revision + 1
-                 RETURNING account_id, key, revision",
-                vec!["(?, ?, ?)"; rows].join(", ")
+                 RETURNING site, account_id, key, revision",
+                vec!["(?, ?, ?, ?)"; rows].join(", ")
             )
         })
         .collect()
@@ -203,9 +213,9 @@ static DELETES: LazyLock<Vec<String>> = LazyLock::new(|| {
         .iter()
         .map(|&rows| {
             format!(
-                "DELETE FROM properties WHERE (account_id, key) IN (VALUES {})
-                 RETURNING account_id, key",
-                vec!["(?, ?)"; rows].join(", ")
+                "DELETE FROM properties WHERE (site, account_id, key) IN (VALUES {})
+                 RETURNING site, account_id, key",
+                vec!["(?, ?, ?)"; rows].join(", ")
             )
         })
         .collect()
@@ -225,7 +235,7 @@ mod tests {
             .run(&pool)
             .await
             .expect("migrates");
-        sqlx::query("INSERT INTO users (account_id, email, email_key, display_name) VALUES ('a', 'a@x', 'a@x', 'A')")
+        sqlx::query("INSERT INTO users (site, account_id, email, email_key, display_name) VALUES (0, 'a', 'a@x', 'a@x', 'A')")
             .execute(&pool)
             .await
             .expect("user added");
@@ -234,6 +244,7 @@ mod tests {
 
     fn write(account_id: &str, key: &str, change: Change) -> Write {
         Write {
+            site: SiteKey::DEFAULT,
             account_id: account_id.to_owned(),
             key: PropertyKey::new(key.to_owned()).expect("valid key"),
             change,

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use super::super::Account;
 use crate::clock::SharedClock;
 use crate::credentials::TokenDigest;
-use crate::domain::{PropertyValue, User};
+use crate::domain::{PropertyValue, SiteKey, User};
 
 /// Epoch counters for values and key lists, chosen by account: a write to one account does not
 /// spoil fills for the others.
@@ -45,11 +45,11 @@ const ENTRY_OVERHEAD: u64 = 64;
 /// meanwhile. Writers bump the epoch after they commit and before they update the cache.
 pub(super) struct ReadCache {
     /// Known tokens only, like `accounts`: `None` is never kept.
-    tokens: Cache<TokenDigest, Option<Arc<User>>>,
-    accounts: Cache<Box<str>, Option<Arc<Account>>>,
-    users: Cache<Box<str>, Option<User>>,
+    tokens: Cache<(SiteKey, TokenDigest), Option<Arc<User>>>,
+    accounts: Cache<InSite, Option<Arc<Account>>>,
+    users: Cache<InSite, Option<User>>,
     values: Cache<ValueKey, Option<PropertyValue>, ValueWeight>,
-    key_lists: Cache<Box<str>, Arc<[String]>, KeyListWeight>,
+    key_lists: Cache<InSite, Arc<[String]>, KeyListWeight>,
     /// Bumped whenever users or tokens may have changed.
     accounts_epoch: AtomicU64,
     stripes: [AtomicU64; STRIPES],
@@ -109,8 +109,36 @@ impl FillGuard<'_> {
     }
 }
 
+/// An email key or account id in a site.
+#[derive(PartialEq, Eq, Hash)]
+struct InSite {
+    site: SiteKey,
+    text: Box<str>,
+}
+
+/// Looks an [`InSite`] up without building one; hashes exactly as one.
+#[derive(Hash)]
+struct InSiteLookup<'a> {
+    site: SiteKey,
+    text: &'a str,
+}
+
+impl Equivalent<InSite> for InSiteLookup<'_> {
+    fn equivalent(&self, stored: &InSite) -> bool {
+        stored.site == self.site && *stored.text == *self.text
+    }
+}
+
+fn in_site(site: SiteKey, text: &str) -> InSite {
+    InSite {
+        site,
+        text: text.into(),
+    }
+}
+
 #[derive(PartialEq, Eq, Hash)]
 struct ValueKey {
+    site: SiteKey,
     account_id: Box<str>,
     key: Box<str>,
 }
@@ -118,13 +146,16 @@ struct ValueKey {
 /// Looks a value up without building a [`ValueKey`]; hashes exactly as one.
 #[derive(Hash)]
 struct ValueLookup<'a> {
+    site: SiteKey,
     account_id: &'a str,
     key: &'a str,
 }
 
 impl Equivalent<ValueKey> for ValueLookup<'_> {
     fn equivalent(&self, stored: &ValueKey) -> bool {
-        *stored.account_id == *self.account_id && *stored.key == *self.key
+        stored.site == self.site
+            && *stored.account_id == *self.account_id
+            && *stored.key == *self.key
     }
 }
 
@@ -141,10 +172,10 @@ impl Weighter<ValueKey, Option<PropertyValue>> for ValueWeight {
 #[derive(Clone)]
 struct KeyListWeight;
 
-impl Weighter<Box<str>, Arc<[String]>> for KeyListWeight {
-    fn weight(&self, account_id: &Box<str>, keys: &Arc<[String]>) -> u64 {
+impl Weighter<InSite, Arc<[String]>> for KeyListWeight {
+    fn weight(&self, account: &InSite, keys: &Arc<[String]>) -> u64 {
         let text: usize = keys.iter().map(|key| key.len() + 24).sum();
-        (account_id.len() + text) as u64 + ENTRY_OVERHEAD
+        (account.text.len() + text) as u64 + ENTRY_OVERHEAD
     }
 }
 
@@ -302,45 +333,61 @@ impl ReadCache {
     /// created elsewhere must work at once.
     pub(super) async fn token_owner(
         &self,
+        site: SiteKey,
         digest: &TokenDigest,
         read: impl Read<Option<Arc<User>>>,
     ) -> sqlx::Result<Option<Arc<User>>> {
-        let key = || *digest;
-        self.through(&self.tokens, digest, None, key, Option::is_some, read)
+        let key = (site, *digest);
+        self.through(&self.tokens, &key, None, || key, Option::is_some, read)
             .await
     }
 
     /// The account with this email key, held or read by `read`; unknown emails are not kept.
     pub(super) async fn account(
         &self,
+        site: SiteKey,
         email_key: &str,
         read: impl Read<Option<Arc<Account>>>,
     ) -> sqlx::Result<Option<Arc<Account>>> {
-        let key = || email_key.into();
-        self.through(&self.accounts, email_key, None, key, Option::is_some, read)
+        let lookup = InSiteLookup {
+            site,
+            text: email_key,
+        };
+        let key = || in_site(site, email_key);
+        self.through(&self.accounts, &lookup, None, key, Option::is_some, read)
             .await
     }
 
     /// The user with this account id (or that there is none), held or read by `read`.
     pub(super) async fn user(
         &self,
+        site: SiteKey,
         account_id: &str,
         read: impl Read<Option<User>>,
     ) -> sqlx::Result<Option<User>> {
-        let key = || account_id.into();
-        self.through(&self.users, account_id, None, key, |_| true, read)
+        let lookup = InSiteLookup {
+            site,
+            text: account_id,
+        };
+        let key = || in_site(site, account_id);
+        self.through(&self.users, &lookup, None, key, |_| true, read)
             .await
     }
 
     /// A property's value (or that there is none), held or read by `read`.
     pub(super) async fn value(
         &self,
+        site: SiteKey,
         account_id: &str,
         key: &str,
         read: impl Read<Option<PropertyValue>>,
     ) -> sqlx::Result<Option<PropertyValue>> {
-        let lookup = ValueLookup { account_id, key };
-        let key = || value_key(account_id, key);
+        let lookup = ValueLookup {
+            site,
+            account_id,
+            key,
+        };
+        let key = || value_key(site, account_id, key);
         self.through(&self.values, &lookup, Some(account_id), key, |_| true, read)
             .await
     }
@@ -348,13 +395,18 @@ impl ReadCache {
     /// An account's property keys, held or read by `read`.
     pub(super) async fn key_list(
         &self,
+        site: SiteKey,
         account_id: &str,
         read: impl Read<Arc<[String]>>,
     ) -> sqlx::Result<Arc<[String]>> {
-        let key = || account_id.into();
+        let lookup = InSiteLookup {
+            site,
+            text: account_id,
+        };
+        let key = || in_site(site, account_id);
         self.through(
             &self.key_lists,
-            account_id,
+            &lookup,
             Some(account_id),
             key,
             |_| true,
@@ -403,30 +455,39 @@ impl ReadCache {
     /// After a committed PUT: the value is known, and a new key changes the account's list.
     pub(super) fn after_write(
         &self,
+        site: SiteKey,
         account_id: &str,
         key: &str,
         value: PropertyValue,
         created: bool,
     ) {
         self.bump_stripe(account_id);
-        self.values.insert(value_key(account_id, key), Some(value));
+        self.values
+            .insert(value_key(site, account_id, key), Some(value));
         if created {
-            self.key_lists.remove(account_id);
+            self.key_lists.remove(&InSiteLookup {
+                site,
+                text: account_id,
+            });
         }
     }
 
     /// After a committed DELETE.
-    pub(super) fn after_delete(&self, account_id: &str, key: &str, existed: bool) {
+    pub(super) fn after_delete(&self, site: SiteKey, account_id: &str, key: &str, existed: bool) {
         self.bump_stripe(account_id);
-        self.values.insert(value_key(account_id, key), None);
+        self.values.insert(value_key(site, account_id, key), None);
         if existed {
-            self.key_lists.remove(account_id);
+            self.key_lists.remove(&InSiteLookup {
+                site,
+                text: account_id,
+            });
         }
     }
 }
 
-fn value_key(account_id: &str, key: &str) -> ValueKey {
+fn value_key(site: SiteKey, account_id: &str, key: &str) -> ValueKey {
     ValueKey {
+        site,
         account_id: account_id.into(),
         key: key.into(),
     }
@@ -437,6 +498,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    const S: SiteKey = SiteKey::DEFAULT;
     use crate::clock::{self, ManualClock};
 
     fn cache() -> ReadCache {
@@ -457,21 +520,21 @@ mod tests {
         let cache = cache();
         let read = || async {
             // A write commits while the read is under way...
-            cache.after_write("alice", "k", stored("2"), false);
+            cache.after_write(S, "alice", "k", stored("2"), false);
             Ok(Some(stored("1")))
         };
         // ...and the read, which saw the old value, must not put it back.
-        let _ = cache.value("alice", "k", read).await;
-        assert!(cache.value("alice", "k", not_held).await.is_err());
+        let _ = cache.value(S, "alice", "k", read).await;
+        assert!(cache.value(S, "alice", "k", not_held).await.is_err());
     }
 
     #[tokio::test]
     async fn a_fill_in_a_quiet_epoch_stays() {
         let cache = cache();
         let _ = cache
-            .value("alice", "k", || async { Ok(Some(stored("1"))) })
+            .value(S, "alice", "k", || async { Ok(Some(stored("1"))) })
             .await;
-        let held = cache.value("alice", "k", not_held).await.ok();
+        let held = cache.value(S, "alice", "k", not_held).await.ok();
         assert_eq!(held, Some(Some(stored("1"))));
     }
 
@@ -482,32 +545,32 @@ mod tests {
             Ok(None)
         }
         let cache = cache();
-        let _ = cache.value("bob", "k", || invalidating(&cache)).await;
-        let _ = cache.user("bob", || invalidating(&cache)).await;
-        assert!(cache.value("bob", "k", not_held).await.is_err());
-        assert!(cache.user("bob", not_held).await.is_err());
+        let _ = cache.value(S, "bob", "k", || invalidating(&cache)).await;
+        let _ = cache.user(S, "bob", || invalidating(&cache)).await;
+        assert!(cache.value(S, "bob", "k", not_held).await.is_err());
+        assert!(cache.user(S, "bob", not_held).await.is_err());
     }
 
     #[tokio::test]
     async fn a_new_key_drops_the_account_list_and_an_update_keeps_it() {
         let cache = cache();
         let _ = cache
-            .key_list("alice", || async { Ok(["a".to_owned()].into()) })
+            .key_list(S, "alice", || async { Ok(["a".to_owned()].into()) })
             .await;
-        cache.after_write("alice", "a", stored("1"), false);
-        assert!(cache.key_list("alice", not_held).await.is_ok());
-        cache.after_write("alice", "b", stored("1"), true);
-        assert!(cache.key_list("alice", not_held).await.is_err());
+        cache.after_write(S, "alice", "a", stored("1"), false);
+        assert!(cache.key_list(S, "alice", not_held).await.is_ok());
+        cache.after_write(S, "alice", "b", stored("1"), true);
+        assert!(cache.key_list(S, "alice", not_held).await.is_err());
     }
 
     #[tokio::test]
     async fn a_cache_given_no_room_keeps_nothing() {
         let cache = ReadCache::new(0, false, clock::system());
         let _ = cache
-            .value("alice", "k", || async { Ok(Some(stored("1"))) })
+            .value(S, "alice", "k", || async { Ok(Some(stored("1"))) })
             .await;
-        cache.after_write("alice", "k", stored("2"), true);
-        assert!(cache.value("alice", "k", not_held).await.is_err());
+        cache.after_write(S, "alice", "k", stored("2"), true);
+        assert!(cache.value(S, "alice", "k", not_held).await.is_err());
     }
 
     #[test]

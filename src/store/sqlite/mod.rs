@@ -18,11 +18,11 @@ use cache::ReadCache;
 use tokio::sync::{mpsc, oneshot};
 use writer::{Change, Write};
 
-use super::admin::{PatchOutcome, Snapshot, TokenInfo, UserPatch};
+use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, UserPatch};
 use super::sql::{Dialect, connection};
 use super::{Account, DatabaseOptions, Error, Result, SeedData, SeedReport};
 use crate::credentials::TokenDigest;
-use crate::domain::{PropertyKey, PropertyValue, User, Written};
+use crate::domain::{CloudId, PropertyKey, PropertyValue, Site, SiteKey, SiteName, User, Written};
 
 type Sql = super::sql::Sql<Sqlite>;
 
@@ -170,79 +170,96 @@ impl SqliteStore {
 
     // Reads go through the cache, handing it the read on a reader connection to run on a miss.
 
-    pub(super) async fn token_owner(&self, digest: &TokenDigest) -> Result<Option<Arc<User>>> {
+    pub(super) async fn token_owner(
+        &self,
+        site: SiteKey,
+        digest: &TokenDigest,
+    ) -> Result<Option<Arc<User>>> {
         let read = move || async move {
-            let user = Sql::token_owner(&mut *connection(&self.reader).await?, digest).await?;
+            let user =
+                Sql::token_owner(&mut *connection(&self.reader).await?, site, digest).await?;
             Ok(user.map(Arc::new))
         };
-        Ok(self.cache.token_owner(digest, read).await?)
+        Ok(self.cache.token_owner(site, digest, read).await?)
     }
 
-    pub(super) async fn account_by_email(&self, email_key: &str) -> Result<Option<Arc<Account>>> {
+    pub(super) async fn account_by_email(
+        &self,
+        site: SiteKey,
+        email_key: &str,
+    ) -> Result<Option<Arc<Account>>> {
         let read = move || async move {
-            Sql::account_by_email(&mut *connection(&self.reader).await?, email_key).await
+            Sql::account_by_email(&mut *connection(&self.reader).await?, site, email_key).await
         };
-        Ok(self.cache.account(email_key, read).await?)
+        Ok(self.cache.account(site, email_key, read).await?)
     }
 
-    pub(super) async fn user(&self, account_id: &str) -> Result<Option<User>> {
+    pub(super) async fn user(&self, site: SiteKey, account_id: &str) -> Result<Option<User>> {
         let read = move || async move {
-            Sql::user(&mut *connection(&self.reader).await?, account_id).await
+            Sql::user(&mut *connection(&self.reader).await?, site, account_id).await
         };
-        Ok(self.cache.user(account_id, read).await?)
+        Ok(self.cache.user(site, account_id, read).await?)
     }
 
     /// Answered by [`SqliteStore::user`], whose answer the cache may hold.
-    pub(super) async fn user_exists(&self, account_id: &str) -> Result<bool> {
-        Ok(self.user(account_id).await?.is_some())
+    pub(super) async fn user_exists(&self, site: SiteKey, account_id: &str) -> Result<bool> {
+        Ok(self.user(site, account_id).await?.is_some())
     }
 
-    pub(super) async fn user_count(&self) -> Result<u64> {
-        Ok(Sql::user_count(&mut *connection(&self.reader).await?).await?)
+    pub(super) async fn user_count(&self, site: SiteKey) -> Result<u64> {
+        Ok(Sql::user_count(&mut *connection(&self.reader).await?, site).await?)
     }
 
-    pub(super) async fn property_keys(&self, account_id: &str) -> Result<Arc<[String]>> {
+    pub(super) async fn property_keys(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Arc<[String]>> {
         let read = move || async move {
-            Sql::property_keys(&mut *connection(&self.reader).await?, account_id).await
+            Sql::property_keys(&mut *connection(&self.reader).await?, site, account_id).await
         };
-        Ok(self.cache.key_list(account_id, read).await?)
+        Ok(self.cache.key_list(site, account_id, read).await?)
     }
 
     pub(super) async fn property(
         &self,
+        site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
     ) -> Result<Option<PropertyValue>> {
         let key = key.as_str();
         let read = move || async move {
-            Sql::property(&mut *connection(&self.reader).await?, account_id, key).await
+            Sql::property(&mut *connection(&self.reader).await?, site, account_id, key).await
         };
-        Ok(self.cache.value(account_id, key, read).await?)
+        Ok(self.cache.value(site, account_id, key, read).await?)
     }
 
     pub(super) async fn set_property(
         &self,
+        site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
         value: &PropertyValue,
     ) -> Result<Option<Written>> {
         let value = value.clone();
-        self.write(account_id, key, |done| Change::Set { value, done })
+        self.write(site, account_id, key, |done| Change::Set { value, done })
             .await
     }
 
     pub(super) async fn delete_property(
         &self,
+        site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
     ) -> Result<bool> {
-        self.write(account_id, key, |done| Change::Delete { done })
+        self.write(site, account_id, key, |done| Change::Delete { done })
             .await
     }
 
     /// Queues a write for the group committer and waits until it is committed.
     async fn write<T>(
         &self,
+        site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
         change: impl FnOnce(oneshot::Sender<Result<T>>) -> Change,
@@ -252,6 +269,7 @@ impl SqliteStore {
         let (done, outcome) = oneshot::channel();
         let (account_id, key) = (account_id.to_owned(), key.clone());
         let write = Write {
+            site,
             account_id,
             key,
             change: change(done),
@@ -260,57 +278,111 @@ impl SqliteStore {
         outcome.await.map_err(|_| crashed())?
     }
 
-    pub(super) async fn apply_seed(&self, seed: &SeedData) -> Result<SeedReport> {
-        self.changed(Sql::apply_seed(self.begin_immediate().await?, seed).await)
+    pub(super) async fn apply_seed(&self, site: SiteKey, seed: &SeedData) -> Result<SeedReport> {
+        self.changed(Sql::apply_seed(self.begin_immediate().await?, site, seed).await)
     }
 
-    pub(super) async fn users(&self) -> Result<Vec<User>> {
-        Ok(Sql::users(&mut *connection(&self.reader).await?).await?)
+    pub(super) async fn users(&self, site: SiteKey) -> Result<Vec<User>> {
+        Ok(Sql::users(&mut *connection(&self.reader).await?, site).await?)
     }
 
     pub(super) async fn update_user(
         &self,
+        site: SiteKey,
         account_id: &str,
         patch: &UserPatch,
     ) -> Result<PatchOutcome> {
         self.changed(
-            Sql::update_user(&mut *connection(&self.writer).await?, account_id, patch).await,
+            Sql::update_user(
+                &mut *connection(&self.writer).await?,
+                site,
+                account_id,
+                patch,
+            )
+            .await,
         )
     }
 
-    pub(super) async fn delete_user(&self, account_id: &str) -> Result<bool> {
-        self.changed(Sql::delete_user(&mut *connection(&self.writer).await?, account_id).await)
+    pub(super) async fn delete_user(&self, site: SiteKey, account_id: &str) -> Result<bool> {
+        self.changed(
+            Sql::delete_user(&mut *connection(&self.writer).await?, site, account_id).await,
+        )
     }
 
     pub(super) async fn add_token(
         &self,
+        site: SiteKey,
         account_id: &str,
         digest: &TokenDigest,
     ) -> Result<Option<String>> {
         self.changed(
-            Sql::add_token(&mut *connection(&self.writer).await?, account_id, digest).await,
+            Sql::add_token(
+                &mut *connection(&self.writer).await?,
+                site,
+                account_id,
+                digest,
+            )
+            .await,
         )
     }
 
-    pub(super) async fn tokens(&self, account_id: &str) -> Result<Option<Vec<TokenInfo>>> {
-        Ok(Sql::tokens(&mut *connection(&self.reader).await?, account_id).await?)
+    pub(super) async fn tokens(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Option<Vec<TokenInfo>>> {
+        Ok(Sql::tokens(&mut *connection(&self.reader).await?, site, account_id).await?)
     }
 
-    pub(super) async fn revoke_token(&self, account_id: &str, id: &str) -> Result<bool> {
-        self.changed(Sql::revoke_token(&mut *connection(&self.writer).await?, account_id, id).await)
+    pub(super) async fn revoke_token(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+        id: &str,
+    ) -> Result<bool> {
+        self.changed(
+            Sql::revoke_token(&mut *connection(&self.writer).await?, site, account_id, id).await,
+        )
     }
 
-    pub(super) async fn reset(&self, everything: bool) -> Result<()> {
-        self.changed(Sql::reset(self.begin_immediate().await?, everything).await)
+    pub(super) async fn reset(&self, site: SiteKey, everything: bool) -> Result<()> {
+        self.changed(Sql::reset(self.begin_immediate().await?, site, everything).await)
     }
 
     /// Read under the write lock, so no write lands between its three reads.
-    pub(super) async fn snapshot(&self) -> Result<Snapshot> {
-        Ok(Sql::snapshot(self.begin_immediate().await?).await?)
+    pub(super) async fn snapshot(&self, site: SiteKey) -> Result<Snapshot> {
+        Ok(Sql::snapshot(self.begin_immediate().await?, site).await?)
     }
 
-    pub(super) async fn restore(&self, snapshot: &Snapshot) -> Result<()> {
-        self.changed(Sql::restore(self.begin_immediate().await?, snapshot).await)
+    pub(super) async fn restore(&self, site: SiteKey, snapshot: &Snapshot) -> Result<()> {
+        self.changed(Sql::restore(self.begin_immediate().await?, site, snapshot).await)
+    }
+
+    pub(super) async fn create_site(
+        &self,
+        id: CloudId,
+        name: &SiteName,
+        seed: &SeedData,
+        most: u64,
+    ) -> Result<CreatedSite> {
+        let tx = self.begin_immediate().await?;
+        self.changed(Sql::create_site(tx, id, name, seed, most).await)
+    }
+
+    pub(super) async fn delete_site(&self, site: SiteKey) -> Result<bool> {
+        self.changed(Sql::delete_site(&mut *connection(&self.writer).await?, site).await)
+    }
+
+    pub(super) async fn sites(&self) -> Result<Vec<Site>> {
+        Ok(Sql::sites(&mut *connection(&self.reader).await?).await?)
+    }
+
+    pub(super) async fn site_named(&self, name: &str) -> Result<Option<Site>> {
+        Ok(Sql::site_named(&mut *connection(&self.reader).await?, name).await?)
+    }
+
+    pub(super) async fn site_with_id(&self, id: CloudId) -> Result<Option<Site>> {
+        Ok(Sql::site_with_id(&mut *connection(&self.reader).await?, id).await?)
     }
 
     pub(super) async fn ready(&self) -> Result<()> {

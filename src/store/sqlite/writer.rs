@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::batch::{Outcome, apply};
 use super::cache::{POLL_EVERY_MS, ReadCache};
-use crate::domain::{PropertyKey, PropertyValue, Written};
+use crate::domain::{PropertyKey, PropertyValue, SiteKey, Written};
 use crate::store::{Error, Result};
 
 /// Most writes in one transaction.
@@ -19,6 +19,7 @@ pub(super) const QUEUE: usize = 1_024;
 
 /// One write: which property, and what happens to it.
 pub(super) struct Write {
+    pub(super) site: SiteKey,
     pub(super) account_id: String,
     pub(super) key: PropertyKey,
     pub(super) change: Change,
@@ -36,8 +37,8 @@ pub(super) enum Change {
 }
 
 impl Write {
-    pub(super) fn target(&self) -> (&str, &str) {
-        (&self.account_id, self.key.as_str())
+    pub(super) fn target(&self) -> (SiteKey, &str, &str) {
+        (self.site, &self.account_id, self.key.as_str())
     }
 
     pub(super) fn is_set(&self) -> bool {
@@ -119,16 +120,16 @@ async fn commit(pool: &SqlitePool, cache: &ReadCache, batch: &mut Vec<Write>) {
 
 /// Tells the cache what a committed write did, then answers the request that made it.
 fn answer(cache: &ReadCache, write: Write, outcome: Result<Outcome>) {
-    let (account_id, key) = (write.account_id.as_str(), write.key.as_str());
+    let (site, account_id, key) = (write.site, write.account_id.as_str(), write.key.as_str());
     match (write.change, outcome) {
         (Change::Set { value, done }, Ok(Outcome::Set(written))) => {
             if let Some(written) = written {
-                cache.after_write(account_id, key, value, written == Written::Created);
+                cache.after_write(site, account_id, key, value, written == Written::Created);
             }
             let _ = done.send(Ok(written));
         }
         (Change::Delete { done }, Ok(Outcome::Delete(existed))) => {
-            cache.after_delete(account_id, key, existed);
+            cache.after_delete(site, account_id, key, existed);
             let _ = done.send(Ok(existed));
         }
         (Change::Set { done, .. }, outcome) => {

@@ -1,0 +1,292 @@
+//! Which site a request is for, decided once per request: the gateway's `/ex/jira/{cloudId}`
+//! prefix, the admin API's `/_admin/sites/{site}` prefix, or the Host. And what each site keeps
+//! in memory: its journal, its faults, its failed logins.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Uri, header};
+use percent_encoding::percent_decode_str;
+
+use super::error::HttpError;
+use super::journal::Journal;
+use super::layers::Guard;
+use super::{AppState, RequestContext};
+use crate::clock::SharedClock;
+use crate::domain::{CloudId, Site, SiteKey};
+use crate::error::Error;
+use crate::faults::{FaultRules, Faults};
+use crate::service::sites::SiteReference;
+use crate::throttle::LoginThrottle;
+
+/// The gateway's prefix, followed by a cloudId.
+pub const GATEWAY: &str = "/ex/jira/";
+/// The admin API's per-site prefix, followed by a site's name or cloudId.
+const ADMIN_SITES: &str = "/_admin/sites/";
+
+/// What one site keeps in memory, apart from every other site.
+#[derive(Debug)]
+pub struct SiteState {
+    /// The site.
+    pub site: Arc<Site>,
+    /// Its last requests.
+    pub journal: Journal,
+    /// Its faults and rate limits.
+    pub faults: Faults,
+    /// Its failed logins per client.
+    pub logins: LoginThrottle,
+}
+
+/// How a request reached its site, which decides its `self` links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// By the Host (or the default host).
+    Host,
+    /// Through `/ex/jira/{cloudId}`.
+    Gateway,
+}
+
+/// The site a request is for: in its extensions once [`ResolveSite`] has run.
+#[derive(Debug, Clone)]
+pub struct CurrentSite {
+    /// The site and what it keeps.
+    pub state: Arc<SiteState>,
+    /// How the request reached it.
+    pub reached: Reached,
+}
+
+impl CurrentSite {
+    /// The site's store key.
+    pub fn key(&self) -> SiteKey {
+        self.state.site.key
+    }
+}
+
+/// What a site starts with in memory.
+#[derive(Debug)]
+pub struct SiteDefaults {
+    /// Requests a journal keeps.
+    pub journal_size: usize,
+    /// Whether journals keep PUT bodies.
+    pub journal_bodies: bool,
+    /// The faults every site starts with.
+    pub faults: FaultRules,
+    /// Failed logins allowed per client and window; 0: no limit.
+    pub login_failures: u32,
+    /// Their window.
+    pub login_failure_window: Duration,
+    /// What time it is.
+    pub clock: SharedClock,
+}
+
+/// Every site's memory, made when a site is first reached.
+#[derive(Debug)]
+pub struct SiteStates {
+    states: RwLock<HashMap<SiteKey, Arc<SiteState>>>,
+    defaults: SiteDefaults,
+}
+
+impl SiteStates {
+    /// No site reached yet.
+    pub fn new(defaults: SiteDefaults) -> Self {
+        Self {
+            states: RwLock::new(HashMap::new()),
+            defaults,
+        }
+    }
+
+    /// The memory of `site`, made if it has none yet.
+    pub fn of(&self, site: Arc<Site>) -> Arc<SiteState> {
+        let held = |states: &HashMap<SiteKey, Arc<SiteState>>| {
+            states
+                .get(&site.key)
+                .filter(|state| state.site.id == site.id)
+                .cloned()
+        };
+        if let Some(state) = held(&self.states.read().unwrap_or_else(|e| e.into_inner())) {
+            return state;
+        }
+        let mut states = self.states.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = held(&states) {
+            return state;
+        }
+        let defaults = &self.defaults;
+        let state = Arc::new(SiteState {
+            journal: Journal::new(defaults.journal_size),
+            faults: Faults::new(defaults.faults.clone(), defaults.clock.clone()),
+            logins: LoginThrottle::new(
+                defaults.login_failures,
+                defaults.login_failure_window,
+                defaults.clock.clone(),
+            ),
+            site,
+        });
+        states.insert(state.site.key, state.clone());
+        state
+    }
+
+    /// Forgets a deleted site.
+    pub fn remove(&self, key: SiteKey) {
+        self.states
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+    }
+
+    /// Journal entries held over every site.
+    pub fn journal_len(&self) -> usize {
+        let states = self.states.read().unwrap_or_else(|e| e.into_inner());
+        states.values().map(|state| state.journal.len()).sum()
+    }
+
+    /// Whether journals keep anything, and whether they keep PUT bodies.
+    pub fn journal_settings(&self) -> (bool, bool) {
+        (self.defaults.journal_size > 0, self.defaults.journal_bodies)
+    }
+}
+
+/// Finds the request's site and puts it in the extensions and the request's context. An unknown
+/// or malformed cloudId, or a host-form name that is no site, is 404 "Site not found.".
+#[derive(Debug, Clone)]
+pub struct ResolveSite(pub AppState);
+
+impl Guard for ResolveSite {
+    type Memo = ();
+
+    async fn check(&self, mut request: Request) -> Result<(Request, ()), HttpError> {
+        let current = resolve(&self.0, request.uri(), request.headers()).await?;
+        if let Some(context) = request.extensions().get::<Arc<RequestContext>>() {
+            context.set_site(current.state.clone());
+        }
+        request.extensions_mut().insert(current);
+        Ok((request, ()))
+    }
+}
+
+async fn resolve(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<CurrentSite, Error> {
+    let path = uri.path();
+    let (site, reached) = if let Some(rest) = path.strip_prefix(GATEWAY) {
+        let id = rest.split('/').next().unwrap_or_default();
+        let id = CloudId::parse(id).map_err(|_| Error::SiteNotFound)?;
+        let site = state.sites.with_id(id).await?;
+        (site.ok_or(Error::SiteNotFound)?, Reached::Gateway)
+    } else if let Some(rest) = path.strip_prefix(ADMIN_SITES) {
+        let reference = rest.split('/').next().unwrap_or_default();
+        let reference = percent_decode_str(reference).decode_utf8_lossy();
+        let site = state.sites.find(SiteReference::parse(&reference)).await?;
+        (site, Reached::Host)
+    } else {
+        let site = match site_named_by_host(uri, headers, &state.site_domains) {
+            Some(name) => {
+                let site = state.sites.named(&name.to_ascii_lowercase()).await?;
+                site.ok_or(Error::SiteNotFound)?
+            }
+            None => state.sites.default_site().await?,
+        };
+        (site, Reached::Host)
+    };
+    Ok(CurrentSite {
+        state: state.site_states.of(site),
+        reached,
+    })
+}
+
+/// The host a request was sent to, without its port.
+pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .or_else(|| uri.authority().map(|authority| authority.as_str()))?;
+    Some(match host.rsplit_once(':') {
+        // A bracketed IPv6 address keeps its colons.
+        Some((name, port)) if !port.contains(']') => name,
+        _ => host,
+    })
+}
+
+/// The site a Host names: its first label, when the host ends in one of the site domains
+/// (`acme.localhost` → `acme`); `None` for any other host (the default site).
+fn site_named_by_host<'a>(
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    domains: &[String],
+) -> Option<&'a str> {
+    let host = request_host(uri, headers)?.trim_end_matches('.');
+    domains.iter().find_map(|domain| {
+        let (labels, dot_domain) = host.split_at_checked(host.len().checked_sub(domain.len())?)?;
+        let labels = labels.strip_suffix('.')?;
+        (dot_domain.eq_ignore_ascii_case(domain) && !labels.is_empty())
+            .then(|| labels.split('.').next().unwrap_or(labels))
+    })
+}
+
+/// A path without its gateway prefix: `/ex/jira/{cloudId}/rest/api/3/…` → `/rest/api/3/…`.
+pub fn without_gateway(path: &str) -> &str {
+    match path.strip_prefix(GATEWAY) {
+        Some(rest) => rest.find('/').map_or("", |slash| &rest[slash..]),
+        None => path,
+    }
+}
+
+/// The site a request is for, for handlers behind [`ResolveSite`].
+impl<S: Sync> FromRequestParts<S> for CurrentSite {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, HttpError> {
+        // Only a route table that forgot the layer gets here without a site.
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(|| Error::Internal("no site resolved for this route".to_owned()).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(host: &str) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, host.parse().expect("a header value"));
+        let domains = ["localhost".to_owned(), "atlassian.net".to_owned()];
+        site_named_by_host(&Uri::from_static("/"), &headers, &domains).map(str::to_owned)
+    }
+
+    #[test]
+    fn a_host_in_a_site_domain_names_its_site_by_the_first_label() {
+        assert_eq!(named("acme.localhost:8080").as_deref(), Some("acme"));
+        assert_eq!(named("acme.atlassian.net").as_deref(), Some("acme"));
+        assert_eq!(named("ACME.LocalHost").as_deref(), Some("ACME"));
+        assert_eq!(named("a.b.localhost").as_deref(), Some("a"));
+        assert_eq!(named("acme.localhost.").as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn any_other_host_is_the_default_site() {
+        for host in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "jira",
+            "notlocalhost",
+            "acme.example.com",
+        ] {
+            assert_eq!(named(host), None, "{host}");
+        }
+    }
+
+    #[test]
+    fn the_gateway_prefix_comes_off() {
+        let id = "35273b54-3f06-40d2-880f-dd28cf8daafa";
+        assert_eq!(
+            without_gateway(&format!("/ex/jira/{id}/rest/api/3/myself")),
+            "/rest/api/3/myself"
+        );
+        assert_eq!(without_gateway("/rest/api/3/myself"), "/rest/api/3/myself");
+    }
+}
