@@ -206,7 +206,55 @@ async fn instances_starting_together_migrate_once(backend: Backend) {
         .assert_status(200);
 }
 
+/// A site made through one instance is reachable through the other at once, with what its
+/// seed holds; deleted through the other, its data is gone for both.
+async fn a_site_made_through_one_instance_is_reached_through_the_other(backend: Backend) {
+    let (_database, first, second) = two_instances(backend).await;
+    let seed = r#"{"users": [{"accountId": "gina-1", "email": "gina@example.com", "apiTokens": ["gina-token"]}]}"#;
+    let created = first
+        .admin(axum::http::Method::POST, "/_admin/sites")
+        .json(format!(r#"{{"name":"shared","seed":{seed}}}"#))
+        .send()
+        .await;
+    created.assert_status(201);
+    let id = created.json()["id"].as_str().expect("an id").to_owned();
+    let gina = basic("gina@example.com", "gina-token");
+    let uri = property_uri(3, "hello", "gina-1");
+    second
+        .put(&uri)
+        .host("shared.localhost")
+        .header("authorization", &gina)
+        .json("true")
+        .send()
+        .await
+        .assert_status(201);
+    let through_gateway = first
+        .get(format!("/ex/jira/{id}{uri}"))
+        .header("authorization", &gina)
+        .send()
+        .await;
+    assert_eq!(through_gateway.text(), r#"{"key":"hello","value":true}"#);
+    second
+        .admin(axum::http::Method::DELETE, "/_admin/sites/shared")
+        .send()
+        .await
+        .assert_status(204);
+    // The first instance may still know the site for a moment; its users are gone at once.
+    let after = first
+        .get(&uri)
+        .host("shared.localhost")
+        .header("authorization", &gina)
+        .send()
+        .await;
+    assert!(
+        matches!(after.status.as_u16(), 401 | 404),
+        "{}",
+        after.status
+    );
+}
+
 on_each_backend!(
+    a_site_made_through_one_instance_is_reached_through_the_other,
     concurrent_first_puts_across_instances_give_exactly_one_201,
     a_write_through_one_instance_is_read_through_the_other_at_once,
     a_user_seeded_by_one_instance_can_call_the_other,
