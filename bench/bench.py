@@ -51,6 +51,63 @@ def seed_file(directory):
     return path
 
 
+def site_seed(index, users, properties):
+    """A site's part of a seed: Bob (with `bench.get`) and `users - 1` others, `properties` in all."""
+    people = [{"accountId": BOB, "email": "bob@example.com", "displayName": "Bob", "apiTokens": ["bob-token"]}]
+    people += [{"accountId": f"user-{index}-{u}", "email": f"user{u}@site{index}.example"} for u in range(1, users)]
+    values = [{"accountId": BOB, "key": "bench.get", "value": {"theme": "dark", "sizes": [1, 2.5, None]}}]
+    values += [{"accountId": BOB, "key": f"key.{p:03}", "value": {"p": p}} for p in range(1, properties)]
+    return {"users": people, "properties": values}
+
+
+def many_sites_file(directory, sites, users):
+    """The default site as in `seed_file`, and `sites` more of `users` users each; site 500 has a
+    cloudId the gateway script names."""
+    document = json.loads(seed_file(directory).read_text())
+    document["sites"] = [
+        {"name": f"s{i:04}", "id": f"00000000-0000-4000-8000-{i:012}", **site_seed(i, users, 1)} for i in range(sites)
+    ]
+    path = Path(directory) / "many-sites.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def admin_call(port, method, path, body=None):
+    """One admin request; its latency in ms."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
+                                     headers={"Authorization": "Bearer bench-admin", "Content-Type": "application/json"})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+    return (time.perf_counter() - started) * 1000
+
+
+def site_lifecycle(database_url, count):
+    """Creating a site with 5 users and 20 properties, then deleting it: p50 and p99 in ms, as a
+    client one request at a time sees them (Python's HTTP client included)."""
+    server = Server(database_url, extra=("--admin-token", "bench-admin"))
+    run = f"{os.getpid()}-{int(time.time())}"
+    creates = [admin_call(server.port, "POST", "/_admin/sites", {"name": f"b{run}-{i}", "seed": site_seed(i, 5, 20)})
+               for i in range(count)]
+    deletes = [admin_call(server.port, "DELETE", f"/_admin/sites/b{run}-{i}") for i in range(count)]
+    server.stop()
+    quantiles = lambda times: (statistics.median(times), statistics.quantiles(times, n=100)[98] if len(times) > 1 else times[0])
+    return {"create": quantiles(creates), "delete": quantiles(deletes)}
+
+
+def many_sites_figures(directory, connections, seconds, repeats):
+    """GET by host form and by gateway form with 1,000 sites of 10 users in the store, each paired
+    with the ceiling as the main table is; and the default site's GET in the same store."""
+    seed = many_sites_file(directory, 1000, 10)
+    server = Server(f"sqlite:{directory}/many-sites.db", seed=seed)
+    cells = {}
+    for script in ("get", "get-host", "get-gateway"):
+        cells[script] = measure(server.port, script, connections, seconds, repeats, ceilings=[])
+    server.stop()
+    return cells
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -268,7 +325,13 @@ def main():
         startup = startup_times(directory, starts)
         large = None if args.smoke else large_store_latency(directory, seconds)
         pg = postgres_figures(args.postgres, seconds, args.repeats, seed) if args.postgres and not args.smoke else None
+        lifecycle = {"SQLite": site_lifecycle(f"sqlite:{directory}/sites.db", 5 if args.smoke else 200)}
+        if args.postgres:
+            lifecycle["PostgreSQL"] = site_lifecycle(args.postgres, 5 if args.smoke else 200)
+        busiest = max(connections)
+        many = many_sites_figures(directory, busiest, seconds, args.repeats)
         report = render(args, connections, results, idle_rss, max(peak or [0]), (startup, starts), large, pg)
+        report += render_sites(lifecycle, many, busiest, results["get"][busiest])
         if args.smoke:
             print(report)
             return
@@ -328,6 +391,35 @@ def render(args, connections, results, idle_rss, peak_rss, startup, large, pg):
         lines.append(f"- GET, one instance: {scale['one']:.0f} req/s; two instances over one database: {scale['two']:.0f} req/s"
                      f" ({scale['two'] / scale['one']:.2f}x), on the same 2 cores as the database and the load generator."
                      f" While one instance was loaded the cores were {scale['idle']:.0%} idle: that is all a second instance could add.")
+    return "\n".join(lines) + "\n"
+
+
+def render_sites(lifecycle, many, connections, main_get):
+    lines = [
+        "",
+        "## Sites",
+        "",
+        "A site made with 5 users and 20 properties through `POST /_admin/sites`, then deleted, one request at a time"
+        " (the client's own time included):",
+        "",
+        "| store | create p50 ms | create p99 ms | delete p50 ms | delete p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for store, figures in lifecycle.items():
+        (create50, create99), (delete50, delete99) = figures["create"], figures["delete"]
+        lines.append(f"| {store} | {create50:.2f} | {create99:.2f} | {delete50:.2f} | {delete99:.2f} |")
+    lines += [
+        "",
+        f"GET with 1,000 sites of 10 users each in one SQLite store, {connections} connections, each run paired with"
+        f" the ceiling as above. The main table's GET (one site) was {main_get['ratio']:.0%} of the ceiling.",
+        "",
+        "| scenario | requests/s | ratio to ceiling | p50 ms | p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    labels = {"get": "GET, default site", "get-host": "GET, host form (`s0500.localhost`)",
+              "get-gateway": "GET, gateway form (`/ex/jira/{cloudId}`)"}
+    for script, cell in many.items():
+        lines.append(f"| {labels[script]} | {cell['rps']:.0f} | {cell['ratio']:.0%} | {cell['p50']:.3f} | {cell['p99']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

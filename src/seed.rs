@@ -221,8 +221,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Seed, SeedError> {
             .map(CloudId::parse)
             .transpose()
             .map_err(|e| fail(path, &entry, e))?;
-        if sites.iter().any(|other| other.name == name) || name.as_str() == DEFAULT_SITE {
+        if name.as_str() == DEFAULT_SITE {
+            let reason = "the default site's users and properties go at the top of the document";
+            return Err(fail(path, entry, reason));
+        }
+        if sites.iter().any(|other| other.name == name) {
             return Err(fail(path, entry, "the site is named twice"));
+        }
+        if id.is_some() && sites.iter().any(|other| other.id == id) {
+            return Err(fail(
+                path,
+                entry,
+                "the site's id is given to another site too",
+            ));
         }
         let data = parse_site(path, &site.users, &site.properties).map_err(|e| SeedError {
             entry: format!("{entry}: {}", e.entry),
@@ -303,17 +314,23 @@ pub async fn apply(
     path: &Path,
     seed: Seed,
 ) -> anyhow::Result<SeedReport> {
-    let mut total = apply_to(admin, SiteKey::DEFAULT, path, &seed.data).await?;
-    for site in seed.sites {
+    let mut total = apply_to(admin, SiteKey::DEFAULT, path, "", &seed.data).await?;
+    for (index, site) in seed.sites.into_iter().enumerate() {
+        let entry = format!("sites[{index}] ({:?})", site.name.as_str());
         let report = match sites.named(site.name.as_str()).await? {
-            Some(found) => apply_to(admin, found.key, path, &site.data).await?,
+            Some(found) if site.id.is_some_and(|id| id != found.id) => {
+                let reason = format!("the site exists with another id, {}", found.id);
+                return Err(fail(path, entry, reason).into());
+            }
+            Some(found) => apply_to(admin, found.key, path, &entry, &site.data).await?,
             None => {
                 let new = NewSite {
                     name: Some(site.name),
                     id: site.id,
                     seed: site.data,
                 };
-                sites.create(new).await?.1
+                let created = sites.create(new).await;
+                created.map_err(|e| fail(path, &entry, e))?.1
             }
         };
         total.users += report.users;
@@ -323,11 +340,13 @@ pub async fn apply(
     Ok(total)
 }
 
-/// Applies one site's part of a seed.
+/// Applies one site's part of a seed; `site_entry` names the site in errors (empty for the
+/// default site).
 async fn apply_to(
     admin: &AdminService,
     site: SiteKey,
     path: &Path,
+    site_entry: &str,
     seed: &SeedData,
 ) -> anyhow::Result<SeedReport> {
     let report = admin.apply_seed(site, seed).await?;
@@ -348,6 +367,11 @@ async fn apply_to(
         || format!("users[{index}]"),
         |user| format!("users[{index}] ({:?})", user.account_id),
     );
+    let entry = if site_entry.is_empty() {
+        entry
+    } else {
+        format!("{site_entry}: {entry}")
+    };
     Err(fail(path, entry, reason).into())
 }
 

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::context::RequestId;
 use super::layers::Around;
+use super::site::without_gateway;
 use super::watched_body::{BodyObserver, Polled, watched};
 use super::{AppState, RequestContext};
 use crate::domain::{MAX_VALUE_BYTES, is_json_whitespace};
@@ -38,6 +39,7 @@ impl Around for Keep {
         let path = request.uri().path();
         if !keeps
             || path.starts_with("/_admin")
+            || path.starts_with("/_edge/")
             || matches!(path, "/healthz" | "/readyz" | "/metrics")
         {
             return None;
@@ -257,10 +259,11 @@ impl Journal {
                     .is_none_or(|m| e.method.as_str().eq_ignore_ascii_case(m))
             })
             .filter(|e| {
-                filter
-                    .path_prefix
-                    .as_ref()
-                    .is_none_or(|p| e.path_and_query().0.starts_with(p.as_str()))
+                filter.path_prefix.as_ref().is_none_or(|p| {
+                    // A site's requests through the gateway match its own host's paths too.
+                    let path = e.path_and_query().0;
+                    path.starts_with(p.as_str()) || without_gateway(path).starts_with(p.as_str())
+                })
             })
             .filter(|e| filter.status.is_none_or(|s| e.status == s))
             .filter(|e| {

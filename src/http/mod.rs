@@ -36,162 +36,27 @@ mod probes;
 mod properties;
 pub mod site;
 mod sites;
+mod state;
 mod timeout;
 mod users;
 mod watched_body;
-
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{MethodRouter, get};
 use tower::ServiceBuilder;
 
-use crate::clock::{self, SharedClock};
-use crate::credentials::TokenDigest;
-use crate::faults::FaultRules;
-use crate::service::{AdminService, Authenticator, PropertyService, SiteService};
-use crate::store::Store;
-use crate::throttle::LoginThrottle;
 use error::HttpError;
 use layers::{AroundLayer, GuardLayer, Then};
-use metrics::Metrics;
-use site::{GATEWAY, ResolveSite, SiteDefaults, SiteStates};
+use site::{GATEWAY, ResolveSite};
 
 pub use context::RequestContext;
 #[cfg(feature = "fuzzing")]
 pub(crate) use extract::LINK_ESCAPES;
 pub use openapi::OPENAPI_DOCUMENT;
+pub use state::{AppState, Settings, StateParts};
 
 /// `Content-Type` of every JSON body, written exactly as Jira Cloud writes it.
 pub const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
-
-/// What every handler and middleware shares. Extractors clone it for every request, so it is
-/// one reference count, not a copy of each part.
-#[derive(Debug, Clone)]
-pub struct AppState(Arc<StateParts>);
-
-impl std::ops::Deref for AppState {
-    type Target = StateParts;
-
-    fn deref(&self) -> &StateParts {
-        &self.0
-    }
-}
-
-/// The parts of [`AppState`].
-#[derive(Debug)]
-pub struct StateParts {
-    /// Who is calling.
-    pub authenticator: Authenticator,
-    /// The user-properties service.
-    pub service: PropertyService,
-    /// The administration service.
-    pub admin: AdminService,
-    /// The sites.
-    pub sites: SiteService,
-    /// What each site keeps in memory: journal, faults, failed logins.
-    pub site_states: SiteStates,
-    /// Host suffixes whose first label names a site (`acme.localhost` → `acme`).
-    pub site_domains: Vec<String>,
-    /// The store underneath, for readiness.
-    pub store: Store,
-    /// Base of `self` links; `None` means `http://` plus the request's Host header.
-    pub public_url: Option<Arc<str>>,
-    /// Longest time one request may take.
-    pub request_timeout: Duration,
-    /// Digest of the admin token; `None` turns the admin API off (404).
-    pub admin_token: Option<TokenDigest>,
-    /// Prometheus metrics.
-    pub metrics: Metrics,
-    /// Failed logins at the admin API per client (each site counts its own).
-    pub logins: LoginThrottle,
-    /// What time it is.
-    pub clock: SharedClock,
-}
-
-/// The settings a server runs with, besides its store.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Base of `self` links; `None` means `http://` plus the request's Host header.
-    pub public_url: Option<String>,
-    /// Longest time one request may take.
-    pub request_timeout: Duration,
-    /// The admin API's bearer token; `None` turns the admin API off.
-    pub admin_token: Option<String>,
-    /// Requests the journal keeps; 0 turns it off.
-    pub journal_size: usize,
-    /// Whether the journal keeps PUT bodies.
-    pub journal_bodies: bool,
-    /// Faults and rate limits at start.
-    pub faults: FaultRules,
-    /// Failed logins a client may make within the window before its logins are refused; 0: no
-    /// limit.
-    pub login_failures: u32,
-    /// The window of `login_failures`, and how long a client is refused.
-    pub login_failure_window: Duration,
-    /// Host suffixes whose first label names a site.
-    pub site_domains: Vec<String>,
-    /// Most sites the store may hold, `default` included.
-    pub max_sites: u64,
-    /// What time it is: the system's clock, or one a test moves.
-    pub clock: SharedClock,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            public_url: None,
-            request_timeout: Duration::from_secs(30),
-            admin_token: None,
-            journal_size: 1000,
-            journal_bodies: false,
-            faults: FaultRules::default(),
-            login_failures: 20,
-            login_failure_window: Duration::from_secs(60),
-            site_domains: vec!["localhost".to_owned()],
-            max_sites: 10_000,
-            clock: clock::system(),
-        }
-    }
-}
-
-impl AppState {
-    /// The state of a server over `store`.
-    pub fn new(store: Store, settings: Settings) -> Result<Self, prometheus::Error> {
-        let clock = settings.clock;
-        Ok(Self(Arc::new(StateParts {
-            authenticator: Authenticator::new(store.clone()),
-            service: PropertyService::new(store.clone()),
-            admin: AdminService::new(store.clone()),
-            sites: SiteService::new(store.clone(), settings.max_sites, clock.clone()),
-            site_states: SiteStates::new(SiteDefaults {
-                journal_size: settings.journal_size,
-                journal_bodies: settings.journal_bodies,
-                faults: settings.faults,
-                login_failures: settings.login_failures,
-                login_failure_window: settings.login_failure_window,
-                clock: clock.clone(),
-            }),
-            site_domains: settings
-                .site_domains
-                .iter()
-                .map(|domain| domain.trim_matches('.').to_ascii_lowercase())
-                .collect(),
-            store,
-            public_url: settings.public_url.map(Arc::from),
-            request_timeout: settings.request_timeout,
-            admin_token: settings.admin_token.as_deref().map(TokenDigest::of),
-            metrics: Metrics::new()?,
-            logins: LoginThrottle::new(
-                settings.login_failures,
-                settings.login_failure_window,
-                clock.clone(),
-            ),
-            clock,
-        })))
-    }
-}
 
 /// Who may use a route, and so which middleware guards it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +71,8 @@ pub enum Access {
     Site,
     /// The admin token; the route acts on the request's site.
     Admin,
+    /// The admin token; the route acts on the server (the sites themselves).
+    AdminOfServer,
 }
 
 /// The API versions served; both behave identically.
@@ -295,10 +162,17 @@ pub fn routes() -> Vec<Route> {
         Access::Site,
         read_only(get(probes::tenant_info)),
     ));
-    for (path, methods, handlers) in admin::routes().into_iter().chain(sites::routes()) {
+    for (path, methods, handlers) in sites::routes() {
+        routes.push(route(
+            path.to_owned(),
+            methods,
+            Access::AdminOfServer,
+            allowing(methods, handlers),
+        ));
+    }
+    for (path, methods, handlers) in admin::routes() {
         let per_site = path
             .strip_prefix("/_admin")
-            .filter(|rest| !rest.starts_with("/sites"))
             .map(|rest| format!("/_admin/sites/{{site}}{rest}"));
         for path in std::iter::once(path.to_owned()).chain(per_site) {
             routes.push(route(
@@ -355,6 +229,9 @@ fn guarded(route: Route, state: &AppState) -> MethodRouter<AppState> {
             authenticate::RequireAdmin(state.clone()),
             site(),
         ))),
+        Access::AdminOfServer => {
+            handlers.route_layer(GuardLayer(authenticate::RequireAdmin(state.clone())))
+        }
     }
 }
 

@@ -181,7 +181,13 @@ async fn resolve(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Cur
     } else {
         let site = match site_named_by_host(uri, headers, &state.site_domains) {
             Some(name) => {
-                let site = state.sites.named(&name.to_ascii_lowercase()).await?;
+                // Host names compare without case; site names are lower case.
+                let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                    std::borrow::Cow::Owned(name.to_ascii_lowercase())
+                } else {
+                    std::borrow::Cow::Borrowed(name)
+                };
+                let site = state.sites.named(&name).await?;
                 site.ok_or(Error::SiteNotFound)?
             }
             None => state.sites.default_site().await?,

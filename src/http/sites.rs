@@ -1,10 +1,11 @@
 //! The admin API's sites: `/_admin/sites` lists and makes them, `/_admin/sites/{site}` shows or
-//! deletes one (by name or cloudId). The route table puts them behind the admin token.
+//! deletes one (by name or cloudId). The route table puts them behind the admin token, and
+//! nothing else: they act on no one site.
 
 use std::path::Path;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
@@ -13,11 +14,11 @@ use serde_json::value::RawValue;
 
 use super::AppState;
 use super::error::{HttpError, json_response};
-use super::site::{CurrentSite, GATEWAY};
+use super::site::{GATEWAY, request_host};
 use crate::domain::{CloudId, Site, SiteName};
 use crate::error::Error;
 use crate::seed;
-use crate::service::sites::NewSite;
+use crate::service::sites::{NewSite, SiteReference};
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
 
@@ -61,44 +62,55 @@ struct NewSiteBody<'a> {
     seed: Option<&'a RawValue>,
 }
 
-/// Where the server is reached: its scheme, host and port, from `--public-url` or the request.
+/// Where the server is reached, from `--public-url` or the admin request's own Host and port.
 struct Server {
-    /// `--public-url`, or `http://` and the Host header.
+    /// `--public-url`, or `http://` and the Host header: the default site, and the gateway.
     base: String,
-    scheme: String,
-    /// `:port`, or nothing.
+    /// `http://` or `https://`, for a site's own host.
+    scheme: &'static str,
+    /// `:port`, or nothing, for a site's own host.
     port: String,
 }
 
 impl Server {
     fn of(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Self {
-        if let Some(public) = state.public_url.as_deref() {
-            let parsed = url::Url::parse(public).ok();
-            let port = parsed
-                .as_ref()
-                .and_then(url::Url::port)
-                .map_or_else(String::new, |port| format!(":{port}"));
-            let scheme = parsed.map_or_else(|| "http".to_owned(), |url| url.scheme().to_owned());
-            return Self {
-                base: public.to_owned(),
-                scheme,
-                port,
-            };
-        }
-        let host = headers
+        let host = request_host(uri, headers).unwrap_or("localhost");
+        let authority = headers
             .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
+            .and_then(|value| value.to_str().ok())
             .or_else(|| uri.authority().map(|authority| authority.as_str()))
             .unwrap_or("localhost");
-        let port = match host.rsplit_once(':') {
-            Some((_, port)) if port.bytes().all(|b| b.is_ascii_digit()) => format!(":{port}"),
-            _ => String::new(),
+        let port = authority
+            .strip_prefix(host)
+            .filter(|port| port.starts_with(':'))
+            .unwrap_or_default()
+            .to_owned();
+        // A public URL in a site domain (`http://localhost:8080`) says how sites are reached too.
+        let public = state
+            .public_url
+            .as_deref()
+            .and_then(|public| url::Url::parse(public).ok());
+        let (scheme, port) = match &public {
+            Some(url) if url.host_str().is_some_and(|h| in_site_domain(state, h)) => (
+                if url.scheme() == "https" {
+                    "https"
+                } else {
+                    "http"
+                },
+                url.port()
+                    .map_or_else(String::new, |port| format!(":{port}")),
+            ),
+            _ => ("http", port),
         };
-        Self {
-            base: format!("http://{host}"),
-            scheme: "http".to_owned(),
-            port,
-        }
+        let base = match state.public_url.as_deref() {
+            Some(public) => public.to_owned(),
+            // Asked through a site's host: the server itself is the bare domain.
+            None => match site_domain_of(state, host) {
+                Some(domain) => format!("http://{domain}{port}"),
+                None => format!("http://{authority}"),
+            },
+        };
+        Self { base, scheme, port }
     }
 
     fn describe<'a>(&self, state: &AppState, site: &'a Site) -> SiteBody<'a> {
@@ -115,6 +127,25 @@ impl Server {
             gateway_url,
         }
     }
+}
+
+/// Whether `host` is a site domain or lies under one.
+fn in_site_domain(state: &AppState, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    state
+        .site_domains
+        .iter()
+        .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")))
+}
+
+/// The site domain `host` lies under (`acme.localhost` → `localhost`).
+fn site_domain_of<'a>(state: &'a AppState, host: &str) -> Option<&'a str> {
+    let host = host.to_ascii_lowercase();
+    state
+        .site_domains
+        .iter()
+        .find(|domain| host.ends_with(&format!(".{domain}")))
+        .map(String::as_str)
 }
 
 fn json(status: StatusCode, body: &impl Serialize) -> Result<Response> {
@@ -181,16 +212,21 @@ async fn create_site(
 
 async fn get_site(
     State(state): State<AppState>,
-    site: CurrentSite,
+    UrlPath(reference): UrlPath<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response> {
+    let site = state.sites.find(SiteReference::parse(&reference)).await?;
     let server = Server::of(&state, &uri, &headers);
-    json(StatusCode::OK, &server.describe(&state, &site.state.site))
+    json(StatusCode::OK, &server.describe(&state, &site))
 }
 
-async fn delete_site(State(state): State<AppState>, site: CurrentSite) -> Result<StatusCode> {
-    state.sites.delete(&site.state.site).await?;
-    state.site_states.remove(site.key());
+async fn delete_site(
+    State(state): State<AppState>,
+    UrlPath(reference): UrlPath<String>,
+) -> Result<StatusCode> {
+    let site = state.sites.find(SiteReference::parse(&reference)).await?;
+    state.sites.delete(&site).await?;
+    state.site_states.remove(site.key);
     Ok(StatusCode::NO_CONTENT)
 }

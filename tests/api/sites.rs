@@ -125,6 +125,19 @@ async fn sites_are_made_listed_shown_and_deleted(backend: Backend) {
             .await;
         refused.assert_status(400);
     }
+    // Asked through a site's own host, the default site is still the bare domain.
+    let default = app
+        .admin(Method::GET, "/_admin/sites/default")
+        .host("acme.localhost:8080")
+        .send()
+        .await;
+    assert_eq!(default.json()["url"], "http://localhost:8080");
+    // The sites themselves are the server's: no site host is needed to list them.
+    app.admin(Method::GET, "/_admin/sites")
+        .host("nowhere.localhost")
+        .send()
+        .await
+        .assert_status(200);
     app.admin(Method::DELETE, "/_admin/sites/default")
         .send()
         .await
@@ -603,10 +616,21 @@ async fn a_seed_makes_its_sites(backend: Backend) {
             .expect("counted"),
         4
     );
+    // A pinned id that differs from the stored site's stops the seed.
+    let moved = r#"{"sites":[{"name":"acme","id":"11111111-3f06-40d2-880f-dd28cf8daafa"}]}"#;
+    let moved = seed::parse(std::path::Path::new("seed.json"), moved).expect("a valid seed");
+    let refused = seed::apply(&admin, &sites, std::path::Path::new("seed.json"), moved).await;
+    let message = refused.expect_err("refused").to_string();
+    assert!(
+        message.contains(r#"sites[0] ("acme"): the site exists with another id"#),
+        "{message}"
+    );
+    let twice = r#"{"sites":[{"name":"a","id":"11111111-3f06-40d2-880f-dd28cf8daafa"},{"name":"b","id":"11111111-3f06-40d2-880f-dd28cf8daafa"}]}"#;
     for bad in [
         r#"{"sites":[{"name":"Bad"}]}"#,
         r#"{"sites":[{"name":"a"},{"name":"a"}]}"#,
         r#"{"sites":[{"name":"default"}]}"#,
+        twice,
     ] {
         assert!(
             seed::parse(std::path::Path::new("seed.json"), bad).is_err(),
