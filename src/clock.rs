@@ -57,6 +57,15 @@ impl Default for ManualClock {
     }
 }
 
+/// Milliseconds since the Unix epoch on `clock`'s wall, as stored expiry times are written.
+pub fn unix_ms(clock: &SharedClock) -> i64 {
+    let since = clock
+        .wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
 impl ManualClock {
     /// A clock standing at the moment it was made.
     pub fn new() -> Arc<Self> {

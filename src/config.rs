@@ -104,6 +104,15 @@ pub struct Config {
     )]
     pub max_sites: u64,
 
+    /// How long OAuth 2.0 access tokens live (Atlassian: 3600 s); shorter helps tests of expiry.
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_OAUTH_TOKEN_TTL",
+        default_value_t = 3600
+    )]
+    pub oauth_token_ttl: u64,
+
     /// The site the users, tokens, export and import subcommands act on.
     #[arg(
         long,
@@ -296,6 +305,7 @@ impl Config {
             login_failure_window: Duration::from_secs(self.login_failure_window),
             site_domains: self.site_domains.clone(),
             max_sites: self.max_sites,
+            oauth_token_ttl: Duration::from_secs(self.oauth_token_ttl.max(1)),
             clock: crate::clock::system(),
         }
     }

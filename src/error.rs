@@ -33,6 +33,12 @@ pub enum Error {
     /// The property does not exist.
     #[error("The property {0} does not exist.")]
     PropertyNotFound(String),
+    /// An OAuth token that lacks every scope the operation accepts: the gateway's answer.
+    #[error("Unauthorized; scope does not match")]
+    ScopeMismatch,
+    /// No app has this client id.
+    #[error("The app {0} does not exist.")]
+    AppNotFound(String),
     /// No site has this name or cloudId.
     #[error("Site not found.")]
     SiteNotFound,

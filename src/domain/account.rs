@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::SiteKey;
+use super::{Scopes, SiteKey};
 
 /// Longest account id (Atlassian's spec).
 pub const MAX_ACCOUNT_ID_CHARS: usize = 128;
@@ -169,6 +169,8 @@ pub fn email_key(email: &str) -> Cow<'_, str> {
 pub struct Caller {
     /// The site the caller authenticated on, which everything they do acts on.
     pub site: SiteKey,
+    /// What an OAuth 2.0 token may do; `None` for an API token, which may do all its user may.
+    pub scopes: Option<Arc<Scopes>>,
     /// The caller's user record as it was when they authenticated.
     pub user: Arc<User>,
 }

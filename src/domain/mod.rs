@@ -2,9 +2,11 @@
 //! its rule lives: once a value exists, it is valid.
 
 mod account;
+mod app;
 mod property;
 mod site;
 
 pub use account::*;
+pub use app::*;
 pub use property::*;
 pub use site::*;

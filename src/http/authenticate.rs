@@ -11,11 +11,12 @@ use axum::http::request::Parts;
 
 use super::error::HttpError;
 use super::layers::Guard;
-use super::site::CurrentSite;
+use super::site::{CurrentSite, Reached};
 use super::{AppState, RequestContext};
 use crate::credentials::{Credentials, TokenDigest};
 use crate::domain::{Caller, SiteKey};
 use crate::error::Error;
+use crate::service::authentication::Via;
 use crate::throttle::Refused;
 
 /// Jira API routes: the caller must authenticate (401 before any other check). With
@@ -41,11 +42,15 @@ impl Guard for RequireCaller {
 
 /// Checks the credentials, unless this client failed too often of late, and records the caller.
 async fn identified(state: &AppState, mut request: Request) -> Result<Request, HttpError> {
-    let site = request
+    let current = request
         .extensions()
         .get::<CurrentSite>()
-        .map(|site| site.state.clone())
         .ok_or_else(|| Error::Internal("no site resolved before authentication".to_owned()))?;
+    let via = match current.reached {
+        Reached::Gateway => Via::Gateway,
+        Reached::Host => Via::Site,
+    };
+    let site = current.state.clone();
     let credentials = credentials(&request);
     let address = client_address(&request);
     let attempt = site
@@ -54,7 +59,7 @@ async fn identified(state: &AppState, mut request: Request) -> Result<Request, H
         .map_err(|Refused { retry_after }| HttpError::LoginDenied { retry_after })?;
     let authenticated = state
         .authenticator
-        .authenticate(site.site.key, credentials.as_ref())
+        .authenticate(site.site.key, via, credentials.as_ref())
         .await;
     let caller = match authenticated {
         Ok(caller) => caller,
@@ -96,7 +101,7 @@ impl Guard for RequireAdmin {
             // A Jira user of the default site is told apart from a stranger: 403, not 401.
             Some(credentials) => match state
                 .authenticator
-                .authenticate(SiteKey::DEFAULT, Some(&credentials))
+                .authenticate(SiteKey::DEFAULT, Via::Site, Some(&credentials))
                 .await
             {
                 Ok(_) => Err(HttpError::AdminForbidden),

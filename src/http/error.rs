@@ -138,7 +138,7 @@ fn error_collection(status: StatusCode, message: &str) -> Response {
 
 fn service_status(error: &Error) -> StatusCode {
     match error {
-        Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+        Error::Unauthenticated { .. } | Error::ScopeMismatch => StatusCode::UNAUTHORIZED,
         Error::InvalidKey(_) | Error::InvalidValue(_) | Error::BadRequest(_) => {
             StatusCode::BAD_REQUEST
         }
@@ -148,6 +148,7 @@ fn service_status(error: &Error) -> StatusCode {
         | Error::UserNotVisible
         | Error::TokenNotFound(_)
         | Error::SiteNotFound
+        | Error::AppNotFound(_)
         | Error::PropertyNotFound(_) => StatusCode::NOT_FOUND,
         Error::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
         Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -209,6 +210,18 @@ impl IntoResponse for HttpError {
                 error_collection(status, &self.to_string())
             }
             Self::MethodNotAllowed { message, .. } => error_collection(status, message),
+            // The gateway's shape, not Jira's.
+            Self::Service(Error::ScopeMismatch) => {
+                let mut response = json_response(
+                    status,
+                    r#"{"code":401,"message":"Unauthorized; scope does not match"}"#,
+                );
+                response.headers_mut().insert(
+                    HeaderName::from_static("x-failure-category"),
+                    HeaderValue::from_static("FAILURE_CLIENT_SCOPE_CHECK"),
+                );
+                response
+            }
             _ => error_collection(status, &self.to_string()),
         };
         let headers = response.headers_mut();

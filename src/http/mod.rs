@@ -21,6 +21,7 @@
 //! nothing of their own per request.
 
 mod admin;
+mod apps;
 mod authenticate;
 mod context;
 mod error;
@@ -30,6 +31,7 @@ pub mod journal;
 mod layers;
 mod log;
 mod metrics;
+mod oauth;
 mod openapi;
 mod panics;
 mod probes;
@@ -162,7 +164,15 @@ pub fn routes() -> Vec<Route> {
         Access::Site,
         read_only(get(probes::tenant_info)),
     ));
-    for (path, methods, handlers) in sites::routes() {
+    for (path, methods, handlers) in oauth::routes() {
+        routes.push(route(
+            path.to_owned(),
+            methods,
+            Access::Open,
+            allowing(methods, handlers),
+        ));
+    }
+    for (path, methods, handlers) in sites::routes().into_iter().chain(apps::routes()) {
         routes.push(route(
             path.to_owned(),
             methods,

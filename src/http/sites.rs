@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use super::AppState;
 use super::error::{HttpError, json_response};
 use super::site::{GATEWAY, request_host};
-use crate::domain::{CloudId, Site, SiteName};
+use crate::domain::{CloudId, DEFAULT_SITE, Site, SiteName};
 use crate::error::Error;
 use crate::seed;
 use crate::service::sites::{NewSite, SiteReference};
@@ -62,8 +62,8 @@ struct NewSiteBody<'a> {
     seed: Option<&'a RawValue>,
 }
 
-/// Where the server is reached, from `--public-url` or the admin request's own Host and port.
-struct Server {
+/// Where the server is reached, from `--public-url` or the request's own Host and port.
+pub(super) struct Server {
     /// `--public-url`, or `http://` and the Host header: the default site, and the gateway.
     base: String,
     /// `http://` or `https://`, for a site's own host.
@@ -73,7 +73,7 @@ struct Server {
 }
 
 impl Server {
-    fn of(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Self {
+    pub(super) fn of(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Self {
         let host = request_host(uri, headers).unwrap_or("localhost");
         let authority = headers
             .get(header::HOST)
@@ -113,11 +113,19 @@ impl Server {
         Self { base, scheme, port }
     }
 
+    /// A site's own URL by its name; the server's for the default site.
+    pub(super) fn site_url(&self, state: &AppState, name: &SiteName) -> String {
+        match state.site_domains.first() {
+            _ if name.as_str() == DEFAULT_SITE => self.base.clone(),
+            Some(domain) => format!("{}://{name}.{domain}{}", self.scheme, self.port),
+            None => self.base.clone(),
+        }
+    }
+
     fn describe<'a>(&self, state: &AppState, site: &'a Site) -> SiteBody<'a> {
         let gateway_url = format!("{}{GATEWAY}{}", self.base, site.id);
         let url = match state.site_domains.first() {
-            _ if site.is_default() => self.base.clone(),
-            Some(domain) => format!("{}://{}.{domain}{}", self.scheme, site.name, self.port),
+            Some(_) => self.site_url(state, &site.name),
             None => gateway_url.clone(),
         };
         SiteBody {

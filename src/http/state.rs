@@ -8,6 +8,7 @@ use super::site::{SiteDefaults, SiteStates};
 use crate::clock::{self, SharedClock};
 use crate::credentials::TokenDigest;
 use crate::faults::FaultRules;
+use crate::service::oauth::OAuthService;
 use crate::service::{AdminService, Authenticator, PropertyService, SiteService};
 use crate::store::Store;
 use crate::throttle::LoginThrottle;
@@ -36,6 +37,8 @@ pub struct StateParts {
     pub admin: AdminService,
     /// The sites.
     pub sites: SiteService,
+    /// Apps and their OAuth 2.0 tokens.
+    pub oauth: OAuthService,
     /// What each site keeps in memory: journal, faults, failed logins.
     pub site_states: SiteStates,
     /// Host suffixes whose first label names a site (`acme.localhost` → `acme`).
@@ -80,6 +83,8 @@ pub struct Settings {
     pub site_domains: Vec<String>,
     /// Most sites the store may hold, `default` included.
     pub max_sites: u64,
+    /// How long OAuth 2.0 access tokens live.
+    pub oauth_token_ttl: Duration,
     /// What time it is: the system's clock, or one a test moves.
     pub clock: SharedClock,
 }
@@ -97,6 +102,7 @@ impl Default for Settings {
             login_failure_window: Duration::from_secs(60),
             site_domains: vec!["localhost".to_owned()],
             max_sites: 10_000,
+            oauth_token_ttl: Duration::from_secs(3600),
             clock: clock::system(),
         }
     }
@@ -107,10 +113,11 @@ impl AppState {
     pub fn new(store: Store, settings: Settings) -> Result<Self, prometheus::Error> {
         let clock = settings.clock;
         Ok(Self(Arc::new(StateParts {
-            authenticator: Authenticator::new(store.clone()),
+            authenticator: Authenticator::new(store.clone(), clock.clone()),
             service: PropertyService::new(store.clone()),
             admin: AdminService::new(store.clone()),
             sites: SiteService::new(store.clone(), settings.max_sites, clock.clone()),
+            oauth: OAuthService::new(store.clone(), clock.clone(), settings.oauth_token_ttl),
             site_states: SiteStates::new(SiteDefaults {
                 journal_size: settings.journal_size,
                 journal_bodies: settings.journal_bodies,

@@ -109,11 +109,13 @@ impl<'a> UserBody<'a> {
 
 /// `GET .../myself`: the caller, email included.
 pub async fn myself(
+    State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     version: ApiVersion,
     BaseUrl(base): BaseUrl,
 ) -> Result<Response> {
-    json(&UserBody::new(&caller.user, version.0, &base, true))
+    let user = state.service.myself(&caller)?;
+    json(&UserBody::new(&user, version.0, &base, true))
 }
 
 /// `GET .../user?accountId=A`: any user, for anyone signed in.

@@ -1,5 +1,9 @@
-//! Who is calling: credentials checked against the stored token digests.
+//! Who is calling: credentials checked against the stored token digests, and OAuth 2.0 access
+//! tokens on the gateway form.
 
+use std::sync::Arc;
+
+use crate::clock::{SharedClock, unix_ms};
 use crate::credentials::{Credentials, TokenDigest};
 use crate::domain::{Caller, SiteKey, email_key};
 use crate::error::{Error, Result};
@@ -9,12 +13,23 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     store: Store,
+    clock: SharedClock,
+}
+
+/// How a request reached its site, as far as credentials care: OAuth 2.0 access tokens work
+/// only through the gateway (`api.atlassian.com/ex/jira/{cloudId}`), as on Atlassian's cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The site's own URL.
+    Site,
+    /// The gateway form.
+    Gateway,
 }
 
 impl Authenticator {
-    /// Checks credentials against `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Checks credentials against `store`; token expiry is read on `clock`.
+    pub fn new(store: Store, clock: SharedClock) -> Self {
+        Self { store, clock }
     }
 
     /// Who is calling on `site`. Credentials of an unknown token, a mismatched email or a
@@ -22,6 +37,7 @@ impl Authenticator {
     pub async fn authenticate(
         &self,
         site: SiteKey,
+        via: Via,
         credentials: Option<&Credentials>,
     ) -> Result<Caller> {
         let credentials = credentials.ok_or(Error::Unauthenticated {
@@ -44,9 +60,23 @@ impl Authenticator {
                     .map(|account| account.user.clone())
             }
             Credentials::Bearer(token) => {
-                self.store
-                    .token_owner(site, &TokenDigest::of(token))
-                    .await?
+                let digest = TokenDigest::of(token);
+                if via == Via::Gateway
+                    && let Some((user, scopes)) = self
+                        .store
+                        .oauth()
+                        .access(site, &digest, unix_ms(&self.clock))
+                        .await?
+                {
+                    let user = Some(Arc::new(user)).filter(|user| user.active).ok_or(
+                        Error::Unauthenticated {
+                            credentials_rejected: true,
+                        },
+                    )?;
+                    let scopes = Some(Arc::new(scopes));
+                    return Ok(Caller { site, scopes, user });
+                }
+                self.store.token_owner(site, &digest).await?
             }
         };
         let user = user
@@ -54,6 +84,10 @@ impl Authenticator {
             .ok_or(Error::Unauthenticated {
                 credentials_rejected: true,
             })?;
-        Ok(Caller { site, user })
+        Ok(Caller {
+            site,
+            scopes: None,
+            user,
+        })
     }
 }

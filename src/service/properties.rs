@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::domain::{Caller, KeyError, NamedAccount, PropertyKey, PropertyValue, User, Written};
+use crate::domain::{
+    Caller, KeyError, NamedAccount, Operation, PropertyKey, PropertyValue, User, Written,
+};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -12,6 +14,15 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct PropertyService {
     store: Store,
+}
+
+/// The gateway's rule, checked before any of Jira's: an OAuth 2.0 token must hold one of the
+/// scopes the operation accepts. API tokens carry no scopes and pass.
+pub fn require_scope(caller: &Caller, operation: Operation) -> Result<()> {
+    match &caller.scopes {
+        Some(scopes) if !operation.allowed_by(scopes) => Err(Error::ScopeMismatch),
+        _ => Ok(()),
+    }
 }
 
 /// Jira's rule: anyone may act on their own record; *Administer Jira* may act on anyone's.
@@ -36,7 +47,9 @@ impl PropertyService {
         caller: &Caller,
         target: &NamedAccount,
     ) -> Result<Arc<[String]>> {
-        let account_id = self.check_target(caller, target).await?;
+        let account_id = self
+            .check_target(caller, target, Operation::ReadProperties)
+            .await?;
         Ok(self.store.property_keys(caller.site, account_id).await?)
     }
 
@@ -47,7 +60,9 @@ impl PropertyService {
         target: &NamedAccount,
         key: Result<PropertyKey, KeyError>,
     ) -> Result<(PropertyKey, PropertyValue)> {
-        let account_id = self.check_target(caller, target).await?;
+        let account_id = self
+            .check_target(caller, target, Operation::ReadProperties)
+            .await?;
         let key = key?;
         match self.store.property(caller.site, account_id, &key).await? {
             Some(value) => Ok((key, value)),
@@ -65,7 +80,9 @@ impl PropertyService {
         key: Result<PropertyKey, KeyError>,
         value: impl Future<Output = Result<PropertyValue, E>>,
     ) -> Result<Written, E> {
-        let account_id = self.check_target(caller, target).await?;
+        let account_id = self
+            .check_target(caller, target, Operation::WriteProperty)
+            .await?;
         let key = key.map_err(Error::from)?;
         let value = value.await?;
         let written = self
@@ -83,7 +100,9 @@ impl PropertyService {
         target: &NamedAccount,
         key: Result<PropertyKey, KeyError>,
     ) -> Result<()> {
-        let account_id = self.check_target(caller, target).await?;
+        let account_id = self
+            .check_target(caller, target, Operation::DeleteProperty)
+            .await?;
         let key = key?;
         if self
             .store
@@ -96,8 +115,15 @@ impl PropertyService {
         }
     }
 
+    /// The caller's own record, as `GET /myself` shows it.
+    pub fn myself(&self, caller: &Caller) -> Result<Arc<User>> {
+        require_scope(caller, Operation::ReadUsers)?;
+        Ok(caller.user.clone())
+    }
+
     /// A user's record, as `GET /user` shows it: anyone signed in may look anyone up.
     pub async fn user(&self, caller: &Caller, target: &NamedAccount) -> Result<User> {
+        require_scope(caller, Operation::ReadUsers)?;
         if caller.account_id() == target.as_str() {
             return Ok(User::clone(&caller.user));
         }
@@ -110,7 +136,13 @@ impl PropertyService {
 
     /// Permission first (403), then existence (404); the account id to act on. The caller's own
     /// record exists: they just authenticated with it.
-    async fn check_target<'a>(&self, caller: &Caller, target: &'a NamedAccount) -> Result<&'a str> {
+    async fn check_target<'a>(
+        &self,
+        caller: &Caller,
+        target: &'a NamedAccount,
+        operation: Operation,
+    ) -> Result<&'a str> {
+        require_scope(caller, operation)?;
         authorize(caller, target)?;
         if caller.account_id() == target.as_str() {
             return Ok(target.as_str());
@@ -132,6 +164,7 @@ mod tests {
     fn caller(account_id: &str, admin: bool) -> Caller {
         Caller {
             site: SiteKey::DEFAULT,
+            scopes: None,
             user: Arc::new(User {
                 account_id: account_id.to_owned(),
                 email: format!("{account_id}@example.com"),

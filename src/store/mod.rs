@@ -20,6 +20,7 @@ macro_rules! forward {
 pub mod admin;
 mod connect;
 mod error;
+pub mod oauth;
 mod postgres;
 mod sql;
 mod sqlite;

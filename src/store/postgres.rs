@@ -64,6 +64,11 @@ impl PostgresStore {
         self.location.clone()
     }
 
+    /// The pool, for statements of other areas (`store/oauth.rs`).
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub(super) fn pool_usage(&self) -> (u32, u32) {
         let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
         (self.pool.size().saturating_sub(idle), idle)

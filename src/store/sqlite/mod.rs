@@ -150,6 +150,11 @@ impl SqliteStore {
         self.location.clone()
     }
 
+    /// The readers and the writer, for statements of other areas (`store/oauth.rs`).
+    pub(super) fn pools(&self) -> (&SqlitePool, &SqlitePool) {
+        (&self.reader, &self.writer)
+    }
+
     pub(super) fn pool_usage(&self) -> (u32, u32) {
         // In memory, reader and writer are one pool.
         let writer = self.keeper.is_none().then_some(&self.writer);

@@ -1,0 +1,138 @@
+//! Apps: OAuth 2.0 scopes, and which scopes each operation needs (Atlassian's spec).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A set of OAuth 2.0 scopes, written space-separated on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scopes(BTreeSet<String>);
+
+impl Scopes {
+    /// Scopes from their space-separated form; empty parts are skipped.
+    pub fn parse(text: &str) -> Self {
+        Self(text.split_ascii_whitespace().map(str::to_owned).collect())
+    }
+
+    /// Scopes from a list.
+    pub fn of<S: AsRef<str>>(scopes: &[S]) -> Self {
+        Self(scopes.iter().map(|s| s.as_ref().to_owned()).collect())
+    }
+
+    /// Whether `scope` is held.
+    pub fn holds(&self, scope: &str) -> bool {
+        self.0.contains(scope)
+    }
+
+    /// Whether every scope of `other` is held.
+    pub fn covers(&self, other: &Self) -> bool {
+        other.0.is_subset(&self.0)
+    }
+
+    /// The scopes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for scope in &self.0 {
+            if !first {
+                f.write_str(" ")?;
+            }
+            f.write_str(scope)?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+/// What an operation does, as far as scopes are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Read a user's properties (list keys, get one).
+    ReadProperties,
+    /// Set a property.
+    WriteProperty,
+    /// Delete a property.
+    DeleteProperty,
+    /// Read users (`myself`, `user`).
+    ReadUsers,
+}
+
+impl Operation {
+    /// The scope groups of which a token must hold one, from Atlassian's spec: the classic scope,
+    /// or the granular one.
+    pub fn scope_groups(self) -> &'static [&'static str] {
+        match self {
+            Self::ReadProperties => &["read:jira-user", "read:user.property:jira"],
+            Self::WriteProperty => &["write:jira-work", "write:user.property:jira"],
+            Self::DeleteProperty => &["write:jira-work", "delete:user.property:jira"],
+            Self::ReadUsers => &["read:jira-user"],
+        }
+    }
+
+    /// Whether `scopes` allow this access.
+    pub fn allowed_by(self, scopes: &Scopes) -> bool {
+        self.scope_groups().iter().any(|scope| scopes.holds(scope))
+    }
+}
+
+/// The two kinds of app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppKind {
+    /// An OAuth 2.0 (3LO) app: acts for users who consent.
+    OAuth2,
+    /// A service account: a user of its own, with client credentials.
+    ServiceAccount,
+}
+
+impl AppKind {
+    /// The kind as the admin API and the store write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OAuth2 => "oauth2",
+            Self::ServiceAccount => "serviceAccount",
+        }
+    }
+
+    /// The kind from its written form.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "oauth2" => Some(Self::OAuth2),
+            "serviceAccount" => Some(Self::ServiceAccount),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_classic_or_a_granular_scope_allows_an_operation() {
+        let classic = Scopes::parse("read:jira-user offline_access");
+        assert!(Operation::ReadProperties.allowed_by(&classic));
+        assert!(!Operation::WriteProperty.allowed_by(&classic));
+        let granular = Scopes::parse("write:user.property:jira");
+        assert!(Operation::WriteProperty.allowed_by(&granular));
+        assert!(!Operation::DeleteProperty.allowed_by(&granular));
+        assert!(Operation::DeleteProperty.allowed_by(&Scopes::parse("write:jira-work")));
+        assert!(!Operation::ReadUsers.allowed_by(&Scopes::parse("read:user.property:jira")));
+    }
+
+    #[test]
+    fn scopes_are_written_space_separated_in_order() {
+        let scopes = Scopes::parse("  write:jira-work read:jira-user  ");
+        assert_eq!(scopes.to_string(), "read:jira-user write:jira-work");
+        assert!(Scopes::parse("read:jira-user write:jira-work offline_access").covers(&scopes));
+        assert!(!scopes.covers(&Scopes::parse("offline_access")));
+    }
+}

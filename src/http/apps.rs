@@ -1,0 +1,165 @@
+//! The admin API's apps: `/_admin/apps` lists and registers OAuth 2.0 apps and service accounts,
+//! `/_admin/apps/{clientId}` deletes one with everything it holds.
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{MethodRouter, get};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{HttpError, json_response};
+use crate::domain::{AppKind, Scopes};
+use crate::error::Error;
+use crate::service::oauth::NewApp;
+use crate::store::oauth::AppRecord;
+
+type Result<T, E = HttpError> = std::result::Result<T, E>;
+
+/// The apps' routes: (path, methods besides HEAD, handlers).
+pub fn routes() -> Vec<(
+    &'static str,
+    &'static [&'static str],
+    MethodRouter<AppState>,
+)> {
+    vec![
+        (
+            "/_admin/apps",
+            &["GET", "POST"],
+            get(list_apps).post(create_app),
+        ),
+        (
+            "/_admin/apps/{clientId}",
+            &["DELETE"],
+            axum::routing::delete(delete_app),
+        ),
+    ]
+}
+
+/// `POST /_admin/apps`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewAppBody {
+    name: String,
+    kind: Option<String>,
+    callback_url: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    auto_consent: bool,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    #[serde(default)]
+    sites: Vec<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// An app as the admin API shows it: never its secret's digest.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AppBody<'a> {
+    client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<&'a str>,
+    name: &'a str,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_url: Option<&'a str>,
+    scopes: Vec<&'a str>,
+    auto_consent: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+}
+
+impl<'a> From<&'a AppRecord> for AppBody<'a> {
+    fn from(app: &'a AppRecord) -> Self {
+        Self {
+            client_id: &app.client_id,
+            client_secret: None,
+            name: &app.name,
+            kind: app.kind.as_str(),
+            callback_url: app.callback_url.as_deref(),
+            scopes: app.scopes.iter().collect(),
+            auto_consent: app.auto_consent,
+            account_id: app.account_id.as_deref(),
+            email: None,
+        }
+    }
+}
+
+fn json(status: StatusCode, body: &impl Serialize) -> Result<Response> {
+    let body = serde_json::to_vec(body).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(json_response(status, body))
+}
+
+fn bad_request(message: impl Into<String>) -> HttpError {
+    Error::BadRequest(message.into()).into()
+}
+
+async fn list_apps(State(state): State<AppState>) -> Result<Response> {
+    let apps = state.oauth.apps().await?;
+    json(
+        StatusCode::OK,
+        &apps.iter().map(AppBody::from).collect::<Vec<_>>(),
+    )
+}
+
+async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Response> {
+    let body: NewAppBody = serde_json::from_slice(&body).map_err(|e| {
+        bad_request(format!(
+            "The request body must be an app as JSON ({e}): name, kind, callbackUrl, scopes, \
+             autoConsent, clientId, clientSecret, sites, admin."
+        ))
+    })?;
+    let kind = match body.kind.as_deref() {
+        None => None,
+        Some(kind) => Some(AppKind::parse(kind).ok_or_else(|| {
+            bad_request(format!(
+                "Unknown kind '{kind}': use 'oauth2' or 'serviceAccount'."
+            ))
+        })?),
+    };
+    let mut sites = Vec::with_capacity(body.sites.len());
+    for name in &body.sites {
+        let site = state.sites.named(name).await?;
+        sites.push(
+            site.ok_or_else(|| bad_request(format!("There is no site named '{name}'.")))?
+                .key,
+        );
+    }
+    let new = NewApp {
+        name: body.name,
+        kind,
+        callback_url: body.callback_url,
+        scopes: Scopes::of(&body.scopes),
+        auto_consent: body.auto_consent,
+        client_id: body.client_id,
+        client_secret: body.client_secret,
+        sites,
+        admin: body.admin,
+    };
+    let created = state.oauth.create_app(new).await?;
+    let mut answer = AppBody::from(&created.app);
+    answer.client_secret = Some(&created.client_secret);
+    answer.email = created.account.as_ref().map(|(_, email)| email.as_str());
+    json(StatusCode::CREATED, &answer)
+}
+
+async fn delete_app(
+    State(state): State<AppState>,
+    UrlPath(client_id): UrlPath<String>,
+) -> Result<StatusCode> {
+    let sites: Vec<_> = state
+        .sites
+        .list()
+        .await?
+        .iter()
+        .map(|site| site.key)
+        .collect();
+    state.oauth.delete_app(&client_id, &sites).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,553 @@
+//! `auth.atlassian.com` and `api.atlassian.com`'s own endpoints: `/authorize` (the consent page,
+//! or at once with `login_hint` for an app that consents automatically), `/oauth/token`,
+//! `/oauth/token/accessible-resources` and `/me`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{HttpError, json_response};
+use super::sites::Server;
+use crate::credentials::Credentials;
+use crate::domain::{SiteKey, User};
+use crate::service::authentication::Via;
+use crate::service::oauth::{Authorization, OAuthError, TokenRequest};
+
+type Result<T, E = HttpError> = std::result::Result<T, E>;
+
+/// The routes: (path, methods besides HEAD, handlers). Each checks its own credentials.
+pub fn routes() -> Vec<(
+    &'static str,
+    &'static [&'static str],
+    MethodRouter<AppState>,
+)> {
+    vec![
+        ("/authorize", &["GET", "POST"], get(authorize).post(consent)),
+        ("/oauth/token", &["POST"], post(token)),
+        (
+            "/oauth/token/accessible-resources",
+            &["GET"],
+            get(accessible_resources),
+        ),
+        ("/me", &["GET"], get(me)),
+    ]
+}
+
+/// The query of `/authorize`, and the hidden fields of the consent form.
+#[derive(Debug, Default, Deserialize)]
+struct AuthorizeQuery {
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    response_type: Option<String>,
+    login_hint: Option<String>,
+}
+
+/// What the consent form sends, besides the query's fields.
+#[derive(Debug, Default)]
+struct ConsentForm {
+    query: AuthorizeQuery,
+    email: String,
+    token: String,
+    sites: Vec<String>,
+    accept: bool,
+}
+
+fn parse_query(query: &str) -> AuthorizeQuery {
+    let mut parsed = AuthorizeQuery::default();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let slot = match name.as_ref() {
+            "client_id" => &mut parsed.client_id,
+            "redirect_uri" => &mut parsed.redirect_uri,
+            "scope" => &mut parsed.scope,
+            "state" => &mut parsed.state,
+            "response_type" => &mut parsed.response_type,
+            "login_hint" => &mut parsed.login_hint,
+            _ => continue,
+        };
+        // The first value counts when a parameter is repeated.
+        if slot.is_none() {
+            *slot = Some(value.into_owned());
+        }
+    }
+    parsed
+}
+
+/// `GET /authorize`.
+async fn authorize(State(state): State<AppState>, uri: Uri) -> Result<Response> {
+    let query = parse_query(uri.query().unwrap_or_default());
+    let authorization = match checked(&state, &query).await? {
+        Ok(authorization) => authorization,
+        Err(refusal) => return Ok(error_page(&refusal)),
+    };
+    if let Some(hint) = query
+        .login_hint
+        .as_deref()
+        .filter(|_| authorization.app.auto_consent)
+    {
+        let accounts = state.oauth.accounts(hint).await?;
+        let Some((_, first)) = accounts.iter().find(|(_, user)| user.active) else {
+            let refusal = OAuthError {
+                status: 400,
+                error: "access_denied",
+                description: format!("login_hint {hint:?} names no active user."),
+            };
+            return Ok(error_page(&refusal));
+        };
+        let sites = sites_of(&accounts, &first.account_id);
+        let code = state
+            .oauth
+            .consent(&authorization, &first.account_id, sites)
+            .await?;
+        return Ok(redirect(
+            &authorization.redirect_uri,
+            &[("code", &code)],
+            query.state.as_deref(),
+        ));
+    }
+    let sites = state.sites.list().await?;
+    let names: Vec<String> = sites
+        .iter()
+        .map(|site| site.name.as_str().to_owned())
+        .collect();
+    Ok(consent_page(&query, &authorization, &names, None))
+}
+
+/// `POST /authorize`: the consent form.
+async fn consent(State(state): State<AppState>, body: Bytes) -> Result<Response> {
+    let mut form = ConsentForm::default();
+    let mut query = String::new();
+    for (name, value) in form_urlencoded::parse(&body) {
+        match name.as_ref() {
+            "email" => form.email = value.into_owned(),
+            "token" => form.token = value.into_owned(),
+            "site" => form.sites.push(value.into_owned()),
+            "decision" => form.accept = value == "accept",
+            _ => {
+                let mut pair = form_urlencoded::Serializer::new(String::new());
+                pair.append_pair(&name, &value);
+                if !query.is_empty() {
+                    query.push('&');
+                }
+                query.push_str(&pair.finish());
+            }
+        }
+    }
+    form.query = parse_query(&query);
+    let authorization = match checked(&state, &form.query).await? {
+        Ok(authorization) => authorization,
+        Err(refusal) => return Ok(error_page(&refusal)),
+    };
+    let back = form.query.state.as_deref();
+    if !form.accept {
+        return Ok(redirect(
+            &authorization.redirect_uri,
+            &[("error", "access_denied")],
+            back,
+        ));
+    }
+    let all = state.sites.list().await?;
+    let names: Vec<String> = all
+        .iter()
+        .map(|site| site.name.as_str().to_owned())
+        .collect();
+    // Signed in with the email and API token of any site: the first site they work on.
+    let credentials = Credentials::Basic {
+        email: form.email.clone(),
+        token: form.token.clone(),
+    };
+    let accounts = state.oauth.accounts(&form.email).await?;
+    let mut signed_in = None;
+    for (site, _) in &accounts {
+        if let Ok(caller) = state
+            .authenticator
+            .authenticate(*site, Via::Site, Some(&credentials))
+            .await
+        {
+            signed_in = Some(caller.user.account_id.clone());
+            break;
+        }
+    }
+    let Some(account_id) = signed_in else {
+        let page = consent_page(
+            &form.query,
+            &authorization,
+            &names,
+            Some("Wrong email or API token."),
+        );
+        return Ok((StatusCode::UNAUTHORIZED, page).into_response());
+    };
+    let everywhere = state.oauth.accounts(&account_id).await?;
+    let chosen: Vec<SiteKey> = sites_of(&everywhere, &account_id)
+        .into_iter()
+        .filter(|key| {
+            all.iter().any(|site| {
+                site.key == *key && form.sites.iter().any(|name| name == site.name.as_str())
+            })
+        })
+        .collect();
+    if chosen.is_empty() {
+        let message = "Pick at least one site where this account is a user.";
+        let page = consent_page(&form.query, &authorization, &names, Some(message));
+        return Ok((StatusCode::BAD_REQUEST, page).into_response());
+    }
+    let code = state
+        .oauth
+        .consent(&authorization, &account_id, chosen)
+        .await?;
+    Ok(redirect(
+        &authorization.redirect_uri,
+        &[("code", &code)],
+        back,
+    ))
+}
+
+/// The checks of `/authorize`'s parameters, before anyone signs in.
+async fn checked(
+    state: &AppState,
+    query: &AuthorizeQuery,
+) -> Result<std::result::Result<Authorization, OAuthError>> {
+    if query.response_type.as_deref() != Some("code") {
+        return Ok(Err(OAuthError {
+            status: 400,
+            error: "unsupported_response_type",
+            description: "response_type must be code.".to_owned(),
+        }));
+    }
+    let client_id = query.client_id.as_deref().unwrap_or_default();
+    let redirect_uri = query.redirect_uri.as_deref().unwrap_or_default();
+    let scope = query.scope.as_deref().unwrap_or_default();
+    Ok(state
+        .oauth
+        .check_authorization(client_id, redirect_uri, scope)
+        .await?)
+}
+
+/// The sites where `account_id` is an active user.
+fn sites_of(accounts: &[(SiteKey, User)], account_id: &str) -> Vec<SiteKey> {
+    accounts
+        .iter()
+        .filter(|(_, user)| user.account_id == account_id && user.active)
+        .map(|(site, _)| *site)
+        .collect()
+}
+
+/// A 302 to the app's callback URL with `pairs` and the `state` it sent.
+fn redirect(callback: &str, pairs: &[(&str, &str)], state: Option<&str>) -> Response {
+    let mut url = match url::Url::parse(callback) {
+        Ok(url) => url,
+        // The callback URL was checked when the app was registered.
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in pairs {
+            query.append_pair(name, value);
+        }
+        if let Some(state) = state {
+            query.append_pair("state", state);
+        }
+    }
+    let mut response = StatusCode::FOUND.into_response();
+    if let Ok(location) = HeaderValue::from_str(url.as_str()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// Text made safe for HTML.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+fn error_page(refusal: &OAuthError) -> Response {
+    let body = format!(
+        "<!doctype html><title>Authorization failed</title><h1>{}</h1><p id=\"error\">{}</p><p id=\"description\">{}</p>",
+        "Something went wrong",
+        escape(refusal.error),
+        escape(&refusal.description)
+    );
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, Html(body)).into_response()
+}
+
+fn consent_page(
+    query: &AuthorizeQuery,
+    authorization: &Authorization,
+    sites: &[String],
+    problem: Option<&str>,
+) -> Response {
+    let hidden = [
+        ("client_id", query.client_id.as_deref()),
+        ("redirect_uri", query.redirect_uri.as_deref()),
+        ("scope", query.scope.as_deref()),
+        ("state", query.state.as_deref()),
+        ("response_type", query.response_type.as_deref()),
+    ];
+    let mut page = format!(
+        "<!doctype html><meta charset=\"utf-8\"><title>Authorize {name}</title>\
+         <h1>{name} wants to access your Jira sites</h1><p>Scopes: <code>{scopes}</code></p>",
+        name = escape(&authorization.app.name),
+        scopes = escape(&authorization.scopes.to_string()),
+    );
+    if let Some(problem) = problem {
+        page.push_str(&format!(
+            "<p id=\"problem\" role=\"alert\">{}</p>",
+            escape(problem)
+        ));
+    }
+    page.push_str("<form method=\"post\" action=\"/authorize\">");
+    for (name, value) in hidden {
+        if let Some(value) = value {
+            page.push_str(&format!(
+                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                escape(value)
+            ));
+        }
+    }
+    page.push_str(
+        "<p><label>Email <input name=\"email\" type=\"email\" autocomplete=\"username\"></label></p>\
+         <p><label>API token <input name=\"token\" type=\"password\"></label></p><fieldset><legend>Sites</legend>",
+    );
+    for site in sites.iter().take(100) {
+        let site = escape(site);
+        page.push_str(&format!(
+            "<label><input type=\"checkbox\" name=\"site\" value=\"{site}\" checked> {site}</label><br>"
+        ));
+    }
+    page.push_str(
+        "</fieldset><button name=\"decision\" value=\"accept\">Accept</button> \
+         <button name=\"decision\" value=\"deny\">Deny</button></form>",
+    );
+    Html(page).into_response()
+}
+
+/// The fields of a token request body (JSON), all optional so that the service names what is
+/// missing.
+#[derive(Debug, Default, Deserialize)]
+struct TokenBody {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    refresh_token: Option<String>,
+    scope: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TokenAnswer<'a> {
+    access_token: &'a str,
+    expires_in: u64,
+    token_type: &'static str,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct OAuthErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+fn oauth_error(refusal: &OAuthError) -> Response {
+    let body = serde_json::to_vec(&OAuthErrorBody {
+        error: refusal.error,
+        error_description: &refusal.description,
+    })
+    .unwrap_or_default();
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+    json_response(status, body)
+}
+
+/// `POST /oauth/token`: JSON or form bodies; the client's credentials in the body or in a
+/// Basic header.
+async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().starts_with("application/json"));
+    let body: TokenBody = if json {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(_) => {
+                return Ok(oauth_error(&OAuthError {
+                    status: 400,
+                    error: "invalid_request",
+                    description: "The body is not a JSON object.".to_owned(),
+                }));
+            }
+        }
+    } else {
+        let mut parsed = TokenBody::default();
+        for (name, value) in form_urlencoded::parse(&body) {
+            let slot = match name.as_ref() {
+                "grant_type" => &mut parsed.grant_type,
+                "client_id" => &mut parsed.client_id,
+                "client_secret" => &mut parsed.client_secret,
+                "code" => &mut parsed.code,
+                "redirect_uri" => &mut parsed.redirect_uri,
+                "refresh_token" => &mut parsed.refresh_token,
+                "scope" => &mut parsed.scope,
+                _ => continue,
+            };
+            *slot = Some(value.into_owned());
+        }
+        parsed
+    };
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| Credentials::from_authorization(value.as_bytes()));
+    let (mut client_id, mut client_secret) = (body.client_id, body.client_secret);
+    if let Some(Credentials::Basic { email, token }) = basic {
+        // RFC 6749 2.3.1: the Basic pair is form-encoded.
+        let decode = |text: &str| {
+            form_urlencoded::parse(format!("x={text}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
+        client_id = client_id.or_else(|| decode(&email));
+        client_secret = client_secret.or_else(|| decode(&token));
+    }
+    let request = TokenRequest {
+        grant_type: body.grant_type,
+        client_id,
+        client_secret,
+        code: body.code,
+        redirect_uri: body.redirect_uri,
+        refresh_token: body.refresh_token,
+        scope: body.scope,
+    };
+    let issued = match state.oauth.token(request).await? {
+        Ok(issued) => issued,
+        Err(refusal) => return Ok(oauth_error(&refusal)),
+    };
+    let answer = TokenAnswer {
+        access_token: &issued.access_token,
+        expires_in: issued.expires_in,
+        token_type: "Bearer",
+        scope: issued.scopes.to_string(),
+        refresh_token: issued.refresh_token.as_deref(),
+    };
+    let body =
+        serde_json::to_vec(&answer).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// The Bearer token a request carries.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| Credentials::from_authorization(value.as_bytes()))
+    {
+        Some(Credentials::Bearer(token)) => Some(token),
+        _ => None,
+    }
+}
+
+/// The gateway's answer to a token it does not take (ours: Atlassian's body is not known).
+fn unauthorized() -> Response {
+    json_response(
+        StatusCode::UNAUTHORIZED,
+        r#"{"code":401,"message":"Unauthorized"}"#,
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Resource<'a> {
+    id: String,
+    name: &'a str,
+    url: String,
+    scopes: Vec<&'a str>,
+    avatar_url: &'static str,
+}
+
+/// `GET /oauth/token/accessible-resources`: the sites of the token's grant.
+async fn accessible_resources(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let Some(token) = bearer(&headers) else {
+        return Ok(unauthorized());
+    };
+    let Some((grant, sites)) = state.oauth.grant_of(&token).await? else {
+        return Ok(unauthorized());
+    };
+    let server = Server::of(&state, &uri, &headers);
+    let resources: Vec<Resource> = sites
+        .iter()
+        .map(|site| Resource {
+            id: site.id.to_string(),
+            name: site.name.as_str(),
+            url: server.site_url(&state, &site.name),
+            scopes: grant.scopes.iter().collect(),
+            avatar_url: "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/site.png",
+        })
+        .collect();
+    let body =
+        serde_json::to_vec(&resources).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+#[derive(Serialize)]
+struct Profile<'a> {
+    account_type: &'static str,
+    account_id: &'a str,
+    email: &'a str,
+    email_verified: bool,
+    name: &'a str,
+    nickname: &'a str,
+    picture: &'static str,
+    account_status: &'static str,
+    zoneinfo: &'static str,
+    locale: &'static str,
+    extended_profile: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `GET /me`: the profile of the user the token acts for.
+async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    let Some(token) = bearer(&headers) else {
+        return Ok(unauthorized());
+    };
+    let Some((grant, _)) = state.oauth.grant_of(&token).await? else {
+        return Ok(unauthorized());
+    };
+    let Some(user) = state.oauth.user_of(&grant).await? else {
+        return Ok(unauthorized());
+    };
+    let profile = Profile {
+        account_type: "atlassian",
+        account_id: &user.account_id,
+        email: &user.email,
+        email_verified: true,
+        name: &user.display_name,
+        nickname: &user.display_name,
+        picture: "https://avatar-management--avatars.us-west-2.prod.public.atl-paas.net/default.png",
+        account_status: if user.active { "active" } else { "inactive" },
+        zoneinfo: "UTC",
+        locale: "en-US",
+        extended_profile: serde_json::Map::new(),
+    };
+    let body =
+        serde_json::to_vec(&profile).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, body))
+}

@@ -1,0 +1,554 @@
+//! Apps and OAuth 2.0, as `auth.atlassian.com` plays them: registering apps, the
+//! authorization-code flow, the token endpoint with rotating refresh tokens, client credentials
+//! for service accounts, and what a token reaches (`accessible-resources`, `/me`).
+
+use std::time::Duration;
+
+use crate::clock::SharedClock;
+use crate::credentials::{TokenDigest, generate_token};
+use crate::domain::{AccountId, AppKind, DisplayName, Email, NewUser, Scopes, SiteKey, User};
+use crate::error::{Error, Result};
+use crate::service::AdminService;
+use crate::store::Store;
+use crate::store::oauth::{AppRecord, Grant, GrantedSite, Refresh};
+
+/// Authorization codes live this long (Atlassian: "about 10 minutes").
+const CODE_TTL: Duration = Duration::from_secs(600);
+/// A spent refresh token presented again within this long is tolerated.
+const REFRESH_LEEWAY: Duration = Duration::from_secs(600);
+/// A refresh token unused this long expires.
+const REFRESH_INACTIVITY: Duration = Duration::from_secs(90 * 24 * 3600);
+/// A token family's absolute life.
+const FAMILY_LIFE: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The scope that earns a refresh token.
+const OFFLINE_ACCESS: &str = "offline_access";
+/// Service accounts' emails end so.
+const SERVICE_ACCOUNT_DOMAIN: &str = "serviceaccount.atlassian.com";
+
+/// Apps and their tokens over one store.
+#[derive(Debug)]
+pub struct OAuthService {
+    store: Store,
+    admin: AdminService,
+    clock: SharedClock,
+    access_ttl: Duration,
+}
+
+/// An app to register.
+#[derive(Debug, Default)]
+pub struct NewApp {
+    /// Its name.
+    pub name: String,
+    /// OAuth 2.0 app (`None` too) or service account.
+    pub kind: Option<AppKind>,
+    /// Its one callback URL (OAuth 2.0 apps).
+    pub callback_url: Option<String>,
+    /// The scopes it may use.
+    pub scopes: Scopes,
+    /// Whether a `login_hint` grants at once.
+    pub auto_consent: bool,
+    /// A pinned client id.
+    pub client_id: Option<String>,
+    /// A pinned client secret.
+    pub client_secret: Option<String>,
+    /// A service account's sites.
+    pub sites: Vec<SiteKey>,
+    /// Whether a service account administers Jira.
+    pub admin: bool,
+}
+
+/// A registered app, with its secret shown this once.
+#[derive(Debug)]
+pub struct CreatedApp {
+    /// The app.
+    pub app: AppRecord,
+    /// Its client secret.
+    pub client_secret: String,
+    /// A service account's user: account id and email.
+    pub account: Option<(String, String)>,
+}
+
+/// Tokens the token endpoint hands out.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    /// The access token.
+    pub access_token: String,
+    /// Its life in seconds.
+    pub expires_in: u64,
+    /// What it may do.
+    pub scopes: Scopes,
+    /// The next refresh token, with `offline_access`.
+    pub refresh_token: Option<String>,
+}
+
+/// A token request, as the endpoint parsed it.
+#[derive(Debug, Default)]
+pub struct TokenRequest {
+    /// `authorization_code`, `refresh_token` or `client_credentials`.
+    pub grant_type: Option<String>,
+    /// The client, from the body or a Basic header.
+    pub client_id: Option<String>,
+    /// Its secret.
+    pub client_secret: Option<String>,
+    /// The code (`authorization_code`).
+    pub code: Option<String>,
+    /// The redirect URI the code was made for (`authorization_code`).
+    pub redirect_uri: Option<String>,
+    /// The refresh token (`refresh_token`).
+    pub refresh_token: Option<String>,
+    /// A scope parameter, refused for client credentials.
+    pub scope: Option<String>,
+}
+
+/// The token endpoint's refusals, as Atlassian writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The HTTP status.
+    pub status: u16,
+    /// The OAuth error code.
+    pub error: &'static str,
+    /// Its description.
+    pub description: String,
+}
+
+impl OAuthError {
+    fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    fn invalid_client() -> Self {
+        Self::new(401, "invalid_client", "Unauthorized")
+    }
+}
+
+/// A token endpoint outcome: tokens, a refusal, or a fault of the store.
+pub type TokenOutcome = Result<std::result::Result<IssuedTokens, OAuthError>>;
+
+/// A valid `/authorize` request: the app, and the scopes asked for.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    /// The app.
+    pub app: AppRecord,
+    /// The scopes asked for, all of them the app's.
+    pub scopes: Scopes,
+    /// Where the user goes back to: the app's callback URL.
+    pub redirect_uri: String,
+}
+
+impl OAuthService {
+    /// Apps over `store`; access tokens live `access_ttl`.
+    pub fn new(store: Store, clock: SharedClock, access_ttl: Duration) -> Self {
+        Self {
+            admin: AdminService::new(store.clone()),
+            store,
+            clock,
+            access_ttl,
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        crate::clock::unix_ms(&self.clock)
+    }
+
+    fn later_ms(&self, by: Duration) -> i64 {
+        self.now_ms()
+            .saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Registers an app; a service account also becomes a user of each of its sites.
+    pub async fn create_app(&self, new: NewApp) -> Result<CreatedApp> {
+        let kind = new.kind.unwrap_or(AppKind::OAuth2);
+        let name = new.name.trim().to_owned();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(Error::BadRequest("An app needs a name.".to_owned()));
+        }
+        if kind == AppKind::OAuth2 {
+            let callback = new.callback_url.as_deref().unwrap_or_default();
+            let parsed = url::Url::parse(callback).ok();
+            if !parsed.is_some_and(|url| matches!(url.scheme(), "http" | "https")) {
+                return Err(Error::BadRequest(
+                    "An OAuth 2.0 app needs a callbackUrl: an http or https URL.".to_owned(),
+                ));
+            }
+        }
+        if kind == AppKind::ServiceAccount && new.sites.is_empty() {
+            return Err(Error::BadRequest(
+                "A service account needs the sites it is a user of.".to_owned(),
+            ));
+        }
+        let secret = match new.client_secret {
+            Some(secret) if !secret.is_empty() => secret,
+            Some(_) => return Err(Error::BadRequest("clientSecret must not be empty.".into())),
+            None => random_token()?,
+        };
+        let client_id = match new.client_id {
+            Some(id) if is_client_id(&id) => id,
+            Some(_) => {
+                return Err(Error::BadRequest(
+                    "clientId must be 1 to 128 letters, digits, '-', '_' or '.'.".to_owned(),
+                ));
+            }
+            None => random_token()?,
+        };
+        let account = (kind == AppKind::ServiceAccount).then(|| {
+            let label: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            let account_id = format!("712020:{client_id}");
+            (
+                account_id,
+                format!(
+                    "{}-{}@{SERVICE_ACCOUNT_DOMAIN}",
+                    label.trim_matches('-'),
+                    &client_id[..8.min(client_id.len())]
+                ),
+            )
+        });
+        let app = AppRecord {
+            client_id,
+            name,
+            kind,
+            secret: TokenDigest::of(&secret),
+            callback_url: new.callback_url,
+            scopes: new.scopes,
+            auto_consent: new.auto_consent,
+            account_id: account.as_ref().map(|(id, _)| id.clone()),
+        };
+        if !self.store.oauth().add_app(&app, self.now_ms()).await? {
+            return Err(Error::Conflict(format!(
+                "An app with client id '{}' exists already.",
+                app.client_id
+            )));
+        }
+        if let Some((account_id, email)) = &account {
+            for site in &new.sites {
+                let user = NewUser {
+                    account_id: AccountId::parse(account_id.as_str())
+                        .map_err(|e| Error::BadRequest(e.to_string()))?,
+                    email: Email::parse(email.as_str())
+                        .map_err(|_| Error::BadRequest("no email for the account".into()))?,
+                    display_name: DisplayName::parse(app.name.as_str())
+                        .map_err(|e| Error::BadRequest(e.to_string()))?,
+                    admin: new.admin,
+                    active: true,
+                };
+                self.admin.create_user(*site, user, Vec::new()).await?;
+            }
+        }
+        Ok(CreatedApp {
+            app,
+            client_secret: secret,
+            account,
+        })
+    }
+
+    /// Every app.
+    pub async fn apps(&self) -> Result<Vec<AppRecord>> {
+        Ok(self.store.oauth().apps().await?)
+    }
+
+    /// Deletes an app with every grant and token it holds; a service account's users go too.
+    pub async fn delete_app(&self, client_id: &str, sites: &[SiteKey]) -> Result<()> {
+        let app = self
+            .store
+            .oauth()
+            .app(client_id)
+            .await?
+            .ok_or_else(|| Error::AppNotFound(client_id.to_owned()))?;
+        self.store.oauth().delete_app(client_id).await?;
+        if let Some(account_id) = &app.account_id {
+            for site in sites {
+                // Gone already from a site is as good as deleted.
+                let _ = self.admin.delete_user(*site, account_id).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks an `/authorize` request: a known app, its callback URL exactly, its scopes only.
+    /// A refusal is an error page, never a redirect.
+    pub async fn check_authorization(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        scope: &str,
+    ) -> Result<std::result::Result<Authorization, OAuthError>> {
+        let app = self.store.oauth().app(client_id).await?;
+        let Some(app) = app.filter(|app| app.kind == AppKind::OAuth2) else {
+            return Ok(Err(OAuthError::new(
+                400,
+                "unauthorized_client",
+                "Unknown client_id.",
+            )));
+        };
+        if app.callback_url.as_deref() != Some(redirect_uri) {
+            let description = format!(
+                "Callback URL mismatch. {redirect_uri} is not in the list of allowed callback URLs"
+            );
+            return Ok(Err(OAuthError::new(
+                400,
+                "unauthorized_client",
+                description,
+            )));
+        }
+        let scopes = Scopes::parse(scope);
+        if scopes.is_empty() || !app.scopes.covers(&scopes) {
+            return Ok(Err(OAuthError::new(
+                400,
+                "invalid_scope",
+                "The scope asked for is not among the app's scopes.",
+            )));
+        }
+        Ok(Ok(Authorization {
+            redirect_uri: redirect_uri.to_owned(),
+            app,
+            scopes,
+        }))
+    }
+
+    /// Every site's account named by an email or an account id (a `login_hint`).
+    pub async fn accounts(&self, hint: &str) -> Result<Vec<(SiteKey, User)>> {
+        let email_key = crate::domain::email_key(hint);
+        Ok(self.store.oauth().accounts(hint, &email_key).await?)
+    }
+
+    /// The user consented: a grant for `account_id` on `sites`, and a code for it.
+    pub async fn consent(
+        &self,
+        authorization: &Authorization,
+        account_id: &str,
+        sites: Vec<SiteKey>,
+    ) -> Result<String> {
+        let grant = Grant {
+            id: random_token()?,
+            client_id: authorization.app.client_id.clone(),
+            account_id: account_id.to_owned(),
+            scopes: authorization.scopes.clone(),
+            sites,
+            ends_at: self.later_ms(FAMILY_LIFE),
+        };
+        let oauth = self.store.oauth();
+        oauth.add_grant(&grant).await?;
+        let code = random_token()?;
+        oauth
+            .add_code(
+                &TokenDigest::of(&code),
+                &grant.id,
+                &authorization.redirect_uri,
+                self.later_ms(CODE_TTL),
+            )
+            .await?;
+        Ok(code)
+    }
+
+    /// `POST /oauth/token`.
+    pub async fn token(&self, request: TokenRequest) -> TokenOutcome {
+        let Some(grant_type) = request.grant_type.as_deref() else {
+            return Ok(Err(OAuthError::new(
+                400,
+                "invalid_request",
+                "grant_type is missing",
+            )));
+        };
+        if !matches!(
+            grant_type,
+            "authorization_code" | "refresh_token" | "client_credentials"
+        ) {
+            return Ok(Err(OAuthError::new(
+                400,
+                "unsupported_grant_type",
+                format!("Unsupported grant type: {grant_type}"),
+            )));
+        }
+        let app = match self.client(&request).await? {
+            Ok(app) => app,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        match grant_type {
+            "authorization_code" => self.exchange_code(&app, &request).await,
+            "refresh_token" => self.refresh(&app, &request).await,
+            _ => self.client_credentials(&app, &request).await,
+        }
+    }
+
+    /// The app whose credentials the request carries, compared in constant time.
+    async fn client(
+        &self,
+        request: &TokenRequest,
+    ) -> Result<std::result::Result<AppRecord, OAuthError>> {
+        let (Some(client_id), Some(secret)) = (&request.client_id, &request.client_secret) else {
+            return Ok(Err(OAuthError::invalid_client()));
+        };
+        let app = self.store.oauth().app(client_id).await?;
+        Ok(app
+            .filter(|app| app.secret.matches(&TokenDigest::of(secret)))
+            .ok_or_else(OAuthError::invalid_client))
+    }
+
+    async fn exchange_code(&self, app: &AppRecord, request: &TokenRequest) -> TokenOutcome {
+        let invalid = || OAuthError::new(400, "invalid_request", "authorization_code is invalid");
+        let Some(code) = &request.code else {
+            return Ok(Err(invalid()));
+        };
+        let taken = self
+            .store
+            .oauth()
+            .take_code(&TokenDigest::of(code), self.now_ms())
+            .await?;
+        let Some((grant, redirect_uri)) = taken else {
+            return Ok(Err(invalid()));
+        };
+        if grant.client_id != app.client_id
+            || request.redirect_uri.as_deref() != Some(&redirect_uri)
+        {
+            return Ok(Err(invalid()));
+        }
+        Ok(Ok(self.issue(&grant, true).await?))
+    }
+
+    async fn refresh(&self, app: &AppRecord, request: &TokenRequest) -> TokenOutcome {
+        let invalid = || OAuthError::new(403, "invalid_grant", "Unknown or invalid refresh token.");
+        let Some(token) = &request.refresh_token else {
+            return Ok(Err(invalid()));
+        };
+        let now = self.now_ms();
+        let leeway = i64::try_from(REFRESH_LEEWAY.as_millis()).unwrap_or(i64::MAX);
+        let oauth = self.store.oauth();
+        let grant_id = match oauth.refresh(&TokenDigest::of(token), now, leeway).await? {
+            Refresh::Rotated(grant_id) | Refresh::Tolerated(grant_id) => grant_id,
+            Refresh::Refused => return Ok(Err(invalid())),
+        };
+        let grant = oauth.grant(&grant_id).await?;
+        match grant {
+            Some(grant) if grant.client_id == app.client_id && grant.ends_at > now => {
+                Ok(Ok(self.issue(&grant, true).await?))
+            }
+            _ => Ok(Err(invalid())),
+        }
+    }
+
+    async fn client_credentials(&self, app: &AppRecord, request: &TokenRequest) -> TokenOutcome {
+        if request.scope.is_some() {
+            return Ok(Err(OAuthError::new(
+                400,
+                "invalid_scope",
+                "The scope parameter is not allowed for client credentials.",
+            )));
+        }
+        let Some(account_id) = app
+            .account_id
+            .as_deref()
+            .filter(|_| app.kind == AppKind::ServiceAccount)
+        else {
+            return Ok(Err(OAuthError::new(
+                400,
+                "unauthorized_client",
+                "Client credentials are for service accounts.",
+            )));
+        };
+        let sites = self
+            .store
+            .oauth()
+            .accounts(account_id, "")
+            .await?
+            .into_iter()
+            .map(|(site, _)| site)
+            .collect();
+        let grant = Grant {
+            id: random_token()?,
+            client_id: app.client_id.clone(),
+            account_id: account_id.to_owned(),
+            scopes: app.scopes.clone(),
+            sites,
+            ends_at: self.later_ms(self.access_ttl),
+        };
+        self.store.oauth().add_grant(&grant).await?;
+        Ok(Ok(self.issue(&grant, false).await?))
+    }
+
+    /// A new access token for `grant`, and a new refresh token when `refreshable` and the grant
+    /// holds `offline_access`.
+    async fn issue(&self, grant: &Grant, refreshable: bool) -> Result<IssuedTokens> {
+        let oauth = self.store.oauth();
+        let access_token = random_token()?;
+        oauth
+            .add_token(
+                &TokenDigest::of(&access_token),
+                &grant.id,
+                "access",
+                self.later_ms(self.access_ttl),
+            )
+            .await?;
+        let refresh_token = if refreshable && grant.scopes.holds(OFFLINE_ACCESS) {
+            let token = random_token()?;
+            let expires_at = self.later_ms(REFRESH_INACTIVITY).min(grant.ends_at);
+            oauth
+                .add_token(&TokenDigest::of(&token), &grant.id, "refresh", expires_at)
+                .await?;
+            Some(token)
+        } else {
+            None
+        };
+        Ok(IssuedTokens {
+            access_token,
+            expires_in: self.access_ttl.as_secs(),
+            scopes: grant.scopes.clone(),
+            refresh_token,
+        })
+    }
+
+    /// The user an access token acts for on `site`, with its scopes.
+    pub async fn access(&self, site: SiteKey, token: &str) -> Result<Option<(User, Scopes)>> {
+        Ok(self
+            .store
+            .oauth()
+            .access(site, &TokenDigest::of(token), self.now_ms())
+            .await?)
+    }
+
+    /// The grant of an access token, with its sites.
+    pub async fn grant_of(&self, token: &str) -> Result<Option<(Grant, Vec<GrantedSite>)>> {
+        let oauth = self.store.oauth();
+        let Some(grant) = oauth
+            .grant_of_access(&TokenDigest::of(token), self.now_ms())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let sites = oauth.granted_sites(&grant.id).await?;
+        Ok(Some((grant, sites)))
+    }
+
+    /// The user a grant acts for, as one of its sites holds them.
+    pub async fn user_of(&self, grant: &Grant) -> Result<Option<User>> {
+        let accounts = self.store.oauth().accounts(&grant.account_id, "").await?;
+        Ok(accounts
+            .into_iter()
+            .find(|(site, user)| grant.sites.contains(site) && user.account_id == grant.account_id)
+            .map(|(_, user)| user))
+    }
+}
+
+/// A client id, pinned: plain characters only, so that it travels in URLs unescaped.
+fn is_client_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// A new secret: 256 random bits.
+fn random_token() -> Result<String> {
+    generate_token().map_err(|e| Error::Internal(format!("no randomness: {e}")))
+}

@@ -1,0 +1,593 @@
+//! Apps: OAuth 2.0 (3LO) with rotating refresh tokens, service accounts with client credentials,
+//! scopes enforced on the gateway form, and `api.atlassian.com`'s own endpoints.
+
+use std::time::Duration;
+
+use axum::http::Method;
+use jira_userprops::clock::ManualClock;
+use jira_userprops::http::Settings;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const CALLBACK: &str = "http://127.0.0.1:3000/callback";
+const CLIENT_ID: &str = "acme-sync";
+const CLIENT_SECRET: &str = "acme-sync-secret";
+
+/// A site `acme` where the fixture's Alice is a user too, with a token of her own there.
+async fn make_acme(app: &TestApp) -> String {
+    let seed = r#"{"users": [{"accountId": "alice-5b10ac8d82e05b22cc7d4ef5", "email": "alice@example.com",
+        "displayName": "Alice", "apiTokens": ["acme-alice-token"]}]}"#;
+    let created = app
+        .admin(Method::POST, "/_admin/sites")
+        .json(format!(r#"{{"name":"acme","seed":{seed}}}"#))
+        .send()
+        .await;
+    created.assert_status(201);
+    created.json()["id"].as_str().expect("an id").to_owned()
+}
+
+async fn register(app: &TestApp, scopes: &[&str], auto_consent: bool) {
+    let body = json!({"name": "Acme sync", "kind": "oauth2", "callbackUrl": CALLBACK, "scopes": scopes,
+                      "autoConsent": auto_consent, "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET});
+    let created = app
+        .admin(Method::POST, "/_admin/apps")
+        .json(body.to_string())
+        .send()
+        .await;
+    created.assert_status(201);
+    assert_eq!(created.json()["clientSecret"], CLIENT_SECRET);
+}
+
+fn authorize_uri(scope: &str, extra: &str) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("audience", "api.atlassian.com")
+        .append_pair("client_id", CLIENT_ID)
+        .append_pair("scope", scope)
+        .append_pair("redirect_uri", CALLBACK)
+        .append_pair("state", "s-1")
+        .append_pair("response_type", "code")
+        .append_pair("prompt", "consent");
+    format!("/authorize?{}{extra}", query.finish())
+}
+
+/// The query parameters of a redirect's `Location`.
+fn redirected(response: &TestResponse) -> Vec<(String, String)> {
+    response.assert_status(302);
+    let location = response.header("location").expect("a Location");
+    assert!(location.starts_with(CALLBACK), "{location}");
+    let url = url::Url::parse(location).expect("a URL");
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn param(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+async fn token_request(app: &TestApp, body: Value) -> TestResponse {
+    app.request(Method::POST, "/oauth/token")
+        .json(body.to_string())
+        .send()
+        .await
+}
+
+async fn code_for(app: &TestApp, hint: &str, scope: &str) -> String {
+    let response = app
+        .get(authorize_uri(scope, &format!("&login_hint={hint}")))
+        .send()
+        .await;
+    let pairs = redirected(&response);
+    assert_eq!(param(&pairs, "state").as_deref(), Some("s-1"));
+    param(&pairs, "code").expect("a code")
+}
+
+fn exchange(code: &str) -> Value {
+    json!({"grant_type": "authorization_code", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+           "code": code, "redirect_uri": CALLBACK})
+}
+
+async fn the_authorization_code_flow_reaches_the_granted_sites(backend: Backend) {
+    let clock = ManualClock::new();
+    let store = backend.app().await.store;
+    let app = TestApp::with_settings(
+        store,
+        Settings {
+            clock: clock.clone(),
+            ..TestApp::settings(None)
+        },
+    );
+    let acme = make_acme(&app).await;
+    register(
+        &app,
+        &["read:jira-user", "write:jira-work", "offline_access"],
+        true,
+    )
+    .await;
+    let code = code_for(
+        &app,
+        "alice@example.com",
+        "read:jira-user write:jira-work offline_access",
+    )
+    .await;
+    let tokens = token_request(&app, exchange(&code)).await;
+    tokens.assert_status(200);
+    let tokens = tokens.json();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 3600);
+    assert_eq!(
+        tokens["scope"],
+        "offline_access read:jira-user write:jira-work"
+    );
+    let access = tokens["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_owned();
+    // A code is spent once.
+    let again = token_request(&app, exchange(&code)).await;
+    again.assert_status(400);
+    assert_eq!(
+        again.json(),
+        json!({"error": "invalid_request", "error_description": "authorization_code is invalid"})
+    );
+    // Both of Alice's sites are granted.
+    let resources = app
+        .get("/oauth/token/accessible-resources")
+        .header("authorization", &format!("Bearer {access}"))
+        .send()
+        .await;
+    resources.assert_status(200);
+    let names: Vec<Value> = resources
+        .json()
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("default"), json!("acme")]);
+    assert_eq!(resources.json()[1]["id"], acme);
+    assert_eq!(
+        resources.json()[1]["scopes"],
+        json!(["offline_access", "read:jira-user", "write:jira-work"])
+    );
+    let me = app
+        .get("/me")
+        .header("authorization", &format!("Bearer {access}"))
+        .send()
+        .await;
+    assert_eq!(me.json()["account_id"], ALICE);
+    assert_eq!(me.json()["email"], "alice@example.com");
+    // Through the gateway, the token acts for Alice; on a site's own URL it is refused.
+    let bearer = format!("Bearer {access}");
+    let uri = format!("/ex/jira/{acme}{}", property_uri(3, "synced", ALICE));
+    app.put(&uri)
+        .header("authorization", &bearer)
+        .json("true")
+        .send()
+        .await
+        .assert_status(201);
+    let read = app.get(&uri).header("authorization", &bearer).send().await;
+    assert_eq!(read.text(), r#"{"key":"synced","value":true}"#);
+    app.get(property_uri(3, "synced", ALICE))
+        .host("acme.localhost")
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .assert_status(401);
+    app.get(property_uri(3, "existing", ALICE))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .assert_status(401);
+    // Rotating refresh tokens: each use gives a new one; the old one is tolerated for 10 minutes.
+    let refreshed = app
+        .request(Method::POST, "/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", &basic(CLIENT_ID, CLIENT_SECRET))
+        .body(format!("grant_type=refresh_token&refresh_token={refresh}"))
+        .send()
+        .await;
+    refreshed.assert_status(200);
+    let newest = refreshed.json()["refresh_token"]
+        .as_str()
+        .expect("rotated")
+        .to_owned();
+    assert_ne!(newest, refresh);
+    let refresh_with = |token: &str| {
+        json!({"grant_type": "refresh_token", "client_id": CLIENT_ID,
+                                             "client_secret": CLIENT_SECRET, "refresh_token": token})
+    };
+    token_request(&app, refresh_with(&refresh))
+        .await
+        .assert_status(200);
+    clock.advance(Duration::from_secs(11 * 60));
+    let reused = token_request(&app, refresh_with(&refresh)).await;
+    reused.assert_status(403);
+    assert_eq!(
+        reused.json(),
+        json!({"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."})
+    );
+    // Reuse past the leeway revoked the whole family.
+    token_request(&app, refresh_with(&newest))
+        .await
+        .assert_status(403);
+    let resources = app
+        .get("/oauth/token/accessible-resources")
+        .header("authorization", &bearer)
+        .send()
+        .await;
+    resources.assert_status(401);
+}
+
+async fn an_access_token_expires(backend: Backend) {
+    let clock = ManualClock::new();
+    let store = backend.app().await.store;
+    let app = TestApp::with_settings(
+        store,
+        Settings {
+            clock: clock.clone(),
+            oauth_token_ttl: Duration::from_secs(60),
+            ..TestApp::settings(None)
+        },
+    );
+    let acme = make_acme(&app).await;
+    register(&app, &["read:jira-user"], true).await;
+    let code = code_for(&app, ALICE, "read:jira-user").await;
+    let tokens = token_request(&app, exchange(&code)).await.json();
+    assert_eq!(tokens["expires_in"], 60);
+    assert!(
+        tokens.get("refresh_token").is_none(),
+        "no offline_access, no refresh token"
+    );
+    let bearer = format!(
+        "Bearer {}",
+        tokens["access_token"].as_str().expect("a token")
+    );
+    let uri = format!("/ex/jira/{acme}/rest/api/3/myself");
+    app.get(&uri)
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .assert_status(200);
+    clock.advance(Duration::from_secs(61));
+    app.get(&uri)
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .assert_status(401);
+}
+
+async fn scopes_are_checked_before_jira_and_an_app_is_never_more_than_its_user(backend: Backend) {
+    let app = backend.app().await;
+    let acme = make_acme(&app).await;
+    register(&app, &["read:jira-user", "write:jira-work"], true).await;
+    let code = code_for(&app, ALICE, "read:jira-user").await;
+    let tokens = token_request(&app, exchange(&code)).await.json();
+    let bearer = format!(
+        "Bearer {}",
+        tokens["access_token"].as_str().expect("a token")
+    );
+    let put = app
+        .put(format!("/ex/jira/{acme}{}", property_uri(3, "k", ALICE)))
+        .header("authorization", &bearer)
+        .json("1")
+        .send()
+        .await;
+    put.assert_status(401);
+    assert_eq!(
+        put.json(),
+        json!({"code": 401, "message": "Unauthorized; scope does not match"})
+    );
+    assert_eq!(
+        put.header("x-failure-category"),
+        Some("FAILURE_CLIENT_SCOPE_CHECK")
+    );
+    // Before Jira's own checks: even a request Jira would refuse for its query.
+    let no_account = app
+        .get(format!("/ex/jira/{acme}/rest/api/3/user/properties/k"))
+        .header("authorization", &bearer)
+        .send()
+        .await;
+    no_account.assert_status(400);
+    let delete = app
+        .delete(format!("/ex/jira/{acme}{}", property_uri(3, "k", ALICE)))
+        .header("authorization", &bearer)
+        .send()
+        .await;
+    assert_eq!(
+        delete.header("x-failure-category"),
+        Some("FAILURE_CLIENT_SCOPE_CHECK")
+    );
+    // Reading is in scope; another user's record is Jira's 403, as for Alice herself.
+    let default = app
+        .admin(Method::GET, "/_admin/sites/default")
+        .send()
+        .await
+        .json();
+    let default_id = default["id"].as_str().expect("an id");
+    let bob = app
+        .get(format!(
+            "/ex/jira/{default_id}{}",
+            property_uri(3, "existing", BOB)
+        ))
+        .header("authorization", &bearer)
+        .send()
+        .await;
+    bob.assert_status(403);
+    let own = app
+        .get(format!(
+            "/ex/jira/{default_id}{}",
+            property_uri(3, "existing", ALICE)
+        ))
+        .header("authorization", &bearer)
+        .send()
+        .await;
+    own.assert_status(200);
+}
+
+async fn authorize_refuses_without_redirecting(backend: Backend) {
+    let app = backend.app().await;
+    register(&app, &["read:jira-user"], true).await;
+    let cases = [
+        (
+            authorize_uri("read:jira-user", "").replace("127.0.0.1%3A3000", "evil.example"),
+            "Callback URL mismatch.",
+        ),
+        (
+            authorize_uri("read:jira-user", "").replace(CLIENT_ID, "nobody"),
+            "Unknown client_id.",
+        ),
+        (
+            authorize_uri("write:jira-work", ""),
+            "The scope asked for is not among the app&#39;s scopes.",
+        ),
+        (
+            authorize_uri("read:jira-user", "")
+                .replace("response_type=code", "response_type=token"),
+            "response_type must be code.",
+        ),
+    ];
+    for (uri, message) in cases {
+        let response = app.get(&uri).send().await;
+        response.assert_status(400);
+        assert!(response.header("location").is_none(), "{uri}");
+        assert!(
+            response.text().contains(message),
+            "{uri}: {}",
+            response.text()
+        );
+    }
+    // No automatic consent for a hint the app was not given leave to follow.
+    let other = json!({"name": "Manual", "callbackUrl": CALLBACK, "scopes": ["read:jira-user"], "clientId": "manual"});
+    app.admin(Method::POST, "/_admin/apps")
+        .json(other.to_string())
+        .send()
+        .await
+        .assert_status(201);
+    let page = app
+        .get(
+            authorize_uri("read:jira-user", "&login_hint=alice@example.com")
+                .replace(CLIENT_ID, "manual"),
+        )
+        .send()
+        .await;
+    page.assert_status(200);
+    assert!(
+        page.text()
+            .contains("<form method=\"post\" action=\"/authorize\">")
+    );
+}
+
+async fn the_consent_page_signs_in_and_grants_the_sites_picked(backend: Backend) {
+    let app = backend.app().await;
+    let acme = make_acme(&app).await;
+    register(&app, &["read:jira-user"], false).await;
+    let page = app
+        .get(authorize_uri(
+            "read:jira-user",
+            "&login_hint=alice@example.com",
+        ))
+        .send()
+        .await;
+    page.assert_status(200);
+    assert!(page.text().contains("Acme sync"));
+    let form = |email: &str, token: &str, decision: &str| {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        body.append_pair("client_id", CLIENT_ID)
+            .append_pair("redirect_uri", CALLBACK)
+            .append_pair("scope", "read:jira-user")
+            .append_pair("state", "s-1")
+            .append_pair("response_type", "code")
+            .append_pair("email", email)
+            .append_pair("token", token)
+            .append_pair("site", "acme")
+            .append_pair("decision", decision);
+        body.finish()
+    };
+    let post = |body: String| {
+        app.request(Method::POST, "/authorize")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let wrong = post(form("alice@example.com", "wrong", "accept")).await;
+    wrong.assert_status(401);
+    assert!(wrong.text().contains("Wrong email or API token."));
+    let denied = redirected(&post(form("alice@example.com", "wrong", "deny")).await);
+    assert_eq!(param(&denied, "error").as_deref(), Some("access_denied"));
+    assert_eq!(param(&denied, "state").as_deref(), Some("s-1"));
+    // Signed in with the default site's token; only the site picked is granted.
+    let granted = redirected(&post(form("alice@example.com", "alice-token", "accept")).await);
+    let code = param(&granted, "code").expect("a code");
+    let tokens = token_request(&app, exchange(&code)).await.json();
+    let bearer = format!(
+        "Bearer {}",
+        tokens["access_token"].as_str().expect("a token")
+    );
+    let resources = app
+        .get("/oauth/token/accessible-resources")
+        .header("authorization", &bearer)
+        .send()
+        .await;
+    assert_eq!(resources.json().as_array().map(Vec::len), Some(1));
+    assert_eq!(resources.json()[0]["id"], acme);
+}
+
+async fn service_accounts_use_client_credentials(backend: Backend) {
+    let app = backend.app().await;
+    let acme = make_acme(&app).await;
+    let body = json!({"name": "Sync bot", "kind": "serviceAccount", "sites": ["acme"],
+                      "scopes": ["read:jira-user", "write:jira-work"], "clientId": "sync-bot"});
+    let created = app
+        .admin(Method::POST, "/_admin/apps")
+        .json(body.to_string())
+        .send()
+        .await;
+    created.assert_status(201);
+    let created = created.json();
+    let secret = created["clientSecret"]
+        .as_str()
+        .expect("a secret")
+        .to_owned();
+    let account_id = created["accountId"]
+        .as_str()
+        .expect("an account")
+        .to_owned();
+    assert!(
+        created["email"]
+            .as_str()
+            .is_some_and(|e| e.ends_with("@serviceaccount.atlassian.com"))
+    );
+    let listed = app.admin(Method::GET, "/_admin/apps").send().await.json();
+    assert!(listed[0].get("clientSecret").is_none(), "{listed}");
+    let form = |extra: &str| {
+        format!("grant_type=client_credentials&client_id=sync-bot&client_secret={secret}{extra}")
+    };
+    let request = |body: String| {
+        app.request(Method::POST, "/oauth/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let scoped = request(form("&scope=read:jira-user")).await;
+    assert_eq!(scoped.json()["error"], "invalid_scope");
+    let wrong =
+        request("grant_type=client_credentials&client_id=sync-bot&client_secret=nope".to_owned())
+            .await;
+    wrong.assert_status(401);
+    assert_eq!(wrong.json()["error"], "invalid_client");
+    let tokens = request(form("")).await;
+    tokens.assert_status(200);
+    assert!(tokens.json().get("refresh_token").is_none());
+    let bearer = format!(
+        "Bearer {}",
+        tokens.json()["access_token"].as_str().expect("a token")
+    );
+    let uri = format!("/ex/jira/{acme}{}", property_uri(3, "bot", &account_id));
+    app.put(&uri)
+        .header("authorization", &bearer)
+        .json("1")
+        .send()
+        .await
+        .assert_status(201);
+    let default = app
+        .admin(Method::GET, "/_admin/sites/default")
+        .send()
+        .await
+        .json();
+    let elsewhere = format!(
+        "/ex/jira/{}{}",
+        default["id"].as_str().unwrap_or_default(),
+        property_uri(3, "bot", &account_id)
+    );
+    app.get(&elsewhere)
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .assert_status(401);
+    // Deleting the app revokes its tokens and removes its user.
+    app.admin(Method::DELETE, "/_admin/apps/sync-bot")
+        .send()
+        .await
+        .assert_status(204);
+    app.get(&uri)
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .assert_status(401);
+    app.admin(
+        Method::GET,
+        format!("/_admin/sites/acme/users/{account_id}"),
+    )
+    .send()
+    .await
+    .assert_status(404);
+    app.admin(Method::DELETE, "/_admin/apps/sync-bot")
+        .send()
+        .await
+        .assert_status(404);
+}
+
+async fn the_admin_api_refuses_bad_apps(backend: Backend) {
+    let app = backend.app().await;
+    register(&app, &["read:jira-user"], false).await;
+    let cases = [
+        (
+            json!({"name": "Again", "callbackUrl": CALLBACK, "clientId": CLIENT_ID}),
+            409,
+        ),
+        (json!({"name": "No callback"}), 400),
+        (
+            json!({"name": "Bad callback", "callbackUrl": "ftp://x"}),
+            400,
+        ),
+        (json!({"name": "Bot", "kind": "serviceAccount"}), 400),
+        (
+            json!({"name": "Bot", "kind": "serviceAccount", "sites": ["nowhere"]}),
+            400,
+        ),
+        (
+            json!({"name": "Odd", "kind": "robot", "callbackUrl": CALLBACK}),
+            400,
+        ),
+        (
+            json!({"name": "Id", "callbackUrl": CALLBACK, "clientId": "a b"}),
+            400,
+        ),
+        (json!({"callbackUrl": CALLBACK}), 400),
+    ];
+    for (body, status) in cases {
+        let response = app
+            .admin(Method::POST, "/_admin/apps")
+            .json(body.to_string())
+            .send()
+            .await;
+        assert_eq!(
+            response.status.as_u16(),
+            status,
+            "{body}: {}",
+            response.text()
+        );
+    }
+    let unknown = token_request(&app, json!({"grant_type": "password"})).await;
+    assert_eq!(unknown.json()["error"], "unsupported_grant_type");
+}
+
+on_each_backend!(
+    the_authorization_code_flow_reaches_the_granted_sites,
+    an_access_token_expires,
+    scopes_are_checked_before_jira_and_an_app_is_never_more_than_its_user,
+    authorize_refuses_without_redirecting,
+    the_consent_page_signs_in_and_grants_the_sites_picked,
+    service_accounts_use_client_credentials,
+    the_admin_api_refuses_bad_apps,
+);
