@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::{HttpError, json_response};
 use crate::domain::{AppKind, Scopes};
 use crate::error::Error;
-use crate::service::oauth::NewApp;
+use crate::service::apps::NewApp;
 use crate::store::oauth::AppRecord;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
@@ -101,7 +101,7 @@ fn bad_request(message: impl Into<String>) -> HttpError {
 }
 
 async fn list_apps(State(state): State<AppState>) -> Result<Response> {
-    let apps = state.oauth.apps().await?;
+    let apps = state.apps.apps().await?;
     json(
         StatusCode::OK,
         &apps.iter().map(AppBody::from).collect::<Vec<_>>(),
@@ -142,7 +142,7 @@ async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Respon
         sites,
         admin: body.admin,
     };
-    let created = state.oauth.create_app(new).await?;
+    let created = state.apps.create_app(new).await?;
     let mut answer = AppBody::from(&created.app);
     answer.client_secret = Some(&created.client_secret);
     answer.email = created.account.as_ref().map(|(_, email)| email.as_str());
@@ -160,6 +160,6 @@ async fn delete_app(
         .iter()
         .map(|site| site.key)
         .collect();
-    state.oauth.delete_app(&client_id, &sites).await?;
+    state.apps.delete_app(&client_id, &sites).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -22,7 +22,9 @@
 
 mod admin;
 mod apps;
+mod atlassian_api;
 mod authenticate;
+mod consent;
 mod context;
 mod error;
 mod extract;
@@ -164,7 +166,7 @@ pub fn routes() -> Vec<Route> {
         Access::Site,
         read_only(get(probes::tenant_info)),
     ));
-    for (path, methods, handlers) in oauth::routes() {
+    for (path, methods, handlers) in oauth::routes().into_iter().chain(atlassian_api::routes()) {
         routes.push(route(
             path.to_owned(),
             methods,

@@ -1,17 +1,16 @@
-//! `auth.atlassian.com` and `api.atlassian.com`'s own endpoints: `/authorize` (the consent page,
-//! or at once with `login_hint` for an app that consents automatically), `/oauth/token`,
-//! `/oauth/token/accessible-resources` and `/me`.
+//! `auth.atlassian.com`: `/authorize` (the consent page, or at once with `login_hint` for an app
+//! that consents automatically) and `/oauth/token`.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::consent::{consent_page, error_page};
 use super::error::{HttpError, json_response};
-use super::sites::Server;
 use crate::credentials::Credentials;
 use crate::domain::{SiteKey, User};
 use crate::service::authentication::Via;
@@ -28,24 +27,18 @@ pub fn routes() -> Vec<(
     vec![
         ("/authorize", &["GET", "POST"], get(authorize).post(consent)),
         ("/oauth/token", &["POST"], post(token)),
-        (
-            "/oauth/token/accessible-resources",
-            &["GET"],
-            get(accessible_resources),
-        ),
-        ("/me", &["GET"], get(me)),
     ]
 }
 
 /// The query of `/authorize`, and the hidden fields of the consent form.
 #[derive(Debug, Default, Deserialize)]
-struct AuthorizeQuery {
-    client_id: Option<String>,
-    redirect_uri: Option<String>,
-    scope: Option<String>,
-    state: Option<String>,
-    response_type: Option<String>,
-    login_hint: Option<String>,
+pub(super) struct AuthorizeQuery {
+    pub(super) client_id: Option<String>,
+    pub(super) redirect_uri: Option<String>,
+    pub(super) scope: Option<String>,
+    pub(super) state: Option<String>,
+    pub(super) response_type: Option<String>,
+    pub(super) login_hint: Option<String>,
 }
 
 /// What the consent form sends, besides the query's fields.
@@ -260,84 +253,6 @@ fn redirect(callback: &str, pairs: &[(&str, &str)], state: Option<&str>) -> Resp
     response
 }
 
-/// Text made safe for HTML.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
-fn error_page(refusal: &OAuthError) -> Response {
-    let body = format!(
-        "<!doctype html><title>Authorization failed</title><h1>{}</h1><p id=\"error\">{}</p><p id=\"description\">{}</p>",
-        "Something went wrong",
-        escape(refusal.error),
-        escape(&refusal.description)
-    );
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, Html(body)).into_response()
-}
-
-fn consent_page(
-    query: &AuthorizeQuery,
-    authorization: &Authorization,
-    sites: &[String],
-    problem: Option<&str>,
-) -> Response {
-    let hidden = [
-        ("client_id", query.client_id.as_deref()),
-        ("redirect_uri", query.redirect_uri.as_deref()),
-        ("scope", query.scope.as_deref()),
-        ("state", query.state.as_deref()),
-        ("response_type", query.response_type.as_deref()),
-    ];
-    let mut page = format!(
-        "<!doctype html><meta charset=\"utf-8\"><title>Authorize {name}</title>\
-         <h1>{name} wants to access your Jira sites</h1><p>Scopes: <code>{scopes}</code></p>",
-        name = escape(&authorization.app.name),
-        scopes = escape(&authorization.scopes.to_string()),
-    );
-    if let Some(problem) = problem {
-        page.push_str(&format!(
-            "<p id=\"problem\" role=\"alert\">{}</p>",
-            escape(problem)
-        ));
-    }
-    page.push_str("<form method=\"post\" action=\"/authorize\">");
-    for (name, value) in hidden {
-        if let Some(value) = value {
-            page.push_str(&format!(
-                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-                escape(value)
-            ));
-        }
-    }
-    page.push_str(
-        "<p><label>Email <input name=\"email\" type=\"email\" autocomplete=\"username\"></label></p>\
-         <p><label>API token <input name=\"token\" type=\"password\"></label></p><fieldset><legend>Sites</legend>",
-    );
-    for site in sites.iter().take(100) {
-        let site = escape(site);
-        page.push_str(&format!(
-            "<label><input type=\"checkbox\" name=\"site\" value=\"{site}\" checked> {site}</label><br>"
-        ));
-    }
-    page.push_str(
-        "</fieldset><button name=\"decision\" value=\"accept\">Accept</button> \
-         <button name=\"decision\" value=\"deny\">Deny</button></form>",
-    );
-    Html(page).into_response()
-}
-
 /// The fields of a token request body (JSON), all optional so that the service names what is
 /// missing.
 #[derive(Debug, Default, Deserialize)]
@@ -448,106 +363,5 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     };
     let body =
         serde_json::to_vec(&answer).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, body))
-}
-
-/// The Bearer token a request carries.
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    match headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| Credentials::from_authorization(value.as_bytes()))
-    {
-        Some(Credentials::Bearer(token)) => Some(token),
-        _ => None,
-    }
-}
-
-/// The gateway's answer to a token it does not take (ours: Atlassian's body is not known).
-fn unauthorized() -> Response {
-    json_response(
-        StatusCode::UNAUTHORIZED,
-        r#"{"code":401,"message":"Unauthorized"}"#,
-    )
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Resource<'a> {
-    id: String,
-    name: &'a str,
-    url: String,
-    scopes: Vec<&'a str>,
-    avatar_url: &'static str,
-}
-
-/// `GET /oauth/token/accessible-resources`: the sites of the token's grant.
-async fn accessible_resources(
-    State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let Some(token) = bearer(&headers) else {
-        return Ok(unauthorized());
-    };
-    let Some((grant, sites)) = state.oauth.grant_of(&token).await? else {
-        return Ok(unauthorized());
-    };
-    let server = Server::of(&state, &uri, &headers);
-    let resources: Vec<Resource> = sites
-        .iter()
-        .map(|site| Resource {
-            id: site.id.to_string(),
-            name: site.name.as_str(),
-            url: server.site_url(&state, &site.name),
-            scopes: grant.scopes.iter().collect(),
-            avatar_url: "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/site.png",
-        })
-        .collect();
-    let body =
-        serde_json::to_vec(&resources).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, body))
-}
-
-#[derive(Serialize)]
-struct Profile<'a> {
-    account_type: &'static str,
-    account_id: &'a str,
-    email: &'a str,
-    email_verified: bool,
-    name: &'a str,
-    nickname: &'a str,
-    picture: &'static str,
-    account_status: &'static str,
-    zoneinfo: &'static str,
-    locale: &'static str,
-    extended_profile: serde_json::Map<String, serde_json::Value>,
-}
-
-/// `GET /me`: the profile of the user the token acts for.
-async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
-    let Some(token) = bearer(&headers) else {
-        return Ok(unauthorized());
-    };
-    let Some((grant, _)) = state.oauth.grant_of(&token).await? else {
-        return Ok(unauthorized());
-    };
-    let Some(user) = state.oauth.user_of(&grant).await? else {
-        return Ok(unauthorized());
-    };
-    let profile = Profile {
-        account_type: "atlassian",
-        account_id: &user.account_id,
-        email: &user.email,
-        email_verified: true,
-        name: &user.display_name,
-        nickname: &user.display_name,
-        picture: "https://avatar-management--avatars.us-west-2.prod.public.atl-paas.net/default.png",
-        account_status: if user.active { "active" } else { "inactive" },
-        zoneinfo: "UTC",
-        locale: "en-US",
-        extended_profile: serde_json::Map::new(),
-    };
-    let body =
-        serde_json::to_vec(&profile).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
     Ok(json_response(StatusCode::OK, body))
 }

@@ -8,6 +8,7 @@ use super::site::{SiteDefaults, SiteStates};
 use crate::clock::{self, SharedClock};
 use crate::credentials::TokenDigest;
 use crate::faults::FaultRules;
+use crate::service::apps::AppService;
 use crate::service::oauth::OAuthService;
 use crate::service::{AdminService, Authenticator, PropertyService, SiteService};
 use crate::store::Store;
@@ -37,7 +38,9 @@ pub struct StateParts {
     pub admin: AdminService,
     /// The sites.
     pub sites: SiteService,
-    /// Apps and their OAuth 2.0 tokens.
+    /// The registered apps.
+    pub apps: AppService,
+    /// The OAuth 2.0 flows and their tokens.
     pub oauth: OAuthService,
     /// What each site keeps in memory: journal, faults, failed logins.
     pub site_states: SiteStates,
@@ -117,6 +120,7 @@ impl AppState {
             service: PropertyService::new(store.clone()),
             admin: AdminService::new(store.clone()),
             sites: SiteService::new(store.clone(), settings.max_sites, clock.clone()),
+            apps: AppService::new(store.clone(), clock.clone()),
             oauth: OAuthService::new(store.clone(), clock.clone(), settings.oauth_token_ttl),
             site_states: SiteStates::new(SiteDefaults {
                 journal_size: settings.journal_size,

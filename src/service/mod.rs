@@ -6,9 +6,11 @@
 //! - [`admin`]: users, tokens, seeds, reset and snapshots, for the admin API, the command line
 //!   and the start-up seed.
 //! - [`sites`]: making, finding and deleting sites.
-//! - [`oauth`]: apps, the OAuth 2.0 flows and their tokens.
+//! - [`apps`]: registering OAuth 2.0 apps and service accounts.
+//! - [`oauth`]: the OAuth 2.0 flows and their tokens.
 
 pub mod admin;
+pub mod apps;
 pub mod authentication;
 pub mod oauth;
 pub mod properties;

@@ -1,14 +1,13 @@
-//! Apps and OAuth 2.0, as `auth.atlassian.com` plays them: registering apps, the
-//! authorization-code flow, the token endpoint with rotating refresh tokens, client credentials
-//! for service accounts, and what a token reaches (`accessible-resources`, `/me`).
+//! OAuth 2.0, as `auth.atlassian.com` plays it: the authorization-code flow, the token endpoint
+//! with rotating refresh tokens, client credentials for service accounts, and what a token
+//! reaches (`accessible-resources`, `/me`).
 
 use std::time::Duration;
 
 use crate::clock::SharedClock;
 use crate::credentials::{TokenDigest, generate_token};
-use crate::domain::{AccountId, AppKind, DisplayName, Email, NewUser, Scopes, SiteKey, User};
+use crate::domain::{AppKind, Scopes, SiteKey, User};
 use crate::error::{Error, Result};
-use crate::service::AdminService;
 use crate::store::Store;
 use crate::store::oauth::{AppRecord, Grant, GrantedSite, Refresh};
 
@@ -22,50 +21,13 @@ const REFRESH_INACTIVITY: Duration = Duration::from_secs(90 * 24 * 3600);
 const FAMILY_LIFE: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The scope that earns a refresh token.
 const OFFLINE_ACCESS: &str = "offline_access";
-/// Service accounts' emails end so.
-const SERVICE_ACCOUNT_DOMAIN: &str = "serviceaccount.atlassian.com";
 
 /// Apps and their tokens over one store.
 #[derive(Debug)]
 pub struct OAuthService {
     store: Store,
-    admin: AdminService,
     clock: SharedClock,
     access_ttl: Duration,
-}
-
-/// An app to register.
-#[derive(Debug, Default)]
-pub struct NewApp {
-    /// Its name.
-    pub name: String,
-    /// OAuth 2.0 app (`None` too) or service account.
-    pub kind: Option<AppKind>,
-    /// Its one callback URL (OAuth 2.0 apps).
-    pub callback_url: Option<String>,
-    /// The scopes it may use.
-    pub scopes: Scopes,
-    /// Whether a `login_hint` grants at once.
-    pub auto_consent: bool,
-    /// A pinned client id.
-    pub client_id: Option<String>,
-    /// A pinned client secret.
-    pub client_secret: Option<String>,
-    /// A service account's sites.
-    pub sites: Vec<SiteKey>,
-    /// Whether a service account administers Jira.
-    pub admin: bool,
-}
-
-/// A registered app, with its secret shown this once.
-#[derive(Debug)]
-pub struct CreatedApp {
-    /// The app.
-    pub app: AppRecord,
-    /// Its client secret.
-    pub client_secret: String,
-    /// A service account's user: account id and email.
-    pub account: Option<(String, String)>,
 }
 
 /// Tokens the token endpoint hands out.
@@ -143,137 +105,19 @@ impl OAuthService {
     /// Apps over `store`; access tokens live `access_ttl`.
     pub fn new(store: Store, clock: SharedClock, access_ttl: Duration) -> Self {
         Self {
-            admin: AdminService::new(store.clone()),
             store,
             clock,
             access_ttl,
         }
     }
 
-    fn now_ms(&self) -> i64 {
+    pub(super) fn now_ms(&self) -> i64 {
         crate::clock::unix_ms(&self.clock)
     }
 
     fn later_ms(&self, by: Duration) -> i64 {
         self.now_ms()
             .saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX))
-    }
-
-    /// Registers an app; a service account also becomes a user of each of its sites.
-    pub async fn create_app(&self, new: NewApp) -> Result<CreatedApp> {
-        let kind = new.kind.unwrap_or(AppKind::OAuth2);
-        let name = new.name.trim().to_owned();
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(Error::BadRequest("An app needs a name.".to_owned()));
-        }
-        if kind == AppKind::OAuth2 {
-            let callback = new.callback_url.as_deref().unwrap_or_default();
-            let parsed = url::Url::parse(callback).ok();
-            if !parsed.is_some_and(|url| matches!(url.scheme(), "http" | "https")) {
-                return Err(Error::BadRequest(
-                    "An OAuth 2.0 app needs a callbackUrl: an http or https URL.".to_owned(),
-                ));
-            }
-        }
-        if kind == AppKind::ServiceAccount && new.sites.is_empty() {
-            return Err(Error::BadRequest(
-                "A service account needs the sites it is a user of.".to_owned(),
-            ));
-        }
-        let secret = match new.client_secret {
-            Some(secret) if !secret.is_empty() => secret,
-            Some(_) => return Err(Error::BadRequest("clientSecret must not be empty.".into())),
-            None => random_token()?,
-        };
-        let client_id = match new.client_id {
-            Some(id) if is_client_id(&id) => id,
-            Some(_) => {
-                return Err(Error::BadRequest(
-                    "clientId must be 1 to 128 letters, digits, '-', '_' or '.'.".to_owned(),
-                ));
-            }
-            None => random_token()?,
-        };
-        let account = (kind == AppKind::ServiceAccount).then(|| {
-            let label: String = name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_lowercase()
-                    } else {
-                        '-'
-                    }
-                })
-                .collect();
-            let account_id = format!("712020:{client_id}");
-            (
-                account_id,
-                format!(
-                    "{}-{}@{SERVICE_ACCOUNT_DOMAIN}",
-                    label.trim_matches('-'),
-                    &client_id[..8.min(client_id.len())]
-                ),
-            )
-        });
-        let app = AppRecord {
-            client_id,
-            name,
-            kind,
-            secret: TokenDigest::of(&secret),
-            callback_url: new.callback_url,
-            scopes: new.scopes,
-            auto_consent: new.auto_consent,
-            account_id: account.as_ref().map(|(id, _)| id.clone()),
-        };
-        if !self.store.oauth().add_app(&app, self.now_ms()).await? {
-            return Err(Error::Conflict(format!(
-                "An app with client id '{}' exists already.",
-                app.client_id
-            )));
-        }
-        if let Some((account_id, email)) = &account {
-            for site in &new.sites {
-                let user = NewUser {
-                    account_id: AccountId::parse(account_id.as_str())
-                        .map_err(|e| Error::BadRequest(e.to_string()))?,
-                    email: Email::parse(email.as_str())
-                        .map_err(|_| Error::BadRequest("no email for the account".into()))?,
-                    display_name: DisplayName::parse(app.name.as_str())
-                        .map_err(|e| Error::BadRequest(e.to_string()))?,
-                    admin: new.admin,
-                    active: true,
-                };
-                self.admin.create_user(*site, user, Vec::new()).await?;
-            }
-        }
-        Ok(CreatedApp {
-            app,
-            client_secret: secret,
-            account,
-        })
-    }
-
-    /// Every app.
-    pub async fn apps(&self) -> Result<Vec<AppRecord>> {
-        Ok(self.store.oauth().apps().await?)
-    }
-
-    /// Deletes an app with every grant and token it holds; a service account's users go too.
-    pub async fn delete_app(&self, client_id: &str, sites: &[SiteKey]) -> Result<()> {
-        let app = self
-            .store
-            .oauth()
-            .app(client_id)
-            .await?
-            .ok_or_else(|| Error::AppNotFound(client_id.to_owned()))?;
-        self.store.oauth().delete_app(client_id).await?;
-        if let Some(account_id) = &app.account_id {
-            for site in sites {
-                // Gone already from a site is as good as deleted.
-                let _ = self.admin.delete_user(*site, account_id).await;
-            }
-        }
-        Ok(())
     }
 
     /// Checks an `/authorize` request: a known app, its callback URL exactly, its scopes only.
@@ -540,15 +384,7 @@ impl OAuthService {
     }
 }
 
-/// A client id, pinned: plain characters only, so that it travels in URLs unescaped.
-fn is_client_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
 /// A new secret: 256 random bits.
-fn random_token() -> Result<String> {
+pub(super) fn random_token() -> Result<String> {
     generate_token().map_err(|e| Error::Internal(format!("no randomness: {e}")))
 }
