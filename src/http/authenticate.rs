@@ -125,7 +125,7 @@ fn credentials(request: &Request) -> Option<Credentials> {
 }
 
 /// The address the accept loop recorded, when there is one.
-fn client_address(request: &Request) -> Option<std::net::IpAddr> {
+pub(super) fn client_address(request: &Request) -> Option<std::net::IpAddr> {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -2,21 +2,26 @@
 //! that consents automatically) and `/oauth/token`.
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::authenticate::client_address;
 use super::consent::{consent_page, error_page};
 use super::error::{HttpError, json_response};
 use crate::credentials::Credentials;
 use crate::domain::{SiteKey, User};
 use crate::service::authentication::Via;
 use crate::service::oauth::{Authorization, OAuthError, TokenRequest};
+use crate::throttle::Refused;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
+
+/// The longest token request read.
+const TOKEN_REQUEST_LIMIT: usize = 64 << 10;
 
 /// The routes: (path, methods besides HEAD, handlers). Each checks its own credentials.
 pub fn routes() -> Vec<(
@@ -294,7 +299,17 @@ fn oauth_error(refusal: &OAuthError) -> Response {
 
 /// `POST /oauth/token`: JSON or form bodies; the client's credentials in the body or in a
 /// Basic header.
-async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+async fn token(State(state): State<AppState>, request: Request) -> Result<Response> {
+    let address = client_address(&request);
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let Ok(body) = axum::body::to_bytes(body, TOKEN_REQUEST_LIMIT).await else {
+        return Ok(oauth_error(&OAuthError {
+            status: 400,
+            error: "invalid_request",
+            description: "The body could not be read, or is too long.".to_owned(),
+        }));
+    };
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -350,9 +365,33 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
         refresh_token: body.refresh_token,
         scope: body.scope,
     };
+    // Guesses at client secrets count as failed logins, by client id and address.
+    let login = Credentials::Basic {
+        email: request.client_id.clone().unwrap_or_default(),
+        token: String::new(),
+    };
+    let attempt = match state.logins.admit(address, Some(&login), false) {
+        Ok(attempt) => attempt,
+        Err(Refused { retry_after }) => {
+            let mut response = oauth_error(&OAuthError {
+                status: 401,
+                error: "invalid_client",
+                description: "Too many failed attempts; try again later.".to_owned(),
+            });
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return Ok(response);
+        }
+    };
     let issued = match state.oauth.token(request).await? {
         Ok(issued) => issued,
-        Err(refusal) => return Ok(oauth_error(&refusal)),
+        Err(refusal) => {
+            if refusal.error == "invalid_client" {
+                state.logins.count_rejection(attempt, Some(&login));
+            }
+            return Ok(oauth_error(&refusal));
+        }
     };
     let answer = TokenAnswer {
         access_token: &issued.access_token,

@@ -582,7 +582,39 @@ async fn the_admin_api_refuses_bad_apps(backend: Backend) {
     assert_eq!(unknown.json()["error"], "unsupported_grant_type");
 }
 
+/// Guesses at a client secret count as failed logins: past the limit, even the right secret is
+/// refused for a while.
+async fn failed_client_authentications_are_throttled(backend: Backend) {
+    let store = backend.app().await.store;
+    let app = TestApp::with_settings(
+        store,
+        Settings {
+            login_failures: 3,
+            ..TestApp::settings(None)
+        },
+    );
+    register(&app, &["read:jira-user"], true).await;
+    let attempt = |secret: &str| {
+        let body = json!({"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": secret});
+        app.request(Method::POST, "/oauth/token")
+            .from("10.1.2.3:4000")
+            .json(body.to_string())
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt("wrong").await.json()["error"], "invalid_client");
+    }
+    let refused = attempt(CLIENT_SECRET).await;
+    refused.assert_status(401);
+    assert_eq!(
+        refused.json()["error_description"],
+        "Too many failed attempts; try again later."
+    );
+    assert!(refused.header("retry-after").is_some());
+}
+
 on_each_backend!(
+    failed_client_authentications_are_throttled,
     the_authorization_code_flow_reaches_the_granted_sites,
     an_access_token_expires,
     scopes_are_checked_before_jira_and_an_app_is_never_more_than_its_user,
