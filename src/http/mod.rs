@@ -144,6 +144,18 @@ pub fn routes() -> Vec<Route> {
                 jira,
                 read_only(get(users::user)),
             ),
+            route(
+                format!("{base}/user/search"),
+                &["GET"],
+                jira,
+                read_only(get(users::search)),
+            ),
+            route(
+                format!("{base}/user/bulk"),
+                &["GET"],
+                jira,
+                read_only(get(users::bulk)),
+            ),
         ]);
     }
     let singles = [

@@ -1,9 +1,10 @@
-//! What Jira clients call around the properties: `serverInfo`, `myself` and `user`.
+//! What Jira clients call around the properties: `serverInfo`, `myself`, `user`, and the user
+//! lookups apps make before writing a property: `user/search` and `user/bulk`.
 
 use std::time::SystemTime;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use percent_encoding::utf8_percent_encode;
 use serde::Serialize;
@@ -129,6 +130,135 @@ pub async fn user(
     let user = state.service.user(&caller, &target).await?;
     let show_email = user.account_id == caller.account_id();
     json(&UserBody::new(&user, version.0, &base, show_email))
+}
+
+/// `startAt` and `maxResults`, as Jira reads them: whole numbers, `maxResults` capped.
+fn page(query: &[(String, String)], default_max: usize, cap: usize) -> Result<(usize, usize)> {
+    let number = |name: &str, default: usize| -> Result<usize> {
+        match query.iter().find(|(key, _)| key == name) {
+            None => Ok(default),
+            Some((_, value)) => value.parse().map_err(|_| {
+                HttpError::from(Error::BadRequest(format!(
+                    "The value '{value}' is invalid for {name}."
+                )))
+            }),
+        }
+    };
+    Ok((
+        number("startAt", 0)?,
+        number("maxResults", default_max)?.min(cap),
+    ))
+}
+
+fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect()
+}
+
+/// `GET .../user/search?query=&accountId=&startAt=&maxResults=`: active users by a prefix of
+/// their name or email, or by account id.
+pub async fn search(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    version: ApiVersion,
+    BaseUrl(base): BaseUrl,
+    uri: Uri,
+) -> Result<Response> {
+    let pairs = query_pairs(&uri);
+    let value = |name: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let (query, account_id) = (value("query"), value("accountId"));
+    if query.is_none_or(str::is_empty) && account_id.is_none_or(str::is_empty) {
+        return Err(Error::BadRequest(
+            "The query parameter or the accountId parameter must be provided.".to_owned(),
+        )
+        .into());
+    }
+    let (start_at, max_results) = page(&pairs, 50, 1000)?;
+    let users = state
+        .service
+        .search_users(&caller, query, account_id, start_at, max_results)
+        .await?;
+    let bodies: Vec<UserBody> = users
+        .iter()
+        .map(|user| {
+            UserBody::new(
+                user,
+                version.0,
+                &base,
+                user.account_id == caller.account_id(),
+            )
+        })
+        .collect();
+    json(&bodies)
+}
+
+/// A page of users, as `user/bulk` answers.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserPage<'a> {
+    #[serde(rename = "self")]
+    link: String,
+    max_results: usize,
+    start_at: usize,
+    total: usize,
+    is_last: bool,
+    values: Vec<UserBody<'a>>,
+}
+
+/// `GET .../user/bulk?accountId=A&accountId=B&startAt=&maxResults=`: users by account id.
+pub async fn bulk(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    version: ApiVersion,
+    BaseUrl(base): BaseUrl,
+    uri: Uri,
+) -> Result<Response> {
+    let pairs = query_pairs(&uri);
+    let ids: Vec<String> = pairs
+        .iter()
+        .filter(|(key, value)| key == "accountId" && !value.is_empty())
+        .map(|(_, value)| value.clone())
+        .collect();
+    if ids.is_empty() {
+        return Err(
+            Error::BadRequest("The accountId parameter must be provided.".to_owned()).into(),
+        );
+    }
+    let (start_at, max_results) = page(&pairs, 10, 200)?;
+    let (users, total) = state
+        .service
+        .users_by_id(&caller, &ids, start_at, max_results)
+        .await?;
+    let link = format!(
+        "{base}/rest/api/{}/user/bulk?{}",
+        version.0,
+        uri.query().unwrap_or_default()
+    );
+    let values: Vec<UserBody> = users
+        .iter()
+        .map(|user| {
+            UserBody::new(
+                user,
+                version.0,
+                &base,
+                user.account_id == caller.account_id(),
+            )
+        })
+        .collect();
+    json(&UserPage {
+        link,
+        max_results,
+        start_at,
+        total,
+        is_last: start_at + values.len() >= total,
+        values,
+    })
 }
 
 fn json(body: &impl Serialize) -> Result<Response> {

@@ -134,6 +134,74 @@ impl PropertyService {
         user.ok_or(Error::UserNotVisible)
     }
 
+    /// Active users whose display name has a word starting with `query`, or whose email starts
+    /// with it (case aside), or whose account id is `account_id`; by display name, from
+    /// `start_at`, at most `max_results`. Anyone signed in may search, as on Jira Cloud.
+    pub async fn search_users(
+        &self,
+        caller: &Caller,
+        query: Option<&str>,
+        account_id: Option<&str>,
+        start_at: usize,
+        max_results: usize,
+    ) -> Result<Vec<User>> {
+        require_scope(caller, Operation::ReadUsers)?;
+        let query = query
+            .map(str::to_lowercase)
+            .filter(|query| !query.is_empty());
+        let matches = |user: &User| {
+            let by_id = account_id.is_some_and(|id| id == user.account_id);
+            let by_text = query.as_deref().is_some_and(|query| {
+                user.email.to_lowercase().starts_with(query)
+                    || user
+                        .display_name
+                        .to_lowercase()
+                        .split_whitespace()
+                        .any(|word| word.starts_with(query))
+            });
+            user.active && (by_id || by_text)
+        };
+        let mut found: Vec<User> = self
+            .store
+            .users(caller.site)
+            .await?
+            .into_iter()
+            .filter(matches)
+            .collect();
+        found.sort_by(|a, b| {
+            a.display_name
+                .cmp(&b.display_name)
+                .then(a.account_id.cmp(&b.account_id))
+        });
+        Ok(found.into_iter().skip(start_at).take(max_results).collect())
+    }
+
+    /// The users with these account ids, in the order asked, each once; a page of them and
+    /// how many there are in all.
+    pub async fn users_by_id(
+        &self,
+        caller: &Caller,
+        account_ids: &[String],
+        start_at: usize,
+        max_results: usize,
+    ) -> Result<(Vec<User>, usize)> {
+        require_scope(caller, Operation::ReadUsers)?;
+        let mut found: Vec<User> = Vec::new();
+        for id in account_ids {
+            if found.iter().any(|user| user.account_id == *id) {
+                continue;
+            }
+            if let Some(user) = self.store.user(caller.site, id).await? {
+                found.push(user);
+            }
+        }
+        let total = found.len();
+        Ok((
+            found.into_iter().skip(start_at).take(max_results).collect(),
+            total,
+        ))
+    }
+
     /// Permission first (403), then existence (404); the account id to act on. The caller's own
     /// record exists: they just authenticated with it.
     async fn check_target<'a>(

@@ -160,7 +160,99 @@ async fn read_only_routes_refuse_other_methods_with_405(backend: Backend) {
     }
 }
 
+/// The lookups apps make before writing a property: search by a prefix of the name or email,
+/// and bulk by account id, paged as Jira pages them; emails only to their owner.
+async fn users_are_searched_and_fetched_in_bulk(backend: Backend) {
+    let app = backend.app().await;
+    let names = |response: &TestResponse, list: &str| -> Vec<String> {
+        let json = response.json();
+        let list = if list.is_empty() { &json } else { &json[list] };
+        list.as_array()
+            .expect("an array")
+            .iter()
+            .map(|user| user["displayName"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    // Carol is deactivated: search leaves her out.
+    for (query, expected) in [
+        ("a", vec!["Admin", "Alice"]),
+        ("BOB@", vec!["Bob"]),
+        ("car", vec![]),
+    ] {
+        let found = app
+            .get(format!("/rest/api/3/user/search?query={query}"))
+            .by(Who::Alice)
+            .send()
+            .await;
+        found.assert_status(200);
+        assert_eq!(names(&found, ""), expected, "{query}");
+    }
+    let mine = app
+        .get("/rest/api/3/user/search?query=ali")
+        .by(Who::Alice)
+        .send()
+        .await;
+    assert_eq!(mine.json()[0]["emailAddress"], "alice@example.com");
+    let theirs = app
+        .get("/rest/api/3/user/search?query=bob")
+        .by(Who::Alice)
+        .send()
+        .await;
+    assert!(theirs.json()[0].get("emailAddress").is_none());
+    let by_id = app
+        .get(format!("/rest/api/2/user/search?accountId={BOB}"))
+        .by(Who::Alice)
+        .send()
+        .await;
+    assert_eq!(names(&by_id, ""), ["Bob"]);
+    let paged = app
+        .get("/rest/api/3/user/search?query=a&startAt=1&maxResults=1")
+        .by(Who::Alice)
+        .send()
+        .await;
+    assert_eq!(names(&paged, ""), ["Alice"]);
+    app.get("/rest/api/3/user/search")
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(400);
+    app.get("/rest/api/3/user/search?query=a&maxResults=x")
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(400);
+    app.get("/rest/api/3/user/search?query=a")
+        .send()
+        .await
+        .assert_status(401);
+
+    let uri = format!(
+        "/rest/api/3/user/bulk?accountId={BOB}&accountId={NOBODY}&accountId={ALICE}&accountId={BOB}"
+    );
+    let bulk = app.get(&uri).by(Who::Alice).send().await;
+    bulk.assert_status(200);
+    assert_eq!(names(&bulk, "values"), ["Bob", "Alice"]);
+    assert_eq!(
+        (bulk.json()["total"].clone(), bulk.json()["isLast"].clone()),
+        (2.into(), true.into())
+    );
+    let first = app
+        .get(format!("{uri}&maxResults=1"))
+        .by(Who::Alice)
+        .send()
+        .await;
+    assert_eq!(names(&first, "values"), ["Bob"]);
+    assert_eq!(first.json()["isLast"], false);
+    assert_eq!(first.json()["maxResults"], 1);
+    app.get("/rest/api/3/user/bulk")
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(400);
+}
+
 on_each_backend!(
+    users_are_searched_and_fetched_in_bulk,
     server_info_says_cloud_to_anyone,
     server_info_refuses_wrong_credentials_and_names_right_ones,
     server_info_uses_the_public_url,
