@@ -22,6 +22,7 @@ use crate::domain::{AccountId, DisplayName, Email, NewUser, SiteKey};
 use crate::http::{AppState, router};
 use crate::service::{AdminService, SiteService};
 use crate::store::Store;
+use crate::store::admin::TokenLimits;
 use crate::{seed, shutdown_signal};
 
 /// Runs what the command line asks for.
@@ -36,7 +37,9 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
             command: TokensCommand::Create { account_id },
         }) => {
             let (admin, site) = administer(config).await?;
-            let token = admin.create_token(site, account_id).await?;
+            let token = admin
+                .create_token(site, account_id, &TokenLimits::default())
+                .await?;
             println!("{}", json!({"id": token.id, "token": token.token}));
         }
         Some(Command::Export { file }) => {
@@ -107,7 +110,9 @@ async fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<()> {
                 active: true,
             };
             let user = admin.create_user(site, user, Vec::new()).await?;
-            let token = admin.create_token(site, &user.account_id).await?;
+            let token = admin
+                .create_token(site, &user.account_id, &TokenLimits::default())
+                .await?;
             println!(
                 "{}",
                 json!({"accountId": user.account_id, "email": user.email, "displayName": user.display_name,

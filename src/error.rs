@@ -36,6 +36,9 @@ pub enum Error {
     /// An OAuth token that lacks every scope the operation accepts: the gateway's answer.
     #[error("Unauthorized; scope does not match")]
     ScopeMismatch,
+    /// A scoped API token sent as a Bearer token through the gateway: 404, as observed there.
+    #[error("The requested resource could not be found.")]
+    ScopedTokenAsBearer,
     /// No app has this client id.
     #[error("The app {0} does not exist.")]
     AppNotFound(String),

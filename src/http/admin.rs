@@ -15,12 +15,12 @@ use super::AppState;
 use super::error::{HttpError, json_response};
 use super::journal::Filter;
 use super::site::CurrentSite;
-use crate::domain::{DisplayName, Email, User};
+use crate::domain::{DisplayName, Email, Scopes, User};
 use crate::error::Error;
 use crate::faults::FaultRules;
 use crate::seed;
 use crate::service::admin::UserChanges;
-use crate::store::admin::TokenInfo;
+use crate::store::admin::{TokenInfo, TokenLimits};
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
 
@@ -120,6 +120,10 @@ impl<'a> From<&'a User> for UserBody<'a> {
 struct TokenBody<'a> {
     id: &'a str,
     created_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
 }
 
 impl<'a> From<&'a TokenInfo> for TokenBody<'a> {
@@ -127,8 +131,51 @@ impl<'a> From<&'a TokenInfo> for TokenBody<'a> {
         Self {
             id: &token.id,
             created_at: &token.created_at,
+            scopes: token.limits.scopes.as_ref().map(|s| s.iter().collect()),
+            expires_at: token.limits.expires_at.map(rfc3339),
         }
     }
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 with milliseconds, in UTC.
+fn rfc3339(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.unsigned_abs());
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// `POST .../tokens`: no body for a classic token; scopes and an expiry for a scoped one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewTokenRequest {
+    scopes: Option<Vec<String>>,
+    expires_at: Option<String>,
+}
+
+fn token_limits(body: &[u8]) -> Result<TokenLimits> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(TokenLimits::default());
+    }
+    let request: NewTokenRequest = serde_json::from_slice(body).map_err(|e| {
+        bad_request(format!(
+            "The request body must be empty, or JSON with scopes and expiresAt ({e})."
+        ))
+    })?;
+    let expires_at = match request.expires_at.as_deref() {
+        None => None,
+        Some(text) => {
+            let at = humantime::parse_rfc3339_weak(text)
+                .map_err(|_| bad_request(format!("expiresAt '{text}' is not an RFC 3339 time.")))?;
+            let ms = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|_| bad_request("expiresAt is before 1970."))?
+                .as_millis();
+            Some(i64::try_from(ms).map_err(|_| bad_request("expiresAt is too far away."))?)
+        }
+    };
+    Ok(TokenLimits {
+        scopes: request.scopes.map(|scopes| Scopes::of(&scopes)),
+        expires_at,
+    })
 }
 
 fn json(status: StatusCode, body: &impl Serialize) -> Result<Response> {
@@ -244,22 +291,36 @@ async fn list_tokens(
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct NewTokenBody<'a> {
     id: &'a str,
     token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
 }
 
 async fn create_token(
     State(state): State<AppState>,
     site: CurrentSite,
     UrlPath(UserPath { account_id }): UrlPath<UserPath>,
+    body: Bytes,
 ) -> Result<Response> {
-    let created = state.admin.create_token(site.key(), &account_id).await?;
+    // An unknown user is 404 whatever the body says.
+    state.admin.user(site.key(), &account_id).await?;
+    let limits = token_limits(&body)?;
+    let created = state
+        .admin
+        .create_token(site.key(), &account_id, &limits)
+        .await?;
     json(
         StatusCode::CREATED,
         &NewTokenBody {
             id: &created.id,
             token: &created.token,
+            scopes: limits.scopes.as_ref().map(|s| s.iter().collect()),
+            expires_at: limits.expires_at.map(rfc3339),
         },
     )
 }

@@ -148,6 +148,7 @@ fn service_status(error: &Error) -> StatusCode {
         | Error::UserNotVisible
         | Error::TokenNotFound(_)
         | Error::SiteNotFound
+        | Error::ScopedTokenAsBearer
         | Error::AppNotFound(_)
         | Error::PropertyNotFound(_) => StatusCode::NOT_FOUND,
         Error::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use crate::credentials::{TokenDigest, generate_token};
-use crate::domain::{AccountId, DisplayName, Email, NewUser, SiteKey, User};
+use crate::domain::{AccountId, DisplayName, Email, NewUser, Scopes, SiteKey, User};
 use crate::error::{Error, Result};
 use crate::snapshot;
-use crate::store::admin::{PatchOutcome, TokenInfo, UserPatch};
+use crate::store::admin::{PatchOutcome, TokenInfo, TokenLimits, UserPatch};
 use crate::store::{SeedData, SeedReport, Store};
 
 /// Administration over a store.
@@ -131,12 +131,22 @@ impl AdminService {
     }
 
     /// Makes a new API token for a user.
-    pub async fn create_token(&self, site: SiteKey, account_id: &str) -> Result<NewToken> {
+    pub async fn create_token(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+        limits: &TokenLimits,
+    ) -> Result<NewToken> {
         self.user(site, account_id).await?;
+        if limits.scopes.as_ref().is_some_and(Scopes::is_empty) {
+            return Err(Error::BadRequest(
+                "scopes must name at least one scope; leave it out for a classic token.".into(),
+            ));
+        }
         let token = generate_token().map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
         match self
             .store
-            .add_token(site, account_id, &TokenDigest::of(&token))
+            .add_token(site, account_id, &TokenDigest::of(&token), limits)
             .await?
         {
             Some(id) => Ok(NewToken { id, token }),

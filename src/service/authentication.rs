@@ -43,21 +43,28 @@ impl Authenticator {
         let credentials = credentials.ok_or(Error::Unauthenticated {
             credentials_rejected: false,
         })?;
-        let user = match credentials {
+        let rejected = || Error::Unauthenticated {
+            credentials_rejected: true,
+        };
+        let (user, token) = match credentials {
             // No account has an email with control characters (PostgreSQL cannot even store NUL).
-            Credentials::Basic { email, .. } if email.chars().any(char::is_control) => None,
+            Credentials::Basic { email, .. } if email.chars().any(char::is_control) => {
+                return Err(rejected());
+            }
             Credentials::Basic { email, token } => {
                 let digest = TokenDigest::of(token);
                 let account = self.store.account_by_email(site, &email_key(email)).await?;
+                let account = account.ok_or_else(rejected)?;
                 // Every digest is compared, without stopping at a match, in constant time each.
-                account
-                    .filter(|account| {
-                        account
-                            .digests
-                            .iter()
-                            .fold(false, |found, stored| found | stored.matches(&digest))
-                    })
-                    .map(|account| account.user.clone())
+                let matched = account.tokens.iter().fold(None, |found, stored| {
+                    if stored.digest.matches(&digest) {
+                        Some(stored)
+                    } else {
+                        found
+                    }
+                });
+                let token = matched.ok_or_else(rejected)?.clone();
+                (account.user.clone(), token)
             }
             Credentials::Bearer(token) => {
                 let digest = TokenDigest::of(token);
@@ -68,25 +75,35 @@ impl Authenticator {
                         .access(site, &digest, unix_ms(&self.clock))
                         .await?
                 {
-                    let user = Some(Arc::new(user)).filter(|user| user.active).ok_or(
-                        Error::Unauthenticated {
-                            credentials_rejected: true,
-                        },
-                    )?;
+                    let user = Some(Arc::new(user))
+                        .filter(|user| user.active)
+                        .ok_or_else(rejected)?;
                     let scopes = Some(Arc::new(scopes));
                     return Ok(Caller { site, scopes, user });
                 }
-                self.store.token_owner(site, &digest).await?
+                let owner = self.store.token_owner(site, &digest).await?;
+                let owner = owner.ok_or_else(rejected)?;
+                // A scoped token is Basic only; as Bearer the gateway knows no such resource.
+                if owner.token.scopes.is_some() {
+                    return Err(match via {
+                        Via::Gateway => Error::ScopedTokenAsBearer,
+                        Via::Site => rejected(),
+                    });
+                }
+                (owner.user.clone(), owner.token.clone())
             }
         };
-        let user = user
-            .filter(|user| user.active)
-            .ok_or(Error::Unauthenticated {
-                credentials_rejected: true,
-            })?;
+        let expired = token
+            .expires_at
+            .is_some_and(|at| at <= unix_ms(&self.clock));
+        // Scoped API tokens work only through the gateway, as on Atlassian's cloud.
+        let scoped_on_site = token.scopes.is_some() && via == Via::Site;
+        if !user.active || expired || scoped_on_site {
+            return Err(rejected());
+        }
         Ok(Caller {
             site,
-            scopes: None,
+            scopes: token.scopes,
             user,
         })
     }

@@ -2,7 +2,7 @@
 
 use super::{Result, SeedData, SeedReport, Store};
 use crate::credentials::TokenDigest;
-use crate::domain::{CloudId, Site, SiteKey, SiteName, User};
+use crate::domain::{CloudId, Scopes, Site, SiteKey, SiteName, User};
 
 /// Changes to a user; `None` leaves a field as it is.
 #[derive(Debug, Default, Clone)]
@@ -50,6 +50,18 @@ pub struct TokenInfo {
     pub id: String,
     /// When it was made, as the database wrote it.
     pub created_at: String,
+    /// Its scopes and expiry.
+    pub limits: TokenLimits,
+}
+
+/// What limits an API token: its scopes (a scoped token works only through the gateway form)
+/// and its expiry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenLimits {
+    /// `None` for a classic token.
+    pub scopes: Option<Scopes>,
+    /// When it stops working (ms since the Unix epoch), if ever.
+    pub expires_at: Option<i64>,
 }
 
 /// The whole state: users with their token digests, and properties, in a stable order.
@@ -88,8 +100,9 @@ impl Store {
         site: SiteKey,
         account_id: &str,
         digest: &TokenDigest,
+        limits: &TokenLimits,
     ) -> Result<Option<String>> {
-        forward!(self.add_token(site, account_id, digest).await)
+        forward!(self.add_token(site, account_id, digest, limits).await)
     }
 
     /// A user's tokens by creation; `None` when there is no such user.

@@ -35,7 +35,7 @@ pub use sqlite::SqliteStore;
 
 use crate::clock::{self, SharedClock};
 use crate::credentials::TokenDigest;
-use crate::domain::{PropertyKey, PropertyValue, SiteKey, User, Written};
+use crate::domain::{PropertyKey, PropertyValue, Scopes, SiteKey, User, Written};
 
 /// How to hold connections.
 #[derive(Debug, Clone)]
@@ -68,14 +68,34 @@ impl Default for DatabaseOptions {
     }
 }
 
-/// A user with the digests of all their API tokens. Shared, not copied: every request with
-/// Basic credentials looks one up.
+/// A user with all their API tokens. Shared, not copied: every request with Basic credentials
+/// looks one up.
 #[derive(Debug, Clone)]
 pub struct Account {
     /// The user.
     pub user: Arc<User>,
-    /// Every token digest the user holds.
-    pub digests: Vec<TokenDigest>,
+    /// Every token the user holds.
+    pub tokens: Vec<StoredToken>,
+}
+
+/// An API token as stored: its digest and what limits it.
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    /// The digest.
+    pub digest: TokenDigest,
+    /// Its scopes; `None` for a classic token, which may do all its user may.
+    pub scopes: Option<Arc<Scopes>>,
+    /// When it stops working (ms since the Unix epoch), if ever.
+    pub expires_at: Option<i64>,
+}
+
+/// The holder of an API token, and what limits the token.
+#[derive(Debug, Clone)]
+pub struct TokenOwner {
+    /// The user.
+    pub user: Arc<User>,
+    /// The token's scopes and expiry.
+    pub token: StoredToken,
 }
 
 /// Everything a seed adds, already validated.
@@ -147,7 +167,7 @@ impl Store {
         &self,
         site: SiteKey,
         digest: &TokenDigest,
-    ) -> Result<Option<Arc<User>>> {
+    ) -> Result<Option<Arc<TokenOwner>>> {
         forward!(self.token_owner(site, digest).await)
     }
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection as _, PgConnection, Postgres, Row as _};
 
-use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, UserPatch};
+use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, TokenLimits, UserPatch};
 use super::sql::{Dialect, connection};
-use super::{Account, DatabaseOptions, Result, SeedData, SeedReport};
+use super::{Account, DatabaseOptions, Result, SeedData, SeedReport, TokenOwner};
 use crate::credentials::TokenDigest;
 use crate::domain::{CloudId, PropertyKey, PropertyValue, Site, SiteKey, SiteName, User, Written};
 
@@ -82,9 +82,8 @@ impl PostgresStore {
         &self,
         site: SiteKey,
         digest: &TokenDigest,
-    ) -> Result<Option<Arc<User>>> {
-        let user = Sql::token_owner(&mut *connection(&self.pool).await?, site, digest).await?;
-        Ok(user.map(Arc::new))
+    ) -> Result<Option<Arc<TokenOwner>>> {
+        Ok(Sql::token_owner(&mut *connection(&self.pool).await?, site, digest).await?)
     }
 
     pub(super) async fn account_by_email(
@@ -207,12 +206,14 @@ impl PostgresStore {
         site: SiteKey,
         account_id: &str,
         digest: &TokenDigest,
+        limits: &TokenLimits,
     ) -> Result<Option<String>> {
         Ok(Sql::add_token(
             &mut *connection(&self.pool).await?,
             site,
             account_id,
             digest,
+            limits,
         )
         .await?)
     }

@@ -22,10 +22,10 @@ use sqlx::{
     Transaction, Type,
 };
 
-use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, UserPatch};
-use super::{Account, SeedConflict, SeedData, SeedReport};
+use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, TokenLimits, UserPatch};
+use super::{Account, SeedConflict, SeedData, SeedReport, StoredToken, TokenOwner};
 use crate::credentials::TokenDigest;
-use crate::domain::{CloudId, PropertyValue, Site, SiteKey, SiteName, User, email_key};
+use crate::domain::{CloudId, PropertyValue, Scopes, Site, SiteKey, SiteName, User, email_key};
 
 /// What the dialects spell differently.
 pub(super) trait Dialect: Database {
@@ -71,15 +71,17 @@ where
     for<'a> String: Decode<'a, DB> + Type<DB>,
     for<'a> bool: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
     for<'a> i64: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
 {
     /// The owner of the token with this digest.
     pub async fn token_owner(
         conn: &mut Conn<DB>,
         site: SiteKey,
         digest: &TokenDigest,
-    ) -> Result<Option<User>> {
+    ) -> Result<Option<Arc<TokenOwner>>> {
         let row = sqlx::query(
-            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active
+            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash,
+                    t.scopes, t.expires_at
              FROM api_tokens t JOIN users u ON u.site = t.site AND u.account_id = t.account_id
              WHERE t.site = $1 AND t.token_hash = $2",
         )
@@ -87,7 +89,13 @@ where
         .bind(digest.as_bytes())
         .fetch_optional(conn)
         .await?;
-        row.map(|row| Self::user_from_row(&row)).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(TokenOwner {
+            user: Arc::new(Self::user_from_row(&row)?),
+            token: Self::token_from_row(&row, stored_digest(row.try_get(5)?)?)?,
+        })))
     }
 
     /// The user whose lower-cased email is `email_key`, with their token digests.
@@ -97,7 +105,8 @@ where
         email_key: &str,
     ) -> Result<Option<Arc<Account>>> {
         let rows = sqlx::query(
-            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash
+            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, t.token_hash,
+                    t.scopes, t.expires_at
              FROM users u
              LEFT JOIN api_tokens t ON t.site = u.site AND t.account_id = u.account_id
              WHERE u.site = $1 AND u.email_key = $2",
@@ -109,15 +118,15 @@ where
         let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let mut digests = Vec::with_capacity(rows.len());
+        let mut tokens = Vec::with_capacity(rows.len());
         for row in &rows {
             if let Some(stored) = row.try_get::<Option<&[u8]>, _>(5)? {
-                digests.push(stored_digest(stored)?);
+                tokens.push(Self::token_from_row(row, stored_digest(stored)?)?);
             }
         }
         Ok(Some(Arc::new(Account {
             user: Arc::new(Self::user_from_row(first)?),
-            digests,
+            tokens,
         })))
     }
 
@@ -251,16 +260,20 @@ where
         site: SiteKey,
         account_id: &str,
         digest: &TokenDigest,
+        limits: &TokenLimits,
     ) -> Result<Option<String>> {
+        let scopes = limits.scopes.as_ref().map(ToString::to_string);
         let row = sqlx::query(
-            "INSERT INTO api_tokens (site, token_hash, account_id, id)
-             SELECT site, $2, account_id, $4 FROM users WHERE site = $1 AND account_id = $3
+            "INSERT INTO api_tokens (site, token_hash, account_id, id, scopes, expires_at)
+             SELECT site, $2, account_id, $4, $5, $6 FROM users WHERE site = $1 AND account_id = $3
              RETURNING id",
         )
         .bind(site.0)
         .bind(digest.as_bytes())
         .bind(account_id)
         .bind(new_token_id()?.as_str())
+        .bind(scopes.as_deref())
+        .bind(limits.expires_at)
         .fetch_optional(conn)
         .await?;
         row.map(|row| row.try_get(0)).transpose()
@@ -274,7 +287,7 @@ where
     ) -> Result<Option<Vec<TokenInfo>>> {
         // A row with a NULL id for a user without tokens; none for no such user.
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT t.id, {} FROM users u
+            "SELECT t.id, {}, t.scopes, t.expires_at FROM users u
              LEFT JOIN api_tokens t ON t.site = u.site AND t.account_id = u.account_id
              WHERE u.site = $1 AND u.account_id = $2 ORDER BY t.created_at, t.id",
             DB::CREATED_AT
@@ -292,6 +305,12 @@ where
                 tokens.push(TokenInfo {
                     id,
                     created_at: row.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
+                    limits: TokenLimits {
+                        scopes: row
+                            .try_get::<Option<String>, _>(2)?
+                            .map(|s| Scopes::parse(&s)),
+                        expires_at: row.try_get(3)?,
+                    },
                 });
             }
         }
@@ -333,7 +352,8 @@ where
     pub async fn snapshot(mut tx: Transaction<'_, DB>, site: SiteKey) -> Result<Snapshot> {
         let users = sqlx::query(USERS).bind(site.0).fetch_all(&mut *tx).await?;
         let tokens = sqlx::query(
-            "SELECT account_id, token_hash FROM api_tokens WHERE site = $1
+            "SELECT account_id, token_hash FROM api_tokens
+             WHERE site = $1 AND scopes IS NULL AND expires_at IS NULL
              ORDER BY account_id, token_hash",
         )
         .bind(site.0)
@@ -615,6 +635,16 @@ where
             key: SiteKey(row.try_get(0)?),
             id: CloudId::parse(id).map_err(|e| broken("cloud_id", e.to_string()))?,
             name: SiteName::parse(name).map_err(|e| broken("name", e.to_string()))?,
+        })
+    }
+
+    /// A token's scopes and expiry, from columns 6 and 7.
+    fn token_from_row(row: &DB::Row, digest: TokenDigest) -> Result<StoredToken> {
+        let scopes: Option<String> = row.try_get(6)?;
+        Ok(StoredToken {
+            digest,
+            scopes: scopes.map(|scopes| Arc::new(Scopes::parse(&scopes))),
+            expires_at: row.try_get(7)?,
         })
     }
 

@@ -582,6 +582,112 @@ async fn the_admin_api_refuses_bad_apps(backend: Backend) {
     assert_eq!(unknown.json()["error"], "unsupported_grant_type");
 }
 
+/// Scoped API tokens: Basic `email:token` through the gateway only, within their scopes; as
+/// Bearer through the gateway, 404 (as observed); expired, refused everywhere.
+async fn scoped_api_tokens_work_through_the_gateway_only(backend: Backend) {
+    let app = backend.app().await;
+    let acme = make_acme(&app).await;
+    let tokens_uri = format!("/_admin/sites/acme/users/{ALICE}/tokens");
+    let make = |body: &'static str| app.admin(Method::POST, &tokens_uri).json(body).send();
+    let created = make(r#"{"scopes":["read:jira-user"],"expiresAt":"2999-01-01T00:00:00Z"}"#).await;
+    created.assert_status(201);
+    assert_eq!(created.json()["scopes"], json!(["read:jira-user"]));
+    assert_eq!(created.json()["expiresAt"], "2999-01-01T00:00:00.000Z");
+    let token = created.json()["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let listed = app.admin(Method::GET, &tokens_uri).send().await.json();
+    let scoped: Vec<&Value> = listed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter(|t| t.get("scopes").is_some())
+        .collect();
+    assert_eq!(scoped.len(), 1);
+    let alice = basic("alice@example.com", &token);
+    let gateway = format!("/ex/jira/{acme}");
+    app.get(format!("{gateway}/rest/api/3/myself"))
+        .header("authorization", &alice)
+        .send()
+        .await
+        .assert_status(200);
+    let put = app
+        .put(format!("{gateway}{}", property_uri(3, "k", ALICE)))
+        .header("authorization", &alice)
+        .json("1")
+        .send()
+        .await;
+    assert_eq!(
+        put.header("x-failure-category"),
+        Some("FAILURE_CLIENT_SCOPE_CHECK")
+    );
+    app.get("/rest/api/3/myself")
+        .host("acme.localhost")
+        .header("authorization", &alice)
+        .send()
+        .await
+        .assert_status(401);
+    let bearer = app
+        .get(format!("{gateway}/rest/api/3/myself"))
+        .header("authorization", &format!("Bearer {token}"))
+        .send()
+        .await;
+    bearer.assert_status(404);
+    // Expired tokens, scoped or classic, are refused on both forms.
+    let expired = make(r#"{"scopes":["read:jira-user"],"expiresAt":"2000-01-01T00:00:00Z"}"#)
+        .await
+        .json();
+    let expired = basic(
+        "alice@example.com",
+        expired["token"].as_str().unwrap_or_default(),
+    );
+    app.get(format!("{gateway}/rest/api/3/myself"))
+        .header("authorization", &expired)
+        .send()
+        .await
+        .assert_status(401);
+    let classic = make(r#"{"expiresAt":"2000-01-01T00:00:00Z"}"#).await.json();
+    let classic = basic(
+        "alice@example.com",
+        classic["token"].as_str().unwrap_or_default(),
+    );
+    app.get("/rest/api/3/myself")
+        .host("acme.localhost")
+        .header("authorization", &classic)
+        .send()
+        .await
+        .assert_status(401);
+    // A token without a body is classic, as before.
+    let plain = app.admin(Method::POST, &tokens_uri).send().await.json();
+    let plain = basic(
+        "alice@example.com",
+        plain["token"].as_str().unwrap_or_default(),
+    );
+    app.get("/rest/api/3/myself")
+        .host("acme.localhost")
+        .header("authorization", &plain)
+        .send()
+        .await
+        .assert_status(200);
+    for bad in [
+        r#"{"scopes":[]}"#,
+        r#"{"expiresAt":"soon"}"#,
+        r#"{"scope":["x"]}"#,
+        "[1]",
+    ] {
+        make(bad).await.assert_status(400);
+    }
+    app.admin(
+        Method::POST,
+        format!("/_admin/sites/acme/users/{NOBODY}/tokens"),
+    )
+    .json("{\"scopes\":[]}")
+    .send()
+    .await
+    .assert_status(404);
+}
+
 /// Guesses at a client secret count as failed logins: past the limit, even the right secret is
 /// refused for a while.
 async fn failed_client_authentications_are_throttled(backend: Backend) {
@@ -614,6 +720,7 @@ async fn failed_client_authentications_are_throttled(backend: Backend) {
 }
 
 on_each_backend!(
+    scoped_api_tokens_work_through_the_gateway_only,
     failed_client_authentications_are_throttled,
     the_authorization_code_flow_reaches_the_granted_sites,
     an_access_token_expires,

@@ -18,7 +18,7 @@ use quick_cache::{DefaultHashBuilder, Equivalent, Weighter};
 use sqlx::SqlitePool;
 use tokio::sync::Notify;
 
-use super::super::Account;
+use super::super::{Account, TokenOwner};
 use crate::clock::SharedClock;
 use crate::credentials::TokenDigest;
 use crate::domain::{PropertyValue, SiteKey, User};
@@ -45,7 +45,7 @@ const ENTRY_OVERHEAD: u64 = 64;
 /// meanwhile. Writers bump the epoch after they commit and before they update the cache.
 pub(super) struct ReadCache {
     /// Known tokens only, like `accounts`: `None` is never kept.
-    tokens: Cache<(SiteKey, TokenDigest), Option<Arc<User>>>,
+    tokens: Cache<(SiteKey, TokenDigest), Option<Arc<TokenOwner>>>,
     accounts: Cache<InSite, Option<Arc<Account>>>,
     users: Cache<InSite, Option<User>>,
     values: Cache<ValueKey, Option<PropertyValue>, ValueWeight>,
@@ -335,8 +335,8 @@ impl ReadCache {
         &self,
         site: SiteKey,
         digest: &TokenDigest,
-        read: impl Read<Option<Arc<User>>>,
-    ) -> sqlx::Result<Option<Arc<User>>> {
+        read: impl Read<Option<Arc<TokenOwner>>>,
+    ) -> sqlx::Result<Option<Arc<TokenOwner>>> {
         let key = (site, *digest);
         self.through(&self.tokens, &key, None, || key, Option::is_some, read)
             .await

@@ -18,9 +18,9 @@ use cache::ReadCache;
 use tokio::sync::{mpsc, oneshot};
 use writer::{Change, Write};
 
-use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, UserPatch};
+use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, TokenLimits, UserPatch};
 use super::sql::{Dialect, connection};
-use super::{Account, DatabaseOptions, Error, Result, SeedData, SeedReport};
+use super::{Account, DatabaseOptions, Error, Result, SeedData, SeedReport, TokenOwner};
 use crate::credentials::TokenDigest;
 use crate::domain::{CloudId, PropertyKey, PropertyValue, Site, SiteKey, SiteName, User, Written};
 
@@ -179,11 +179,9 @@ impl SqliteStore {
         &self,
         site: SiteKey,
         digest: &TokenDigest,
-    ) -> Result<Option<Arc<User>>> {
+    ) -> Result<Option<Arc<TokenOwner>>> {
         let read = move || async move {
-            let user =
-                Sql::token_owner(&mut *connection(&self.reader).await?, site, digest).await?;
-            Ok(user.map(Arc::new))
+            Sql::token_owner(&mut *connection(&self.reader).await?, site, digest).await
         };
         Ok(self.cache.token_owner(site, digest, read).await?)
     }
@@ -319,6 +317,7 @@ impl SqliteStore {
         site: SiteKey,
         account_id: &str,
         digest: &TokenDigest,
+        limits: &TokenLimits,
     ) -> Result<Option<String>> {
         self.changed(
             Sql::add_token(
@@ -326,6 +325,7 @@ impl SqliteStore {
                 site,
                 account_id,
                 digest,
+                limits,
             )
             .await,
         )
