@@ -20,6 +20,7 @@ use url::Url;
 use crate::config::{Command, Config, TokensCommand, UsersCommand};
 use crate::domain::{AccountId, DisplayName, Email, NewUser, SiteKey};
 use crate::http::{AppState, router};
+use crate::service::apps::AppService;
 use crate::service::{AdminService, SiteService};
 use crate::store::Store;
 use crate::store::admin::TokenLimits;
@@ -237,7 +238,8 @@ pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
     let settings = config.settings();
     if let Some((path, seed)) = seed {
         let sites = SiteService::new(store.clone(), settings.max_sites, settings.clock.clone());
-        let report = seed::apply(&admin, &sites, path, seed).await?;
+        let apps = AppService::new(store.clone(), settings.clock.clone());
+        let report = seed::apply(&admin, &sites, &apps, path, seed).await?;
         tracing::info!(
             users = report.users,
             tokens = report.tokens,

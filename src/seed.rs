@@ -10,9 +10,10 @@ use serde_json::value::RawValue;
 
 use crate::credentials::{TokenDigest, generate_token};
 use crate::domain::{
-    AccountId, CloudId, DEFAULT_SITE, DisplayName, Email, NewUser, PropertyKey, PropertyValue,
-    SiteKey, SiteName, User, email_key,
+    AccountId, AppKind, CloudId, DEFAULT_SITE, DisplayName, Email, NewUser, PropertyKey,
+    PropertyValue, Scopes, SiteKey, SiteName, User, email_key,
 };
+use crate::service::apps::{AppService, NewApp};
 use crate::service::sites::NewSite;
 use crate::service::{AdminService, SiteService};
 use crate::store::{SeedConflict, SeedData, SeedReport};
@@ -35,6 +36,28 @@ struct SeedFile<'a> {
     properties: Vec<&'a RawValue>,
     #[serde(default, borrow)]
     sites: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    apps: Vec<&'a RawValue>,
+}
+
+/// An app of a seed, as `POST /_admin/apps` takes one, with its client id and secret pinned so
+/// that tests know them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeedApp {
+    name: String,
+    kind: Option<String>,
+    callback_url: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    auto_consent: bool,
+    client_id: String,
+    client_secret: String,
+    #[serde(default)]
+    sites: Vec<String>,
+    #[serde(default)]
+    admin: bool,
 }
 
 /// One site of a seed: its name, its cloudId if pinned, and what it starts with.
@@ -56,6 +79,8 @@ pub struct Seed {
     pub data: SeedData,
     /// Other sites, made if missing.
     pub sites: Vec<SiteSeed>,
+    /// Apps, registered if missing (by client id).
+    pub apps: Vec<SeedApp>,
 }
 
 /// A site of a seed, validated.
@@ -241,7 +266,25 @@ pub fn parse(path: &Path, text: &str) -> Result<Seed, SeedError> {
         })?;
         sites.push(SiteSeed { name, id, data });
     }
-    Ok(Seed { data, sites })
+    let mut apps: Vec<SeedApp> = Vec::with_capacity(file.apps.len());
+    for (index, raw) in file.apps.iter().enumerate() {
+        let entry = format!("apps[{index}]");
+        let app: SeedApp =
+            serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, within_entry(e)))?;
+        let entry = format!("{entry} ({:?})", app.client_id);
+        if app
+            .kind
+            .as_deref()
+            .is_some_and(|kind| AppKind::parse(kind).is_none())
+        {
+            return Err(fail(path, entry, "kind must be oauth2 or serviceAccount"));
+        }
+        if apps.iter().any(|other| other.client_id == app.client_id) {
+            return Err(fail(path, entry, "the clientId is given twice"));
+        }
+        apps.push(app);
+    }
+    Ok(Seed { data, sites, apps })
 }
 
 /// Validates one site's users and properties.
@@ -311,6 +354,7 @@ fn parse_site(
 pub async fn apply(
     admin: &AdminService,
     sites: &SiteService,
+    apps: &AppService,
     path: &Path,
     seed: Seed,
 ) -> anyhow::Result<SeedReport> {
@@ -336,6 +380,33 @@ pub async fn apply(
         total.users += report.users;
         total.tokens += report.tokens;
         total.properties += report.properties;
+    }
+    for (index, app) in seed.apps.into_iter().enumerate() {
+        let entry = format!("apps[{index}] ({:?})", app.client_id);
+        if apps.app(&app.client_id).await?.is_some() {
+            continue;
+        }
+        let mut keys = Vec::with_capacity(app.sites.len());
+        for name in &app.sites {
+            let site = sites.named(name).await?;
+            let site =
+                site.ok_or_else(|| fail(path, &entry, format!("there is no site {name:?}")))?;
+            keys.push(site.key);
+        }
+        let new = NewApp {
+            name: app.name,
+            kind: app.kind.as_deref().and_then(AppKind::parse),
+            callback_url: app.callback_url,
+            scopes: Scopes::of(&app.scopes),
+            auto_consent: app.auto_consent,
+            client_id: Some(app.client_id),
+            client_secret: Some(app.client_secret),
+            sites: keys,
+            admin: app.admin,
+        };
+        apps.create_app(new)
+            .await
+            .map_err(|e| fail(path, &entry, e))?;
     }
     Ok(total)
 }

@@ -164,6 +164,11 @@ impl AppService {
         })
     }
 
+    /// The app with this client id.
+    pub async fn app(&self, client_id: &str) -> Result<Option<AppRecord>> {
+        Ok(self.store.oauth().app(client_id).await?)
+    }
+
     /// Every app.
     pub async fn apps(&self) -> Result<Vec<AppRecord>> {
         Ok(self.store.oauth().apps().await?)

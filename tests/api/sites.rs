@@ -5,6 +5,7 @@ use axum::http::Method;
 use jira_userprops::domain::SiteKey;
 use jira_userprops::http::Settings;
 use jira_userprops::seed;
+use jira_userprops::service::apps::AppService;
 use jira_userprops::service::{AdminService, SiteService};
 use serde_json::{Value, json};
 
@@ -593,9 +594,16 @@ async fn a_seed_makes_its_sites(backend: Backend) {
     let parsed = seed::parse(std::path::Path::new("seed.json"), &text).expect("a valid seed");
     let sites = SiteService::new(app.store.clone(), 10, jira_userprops::clock::system());
     let admin = AdminService::new(app.store.clone());
-    let report = seed::apply(&admin, &sites, std::path::Path::new("seed.json"), parsed)
-        .await
-        .expect("applied");
+    let apps = AppService::new(app.store.clone(), jira_userprops::clock::system());
+    let report = seed::apply(
+        &admin,
+        &sites,
+        &apps,
+        std::path::Path::new("seed.json"),
+        parsed,
+    )
+    .await
+    .expect("applied");
     assert_eq!((report.users, report.tokens, report.properties), (1, 1, 1));
     let tenant = app.get("/_edge/tenant_info").host(ACME_HOST).send().await;
     assert_eq!(
@@ -616,10 +624,40 @@ async fn a_seed_makes_its_sites(backend: Backend) {
             .expect("counted"),
         4
     );
+    // Apps in a seed are registered once, with their pinned credentials.
+    let with_app = r#"{"apps":[{"name":"Seeded bot","kind":"serviceAccount","clientId":"seeded-bot",
+        "clientSecret":"s3cret","sites":["acme"],"scopes":["read:jira-user"]}]}"#;
+    for _ in 0..2 {
+        let parsed =
+            seed::parse(std::path::Path::new("seed.json"), with_app).expect("a valid seed");
+        seed::apply(
+            &admin,
+            &sites,
+            &apps,
+            std::path::Path::new("seed.json"),
+            parsed,
+        )
+        .await
+        .expect("applied");
+    }
+    let tokens = app
+        .request(Method::POST, "/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=seeded-bot&client_secret=s3cret")
+        .send()
+        .await;
+    tokens.assert_status(200);
     // A pinned id that differs from the stored site's stops the seed.
     let moved = r#"{"sites":[{"name":"acme","id":"11111111-3f06-40d2-880f-dd28cf8daafa"}]}"#;
     let moved = seed::parse(std::path::Path::new("seed.json"), moved).expect("a valid seed");
-    let refused = seed::apply(&admin, &sites, std::path::Path::new("seed.json"), moved).await;
+    let refused = seed::apply(
+        &admin,
+        &sites,
+        &apps,
+        std::path::Path::new("seed.json"),
+        moved,
+    )
+    .await;
     let message = refused.expect_err("refused").to_string();
     assert!(
         message.contains(r#"sites[0] ("acme"): the site exists with another id"#),
@@ -631,6 +669,8 @@ async fn a_seed_makes_its_sites(backend: Backend) {
         r#"{"sites":[{"name":"a"},{"name":"a"}]}"#,
         r#"{"sites":[{"name":"default"}]}"#,
         twice,
+        r#"{"apps":[{"name":"x","clientId":"a","clientSecret":"b","kind":"robot"}]}"#,
+        r#"{"apps":[{"name":"x","clientId":"a"}]}"#,
     ] {
         assert!(
             seed::parse(std::path::Path::new("seed.json"), bad).is_err(),
