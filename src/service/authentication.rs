@@ -1,8 +1,6 @@
 //! Who is calling: credentials checked against the stored token digests, and OAuth 2.0 access
 //! tokens on the gateway form.
 
-use std::sync::Arc;
-
 use crate::clock::{SharedClock, unix_ms};
 use crate::credentials::{Credentials, TokenDigest};
 use crate::domain::{Caller, SiteKey, email_key};
@@ -69,16 +67,17 @@ impl Authenticator {
             Credentials::Bearer(token) => {
                 let digest = TokenDigest::of(token);
                 if via == Via::Gateway
-                    && let Some((user, scopes)) = self
+                    && let Some(access) = self
                         .store
                         .oauth()
                         .access(site, &digest, unix_ms(&self.clock))
                         .await?
                 {
-                    let user = Some(Arc::new(user))
-                        .filter(|user| user.active)
-                        .ok_or_else(rejected)?;
-                    let scopes = Some(Arc::new(scopes));
+                    if !access.user.active {
+                        return Err(rejected());
+                    }
+                    let scopes = Some(access.scopes.clone());
+                    let user = access.user.clone();
                     return Ok(Caller { site, scopes, user });
                 }
                 let owner = self.store.token_owner(site, &digest).await?;

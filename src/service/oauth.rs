@@ -352,15 +352,6 @@ impl OAuthService {
         })
     }
 
-    /// The user an access token acts for on `site`, with its scopes.
-    pub async fn access(&self, site: SiteKey, token: &str) -> Result<Option<(User, Scopes)>> {
-        Ok(self
-            .store
-            .oauth()
-            .access(site, &TokenDigest::of(token), self.now_ms())
-            .await?)
-    }
-
     /// The grant of an access token, with its sites.
     pub async fn grant_of(&self, token: &str) -> Result<Option<(Grant, Vec<GrantedSite>)>> {
         let oauth = self.store.oauth();

@@ -6,12 +6,14 @@
 //! bounds one `impl` block states once.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Result, Row, Type};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 use super::Store;
 use super::sql::{Dialect, connection};
+use super::sqlite::SqliteStore;
 use crate::credentials::TokenDigest;
 use crate::domain::{AppKind, CloudId, Scopes, SiteKey, SiteName, User};
 
@@ -53,6 +55,18 @@ pub struct Grant {
     pub ends_at: i64,
 }
 
+/// What an access token gives on a site: the user it acts for, the grant's scopes, and when
+/// the token ends (ms since the Unix epoch).
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The user.
+    pub user: Arc<User>,
+    /// The grant's scopes.
+    pub scopes: Arc<Scopes>,
+    /// When the token ends.
+    pub expires_at: i64,
+}
+
 /// A site a grant covers, as `accessible-resources` shows it.
 #[derive(Debug, Clone)]
 pub struct GrantedSite {
@@ -79,6 +93,7 @@ enum Pools<'a> {
     Sqlite {
         reader: &'a SqlitePool,
         writer: &'a SqlitePool,
+        store: &'a SqliteStore,
     },
     Postgres(&'a PgPool),
 }
@@ -93,7 +108,11 @@ impl Store {
         OAuthStore(match self {
             Store::Sqlite(store) => {
                 let (reader, writer) = store.pools();
-                Pools::Sqlite { reader, writer }
+                Pools::Sqlite {
+                    reader,
+                    writer,
+                    store,
+                }
             }
             Store::Postgres(store) => Pools::Postgres(store.pool()),
         })
@@ -105,7 +124,7 @@ impl Store {
 macro_rules! run {
     ($store:expr, $side:ident, $function:ident($($arg:expr),*)) => {
         match $store.0 {
-            Pools::Sqlite { reader, writer } => {
+            Pools::Sqlite { reader, writer, .. } => {
                 let pool = if run!(@writes $side) { writer } else { reader };
                 let mut conn = connection(pool).await?;
                 Ok(OAuthSql::<Sqlite>::$function(&mut *conn, $($arg),*).await?)
@@ -138,7 +157,16 @@ impl OAuthStore<'_> {
 
     /// Deletes an app with its grants, codes and tokens; whether it existed.
     pub async fn delete_app(&self, client_id: &str) -> super::Result<bool> {
-        run!(self, write, delete_app(client_id))
+        let deleted: super::Result<bool> = run!(self, write, delete_app(client_id));
+        self.revoked();
+        deleted
+    }
+
+    /// Tells the SQLite cache that tokens may have been revoked.
+    fn revoked(&self) {
+        if let Pools::Sqlite { store, .. } = self.0 {
+            store.tokens_revoked();
+        }
     }
 
     /// Records a grant.
@@ -204,18 +232,37 @@ impl OAuthStore<'_> {
         now: i64,
         leeway_ms: i64,
     ) -> super::Result<Refresh> {
-        run!(self, write, refresh(token, now, leeway_ms))
+        let refresh: super::Result<Refresh> = run!(self, write, refresh(token, now, leeway_ms));
+        // A refused refresh may have revoked its family.
+        if matches!(refresh, Ok(Refresh::Refused)) {
+            self.revoked();
+        }
+        refresh
     }
 
-    /// The user an access token acts for on `site`, with the grant's scopes; `None` when the
-    /// token is unknown, expired, or its grant does not cover the site.
+    /// What an access token gives on `site`; `None` when the token is unknown, expired, or its
+    /// grant does not cover the site. SQLite keeps known tokens in its cache, dropped whenever
+    /// one may have been revoked; PostgreSQL asks every time.
     pub async fn access(
         &self,
         site: SiteKey,
         token: &TokenDigest,
         now: i64,
-    ) -> super::Result<Option<(User, Scopes)>> {
-        run!(self, read, access(site, token, now))
+    ) -> super::Result<Option<Arc<Access>>> {
+        let found = match self.0 {
+            Pools::Sqlite { reader, store, .. } => {
+                let read = move || async move {
+                    let mut conn = connection(reader).await?;
+                    OAuthSql::<Sqlite>::access(&mut *conn, site, token, now).await
+                };
+                store.access_through_cache(site, token, read).await?
+            }
+            Pools::Postgres(pool) => {
+                let mut conn = connection(pool).await?;
+                OAuthSql::<Postgres>::access(&mut *conn, site, token, now).await?
+            }
+        };
+        Ok(found.filter(|access| access.expires_at > now))
     }
 
     /// The grant an unexpired access token belongs to.
@@ -477,9 +524,10 @@ where
         site: SiteKey,
         token: &TokenDigest,
         now: i64,
-    ) -> Result<Option<(User, Scopes)>> {
+    ) -> Result<Option<Arc<Access>>> {
         let row = sqlx::query(
-            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, g.scopes
+            "SELECT u.account_id, u.email, u.display_name, u.admin, u.active, g.scopes,
+                    t.expires_at
              FROM oauth_tokens t
              JOIN oauth_grants g ON g.grant_id = t.grant_id
              JOIN oauth_grant_sites s ON s.grant_id = g.grant_id AND s.site = $1
@@ -501,7 +549,11 @@ where
             admin: row.try_get(3)?,
             active: row.try_get(4)?,
         };
-        Ok(Some((user, Scopes::parse(row.try_get(5)?))))
+        Ok(Some(Arc::new(Access {
+            user: Arc::new(user),
+            scopes: Arc::new(Scopes::parse(row.try_get(5)?)),
+            expires_at: row.try_get(6)?,
+        })))
     }
 
     async fn grant_of_access(

@@ -18,6 +18,7 @@ use quick_cache::{DefaultHashBuilder, Equivalent, Weighter};
 use sqlx::SqlitePool;
 use tokio::sync::Notify;
 
+use super::super::oauth::Access;
 use super::super::{Account, TokenOwner};
 use crate::clock::SharedClock;
 use crate::credentials::TokenDigest;
@@ -46,6 +47,8 @@ const ENTRY_OVERHEAD: u64 = 64;
 pub(super) struct ReadCache {
     /// Known tokens only, like `accounts`: `None` is never kept.
     tokens: Cache<(SiteKey, TokenDigest), Option<Arc<TokenOwner>>>,
+    /// OAuth access tokens, known ones only; dropped whenever one may have been revoked.
+    access: Cache<(SiteKey, TokenDigest), Option<Arc<Access>>>,
     accounts: Cache<InSite, Option<Arc<Account>>>,
     users: Cache<InSite, Option<User>>,
     values: Cache<ValueKey, Option<PropertyValue>, ValueWeight>,
@@ -191,6 +194,7 @@ impl ReadCache {
         let key_lists = Cache::with_weighter(entries / 8 + 16, bytes / 4, KeyListWeight);
         Self {
             tokens: Cache::new(accounts_held),
+            access: Cache::new(accounts_held),
             accounts: Cache::new(accounts_held),
             users: Cache::new(accounts_held),
             values,
@@ -305,6 +309,7 @@ impl ReadCache {
             stripe.fetch_add(1, Ordering::SeqCst);
         }
         self.tokens.clear();
+        self.access.clear();
         self.accounts.clear();
         self.users.clear();
         self.values.clear();
@@ -339,6 +344,18 @@ impl ReadCache {
     ) -> sqlx::Result<Option<Arc<TokenOwner>>> {
         let key = (site, *digest);
         self.through(&self.tokens, &key, None, || key, Option::is_some, read)
+            .await
+    }
+
+    /// What an OAuth access token gives, held or read by `read`; unknown tokens are not kept.
+    pub(super) async fn access(
+        &self,
+        site: SiteKey,
+        digest: &TokenDigest,
+        read: impl Read<Option<Arc<Access>>>,
+    ) -> sqlx::Result<Option<Arc<Access>>> {
+        let key = (site, *digest);
+        self.through(&self.access, &key, None, || key, Option::is_some, read)
             .await
     }
 

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use writer::{Change, Write};
 
 use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, TokenLimits, UserPatch};
+use super::oauth::Access;
 use super::sql::{Dialect, connection};
 use super::{Account, DatabaseOptions, Error, Result, SeedData, SeedReport, TokenOwner};
 use crate::credentials::TokenDigest;
@@ -153,6 +154,25 @@ impl SqliteStore {
     /// The readers and the writer, for statements of other areas (`store/oauth.rs`).
     pub(super) fn pools(&self) -> (&SqlitePool, &SqlitePool) {
         (&self.reader, &self.writer)
+    }
+
+    /// An OAuth access token's grant, held or read by `read` (`store/oauth.rs`).
+    pub(super) async fn access_through_cache<F, R>(
+        &self,
+        site: SiteKey,
+        token: &TokenDigest,
+        read: F,
+    ) -> sqlx::Result<Option<Arc<Access>>>
+    where
+        F: FnOnce() -> R,
+        R: Future<Output = sqlx::Result<Option<Arc<Access>>>>,
+    {
+        self.cache.access(site, token, read).await
+    }
+
+    /// Tokens may have been revoked: nothing the cache holds of them is trusted.
+    pub(super) fn tokens_revoked(&self) {
+        self.cache.invalidate_all();
     }
 
     pub(super) fn pool_usage(&self) -> (u32, u32) {
