@@ -108,6 +108,39 @@ def many_sites_figures(directory, connections, seconds, repeats):
     return cells
 
 
+def oauth_figures(directory, connections, seconds, repeats):
+    """GET through the gateway form with an OAuth 2.0 access token (a service account's), and
+    with Basic credentials, each run paired with the ceiling as the main table is."""
+    seed = json.loads(seed_file(directory).read_text())
+    seed["apps"] = [{"name": "Bench bot", "kind": "serviceAccount", "clientId": "bench-bot",
+                     "clientSecret": "bench-secret", "sites": ["default"], "scopes": ["read:jira-user"]}]
+    path = Path(directory) / "oauth-seed.json"
+    path.write_text(json.dumps(seed))
+    server = Server(f"sqlite:{directory}/oauth.db", seed=path)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/oauth/token", method="POST",
+        data=b"grant_type=client_credentials&client_id=bench-bot&client_secret=bench-secret",
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        token = json.loads(response.read())["access_token"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/_edge/tenant_info", timeout=30) as response:
+        cloud_id = json.loads(response.read())["cloudId"]
+    script = Path(directory) / "get-oauth.lua"
+    script.write_text(
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        f'wrk.path = "/ex/jira/{cloud_id}/rest/api/3/myself"\n')
+    basic = Path(directory) / "get-basic-gateway.lua"
+    basic.write_text(
+        'dofile("bench/auth.lua")\n'
+        f'wrk.path = "/ex/jira/{cloud_id}/rest/api/3/myself"\n')
+    cells = {
+        "basic": measure(server.port, str(basic), connections, seconds, repeats, ceilings=[]),
+        "oauth": measure(server.port, str(script), connections, seconds, repeats, ceilings=[]),
+    }
+    server.stop()
+    return cells
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -154,7 +187,8 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 def wrk(port, script, connections, seconds):
     threads = min(connections, 2)
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f"bench/{script}.lua",
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
+         script if script.endswith(".lua") else f"bench/{script}.lua",
          f"http://127.0.0.1:{port}"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout
@@ -330,6 +364,7 @@ def main():
             lifecycle["PostgreSQL"] = site_lifecycle(args.postgres, 5 if args.smoke else 200)
         busiest = max(connections)
         many = many_sites_figures(directory, busiest, seconds, args.repeats)
+        many.update({f"oauth-{k}": v for k, v in oauth_figures(directory, busiest, seconds, args.repeats).items()})
         report = render(args, connections, results, idle_rss, max(peak or [0]), (startup, starts), large, pg)
         report += render_sites(lifecycle, many, busiest, results["get"][busiest])
         if args.smoke:
@@ -417,8 +452,26 @@ def render_sites(lifecycle, many, connections, main_get):
         "|---|---|---|---|---|",
     ]
     labels = {"get": "GET, default site", "get-host": "GET, host form (`s0500.localhost`)",
-              "get-gateway": "GET, gateway form (`/ex/jira/{cloudId}`)"}
+              "get-gateway": "GET, gateway form (`/ex/jira/{cloudId}`)",
+              "oauth-basic": "GET `myself` through the gateway, Basic",
+              "oauth-oauth": "GET `myself` through the gateway, OAuth 2.0 access token"}
     for script, cell in many.items():
+        if script.startswith("oauth-"):
+            continue
+        lines.append(f"| {labels[script]} | {cell['rps']:.0f} | {cell['ratio']:.0%} | {cell['p50']:.3f} | {cell['p99']:.3f} |")
+    lines += [
+        "",
+        "## Apps",
+        "",
+        f"`GET /ex/jira/{{cloudId}}/rest/api/3/myself` in a store of one site, {connections} connections, each run paired"
+        " with the ceiling: Basic credentials, then a service account's OAuth 2.0 access token (one statement more:"
+        " the token is never cached, so that a revocation counts at once on every instance).",
+        "",
+        "| scenario | requests/s | ratio to ceiling | p50 ms | p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for script in ("oauth-basic", "oauth-oauth"):
+        cell = many[script]
         lines.append(f"| {labels[script]} | {cell['rps']:.0f} | {cell['ratio']:.0%} | {cell['p50']:.3f} | {cell['p99']:.3f} |")
     return "\n".join(lines) + "\n"
 

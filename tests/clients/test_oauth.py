@@ -1,7 +1,8 @@
 """OAuth 2.0 apps and service accounts: the authorization code flow with requests-oauthlib, then
 atlassian-python-api and pycontribs jira on an access token through the gateway form, and a
-service account's client credentials. Each test makes a site of its own; the flow never leaves
-the server (the callback URL is only read from the Location header)."""
+service account's client credentials. Each test makes a site of its own, and the expiry test a
+server of its own; the flow never leaves the server (the callback URL is only read from the
+Location header)."""
 
 import json
 import os
@@ -22,7 +23,7 @@ from oauthlib.oauth2 import BackendApplicationClient, InvalidGrantError, Invalid
 from requests import HTTPError
 from requests_oauthlib import OAuth2Session
 
-from conftest import BOB
+from conftest import BOB, BOB_AUTH
 
 CALLBACK = "http://127.0.0.1:3000/callback"
 SCOPES = ["read:jira-user", "write:jira-work", "offline_access"]
@@ -48,7 +49,6 @@ class Site:
     gateway: str
     email: str
     api_token: str
-    account_id: str = CAROL
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def site(url, admin):
     assert requests.delete(f"{url}/_admin/sites/{body['id']}", headers=admin).status_code == 204
 
 
-def register(url, admin, **app):
+def register(url, admin, app):
     created = requests.post(f"{url}/_admin/apps", headers=admin, json=app)
     assert created.status_code == 201, created.text
     return created.json()
@@ -83,7 +83,7 @@ def apps(url, admin):
     made = []
 
     def make(**app):
-        made.append(register(url, admin, **app))
+        made.append(register(url, admin, app))
         return made[-1]
 
     yield make
@@ -194,23 +194,41 @@ def test_accessible_resources_and_me_describe_the_grant(url, site, apps):
     assert sorted(resource["scopes"]) == sorted(SCOPES)
     me = session.get(f"{url}/me").json()
     assert (me["account_id"], me["email"], me["name"]) == (CAROL, site.email, "Carol")
+    # Bob is in this site and in default: login_hint (here his accountId) grants both.
+    token = authorize(url, app, BOB)
+    resources = requests.get(f"{url}/oauth/token/accessible-resources", headers=bearer(token["access_token"])).json()
+    assert {site.id, cloud_id(url)} <= {resource["id"] for resource in resources}
 
 
 def test_an_access_token_works_only_through_the_gateway_of_a_granted_site(url, site, apps):
     token = authorize(url, oauth2_app(apps), site.email)
     headers = bearer(token["access_token"])
     assert requests.get(f"{site.gateway}/rest/api/3/myself", headers=headers).status_code == 200
-    # The same site by its own host: an access token is no API token.
-    own_host = requests.get(f"{url}/rest/api/3/myself", headers={**headers, "Host": f"{site.name}.localhost"})
-    assert own_host.status_code == 401
+    # The same site by its own host, where Carol's API token works: an access token is no API token.
+    own_host = {"Host": f"{site.name}.localhost"}
+    assert requests.get(f"{url}/rest/api/3/myself", headers=own_host, auth=(site.email, site.api_token)).ok
+    assert requests.get(f"{url}/rest/api/3/myself", headers={**headers, **own_host}).status_code == 401
     # The default site, which the grant does not cover.
     other = requests.get(f"{url}/ex/jira/{cloud_id(url)}/rest/api/3/myself", headers=headers)
     assert other.status_code == 401
 
 
+def recording(statuses):
+    """A requests-oauthlib compliance hook that notes each token response's status: oauthlib's
+    errors carry the status their RFC gives, not the one received."""
+
+    def hook(response):
+        statuses.append(response.status_code)
+        return response
+
+    return hook
+
+
 def test_refresh_with_an_unknown_token_raises_invalid_grant(url, apps):
     app = oauth2_app(apps)
     session = OAuth2Session(app["clientId"], scope=SCOPES)
+    statuses = []
+    session.register_compliance_hook("refresh_token_response", recording(statuses))
     with pytest.raises(InvalidGrantError) as raised:
         session.refresh_token(
             f"{url}/oauth/token",
@@ -218,11 +236,12 @@ def test_refresh_with_an_unknown_token_raises_invalid_grant(url, apps):
             client_id=app["clientId"],
             client_secret=app["clientSecret"],
         )
-    assert raised.value.status_code == 403
+    assert statuses == [403]
     assert raised.value.description == "Unknown or invalid refresh token."
 
 
 def test_the_consent_page_signs_in_with_an_api_token_and_grants_the_ticked_site(url, site, apps):
+    # Bob signs in with his token of the default site and ticks only the new site.
     app = apps(name="Acme sync", kind="oauth2", callbackUrl=CALLBACK, scopes=SCOPES, autoConsent=False)
     session = OAuth2Session(app["clientId"], redirect_uri=CALLBACK, scope=SCOPES)
     authorization_url, state = session.authorization_url(f"{url}/authorize", audience="api.atlassian.com")
@@ -232,14 +251,15 @@ def test_the_consent_page_signs_in_with_an_api_token_and_grants_the_ticked_site(
     fields = [(field["name"], field["value"]) for field in form.find_all("input", type="hidden")]
     sites = [box["value"] for box in form.find_all("input", type="checkbox", attrs={"name": "site"})]
     assert site.name in sites and "default" in sites
-    fields += [("email", site.email), ("token", site.api_token), ("site", site.name), ("decision", "accept")]
+    fields += [("email", BOB_AUTH[0]), ("token", BOB_AUTH[1]), ("site", site.name), ("decision", "accept")]
     redirect = requests.post(f"{url}{form['action']}", data=fields, allow_redirects=False)
     assert redirect.status_code == 302, redirect.text
     session.fetch_token(
         f"{url}/oauth/token", authorization_response=redirect.headers["Location"], client_secret=app["clientSecret"]
     )
     assert [resource["id"] for resource in session.get(f"{url}/oauth/token/accessible-resources").json()] == [site.id]
-    assert session.get(f"{site.gateway}/rest/api/2/myself").json()["accountId"] == CAROL
+    assert session.get(f"{site.gateway}/rest/api/2/myself").json()["accountId"] == BOB
+    assert session.get(f"{url}/ex/jira/{cloud_id(url)}/rest/api/2/myself").status_code == 401
 
 
 def atlassian_oauth2(app, token):
@@ -311,7 +331,10 @@ def test_a_service_account_works_through_the_gateway_with_client_credentials(url
     session = OAuth2Session(client=BackendApplicationClient(client_id=account["clientId"]))
     # include_client_id: grant_type, client_id and client_secret all in the form body.
     token = session.fetch_token(
-        f"{url}/oauth/token", client_id=account["clientId"], client_secret=account["clientSecret"], include_client_id=True
+        f"{url}/oauth/token",
+        client_id=account["clientId"],
+        client_secret=account["clientSecret"],
+        include_client_id=True,
     )
     assert token["token_type"] == "Bearer"
     assert "refresh_token" not in token
@@ -329,16 +352,26 @@ def test_a_service_account_works_through_the_gateway_with_client_credentials(url
 
 def test_client_credentials_refuse_a_scope_parameter(url, site, apps):
     account = apps(name="Scoped", kind="serviceAccount", scopes=["read:jira-user"], sites=[site.name])
-    session = OAuth2Session(client=BackendApplicationClient(client_id=account["clientId"]), scope=["read:jira-user"])
-    with pytest.raises(InvalidScopeError) as raised:
+    session = OAuth2Session(client=BackendApplicationClient(client_id=account["clientId"]))
+    statuses = []
+    session.register_compliance_hook("access_token_response", recording(statuses))
+    with pytest.raises(InvalidScopeError):
         session.fetch_token(
-            f"{url}/oauth/token", client_id=account["clientId"], client_secret=account["clientSecret"], include_client_id=True
+            f"{url}/oauth/token",
+            client_id=account["clientId"],
+            client_secret=account["clientSecret"],
+            include_client_id=True,
+            scope=["read:jira-user"],
         )
-    assert raised.value.status_code == 400
+    assert statuses == [400]
 
 
 def test_deleting_a_service_account_revokes_its_tokens_and_removes_its_user(url, admin, site):
-    account = register(url, admin, name="Short lived", kind="serviceAccount", scopes=["read:jira-user"], sites=[site.name])
+    account = register(
+        url,
+        admin,
+        {"name": "Short lived", "kind": "serviceAccount", "scopes": ["read:jira-user"], "sites": [site.name]},
+    )
     token = requests.post(
         f"{url}/oauth/token",
         data={"grant_type": "client_credentials"},
@@ -387,7 +420,9 @@ def short_ttl():
 
 def test_an_expired_access_token_is_refused_until_the_session_refreshes_it(short_ttl):
     url, admin = short_ttl
-    app = register(url, admin, name="Expiry", kind="oauth2", callbackUrl=CALLBACK, scopes=SCOPES, autoConsent=True)
+    app = register(
+        url, admin, {"name": "Expiry", "kind": "oauth2", "callbackUrl": CALLBACK, "scopes": SCOPES, "autoConsent": True}
+    )
     updates = []
     session = OAuth2Session(
         app["clientId"],
