@@ -464,8 +464,8 @@ def render_sites(lifecycle, many, connections, main_get):
         "## Apps",
         "",
         f"`GET /ex/jira/{{cloudId}}/rest/api/3/myself` in a store of one site, {connections} connections, each run paired"
-        " with the ceiling: Basic credentials, then a service account's OAuth 2.0 access token (one statement more:"
-        " the token is never cached, so that a revocation counts at once on every instance).",
+        " with the ceiling: Basic credentials, then a service account's OAuth 2.0 access token (SQLite keeps known"
+        " access tokens in its cache, dropped at any revocation; PostgreSQL asks every time).",
         "",
         "| scenario | requests/s | ratio to ceiling | p50 ms | p99 ms |",
         "|---|---|---|---|---|",
