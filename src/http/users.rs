@@ -108,6 +108,16 @@ impl<'a> UserBody<'a> {
     }
 }
 
+impl<'a> UserBody<'a> {
+    /// Users as a list answers them: each email shown to its owner only.
+    fn each(users: &'a [User], version: &str, base: &str, caller: &str) -> Vec<Self> {
+        users
+            .iter()
+            .map(|user| Self::new(user, version, base, user.account_id == caller))
+            .collect()
+    }
+}
+
 /// `GET .../myself`: the caller, email included.
 pub async fn myself(
     State(state): State<AppState>,
@@ -184,18 +194,12 @@ pub async fn search(
         .service
         .search_users(&caller, query, account_id, start_at, max_results)
         .await?;
-    let bodies: Vec<UserBody> = users
-        .iter()
-        .map(|user| {
-            UserBody::new(
-                user,
-                version.0,
-                &base,
-                user.account_id == caller.account_id(),
-            )
-        })
-        .collect();
-    json(&bodies)
+    json(&UserBody::each(
+        &users,
+        version.0,
+        &base,
+        caller.account_id(),
+    ))
 }
 
 /// A page of users, as `user/bulk` answers.
@@ -240,17 +244,7 @@ pub async fn bulk(
         version.0,
         uri.query().unwrap_or_default()
     );
-    let values: Vec<UserBody> = users
-        .iter()
-        .map(|user| {
-            UserBody::new(
-                user,
-                version.0,
-                &base,
-                user.account_id == caller.account_id(),
-            )
-        })
-        .collect();
+    let values = UserBody::each(&users, version.0, &base, caller.account_id());
     json(&UserPage {
         link,
         max_results,
