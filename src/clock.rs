@@ -66,6 +66,23 @@ pub fn unix_ms(clock: &SharedClock) -> i64 {
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Milliseconds since the Unix epoch as RFC 3339 with milliseconds, in UTC.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs());
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// An RFC 3339 time as milliseconds since the Unix epoch; the message says what is wrong.
+pub fn parse_rfc3339_ms(text: &str) -> Result<i64, String> {
+    let at = humantime::parse_rfc3339_weak(text)
+        .map_err(|_| format!("'{text}' is not an RFC 3339 time"))?;
+    let ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("'{text}' is before 1970"))?
+        .as_millis();
+    i64::try_from(ms).map_err(|_| format!("'{text}' is too far away"))
+}
+
 impl ManualClock {
     /// A clock standing at the moment it was made.
     pub fn new() -> Arc<Self> {
@@ -108,5 +125,14 @@ mod tests {
             clock.wall().duration_since(before_wall).ok(),
             Some(Duration::from_secs(3))
         );
+    }
+
+    #[test]
+    fn rfc3339_times_read_back_to_the_same_millisecond() {
+        let ms = parse_rfc3339_ms("2027-12-31T00:00:00.250Z").unwrap();
+        assert_eq!(ms, 1_830_211_200_250);
+        assert_eq!(rfc3339_ms(ms), "2027-12-31T00:00:00.250Z");
+        assert!(parse_rfc3339_ms("1969-12-31T23:59:59Z").is_err());
+        assert!(parse_rfc3339_ms("tomorrow").is_err());
     }
 }

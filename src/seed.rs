@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::clock::parse_rfc3339_ms;
 use crate::credentials::{TokenDigest, generate_token};
 use crate::domain::{
     AccountId, AppKind, CloudId, DEFAULT_SITE, DisplayName, Email, NewUser, PropertyKey,
@@ -16,6 +17,7 @@ use crate::domain::{
 use crate::service::apps::{AppService, NewApp};
 use crate::service::sites::NewSite;
 use crate::service::{AdminService, SiteService};
+use crate::store::admin::{TokenEntry, TokenLimits};
 use crate::store::{SeedConflict, SeedData, SeedReport};
 
 /// A seed file that cannot be used: which file, which entry, and what is wrong.
@@ -106,10 +108,57 @@ struct SeedUser {
     #[serde(default = "active_by_default")]
     active: bool,
     #[serde(default)]
-    api_tokens: Vec<String>,
+    api_tokens: Vec<SeedToken>,
     /// Digests of tokens whose secrets are not known, as snapshots carry them.
     #[serde(default)]
-    api_token_hashes: Vec<String>,
+    api_token_hashes: Vec<SeedToken>,
+}
+
+/// A token of a seed: its text alone (a classic token), or an object with its scopes and expiry.
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a token as a string, or an object with the token, scopes and expiresAt"
+)]
+enum SeedToken {
+    Classic(String),
+    Limited(LimitedToken),
+}
+
+/// `{"token": …}` in `apiTokens`, `{"hash": …}` in `apiTokenHashes`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LimitedToken {
+    token: Option<String>,
+    hash: Option<String>,
+    scopes: Option<Vec<String>>,
+    expires_at: Option<String>,
+}
+
+impl SeedToken {
+    /// The text (`field` is `token` or `hash`) and the limits.
+    fn parts(&self, field: &str) -> Result<(&str, TokenLimits), String> {
+        let limited = match self {
+            SeedToken::Classic(text) => return Ok((text, TokenLimits::default())),
+            SeedToken::Limited(limited) => limited,
+        };
+        let (text, other) = match field {
+            "token" => (&limited.token, &limited.hash),
+            _ => (&limited.hash, &limited.token),
+        };
+        let text = text
+            .as_deref()
+            .filter(|_| other.is_none())
+            .ok_or_else(|| format!("a token given as an object needs \"{field}\" and only it"))?;
+        let expires_at = limited
+            .expires_at
+            .as_deref()
+            .map(parse_rfc3339_ms)
+            .transpose()
+            .map_err(|reason| format!("expiresAt {reason}"))?;
+        let scopes = limited.scopes.as_ref().map(|scopes| Scopes::of(scopes));
+        Ok((text, TokenLimits { scopes, expires_at }))
+    }
 }
 
 fn active_by_default() -> bool {
@@ -130,8 +179,8 @@ struct SeedProperty<'a> {
 pub struct UserSeed {
     /// The user.
     pub user: NewUser,
-    /// Their tokens' digests, in the order given.
-    pub tokens: Vec<TokenDigest>,
+    /// Their tokens, in the order given.
+    pub tokens: Vec<TokenEntry>,
 }
 
 impl SeedUser {
@@ -148,21 +197,24 @@ impl SeedUser {
         let display_name = DisplayName::parse(self.display_name.unwrap_or(self.email))
             .map_err(|e| e.to_string())?;
         let mut tokens = Vec::with_capacity(self.api_tokens.len() + self.api_token_hashes.len());
-        for token in &self.api_tokens {
+        for entry in &self.api_tokens {
+            let (token, limits) = entry.parts("token")?;
             if token.is_empty() || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
                 return Err(
                     "apiTokens must be non-empty, without spaces or control characters".to_owned(),
                 );
             }
-            tokens.push(TokenDigest::of(token));
+            let digest = TokenDigest::of(token);
+            tokens.push(TokenEntry { digest, limits });
         }
-        for hash in &self.api_token_hashes {
+        for entry in &self.api_token_hashes {
+            let (hash, limits) = entry.parts("hash")?;
             let digest = TokenDigest::from_hex(hash).ok_or_else(|| {
                 "apiTokenHashes must be SHA-256 digests in 64 hex digits".to_owned()
             })?;
-            tokens.push(digest);
+            tokens.push(TokenEntry { digest, limits });
         }
-        let mut distinct = tokens.clone();
+        let mut distinct: Vec<_> = tokens.iter().map(|token| token.digest).collect();
         distinct.sort_unstable();
         distinct.dedup();
         if distinct.len() < tokens.len() {
@@ -308,11 +360,11 @@ fn parse_site(
             );
             return Err(fail(path, entry, reason));
         }
-        for digest in user.tokens {
-            if !tokens.insert(digest) {
+        for token in user.tokens {
+            if !tokens.insert(token.digest) {
                 return Err(fail(path, entry, "an API token appears twice"));
             }
-            seed.tokens.push((seed.users.len(), digest));
+            seed.tokens.push((seed.users.len(), token));
         }
         seed.users.push(User::from(user.user));
     }
@@ -477,7 +529,7 @@ pub async fn ensure_first_admin(admin: &AdminService) -> anyhow::Result<Option<F
             admin: true,
             active: true,
         }],
-        tokens: vec![(0, TokenDigest::of(&first.token))],
+        tokens: vec![(0, TokenEntry::classic(TokenDigest::of(&first.token)))],
         properties: Vec::new(),
     };
     let report = admin.apply_seed(SiteKey::DEFAULT, &seed).await?;
@@ -502,6 +554,24 @@ mod tests {
         let user = &seed.users[0];
         assert!(!user.admin && user.active);
         assert_eq!(user.display_name, "a@x.io");
+    }
+
+    #[test]
+    fn a_token_may_carry_scopes_and_an_expiry() {
+        let seed = parse_text(
+            r#"{"users":[{"accountId":"a","email":"a@x.io","apiTokens":["classic",
+                {"token":"scoped","scopes":["read:jira-user"],"expiresAt":"2030-01-01T00:00:00Z"}]}]}"#,
+        )
+        .unwrap();
+        let [(0, classic), (0, scoped)] = &seed.tokens[..] else {
+            panic!("two tokens of the first user: {:?}", seed.tokens);
+        };
+        assert_eq!(classic.limits, TokenLimits::default());
+        assert_eq!(classic.digest, TokenDigest::of("classic"));
+        assert_eq!(scoped.digest, TokenDigest::of("scoped"));
+        let scopes = scoped.limits.scopes.as_ref().map(ToString::to_string);
+        assert_eq!(scopes.as_deref(), Some("read:jira-user"));
+        assert_eq!(scoped.limits.expires_at, Some(1_893_456_000_000));
     }
 
     #[test]
@@ -551,6 +621,21 @@ mod tests {
                 r#"{"users":[{"accountId":"a","email":"a@x.io"}],"properties":[{"accountId":"a","key":"","value":1}]}"#,
                 "properties[0]",
                 "empty",
+            ),
+            (
+                r#"{"users":[{"accountId":"a","email":"a@x.io","apiTokens":[{"hash":"t"}]}]}"#,
+                "users[0]",
+                "needs \"token\"",
+            ),
+            (
+                r#"{"users":[{"accountId":"a","email":"a@x.io","apiTokens":[{"token":"t","expiresAt":"soon"}]}]}"#,
+                "users[0]",
+                "expiresAt 'soon' is not an RFC 3339 time",
+            ),
+            (
+                r#"{"users":[{"accountId":"a","email":"a@x.io","apiTokens":[7]}]}"#,
+                "users[0]",
+                "a token as a string, or an object",
             ),
             (r#"{"users": ["#, "the file", "EOF"),
         ];

@@ -5,8 +5,9 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::clock::rfc3339_ms;
 use crate::seed::{self, SeedError};
-use crate::store::admin::Snapshot;
+use crate::store::admin::{Snapshot, TokenEntry, TokenLimits};
 
 #[derive(Serialize)]
 struct SnapshotFile<'a> {
@@ -22,7 +23,39 @@ struct UserEntry<'a> {
     display_name: &'a str,
     admin: bool,
     active: bool,
-    api_token_hashes: Vec<String>,
+    api_token_hashes: Vec<HashEntry>,
+}
+
+/// A classic token's digest alone; a scoped or expiring one's as an object.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum HashEntry {
+    Classic(String),
+    #[serde(rename_all = "camelCase")]
+    Limited {
+        hash: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scopes: Option<Vec<String>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<String>,
+    },
+}
+
+impl From<&TokenEntry> for HashEntry {
+    fn from(token: &TokenEntry) -> Self {
+        let hash = token.digest.to_hex();
+        let TokenLimits { scopes, expires_at } = &token.limits;
+        if scopes.is_none() && expires_at.is_none() {
+            return HashEntry::Classic(hash);
+        }
+        HashEntry::Limited {
+            hash,
+            scopes: scopes
+                .as_ref()
+                .map(|scopes| scopes.iter().map(str::to_owned).collect()),
+            expires_at: expires_at.map(rfc3339_ms),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -38,13 +71,13 @@ pub fn to_json(snapshot: &Snapshot) -> serde_json::Result<Vec<u8>> {
     let users = snapshot
         .users
         .iter()
-        .map(|(user, digests)| UserEntry {
+        .map(|(user, tokens)| UserEntry {
             account_id: &user.account_id,
             email: &user.email,
             display_name: &user.display_name,
             admin: user.admin,
             active: user.active,
-            api_token_hashes: digests.iter().map(|digest| digest.to_hex()).collect(),
+            api_token_hashes: tokens.iter().map(HashEntry::from).collect(),
         })
         .collect();
     let properties = snapshot
@@ -74,13 +107,13 @@ pub fn from_json(source: &Path, text: &str) -> Result<Snapshot, SeedError> {
         .into_iter()
         .map(|user| (user, Vec::new()))
         .collect();
-    for (owner, digest) in seed.tokens {
-        if let Some((_, digests)) = users.get_mut(owner) {
-            digests.push(digest);
+    for (owner, token) in seed.tokens {
+        if let Some((_, tokens)) = users.get_mut(owner) {
+            tokens.push(token);
         }
     }
-    for (_, digests) in &mut users {
-        digests.sort();
+    for (_, tokens) in &mut users {
+        tokens.sort_by_key(|token| token.digest);
     }
     users.sort_by(|(a, _), (b, _)| a.account_id.cmp(&b.account_id));
     let mut properties: Vec<_> = seed
@@ -98,13 +131,20 @@ mod tests {
 
     #[test]
     fn a_snapshot_read_back_writes_the_same_bytes() {
-        let text = r#"{"users":[{"accountId":"b","email":"b@x.io","apiTokens":["t1","t2"]},
+        let text = r#"{"users":[{"accountId":"b","email":"b@x.io","apiTokens":["t1","t2",
+                                   {"token":"t3","scopes":["read:jira-user"],
+                                    "expiresAt":"2027-01-01T00:00:00Z"}]},
                                  {"accountId":"a","email":"a@x.io","admin":true,"active":false}],
                        "properties":[{"accountId":"b","key":"z","value":{"n": 1.50}},
                                      {"accountId":"a","key":"k","value":[1e3]}]}"#;
         let snapshot = from_json(Path::new("s.json"), text).unwrap();
         assert_eq!(snapshot.users[0].0.account_id, "a");
-        assert_eq!(snapshot.users[1].1.len(), 2);
+        assert_eq!(snapshot.users[1].1.len(), 3);
+        let limited = snapshot.users[1]
+            .1
+            .iter()
+            .filter(|t| t.limits.scopes.is_some());
+        assert_eq!(limited.count(), 1);
         let written = to_json(&snapshot).unwrap();
         let again = from_json(
             Path::new("again.json"),
@@ -116,5 +156,9 @@ mod tests {
         let written = String::from_utf8(written).unwrap();
         assert!(written.contains(r#""value": {"n": 1.50}"#), "{written}");
         assert!(!written.contains("t1"), "{written}");
+        assert!(
+            written.contains(r#""expiresAt": "2027-01-01T00:00:00.000Z""#),
+            "{written}"
+        );
     }
 }

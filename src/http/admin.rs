@@ -15,6 +15,7 @@ use super::AppState;
 use super::error::{HttpError, json_response};
 use super::journal::Filter;
 use super::site::CurrentSite;
+use crate::clock::{parse_rfc3339_ms, rfc3339_ms};
 use crate::domain::{DisplayName, Email, Scopes, User};
 use crate::error::Error;
 use crate::faults::FaultRules;
@@ -132,15 +133,9 @@ impl<'a> From<&'a TokenInfo> for TokenBody<'a> {
             id: &token.id,
             created_at: &token.created_at,
             scopes: token.limits.scopes.as_ref().map(|s| s.iter().collect()),
-            expires_at: token.limits.expires_at.map(rfc3339),
+            expires_at: token.limits.expires_at.map(rfc3339_ms),
         }
     }
-}
-
-/// Milliseconds since the Unix epoch as RFC 3339 with milliseconds, in UTC.
-fn rfc3339(ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.unsigned_abs());
-    humantime::format_rfc3339_millis(at).to_string()
 }
 
 /// `POST .../tokens`: no body for a classic token; scopes and an expiry for a scoped one.
@@ -160,18 +155,12 @@ fn token_limits(body: &[u8]) -> Result<TokenLimits> {
             "The request body must be empty, or JSON with scopes and expiresAt ({e})."
         ))
     })?;
-    let expires_at = match request.expires_at.as_deref() {
-        None => None,
-        Some(text) => {
-            let at = humantime::parse_rfc3339_weak(text)
-                .map_err(|_| bad_request(format!("expiresAt '{text}' is not an RFC 3339 time.")))?;
-            let ms = at
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_err(|_| bad_request("expiresAt is before 1970."))?
-                .as_millis();
-            Some(i64::try_from(ms).map_err(|_| bad_request("expiresAt is too far away."))?)
-        }
-    };
+    let expires_at = request
+        .expires_at
+        .as_deref()
+        .map(parse_rfc3339_ms)
+        .transpose()
+        .map_err(|reason| bad_request(format!("expiresAt {reason}.")))?;
     Ok(TokenLimits {
         scopes: request.scopes.map(|scopes| Scopes::of(&scopes)),
         expires_at,
@@ -320,7 +309,7 @@ async fn create_token(
             id: &created.id,
             token: &created.token,
             scopes: limits.scopes.as_ref().map(|s| s.iter().collect()),
-            expires_at: limits.expires_at.map(rfc3339),
+            expires_at: limits.expires_at.map(rfc3339_ms),
         },
     )
 }

@@ -8,7 +8,7 @@ use crate::credentials::{TokenDigest, generate_token};
 use crate::domain::{AccountId, DisplayName, Email, NewUser, Scopes, SiteKey, User};
 use crate::error::{Error, Result};
 use crate::snapshot;
-use crate::store::admin::{PatchOutcome, TokenInfo, TokenLimits, UserPatch};
+use crate::store::admin::{PatchOutcome, TokenEntry, TokenInfo, TokenLimits, UserPatch};
 use crate::store::{SeedData, SeedReport, Store};
 
 /// Administration over a store.
@@ -69,7 +69,7 @@ impl AdminService {
         &self,
         site: SiteKey,
         user: NewUser,
-        tokens: Vec<TokenDigest>,
+        tokens: Vec<TokenEntry>,
     ) -> Result<User> {
         let account_id = user.account_id.as_str().to_owned();
         // An existing account must not gain the new tokens as a side effect.
@@ -80,7 +80,7 @@ impl AdminService {
         }
         let seed = SeedData {
             users: vec![User::from(user)],
-            tokens: tokens.into_iter().map(|digest| (0, digest)).collect(),
+            tokens: tokens.into_iter().map(|token| (0, token)).collect(),
             properties: Vec::new(),
         };
         let report = self.store.apply_seed(site, &seed).await?;

@@ -64,11 +64,30 @@ pub struct TokenLimits {
     pub expires_at: Option<i64>,
 }
 
-/// The whole state: users with their token digests, and properties, in a stable order.
+/// A token as seeds and snapshots carry it: its digest and what limits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEntry {
+    /// The digest of the secret.
+    pub digest: TokenDigest,
+    /// Its scopes and expiry.
+    pub limits: TokenLimits,
+}
+
+impl TokenEntry {
+    /// A classic token: no scopes, no expiry.
+    pub fn classic(digest: TokenDigest) -> Self {
+        Self {
+            digest,
+            limits: TokenLimits::default(),
+        }
+    }
+}
+
+/// The whole state: users with their tokens, and properties, in a stable order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Snapshot {
-    /// Users by account id, each with their token digests in byte order.
-    pub users: Vec<(User, Vec<TokenDigest>)>,
+    /// Users by account id, each with their tokens in digest order.
+    pub users: Vec<(User, Vec<TokenEntry>)>,
     /// Properties by account id, then key: (account id, key, stored JSON text).
     pub properties: Vec<(String, String, String)>,
 }

@@ -104,7 +104,7 @@ pub struct SeedData {
     /// Users, added when their account id is not taken yet.
     pub users: Vec<User>,
     /// Tokens by the index of their owner in `users`, added when their digest is not stored yet.
-    pub tokens: Vec<(usize, TokenDigest)>,
+    pub tokens: Vec<(usize, admin::TokenEntry)>,
     /// Properties, added only to an empty database.
     pub properties: Vec<(String, PropertyKey, PropertyValue)>,
 }

@@ -22,7 +22,9 @@ use sqlx::{
     Transaction, Type,
 };
 
-use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, TokenLimits, UserPatch};
+use super::admin::{
+    CreatedSite, PatchOutcome, Snapshot, TokenEntry, TokenInfo, TokenLimits, UserPatch,
+};
 use super::{Account, SeedConflict, SeedData, SeedReport, StoredToken, TokenOwner};
 use crate::credentials::TokenDigest;
 use crate::domain::{CloudId, PropertyValue, Scopes, Site, SiteKey, SiteName, User, email_key};
@@ -352,9 +354,8 @@ where
     pub async fn snapshot(mut tx: Transaction<'_, DB>, site: SiteKey) -> Result<Snapshot> {
         let users = sqlx::query(USERS).bind(site.0).fetch_all(&mut *tx).await?;
         let tokens = sqlx::query(
-            "SELECT account_id, token_hash FROM api_tokens
-             WHERE site = $1 AND scopes IS NULL AND expires_at IS NULL
-             ORDER BY account_id, token_hash",
+            "SELECT account_id, token_hash, scopes, expires_at FROM api_tokens
+             WHERE site = $1 ORDER BY account_id, token_hash",
         )
         .bind(site.0)
         .fetch_all(&mut *tx)
@@ -372,12 +373,19 @@ where
         }
         for row in &tokens {
             let owner: &str = row.try_get(0)?;
-            let digest = stored_digest(row.try_get(1)?)?;
+            let scopes: Option<&str> = row.try_get(2)?;
+            let token = TokenEntry {
+                digest: stored_digest(row.try_get(1)?)?,
+                limits: TokenLimits {
+                    scopes: scopes.map(Scopes::parse),
+                    expires_at: row.try_get(3)?,
+                },
+            };
             if let Ok(index) = snapshot
                 .users
                 .binary_search_by(|(user, _)| user.account_id.as_str().cmp(owner))
             {
-                snapshot.users[index].1.push(digest);
+                snapshot.users[index].1.push(token);
             }
         }
         for row in &properties {
@@ -395,17 +403,20 @@ where
         snapshot: &Snapshot,
     ) -> Result<()> {
         Self::delete_all(&mut tx, site, true).await?;
-        for (user, digests) in &snapshot.users {
+        for (user, tokens) in &snapshot.users {
             Self::insert_user(&mut tx, site, user).await?;
-            for digest in digests {
+            for token in tokens {
+                let scopes = token.limits.scopes.as_ref().map(ToString::to_string);
                 sqlx::query(
-                    "INSERT INTO api_tokens (site, token_hash, account_id, id)
-                     VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO api_tokens (site, token_hash, account_id, id, scopes, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(site.0)
-                .bind(digest.as_bytes())
+                .bind(token.digest.as_bytes())
                 .bind(user.account_id.as_str())
                 .bind(new_token_id()?.as_str())
+                .bind(scopes.as_deref())
+                .bind(token.limits.expires_at)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -548,16 +559,20 @@ where
             }
             report.users += u64::from(inserted);
         }
-        for &(owner, digest) in &seed.tokens {
+        for (owner, token) in &seed.tokens {
+            let (owner, digest) = (*owner, &token.digest);
             let account_id = seed.users[owner].account_id.as_str();
+            let scopes = token.limits.scopes.as_ref().map(ToString::to_string);
             let done = sqlx::query(
-                "INSERT INTO api_tokens (site, token_hash, account_id, id)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                "INSERT INTO api_tokens (site, token_hash, account_id, id, scopes, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .bind(site.0)
             .bind(digest.as_bytes())
             .bind(account_id)
             .bind(new_token_id()?.as_str())
+            .bind(scopes.as_deref())
+            .bind(token.limits.expires_at)
             .execute(&mut **tx)
             .await?;
             let inserted = DB::affected(&done);

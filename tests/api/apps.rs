@@ -719,7 +719,73 @@ async fn failed_client_authentications_are_throttled(backend: Backend) {
     assert!(refused.header("retry-after").is_some());
 }
 
+/// A seed may give a token's scopes and expiry; a snapshot carries them, and an import keeps
+/// the token scoped rather than making it classic.
+async fn seeds_and_snapshots_keep_a_tokens_scopes(backend: Backend) {
+    let app = backend.app().await;
+    let seed = r#"{"users": [{"accountId": "ada", "email": "ada@example.com", "apiTokens": [
+        "ada-classic",
+        {"token": "ada-scoped", "scopes": ["read:jira-user"], "expiresAt": "2999-01-01T00:00:00Z"}]}]}"#;
+    let created = app
+        .admin(Method::POST, "/_admin/sites")
+        .json(format!(r#"{{"name":"acme","seed":{seed}}}"#))
+        .send()
+        .await;
+    created.assert_status(201);
+    let gateway = format!("/ex/jira/{}", created.json()["id"].as_str().unwrap_or("?"));
+    let answers = |token: &'static str| {
+        let app = &app;
+        let gateway = gateway.clone();
+        async move {
+            let mut statuses = Vec::new();
+            let ada = basic("ada@example.com", token);
+            for (uri, host) in [
+                (format!("{gateway}/rest/api/3/myself"), "localhost"),
+                ("/rest/api/3/myself".to_owned(), "acme.localhost"),
+            ] {
+                let response = app.get(uri).host(host).header("authorization", &ada).send();
+                statuses.push(response.await.status.as_u16());
+            }
+            statuses
+        }
+    };
+    assert_eq!(answers("ada-scoped").await, [200, 401]);
+    assert_eq!(answers("ada-classic").await, [200, 200]);
+    let listed = app
+        .admin(Method::GET, "/_admin/sites/acme/users/ada/tokens")
+        .send()
+        .await
+        .json();
+    let expiries: Vec<&Value> = listed
+        .as_array()
+        .map(|tokens| tokens.iter().filter_map(|t| t.get("expiresAt")).collect())
+        .unwrap_or_default();
+    assert_eq!(expiries, [&json!("2999-01-01T00:00:00.000Z")]);
+
+    let snapshot = app
+        .admin(Method::GET, "/_admin/sites/acme/snapshot")
+        .send()
+        .await;
+    snapshot.assert_status(200);
+    let hashes = snapshot.json()["users"][0]["apiTokenHashes"].clone();
+    let scoped: Vec<&Value> = hashes
+        .as_array()
+        .map(|hashes| hashes.iter().filter(|h| h.is_object()).collect())
+        .unwrap_or_default();
+    assert_eq!(scoped.len(), 1, "{hashes}");
+    assert_eq!(scoped[0]["scopes"], json!(["read:jira-user"]));
+    assert_eq!(scoped[0]["expiresAt"], "2999-01-01T00:00:00.000Z");
+    app.admin(Method::PUT, "/_admin/sites/acme/snapshot")
+        .json(snapshot.text().to_owned())
+        .send()
+        .await
+        .assert_status(204);
+    assert_eq!(answers("ada-scoped").await, [200, 401]);
+    assert_eq!(answers("ada-classic").await, [200, 200]);
+}
+
 on_each_backend!(
+    seeds_and_snapshots_keep_a_tokens_scopes,
     scoped_api_tokens_work_through_the_gateway_only,
     failed_client_authentications_are_throttled,
     the_authorization_code_flow_reaches_the_granted_sites,
