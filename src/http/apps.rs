@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::{HttpError, json_response};
 use crate::domain::{AppKind, Scopes};
 use crate::error::Error;
-use crate::service::apps::NewApp;
+use crate::service::apps::{CreatedApp, NewApp};
 use crate::store::oauth::AppRecord;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
@@ -59,7 +59,7 @@ struct NewAppBody {
 /// An app as the admin API shows it: never its secret's digest.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AppBody<'a> {
+pub(crate) struct AppBody<'a> {
     client_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<&'a str>,
@@ -88,6 +88,16 @@ impl<'a> From<&'a AppRecord> for AppBody<'a> {
             account_id: app.account_id.as_deref(),
             email: None,
         }
+    }
+}
+
+impl<'a> AppBody<'a> {
+    /// A new app, with its secret shown this once and a service account's email.
+    pub(crate) fn created(created: &'a CreatedApp) -> Self {
+        let mut body = Self::from(&created.app);
+        body.client_secret = Some(&created.client_secret);
+        body.email = created.account.as_ref().map(|(_, email)| email.as_str());
+        body
     }
 }
 
@@ -143,10 +153,7 @@ async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Respon
         admin: body.admin,
     };
     let created = state.apps.create_app(new).await?;
-    let mut answer = AppBody::from(&created.app);
-    answer.client_secret = Some(&created.client_secret);
-    answer.email = created.account.as_ref().map(|(_, email)| email.as_str());
-    json(StatusCode::CREATED, &answer)
+    json(StatusCode::CREATED, &AppBody::created(&created))
 }
 
 async fn delete_app(

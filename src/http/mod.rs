@@ -21,7 +21,7 @@
 //! nothing of their own per request.
 
 mod admin;
-mod apps;
+pub(crate) mod apps;
 mod atlassian_api;
 mod authenticate;
 mod consent;

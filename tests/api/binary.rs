@@ -408,6 +408,29 @@ fn the_command_line_adds_users_and_tokens_and_moves_snapshots() {
         .0
     );
 
+    let (ok, scoped) = run_cli(&[
+        "--database-url",
+        &first,
+        "tokens",
+        "create",
+        "--account-id",
+        "cli-1",
+        "--scope",
+        "read:jira-user",
+        "--expires-at",
+        "2999-01-01T00:00:00Z",
+    ]);
+    assert!(ok, "{scoped}");
+    let bad_expiry = [
+        "tokens",
+        "create",
+        "--account-id",
+        "cli-1",
+        "--expires-at",
+        "soon",
+    ];
+    assert!(!run_cli(&[&["--database-url", &first][..], &bad_expiry].concat()).0);
+
     let snapshot = dir.path().join("snapshot.json");
     let snapshot = snapshot.to_str().expect("UTF-8 path");
     assert!(run_cli(&["--database-url", &first, "export", snapshot]).0);
@@ -421,4 +444,65 @@ fn the_command_line_adds_users_and_tokens_and_moves_snapshots() {
         exported_again.contains("apiTokenHashes")
             && !exported_again.contains(added["token"].as_str().unwrap_or("?"))
     );
+    assert!(
+        exported_again.contains("read:jira-user") && exported_again.contains("2999-01-01"),
+        "{exported_again}"
+    );
+}
+
+#[test]
+fn the_command_line_registers_lists_and_deletes_apps() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = format!("sqlite:{}", dir.path().join("apps.db").display());
+    let cli = |args: &[&str]| run_cli(&[&["--database-url", database.as_str()][..], args].concat());
+    let (ok, created) = cli(&[
+        "apps",
+        "create",
+        "--name",
+        "Nightly sync",
+        "--kind",
+        "serviceAccount",
+        "--scope",
+        "read:jira-user",
+        "--in-site",
+        "default",
+        "--client-id",
+        "nightly",
+    ]);
+    assert!(ok, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).expect("JSON");
+    assert_eq!(created["clientId"], "nightly");
+    assert_eq!(created["kind"], "serviceAccount");
+    assert!(
+        created["clientSecret"]
+            .as_str()
+            .is_some_and(|s| s.len() >= 32)
+    );
+    assert_eq!(created["accountId"], "712020:nightly");
+    let (_, users) = cli(&["users", "list"]);
+    assert!(users.contains("712020:nightly"), "{users}");
+    let (ok, oauth) = cli(&[
+        "apps",
+        "create",
+        "--name",
+        "Acme",
+        "--callback-url",
+        "http://127.0.0.1:3000/callback",
+        "--scope",
+        "read:jira-user",
+        "--scope",
+        "offline_access",
+    ]);
+    assert!(ok, "{oauth}");
+    let (_, listed) = cli(&["apps", "list"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(!listed.contains("clientSecret"), "{listed}");
+    assert!(!cli(&["apps", "create", "--name", "X", "--in-site", "nowhere"]).0);
+    assert!(!cli(&["apps", "create", "--name", "X", "--kind", "connect"]).0);
+    assert!(cli(&["apps", "delete", "--client-id", "nightly"]).0);
+    assert!(!cli(&["apps", "delete", "--client-id", "nightly"]).0);
+    let (_, listed) = cli(&["apps", "list"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let (_, users) = cli(&["users", "list"]);
+    assert!(!users.contains("712020:nightly"), "{users}");
 }

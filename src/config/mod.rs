@@ -4,13 +4,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, ValueEnum};
 use url::Url;
 
 use crate::ServeOptions;
 use crate::faults::FaultRules;
 use crate::http::Settings;
 use crate::store::DatabaseOptions;
+
+mod commands;
+
+pub use commands::{AppsCommand, Command, TokensCommand, UsersCommand};
 
 /// A stand-in server for Jira Cloud's user properties REST API.
 #[derive(Debug, Clone, Parser)]
@@ -197,77 +201,6 @@ pub struct Config {
         default_value_t = 10
     )]
     pub shutdown_grace: u64,
-}
-
-/// The subcommands.
-#[derive(Debug, Clone, Subcommand)]
-pub enum Command {
-    /// Run the server (the default).
-    Serve,
-    /// Apply the database migrations, then exit.
-    Migrate,
-    /// Add or list users.
-    Users {
-        /// What to do with users.
-        #[command(subcommand)]
-        command: UsersCommand,
-    },
-    /// Create API tokens.
-    Tokens {
-        /// What to do with tokens.
-        #[command(subcommand)]
-        command: TokensCommand,
-    },
-    /// Write the whole state (users, token digests, properties) to FILE in the snapshot format;
-    /// `-` writes to standard output.
-    Export {
-        /// Where to write.
-        file: PathBuf,
-    },
-    /// Replace the whole state with the snapshot in FILE, atomically; `-` reads standard input.
-    Import {
-        /// Where to read.
-        file: PathBuf,
-    },
-    /// Probe a running server's /healthz: exit 0 when it answers 200, 1 otherwise.
-    Healthcheck {
-        /// The server's base URL; default: http:// and the --listen address.
-        #[arg(long, env = "JIRA_USERPROPS_HEALTHCHECK_URL")]
-        url: Option<String>,
-    },
-}
-
-/// `users` subcommands.
-#[derive(Debug, Clone, Subcommand)]
-pub enum UsersCommand {
-    /// Add a user, with a new API token that is printed once.
-    Add {
-        /// The account id.
-        #[arg(long, env = "JIRA_USERPROPS_USER_ACCOUNT_ID")]
-        account_id: String,
-        /// The email, for Basic authentication.
-        #[arg(long, env = "JIRA_USERPROPS_USER_EMAIL")]
-        email: String,
-        /// The display name; default: the email.
-        #[arg(long, env = "JIRA_USERPROPS_USER_DISPLAY_NAME")]
-        display_name: Option<String>,
-        /// Grant *Administer Jira*.
-        #[arg(long, env = "JIRA_USERPROPS_USER_ADMIN")]
-        admin: bool,
-    },
-    /// List every user as JSON.
-    List,
-}
-
-/// `tokens` subcommands.
-#[derive(Debug, Clone, Subcommand)]
-pub enum TokensCommand {
-    /// Create an API token for a user; the token is printed once.
-    Create {
-        /// The user's account id.
-        #[arg(long, env = "JIRA_USERPROPS_USER_ACCOUNT_ID")]
-        account_id: String,
-    },
 }
 
 /// How log lines are written.

@@ -1,0 +1,128 @@
+//! The subcommands: serve (the default), migrate, users, tokens, apps, export, import,
+//! healthcheck.
+
+mod admin;
+mod healthcheck;
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::{Command, Config};
+use crate::domain::SiteKey;
+use crate::http::{AppState, router};
+use crate::service::apps::AppService;
+use crate::service::{AdminService, SiteService};
+use crate::store::Store;
+use crate::{seed, shutdown_signal};
+
+/// Runs what the command line asks for.
+pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
+    match &config.command {
+        None | Some(Command::Serve) => serve_until_stopped(config).await?,
+        Some(Command::Migrate) => {
+            open(config).await?;
+        }
+        Some(Command::Users { command }) => admin::users(config, command).await?,
+        Some(Command::Tokens { command }) => admin::tokens(config, command).await?,
+        Some(Command::Apps { command }) => admin::apps(config, command).await?,
+        Some(Command::Export { file }) => admin::export(config, file).await?,
+        Some(Command::Import { file }) => admin::import(config, file).await?,
+        Some(Command::Healthcheck { url }) => {
+            return Ok(healthcheck::healthcheck(config, url.as_deref()).await);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Connects (with retries) and migrates.
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect_with_retry(&config.database_url, &config.database_options()).await?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply database migrations")?;
+    tracing::info!(database = %store.location(), "database ready");
+    Ok(store)
+}
+
+/// The admin service over the store, and the key of the site `--site` names.
+async fn administer(config: &Config) -> anyhow::Result<(AdminService, SiteKey)> {
+    let store = open(config).await?;
+    let site = store
+        .site_named(&config.site)
+        .await?
+        .with_context(|| format!("there is no site named {:?}", config.site))?;
+    Ok((AdminService::new(store), site.key))
+}
+
+/// The listen address as a client reaches it: an unspecified IP becomes loopback.
+fn reachable(listen: &str) -> String {
+    match listen.parse::<SocketAddr>() {
+        Ok(mut address) if address.ip().is_unspecified() => {
+            address.set_ip(match address {
+                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+            });
+            address.to_string()
+        }
+        _ => listen.to_owned(),
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
+    // A bad seed stops the start before anything is opened or changed.
+    let seed = match &config.seed {
+        Some(path) => Some((path, seed::load(path)?)),
+        None => None,
+    };
+    let store = open(config).await?;
+    let admin = AdminService::new(store.clone());
+    let settings = config.settings();
+    if let Some((path, seed)) = seed {
+        let sites = SiteService::new(store.clone(), settings.max_sites, settings.clock.clone());
+        let apps = AppService::new(store.clone(), settings.clock.clone());
+        let report = seed::apply(&admin, &sites, &apps, path, seed).await?;
+        tracing::info!(
+            users = report.users,
+            tokens = report.tokens,
+            properties = report.properties,
+            "seed applied"
+        );
+    }
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    if let Some(first) = seed::ensure_first_admin(&admin).await? {
+        print_first_admin(&first, config, address);
+    }
+    let state = AppState::new(store.clone(), settings)?;
+    // Before "listening": whoever waits for that line may signal at once.
+    let shutdown = shutdown_signal();
+    tracing::info!(%address, "listening");
+    crate::serve(listener, router(state), shutdown, &config.serve_options()).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Shown once, on stderr apart from the log: the token is stored only as a digest and cannot be
+/// shown again.
+fn print_first_admin(admin: &seed::FirstAdmin, config: &Config, address: SocketAddr) {
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", reachable(&address.to_string())));
+    eprintln!(
+        "\nNo users yet, so an administrator was created. The token is shown only this once.\n\
+         \n  email:     {email}\n  accountId: {id}\n  API token: {token}\n\
+         \nTry it:\n  curl -u '{email}:{token}' '{base}/rest/api/3/user/properties?accountId={id}'\n",
+        email = admin.email,
+        id = admin.account_id,
+        token = admin.token,
+    );
+}
