@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-use super::oauth::AuthorizeQuery;
+use super::oauth_params::AuthorizeQuery;
 use crate::service::oauth::{Authorization, OAuthError};
 
 /// Text made safe for HTML.
@@ -40,13 +40,7 @@ pub(super) fn consent_page(
     sites: &[String],
     problem: Option<&str>,
 ) -> Response {
-    let hidden = [
-        ("client_id", query.client_id.as_deref()),
-        ("redirect_uri", query.redirect_uri.as_deref()),
-        ("scope", query.scope.as_deref()),
-        ("state", query.state.as_deref()),
-        ("response_type", query.response_type.as_deref()),
-    ];
+    let hidden = query.pairs();
     let mut page = format!(
         "<!doctype html><meta charset=\"utf-8\"><title>Authorize {name}</title>\
          <h1>{name} wants to access your Jira sites</h1><p>Scopes: <code>{scopes}</code></p>",

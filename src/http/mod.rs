@@ -34,6 +34,7 @@ mod layers;
 mod log;
 mod metrics;
 mod oauth;
+pub(crate) mod oauth_params;
 mod openapi;
 mod panics;
 mod probes;

@@ -6,16 +6,17 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::AppState;
 use super::authenticate::client_address;
 use super::consent::{consent_page, error_page};
 use super::error::{HttpError, json_response};
+use super::oauth_params::{AuthorizeQuery, ConsentForm, token_request};
 use crate::credentials::Credentials;
 use crate::domain::{SiteKey, User};
 use crate::service::authentication::Via;
-use crate::service::oauth::{Authorization, OAuthError, TokenRequest};
+use crate::service::oauth::{Authorization, OAuthError};
 use crate::throttle::Refused;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
@@ -35,50 +36,9 @@ pub fn routes() -> Vec<(
     ]
 }
 
-/// The query of `/authorize`, and the hidden fields of the consent form.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct AuthorizeQuery {
-    pub(super) client_id: Option<String>,
-    pub(super) redirect_uri: Option<String>,
-    pub(super) scope: Option<String>,
-    pub(super) state: Option<String>,
-    pub(super) response_type: Option<String>,
-    pub(super) login_hint: Option<String>,
-}
-
-/// What the consent form sends, besides the query's fields.
-#[derive(Debug, Default)]
-struct ConsentForm {
-    query: AuthorizeQuery,
-    email: String,
-    token: String,
-    sites: Vec<String>,
-    accept: bool,
-}
-
-fn parse_query(query: &str) -> AuthorizeQuery {
-    let mut parsed = AuthorizeQuery::default();
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        let slot = match name.as_ref() {
-            "client_id" => &mut parsed.client_id,
-            "redirect_uri" => &mut parsed.redirect_uri,
-            "scope" => &mut parsed.scope,
-            "state" => &mut parsed.state,
-            "response_type" => &mut parsed.response_type,
-            "login_hint" => &mut parsed.login_hint,
-            _ => continue,
-        };
-        // The first value counts when a parameter is repeated.
-        if slot.is_none() {
-            *slot = Some(value.into_owned());
-        }
-    }
-    parsed
-}
-
 /// `GET /authorize`.
 async fn authorize(State(state): State<AppState>, uri: Uri) -> Result<Response> {
-    let query = parse_query(uri.query().unwrap_or_default());
+    let query = AuthorizeQuery::parse(uri.query().unwrap_or_default().as_bytes());
     let authorization = match checked(&state, &query).await? {
         Ok(authorization) => authorization,
         Err(refusal) => return Ok(error_page(&refusal)),
@@ -118,25 +78,7 @@ async fn authorize(State(state): State<AppState>, uri: Uri) -> Result<Response> 
 
 /// `POST /authorize`: the consent form.
 async fn consent(State(state): State<AppState>, body: Bytes) -> Result<Response> {
-    let mut form = ConsentForm::default();
-    let mut query = String::new();
-    for (name, value) in form_urlencoded::parse(&body) {
-        match name.as_ref() {
-            "email" => form.email = value.into_owned(),
-            "token" => form.token = value.into_owned(),
-            "site" => form.sites.push(value.into_owned()),
-            "decision" => form.accept = value == "accept",
-            _ => {
-                let mut pair = form_urlencoded::Serializer::new(String::new());
-                pair.append_pair(&name, &value);
-                if !query.is_empty() {
-                    query.push('&');
-                }
-                query.push_str(&pair.finish());
-            }
-        }
-    }
-    form.query = parse_query(&query);
+    let form = ConsentForm::parse(&body);
     let authorization = match checked(&state, &form.query).await? {
         Ok(authorization) => authorization,
         Err(refusal) => return Ok(error_page(&refusal)),
@@ -258,19 +200,6 @@ fn redirect(callback: &str, pairs: &[(&str, &str)], state: Option<&str>) -> Resp
     response
 }
 
-/// The fields of a token request body (JSON), all optional so that the service names what is
-/// missing.
-#[derive(Debug, Default, Deserialize)]
-struct TokenBody {
-    grant_type: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    code: Option<String>,
-    redirect_uri: Option<String>,
-    refresh_token: Option<String>,
-    scope: Option<String>,
-}
-
 #[derive(Serialize)]
 struct TokenAnswer<'a> {
     access_token: &'a str,
@@ -310,60 +239,15 @@ async fn token(State(state): State<AppState>, request: Request) -> Result<Respon
             description: "The body could not be read, or is too long.".to_owned(),
         }));
     };
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.trim_start().starts_with("application/json"));
-    let body: TokenBody = if json {
-        match serde_json::from_slice(&body) {
-            Ok(body) => body,
-            Err(_) => {
-                return Ok(oauth_error(&OAuthError {
-                    status: 400,
-                    error: "invalid_request",
-                    description: "The body is not a JSON object.".to_owned(),
-                }));
-            }
-        }
-    } else {
-        let mut parsed = TokenBody::default();
-        for (name, value) in form_urlencoded::parse(&body) {
-            let slot = match name.as_ref() {
-                "grant_type" => &mut parsed.grant_type,
-                "client_id" => &mut parsed.client_id,
-                "client_secret" => &mut parsed.client_secret,
-                "code" => &mut parsed.code,
-                "redirect_uri" => &mut parsed.redirect_uri,
-                "refresh_token" => &mut parsed.refresh_token,
-                "scope" => &mut parsed.scope,
-                _ => continue,
-            };
-            *slot = Some(value.into_owned());
-        }
-        parsed
-    };
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| Credentials::from_authorization(value.as_bytes()));
-    let (mut client_id, mut client_secret) = (body.client_id, body.client_secret);
-    if let Some(Credentials::Basic { email, token }) = basic {
-        // RFC 6749 2.3.1: the Basic pair is form-encoded.
-        let decode = |text: &str| {
-            form_urlencoded::parse(format!("x={text}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-        };
-        client_id = client_id.or_else(|| decode(&email));
-        client_secret = client_secret.or_else(|| decode(&token));
-    }
-    let request = TokenRequest {
-        grant_type: body.grant_type,
-        client_id,
-        client_secret,
-        code: body.code,
-        redirect_uri: body.redirect_uri,
-        refresh_token: body.refresh_token,
-        scope: body.scope,
+    let request = match token_request(
+        headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+        &body,
+    ) {
+        Ok(request) => request,
+        Err(refusal) => return Ok(oauth_error(&refusal)),
     };
     // Guesses at client secrets count as failed logins, by client id and address.
     let login = Credentials::Basic {

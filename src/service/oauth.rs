@@ -44,7 +44,7 @@ pub struct IssuedTokens {
 }
 
 /// A token request, as the endpoint parsed it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
     /// `authorization_code`, `refresh_token` or `client_credentials`.
     pub grant_type: Option<String>,

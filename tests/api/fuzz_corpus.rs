@@ -49,3 +49,13 @@ fn the_credentials_corpus_passes_its_checks() {
 fn the_seed_loader_corpus_passes_its_checks() {
     replay("seed_loader", fuzzing::seed_loader);
 }
+
+#[test]
+fn the_authorize_query_corpus_passes_its_checks() {
+    replay("authorize_query", fuzzing::authorize_query);
+}
+
+#[test]
+fn the_token_request_corpus_passes_its_checks() {
+    replay("token_request", fuzzing::token_request);
+}

@@ -19,6 +19,10 @@ use crate::domain::{
 use crate::http::LINK_ESCAPES;
 use crate::snapshot;
 
+mod oauth;
+
+pub use oauth::{authorize_query, token_request};
+
 /// Key decoding: decoded keys obey the key rules, and every valid key, written into a `self` link
 /// with the link escapes, decodes back to itself.
 pub fn key_decoding(data: &[u8]) {
