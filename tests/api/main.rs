@@ -4,6 +4,7 @@
 mod abuse;
 mod admin;
 mod any_input;
+mod app_access;
 mod apps;
 mod around;
 mod backends;
