@@ -7,14 +7,14 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::AppState;
 use super::error::{HttpError, json_response};
 use super::journal::Filter;
 use super::site::CurrentSite;
+use super::{AppState, RouteTable};
 use crate::clock::{parse_rfc3339_ms, rfc3339_ms};
 use crate::domain::{DisplayName, Email, Scopes, User};
 use crate::error::Error;
@@ -26,11 +26,7 @@ use crate::store::admin::{TokenInfo, TokenLimits};
 type Result<T, E = HttpError> = std::result::Result<T, E>;
 
 /// The admin API's routes: (path, methods besides HEAD, handlers).
-pub fn routes() -> Vec<(
-    &'static str,
-    &'static [&'static str],
-    MethodRouter<AppState>,
-)> {
+pub fn routes() -> RouteTable {
     vec![
         (
             "/_admin/users",

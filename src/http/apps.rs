@@ -5,11 +5,11 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{MethodRouter, get};
+use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::error::{HttpError, json_response};
+use super::{AppState, RouteTable};
 use crate::domain::{AppKind, Scopes};
 use crate::error::Error;
 use crate::service::apps::{CreatedApp, NewApp};
@@ -18,11 +18,7 @@ use crate::store::oauth::AppRecord;
 type Result<T, E = HttpError> = std::result::Result<T, E>;
 
 /// The apps' routes: (path, methods besides HEAD, handlers).
-pub fn routes() -> Vec<(
-    &'static str,
-    &'static [&'static str],
-    MethodRouter<AppState>,
-)> {
+pub fn routes() -> RouteTable {
     vec![
         (
             "/_admin/apps",

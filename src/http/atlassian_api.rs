@@ -4,22 +4,18 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
-use axum::routing::{MethodRouter, get};
+use axum::routing::get;
 use serde::Serialize;
 
-use super::AppState;
 use super::error::{HttpError, json_response};
 use super::sites::Server;
+use super::{AppState, RouteTable};
 use crate::credentials::Credentials;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
 
 /// The routes: (path, methods besides HEAD, handlers). Each checks its own token.
-pub fn routes() -> Vec<(
-    &'static str,
-    &'static [&'static str],
-    MethodRouter<AppState>,
-)> {
+pub fn routes() -> RouteTable {
     vec![
         (
             "/oauth/token/accessible-resources",

@@ -13,7 +13,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
 use super::AppState;
 use super::error::HttpError;
-use super::site::{CurrentSite, GATEWAY, Reached, without_gateway};
+use super::site::{CurrentSite, GATEWAY, Reached, request_authority, without_gateway};
 use crate::domain::{
     KeyError, MAX_VALUE_BYTES, NamedAccount, PropertyKey, PropertyValue, ValueError,
     is_json_whitespace,
@@ -132,12 +132,7 @@ impl FromRequestParts<AppState> for BaseUrl {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let host = || {
-            let host = parts
-                .headers
-                .get(header::HOST)
-                .and_then(|host| host.to_str().ok())
-                .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
-                .unwrap_or("localhost");
+            let host = request_authority(&parts.uri, &parts.headers).unwrap_or("localhost");
             format!("http://{host}")
         };
         let server = || state.public_url.as_deref().map_or_else(host, str::to_owned);

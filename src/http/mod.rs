@@ -95,6 +95,13 @@ pub struct Route {
     handlers: MethodRouter<AppState>,
 }
 
+/// A module's routes before their access is set: (path, methods besides HEAD, handlers).
+type RouteTable = Vec<(
+    &'static str,
+    &'static [&'static str],
+    MethodRouter<AppState>,
+)>;
+
 /// Every route the server answers. The router is built from this table, and a test holds it
 /// against `/openapi.json`, so the two cannot drift apart.
 pub fn routes() -> Vec<Route> {

@@ -5,14 +5,14 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{get, post};
 use serde::Serialize;
 
-use super::AppState;
 use super::authenticate::client_address;
 use super::consent::{consent_page, error_page};
 use super::error::{HttpError, json_response};
 use super::oauth_params::{AuthorizeQuery, ConsentForm, token_request};
+use super::{AppState, RouteTable};
 use crate::credentials::Credentials;
 use crate::domain::{SiteKey, User};
 use crate::service::authentication::Via;
@@ -25,11 +25,7 @@ type Result<T, E = HttpError> = std::result::Result<T, E>;
 const TOKEN_REQUEST_LIMIT: usize = 64 << 10;
 
 /// The routes: (path, methods besides HEAD, handlers). Each checks its own credentials.
-pub fn routes() -> Vec<(
-    &'static str,
-    &'static [&'static str],
-    MethodRouter<AppState>,
-)> {
+pub fn routes() -> RouteTable {
     vec![
         ("/authorize", &["GET", "POST"], get(authorize).post(consent)),
         ("/oauth/token", &["POST"], post(token)),

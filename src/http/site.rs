@@ -200,12 +200,17 @@ async fn resolve(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Cur
     })
 }
 
-/// The host a request was sent to, without its port.
-pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    let host = headers
+/// The host and port a request was sent to: its Host header, or the authority of its URI.
+pub fn request_authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    headers
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
-        .or_else(|| uri.authority().map(|authority| authority.as_str()))?;
+        .or_else(|| uri.authority().map(|authority| authority.as_str()))
+}
+
+/// The host a request was sent to, without its port.
+pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    let host = request_authority(uri, headers)?;
     Some(match host.rsplit_once(':') {
         // A bracketed IPv6 address keeps its colons.
         Some((name, port)) if !port.contains(']') => name,

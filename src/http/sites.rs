@@ -6,15 +6,15 @@ use std::path::Path;
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::{MethodRouter, get};
+use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::AppState;
 use super::error::{HttpError, json_response};
-use super::site::{GATEWAY, request_host};
+use super::site::{GATEWAY, request_authority, request_host};
+use super::{AppState, RouteTable};
 use crate::domain::{CloudId, DEFAULT_SITE, Site, SiteName};
 use crate::error::Error;
 use crate::seed;
@@ -23,11 +23,7 @@ use crate::service::sites::{NewSite, SiteReference};
 type Result<T, E = HttpError> = std::result::Result<T, E>;
 
 /// The sites' routes: (path, methods besides HEAD, handlers).
-pub fn routes() -> Vec<(
-    &'static str,
-    &'static [&'static str],
-    MethodRouter<AppState>,
-)> {
+pub fn routes() -> RouteTable {
     vec![
         (
             "/_admin/sites",
@@ -75,11 +71,7 @@ pub(super) struct Server {
 impl Server {
     pub(super) fn of(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Self {
         let host = request_host(uri, headers).unwrap_or("localhost");
-        let authority = headers
-            .get(header::HOST)
-            .and_then(|value| value.to_str().ok())
-            .or_else(|| uri.authority().map(|authority| authority.as_str()))
-            .unwrap_or("localhost");
+        let authority = request_authority(uri, headers).unwrap_or("localhost");
         let port = authority
             .strip_prefix(host)
             .filter(|port| port.starts_with(':'))

@@ -88,7 +88,7 @@ impl SiteService {
             return Ok(Some(site));
         }
         let found = self.store.site_named(name).await?;
-        Ok(self.remember(name, found))
+        Ok(self.remember(found, |known| known.by_name.remove(name)))
     }
 
     /// The site with this cloudId.
@@ -97,7 +97,7 @@ impl SiteService {
             return Ok(Some(site));
         }
         let found = self.store.site_with_id(id).await?;
-        Ok(self.remember_id(id, found))
+        Ok(self.remember(found, |known| known.by_id.remove(&id)))
     }
 
     /// The site a reference names.
@@ -176,19 +176,16 @@ impl SiteService {
             .then(|| found.site.clone())
     }
 
-    fn remember(&self, name: &str, found: Option<Site>) -> Option<Arc<Site>> {
+    /// Holds what was found; for a site not found, `unknown` drops what was held under the
+    /// name or id looked for.
+    fn remember(
+        &self,
+        found: Option<Site>,
+        unknown: impl FnOnce(&mut Known) -> Option<Found>,
+    ) -> Option<Arc<Site>> {
         let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
         let Some(site) = found else {
-            known.by_name.remove(name);
-            return None;
-        };
-        Some(self.hold(&mut known, site))
-    }
-
-    fn remember_id(&self, id: CloudId, found: Option<Site>) -> Option<Arc<Site>> {
-        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
-        let Some(site) = found else {
-            known.by_id.remove(&id);
+            unknown(&mut known);
             return None;
         };
         Some(self.hold(&mut known, site))
