@@ -1,5 +1,6 @@
-//! Starting state: the seed format (users, tokens, properties), read and validated once, and the
-//! first administrator. Applied through the admin service. Past 350 lines only with its tests.
+//! Starting state: the seed format (sites, users, tokens, properties, apps), read and validated
+//! once; `user.rs` reads one user, `apply.rs` applies a seed through the services. Past 350
+//! lines only with its tests.
 
 use std::collections::HashSet;
 use std::fmt::Display;
@@ -8,17 +9,17 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::clock::parse_rfc3339_ms;
-use crate::credentials::{TokenDigest, generate_token};
 use crate::domain::{
-    AccountId, AppKind, CloudId, DEFAULT_SITE, DisplayName, Email, NewUser, PropertyKey,
-    PropertyValue, Scopes, SiteKey, SiteName, User, email_key,
+    AppKind, CloudId, DEFAULT_SITE, PropertyKey, PropertyValue, SiteName, User, email_key,
 };
-use crate::service::apps::{AppService, NewApp};
-use crate::service::sites::NewSite;
-use crate::service::{AdminService, SiteService};
-use crate::store::admin::{TokenEntry, TokenLimits};
-use crate::store::{SeedConflict, SeedData, SeedReport};
+use crate::store::SeedData;
+
+mod apply;
+mod user;
+
+pub use apply::{FirstAdmin, apply, ensure_first_admin};
+use user::user_entry;
+pub use user::{UserSeed, parse_user};
 
 /// A seed file that cannot be used: which file, which entry, and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -96,75 +97,6 @@ pub struct SiteSeed {
     pub data: SeedData,
 }
 
-/// One user as the seed format, the admin API and snapshots write it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SeedUser {
-    account_id: String,
-    email: String,
-    display_name: Option<String>,
-    #[serde(default)]
-    admin: bool,
-    #[serde(default = "active_by_default")]
-    active: bool,
-    #[serde(default)]
-    api_tokens: Vec<SeedToken>,
-    /// Digests of tokens whose secrets are not known, as snapshots carry them.
-    #[serde(default)]
-    api_token_hashes: Vec<SeedToken>,
-}
-
-/// A token of a seed: its text alone (a classic token), or an object with its scopes and expiry.
-#[derive(Deserialize)]
-#[serde(
-    untagged,
-    expecting = "a token as a string, or an object with the token, scopes and expiresAt"
-)]
-enum SeedToken {
-    Classic(String),
-    Limited(LimitedToken),
-}
-
-/// `{"token": …}` in `apiTokens`, `{"hash": …}` in `apiTokenHashes`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct LimitedToken {
-    token: Option<String>,
-    hash: Option<String>,
-    scopes: Option<Vec<String>>,
-    expires_at: Option<String>,
-}
-
-impl SeedToken {
-    /// The text (`field` is `token` or `hash`) and the limits.
-    fn parts(&self, field: &str) -> Result<(&str, TokenLimits), String> {
-        let limited = match self {
-            SeedToken::Classic(text) => return Ok((text, TokenLimits::default())),
-            SeedToken::Limited(limited) => limited,
-        };
-        let (text, other) = match field {
-            "token" => (&limited.token, &limited.hash),
-            _ => (&limited.hash, &limited.token),
-        };
-        let text = text
-            .as_deref()
-            .filter(|_| other.is_none())
-            .ok_or_else(|| format!("a token given as an object needs \"{field}\" and only it"))?;
-        let expires_at = limited
-            .expires_at
-            .as_deref()
-            .map(parse_rfc3339_ms)
-            .transpose()
-            .map_err(|reason| format!("expiresAt {reason}"))?;
-        let scopes = limited.scopes.as_ref().map(|scopes| Scopes::of(scopes));
-        Ok((text, TokenLimits { scopes, expires_at }))
-    }
-}
-
-fn active_by_default() -> bool {
-    true
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SeedProperty<'a> {
@@ -172,63 +104,6 @@ struct SeedProperty<'a> {
     key: String,
     #[serde(borrow)]
     value: &'a RawValue,
-}
-
-/// A user entry, validated: the user and the digests of their tokens.
-#[derive(Debug)]
-pub struct UserSeed {
-    /// The user.
-    pub user: NewUser,
-    /// Their tokens, in the order given.
-    pub tokens: Vec<TokenEntry>,
-}
-
-impl SeedUser {
-    /// The account id alone, checked before anything else so that errors can name it.
-    fn account_id(&self) -> Result<AccountId, String> {
-        AccountId::parse(self.account_id.as_str()).map_err(|e| e.to_string())
-    }
-
-    /// Everything an entry says, valid on its own; what spans entries is the caller's to check.
-    fn validate(self) -> Result<UserSeed, String> {
-        let account_id = self.account_id()?;
-        let email = Email::parse(self.email.as_str())
-            .map_err(|_| format!("email {:?} is not an email address", self.email))?;
-        let display_name = DisplayName::parse(self.display_name.unwrap_or(self.email))
-            .map_err(|e| e.to_string())?;
-        let mut tokens = Vec::with_capacity(self.api_tokens.len() + self.api_token_hashes.len());
-        for entry in &self.api_tokens {
-            let (token, limits) = entry.parts("token")?;
-            if token.is_empty() || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                return Err(
-                    "apiTokens must be non-empty, without spaces or control characters".to_owned(),
-                );
-            }
-            let digest = TokenDigest::of(token);
-            tokens.push(TokenEntry { digest, limits });
-        }
-        for entry in &self.api_token_hashes {
-            let (hash, limits) = entry.parts("hash")?;
-            let digest = TokenDigest::from_hex(hash).ok_or_else(|| {
-                "apiTokenHashes must be SHA-256 digests in 64 hex digits".to_owned()
-            })?;
-            tokens.push(TokenEntry { digest, limits });
-        }
-        let mut distinct: Vec<_> = tokens.iter().map(|token| token.digest).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if distinct.len() < tokens.len() {
-            return Err("an API token appears twice".to_owned());
-        }
-        let user = NewUser {
-            account_id,
-            email,
-            display_name,
-            admin: self.admin,
-            active: self.active,
-        };
-        Ok(UserSeed { user, tokens })
-    }
 }
 
 /// Reads and validates a seed file; nothing is stored unless all of it is valid.
@@ -260,25 +135,6 @@ pub(crate) fn fail(path: &Path, entry: impl Into<String>, reason: impl Display) 
         entry: entry.into(),
         reason: reason.to_string(),
     }
-}
-
-/// Reads one user entry, as `users[index]` of the document `path` names.
-fn user_entry(path: &Path, index: usize, raw: &str) -> Result<(String, UserSeed), SeedError> {
-    let entry = format!("users[{index}]");
-    let user: SeedUser =
-        serde_json::from_str(raw).map_err(|e| fail(path, &entry, within_entry(e)))?;
-    let entry = format!("{entry} ({:?})", user.account_id);
-    user.account_id()
-        .map_err(|reason| fail(path, &entry, reason))?;
-    let seed = user
-        .validate()
-        .map_err(|reason| fail(path, &entry, reason))?;
-    Ok((entry, seed))
-}
-
-/// Reads one user in the seed format, as the admin API takes it; `source` names it in errors.
-pub fn parse_user(source: &Path, text: &str) -> Result<UserSeed, SeedError> {
-    Ok(user_entry(source, 0, text)?.1)
 }
 
 /// Validates seed text; `path` only names the file in errors.
@@ -400,149 +256,11 @@ fn parse_site(
     Ok(seed)
 }
 
-/// Applies a loaded seed: the default site's part, then each site's, making the sites that do
-/// not exist yet. A seed user whose email or token another account of its site already holds
-/// stops it; each site's part is all or nothing.
-pub async fn apply(
-    admin: &AdminService,
-    sites: &SiteService,
-    apps: &AppService,
-    path: &Path,
-    seed: Seed,
-) -> anyhow::Result<SeedReport> {
-    let mut total = apply_to(admin, SiteKey::DEFAULT, path, "", &seed.data).await?;
-    for (index, site) in seed.sites.into_iter().enumerate() {
-        let entry = format!("sites[{index}] ({:?})", site.name.as_str());
-        let report = match sites.named(site.name.as_str()).await? {
-            Some(found) if site.id.is_some_and(|id| id != found.id) => {
-                let reason = format!("the site exists with another id, {}", found.id);
-                return Err(fail(path, entry, reason).into());
-            }
-            Some(found) => apply_to(admin, found.key, path, &entry, &site.data).await?,
-            None => {
-                let new = NewSite {
-                    name: Some(site.name),
-                    id: site.id,
-                    seed: site.data,
-                };
-                let created = sites.create(new).await;
-                created.map_err(|e| fail(path, &entry, e))?.1
-            }
-        };
-        total.users += report.users;
-        total.tokens += report.tokens;
-        total.properties += report.properties;
-    }
-    for (index, app) in seed.apps.into_iter().enumerate() {
-        let entry = format!("apps[{index}] ({:?})", app.client_id);
-        if apps.app(&app.client_id).await?.is_some() {
-            continue;
-        }
-        let mut keys = Vec::with_capacity(app.sites.len());
-        for name in &app.sites {
-            let site = sites.named(name).await?;
-            let site =
-                site.ok_or_else(|| fail(path, &entry, format!("there is no site {name:?}")))?;
-            keys.push(site.key);
-        }
-        let new = NewApp {
-            name: app.name,
-            kind: app.kind.as_deref().and_then(AppKind::parse),
-            callback_url: app.callback_url,
-            scopes: Scopes::of(&app.scopes),
-            auto_consent: app.auto_consent,
-            client_id: Some(app.client_id),
-            client_secret: Some(app.client_secret),
-            sites: keys,
-            admin: app.admin,
-        };
-        apps.create_app(new)
-            .await
-            .map_err(|e| fail(path, &entry, e))?;
-    }
-    Ok(total)
-}
-
-/// Applies one site's part of a seed; `site_entry` names the site in errors (empty for the
-/// default site).
-async fn apply_to(
-    admin: &AdminService,
-    site: SiteKey,
-    path: &Path,
-    site_entry: &str,
-    seed: &SeedData,
-) -> anyhow::Result<SeedReport> {
-    let report = admin.apply_seed(site, seed).await?;
-    let Some(conflict) = report.conflict else {
-        return Ok(report);
-    };
-    let (index, reason) = match conflict {
-        SeedConflict::Email(index) => (
-            index,
-            "its email belongs to another account in the database",
-        ),
-        SeedConflict::Token(index) => (
-            index,
-            "one of its apiTokens belongs to another account in the database",
-        ),
-    };
-    let entry = seed.users.get(index).map_or_else(
-        || format!("users[{index}]"),
-        |user| format!("users[{index}] ({:?})", user.account_id),
-    );
-    let entry = if site_entry.is_empty() {
-        entry
-    } else {
-        format!("{site_entry}: {entry}")
-    };
-    Err(fail(path, entry, reason).into())
-}
-
-/// The administrator made for a database that has no users and was given no seed.
-pub struct FirstAdmin {
-    /// Their account id.
-    pub account_id: String,
-    /// Their email, for Basic authentication.
-    pub email: String,
-    /// Their API token, shown once and stored only as a digest.
-    pub token: String,
-}
-
-/// Creates an administrator when the database has no users at all; `None` when it has some.
-pub async fn ensure_first_admin(admin: &AdminService) -> anyhow::Result<Option<FirstAdmin>> {
-    if admin.user_count(SiteKey::DEFAULT).await? > 0 {
-        return Ok(None);
-    }
-    let token = generate_token()?;
-    let mut id = [0u8; 12];
-    getrandom::fill(&mut id)?;
-    let first = FirstAdmin {
-        account_id: hex::encode(id),
-        email: "admin@jira-userprops.local".to_owned(),
-        token,
-    };
-    let seed = SeedData {
-        users: vec![User {
-            account_id: first.account_id.clone(),
-            email: first.email.clone(),
-            display_name: "Administrator".to_owned(),
-            admin: true,
-            active: true,
-        }],
-        tokens: vec![(0, TokenEntry::classic(TokenDigest::of(&first.token)))],
-        properties: Vec::new(),
-    };
-    let report = admin.apply_seed(SiteKey::DEFAULT, &seed).await?;
-    // Another instance starting at the same moment may have made its administrator first.
-    if report.users == 0 || report.conflict.is_some() {
-        return Ok(None);
-    }
-    Ok(Some(first))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::TokenDigest;
+    use crate::store::admin::TokenLimits;
 
     fn parse_text(text: &str) -> Result<SeedData, SeedError> {
         parse(Path::new("seed.json"), text).map(|seed| seed.data)

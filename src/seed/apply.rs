@@ -1,0 +1,153 @@
+//! Applying a validated seed through the services, and the first administrator of an empty
+//! database.
+
+use std::path::Path;
+
+use super::{Seed, fail};
+use crate::credentials::{TokenDigest, generate_token};
+use crate::domain::{AppKind, Scopes, SiteKey, User};
+use crate::service::apps::{AppService, NewApp};
+use crate::service::sites::NewSite;
+use crate::service::{AdminService, SiteService};
+use crate::store::admin::TokenEntry;
+use crate::store::{SeedConflict, SeedData, SeedReport};
+
+/// Applies a loaded seed: the default site's part, then each site's, making the sites that do
+/// not exist yet. A seed user whose email or token another account of its site already holds
+/// stops it; each site's part is all or nothing.
+pub async fn apply(
+    admin: &AdminService,
+    sites: &SiteService,
+    apps: &AppService,
+    path: &Path,
+    seed: Seed,
+) -> anyhow::Result<SeedReport> {
+    let mut total = apply_to(admin, SiteKey::DEFAULT, path, "", &seed.data).await?;
+    for (index, site) in seed.sites.into_iter().enumerate() {
+        let entry = format!("sites[{index}] ({:?})", site.name.as_str());
+        let report = match sites.named(site.name.as_str()).await? {
+            Some(found) if site.id.is_some_and(|id| id != found.id) => {
+                let reason = format!("the site exists with another id, {}", found.id);
+                return Err(fail(path, entry, reason).into());
+            }
+            Some(found) => apply_to(admin, found.key, path, &entry, &site.data).await?,
+            None => {
+                let new = NewSite {
+                    name: Some(site.name),
+                    id: site.id,
+                    seed: site.data,
+                };
+                let created = sites.create(new).await;
+                created.map_err(|e| fail(path, &entry, e))?.1
+            }
+        };
+        total.users += report.users;
+        total.tokens += report.tokens;
+        total.properties += report.properties;
+    }
+    for (index, app) in seed.apps.into_iter().enumerate() {
+        let entry = format!("apps[{index}] ({:?})", app.client_id);
+        if apps.app(&app.client_id).await?.is_some() {
+            continue;
+        }
+        let mut keys = Vec::with_capacity(app.sites.len());
+        for name in &app.sites {
+            let site = sites.named(name).await?;
+            let site =
+                site.ok_or_else(|| fail(path, &entry, format!("there is no site {name:?}")))?;
+            keys.push(site.key);
+        }
+        let new = NewApp {
+            name: app.name,
+            kind: app.kind.as_deref().and_then(AppKind::parse),
+            callback_url: app.callback_url,
+            scopes: Scopes::of(&app.scopes),
+            auto_consent: app.auto_consent,
+            client_id: Some(app.client_id),
+            client_secret: Some(app.client_secret),
+            sites: keys,
+            admin: app.admin,
+        };
+        apps.create_app(new)
+            .await
+            .map_err(|e| fail(path, &entry, e))?;
+    }
+    Ok(total)
+}
+
+/// Applies one site's part of a seed; `site_entry` names the site in errors (empty for the
+/// default site).
+async fn apply_to(
+    admin: &AdminService,
+    site: SiteKey,
+    path: &Path,
+    site_entry: &str,
+    seed: &SeedData,
+) -> anyhow::Result<SeedReport> {
+    let report = admin.apply_seed(site, seed).await?;
+    let Some(conflict) = report.conflict else {
+        return Ok(report);
+    };
+    let (index, reason) = match conflict {
+        SeedConflict::Email(index) => (
+            index,
+            "its email belongs to another account in the database",
+        ),
+        SeedConflict::Token(index) => (
+            index,
+            "one of its apiTokens belongs to another account in the database",
+        ),
+    };
+    let entry = seed.users.get(index).map_or_else(
+        || format!("users[{index}]"),
+        |user| format!("users[{index}] ({:?})", user.account_id),
+    );
+    let entry = if site_entry.is_empty() {
+        entry
+    } else {
+        format!("{site_entry}: {entry}")
+    };
+    Err(fail(path, entry, reason).into())
+}
+
+/// The administrator made for a database that has no users and was given no seed.
+pub struct FirstAdmin {
+    /// Their account id.
+    pub account_id: String,
+    /// Their email, for Basic authentication.
+    pub email: String,
+    /// Their API token, shown once and stored only as a digest.
+    pub token: String,
+}
+
+/// Creates an administrator when the database has no users at all; `None` when it has some.
+pub async fn ensure_first_admin(admin: &AdminService) -> anyhow::Result<Option<FirstAdmin>> {
+    if admin.user_count(SiteKey::DEFAULT).await? > 0 {
+        return Ok(None);
+    }
+    let token = generate_token()?;
+    let mut id = [0u8; 12];
+    getrandom::fill(&mut id)?;
+    let first = FirstAdmin {
+        account_id: hex::encode(id),
+        email: "admin@jira-userprops.local".to_owned(),
+        token,
+    };
+    let seed = SeedData {
+        users: vec![User {
+            account_id: first.account_id.clone(),
+            email: first.email.clone(),
+            display_name: "Administrator".to_owned(),
+            admin: true,
+            active: true,
+        }],
+        tokens: vec![(0, TokenEntry::classic(TokenDigest::of(&first.token)))],
+        properties: Vec::new(),
+    };
+    let report = admin.apply_seed(SiteKey::DEFAULT, &seed).await?;
+    // Another instance starting at the same moment may have made its administrator first.
+    if report.users == 0 || report.conflict.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(first))
+}
