@@ -1,6 +1,9 @@
 //! OAuth 2.0, as `auth.atlassian.com` plays it: the authorization-code flow, the token endpoint
 //! with rotating refresh tokens, client credentials for service accounts, and what a token
 //! reaches (`accessible-resources`, `/me`).
+//!
+//! A little past 350 lines, and one idea: the three grants share the client check and the
+//! issuing of tokens, and their rules read best side by side.
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! The SQLite backend: one writer connection, a pool of readers, WAL and full fsync on commit.
 
+mod admin;
 mod batch;
 mod cache;
 mod writer;
@@ -18,12 +19,11 @@ use cache::ReadCache;
 use tokio::sync::{mpsc, oneshot};
 use writer::{Change, Write};
 
-use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, TokenLimits, UserPatch};
 use super::oauth::Access;
 use super::sql::{Dialect, connection};
-use super::{Account, DatabaseOptions, Error, Result, SeedData, SeedReport, TokenOwner};
+use super::{Account, DatabaseOptions, Error, Result, TokenOwner};
 use crate::credentials::TokenDigest;
-use crate::domain::{CloudId, PropertyKey, PropertyValue, Site, SiteKey, SiteName, User, Written};
+use crate::domain::{PropertyKey, PropertyValue, SiteKey, User, Written};
 
 type Sql = super::sql::Sql<Sqlite>;
 
@@ -299,115 +299,6 @@ impl SqliteStore {
         };
         self.writes.send(write).await.map_err(|_| crashed())?;
         outcome.await.map_err(|_| crashed())?
-    }
-
-    pub(super) async fn apply_seed(&self, site: SiteKey, seed: &SeedData) -> Result<SeedReport> {
-        self.changed(Sql::apply_seed(self.begin_immediate().await?, site, seed).await)
-    }
-
-    pub(super) async fn users(&self, site: SiteKey) -> Result<Vec<User>> {
-        Ok(Sql::users(&mut *connection(&self.reader).await?, site).await?)
-    }
-
-    pub(super) async fn update_user(
-        &self,
-        site: SiteKey,
-        account_id: &str,
-        patch: &UserPatch,
-    ) -> Result<PatchOutcome> {
-        self.changed(
-            Sql::update_user(
-                &mut *connection(&self.writer).await?,
-                site,
-                account_id,
-                patch,
-            )
-            .await,
-        )
-    }
-
-    pub(super) async fn delete_user(&self, site: SiteKey, account_id: &str) -> Result<bool> {
-        self.changed(
-            Sql::delete_user(&mut *connection(&self.writer).await?, site, account_id).await,
-        )
-    }
-
-    pub(super) async fn add_token(
-        &self,
-        site: SiteKey,
-        account_id: &str,
-        digest: &TokenDigest,
-        limits: &TokenLimits,
-    ) -> Result<Option<String>> {
-        self.changed(
-            Sql::add_token(
-                &mut *connection(&self.writer).await?,
-                site,
-                account_id,
-                digest,
-                limits,
-            )
-            .await,
-        )
-    }
-
-    pub(super) async fn tokens(
-        &self,
-        site: SiteKey,
-        account_id: &str,
-    ) -> Result<Option<Vec<TokenInfo>>> {
-        Ok(Sql::tokens(&mut *connection(&self.reader).await?, site, account_id).await?)
-    }
-
-    pub(super) async fn revoke_token(
-        &self,
-        site: SiteKey,
-        account_id: &str,
-        id: &str,
-    ) -> Result<bool> {
-        self.changed(
-            Sql::revoke_token(&mut *connection(&self.writer).await?, site, account_id, id).await,
-        )
-    }
-
-    pub(super) async fn reset(&self, site: SiteKey, everything: bool) -> Result<()> {
-        self.changed(Sql::reset(self.begin_immediate().await?, site, everything).await)
-    }
-
-    /// Read under the write lock, so no write lands between its three reads.
-    pub(super) async fn snapshot(&self, site: SiteKey) -> Result<Snapshot> {
-        Ok(Sql::snapshot(self.begin_immediate().await?, site).await?)
-    }
-
-    pub(super) async fn restore(&self, site: SiteKey, snapshot: &Snapshot) -> Result<()> {
-        self.changed(Sql::restore(self.begin_immediate().await?, site, snapshot).await)
-    }
-
-    pub(super) async fn create_site(
-        &self,
-        id: CloudId,
-        name: &SiteName,
-        seed: &SeedData,
-        most: u64,
-    ) -> Result<CreatedSite> {
-        let tx = self.begin_immediate().await?;
-        self.changed(Sql::create_site(tx, id, name, seed, most).await)
-    }
-
-    pub(super) async fn delete_site(&self, site: SiteKey) -> Result<bool> {
-        self.changed(Sql::delete_site(&mut *connection(&self.writer).await?, site).await)
-    }
-
-    pub(super) async fn sites(&self) -> Result<Vec<Site>> {
-        Ok(Sql::sites(&mut *connection(&self.reader).await?).await?)
-    }
-
-    pub(super) async fn site_named(&self, name: &str) -> Result<Option<Site>> {
-        Ok(Sql::site_named(&mut *connection(&self.reader).await?, name).await?)
-    }
-
-    pub(super) async fn site_with_id(&self, id: CloudId) -> Result<Option<Site>> {
-        Ok(Sql::site_with_id(&mut *connection(&self.reader).await?, id).await?)
     }
 
     pub(super) async fn ready(&self) -> Result<()> {

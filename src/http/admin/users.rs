@@ -1,93 +1,40 @@
-//! The admin API under `/_admin`: users, tokens, reset, snapshots, the request journal and the
-//! faults. The route table puts it behind the admin token.
+//! The admin API's users and their API tokens: create (in the seed format), list, get, change,
+//! delete; tokens classic or scoped, listed without their secrets.
 
 use std::path::Path;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::error::{HttpError, json_response};
-use super::journal::Filter;
-use super::site::CurrentSite;
-use super::{AppState, RouteTable};
+use super::{Result, bad_request, json};
 use crate::clock::{parse_rfc3339_ms, rfc3339_ms};
 use crate::domain::{DisplayName, Email, Scopes, User};
 use crate::error::Error;
-use crate::faults::FaultRules;
+use crate::http::AppState;
+use crate::http::site::CurrentSite;
 use crate::seed;
 use crate::service::admin::UserChanges;
 use crate::store::admin::{TokenInfo, TokenLimits};
 
-type Result<T, E = HttpError> = std::result::Result<T, E>;
-
-/// The admin API's routes: (path, methods besides HEAD, handlers).
-pub fn routes() -> RouteTable {
-    vec![
-        (
-            "/_admin/users",
-            &["GET", "POST"],
-            get(list_users).post(create_user),
-        ),
-        (
-            "/_admin/users/{accountId}",
-            &["GET", "PATCH", "DELETE"],
-            get(get_user).patch(update_user).delete(delete_user),
-        ),
-        (
-            "/_admin/users/{accountId}/tokens",
-            &["GET", "POST"],
-            get(list_tokens).post(create_token),
-        ),
-        (
-            "/_admin/users/{accountId}/tokens/{tokenId}",
-            &["DELETE"],
-            axum::routing::delete(revoke_token),
-        ),
-        ("/_admin/reset", &["POST"], post(reset)),
-        (
-            "/_admin/snapshot",
-            &["GET", "PUT"],
-            // Snapshots are as large as the state they carry: no 2 MiB default here.
-            get(export)
-                .put(import)
-                .layer(DefaultBodyLimit::max(SNAPSHOT_LIMIT)),
-        ),
-        (
-            "/_admin/requests",
-            &["GET", "DELETE"],
-            get(requests).delete(clear_requests),
-        ),
-        (
-            "/_admin/faults",
-            &["GET", "PUT", "DELETE"],
-            get(faults).put(set_faults).delete(clear_faults),
-        ),
-    ]
-}
-
 /// `{accountId}` in a path, beside `{site}` or not.
 #[derive(Deserialize)]
-struct UserPath {
+pub(super) struct UserPath {
     #[serde(rename = "accountId")]
     account_id: String,
 }
 
 /// `{accountId}` and `{tokenId}` in a path, beside `{site}` or not.
 #[derive(Deserialize)]
-struct TokenPath {
+pub(super) struct TokenPath {
     #[serde(rename = "accountId")]
     account_id: String,
     #[serde(rename = "tokenId")]
     token_id: String,
 }
-
-/// The largest snapshot `PUT /_admin/snapshot` reads.
-const SNAPSHOT_LIMIT: usize = 1 << 30;
 
 /// A user as the admin API shows one.
 #[derive(Serialize)]
@@ -163,15 +110,6 @@ fn token_limits(body: &[u8]) -> Result<TokenLimits> {
     })
 }
 
-fn json(status: StatusCode, body: &impl Serialize) -> Result<Response> {
-    let body = serde_json::to_vec(body).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(json_response(status, body))
-}
-
-fn bad_request(message: impl Into<String>) -> HttpError {
-    Error::BadRequest(message.into()).into()
-}
-
 /// The fields a PATCH may change.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -204,7 +142,10 @@ fn user_changes(body: &[u8]) -> Result<UserChanges, Error> {
     })
 }
 
-async fn list_users(State(state): State<AppState>, site: CurrentSite) -> Result<Response> {
+pub(super) async fn list_users(
+    State(state): State<AppState>,
+    site: CurrentSite,
+) -> Result<Response> {
     let users = state.admin.users(site.key()).await?;
     json(
         StatusCode::OK,
@@ -212,7 +153,7 @@ async fn list_users(State(state): State<AppState>, site: CurrentSite) -> Result<
     )
 }
 
-async fn create_user(
+pub(super) async fn create_user(
     State(state): State<AppState>,
     site: CurrentSite,
     body: Bytes,
@@ -230,7 +171,7 @@ async fn create_user(
     json(StatusCode::CREATED, &UserBody::from(&user))
 }
 
-async fn get_user(
+pub(super) async fn get_user(
     State(state): State<AppState>,
     site: CurrentSite,
     UrlPath(UserPath { account_id }): UrlPath<UserPath>,
@@ -241,7 +182,7 @@ async fn get_user(
     )
 }
 
-async fn update_user(
+pub(super) async fn update_user(
     State(state): State<AppState>,
     site: CurrentSite,
     UrlPath(UserPath { account_id }): UrlPath<UserPath>,
@@ -254,7 +195,7 @@ async fn update_user(
     json(StatusCode::OK, &UserBody::from(&user))
 }
 
-async fn delete_user(
+pub(super) async fn delete_user(
     State(state): State<AppState>,
     site: CurrentSite,
     UrlPath(UserPath { account_id }): UrlPath<UserPath>,
@@ -263,7 +204,7 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_tokens(
+pub(super) async fn list_tokens(
     State(state): State<AppState>,
     site: CurrentSite,
     UrlPath(UserPath { account_id }): UrlPath<UserPath>,
@@ -286,7 +227,7 @@ struct NewTokenBody<'a> {
     expires_at: Option<String>,
 }
 
-async fn create_token(
+pub(super) async fn create_token(
     State(state): State<AppState>,
     site: CurrentSite,
     UrlPath(UserPath { account_id }): UrlPath<UserPath>,
@@ -310,7 +251,7 @@ async fn create_token(
     )
 }
 
-async fn revoke_token(
+pub(super) async fn revoke_token(
     State(state): State<AppState>,
     site: CurrentSite,
     UrlPath(TokenPath {
@@ -323,91 +264,4 @@ async fn revoke_token(
         .revoke_token(site.key(), &account_id, &token_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn reset(State(state): State<AppState>, site: CurrentSite, uri: Uri) -> Result<StatusCode> {
-    let query = uri.query().unwrap_or_default().as_bytes();
-    let scope = form_urlencoded::parse(query)
-        .find(|(name, _)| name == "scope")
-        .map(|(_, value)| value);
-    let everything = match scope.as_deref() {
-        None | Some("properties") => false,
-        Some("all") => true,
-        Some(other) => {
-            return Err(bad_request(format!(
-                "Unknown scope '{other}': use 'properties' (the default) or 'all'."
-            )));
-        }
-    };
-    state.admin.reset(site.key(), everything).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn export(State(state): State<AppState>, site: CurrentSite) -> Result<Response> {
-    Ok(json_response(
-        StatusCode::OK,
-        state.admin.export(site.key()).await?,
-    ))
-}
-
-async fn import(
-    State(state): State<AppState>,
-    site: CurrentSite,
-    body: Bytes,
-) -> Result<StatusCode> {
-    state
-        .admin
-        .import(site.key(), Path::new("request body"), &body)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `GET /_admin/requests?method=&path=&status=&accountId=&since=`: the journal, oldest first.
-async fn requests(site: CurrentSite, uri: Uri) -> Result<Response> {
-    let mut filter = Filter::default();
-    for (name, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
-        match name.as_ref() {
-            "method" => filter.method = Some(value.into_owned()),
-            "path" => filter.path_prefix = Some(value.into_owned()),
-            "accountId" => filter.account_id = Some(value.into_owned()),
-            "status" => {
-                let status = value
-                    .parse()
-                    .map_err(|_| bad_request(format!("status '{value}' is not a number")))?;
-                filter.status = Some(status);
-            }
-            "since" => {
-                let since = humantime::parse_rfc3339_weak(&value)
-                    .map_err(|_| bad_request(format!("since '{value}' is not an RFC 3339 time")))?;
-                filter.since = Some(since);
-            }
-            other => return Err(bad_request(format!("Unknown filter '{other}'."))),
-        }
-    }
-    json(StatusCode::OK, &site.state.journal.entries(&filter))
-}
-
-async fn clear_requests(site: CurrentSite) -> StatusCode {
-    site.state.journal.clear();
-    StatusCode::NO_CONTENT
-}
-
-/// `GET /_admin/faults`: the rules in force, with what is left of their counts.
-async fn faults(site: CurrentSite) -> Result<Response> {
-    json(StatusCode::OK, &site.state.faults.rules())
-}
-
-/// `PUT /_admin/faults`: replaces the whole rule set.
-async fn set_faults(site: CurrentSite, body: Bytes) -> Result<Response> {
-    let rules: FaultRules =
-        serde_json::from_slice(&body).map_err(|e| bad_request(e.to_string()))?;
-    rules.validate().map_err(bad_request)?;
-    site.state.faults.replace(rules);
-    json(StatusCode::OK, &site.state.faults.rules())
-}
-
-/// `DELETE /_admin/faults`: no faults, no rate limits.
-async fn clear_faults(site: CurrentSite) -> StatusCode {
-    site.state.faults.replace(FaultRules::default());
-    StatusCode::NO_CONTENT
 }

@@ -1,0 +1,168 @@
+//! The admin API under `/_admin`: users, tokens, reset, snapshots, the request journal and the
+//! faults. The route table puts it behind the admin token.
+
+use std::path::Path;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Serialize;
+
+use super::error::{HttpError, json_response};
+use super::journal::Filter;
+use super::site::CurrentSite;
+use super::{AppState, RouteTable};
+use crate::error::Error;
+use crate::faults::FaultRules;
+
+mod users;
+
+type Result<T, E = HttpError> = std::result::Result<T, E>;
+
+/// The admin API's routes: (path, methods besides HEAD, handlers).
+pub fn routes() -> RouteTable {
+    vec![
+        (
+            "/_admin/users",
+            &["GET", "POST"],
+            get(users::list_users).post(users::create_user),
+        ),
+        (
+            "/_admin/users/{accountId}",
+            &["GET", "PATCH", "DELETE"],
+            get(users::get_user)
+                .patch(users::update_user)
+                .delete(users::delete_user),
+        ),
+        (
+            "/_admin/users/{accountId}/tokens",
+            &["GET", "POST"],
+            get(users::list_tokens).post(users::create_token),
+        ),
+        (
+            "/_admin/users/{accountId}/tokens/{tokenId}",
+            &["DELETE"],
+            axum::routing::delete(users::revoke_token),
+        ),
+        ("/_admin/reset", &["POST"], post(reset)),
+        (
+            "/_admin/snapshot",
+            &["GET", "PUT"],
+            // Snapshots are as large as the state they carry: no 2 MiB default here.
+            get(export)
+                .put(import)
+                .layer(DefaultBodyLimit::max(SNAPSHOT_LIMIT)),
+        ),
+        (
+            "/_admin/requests",
+            &["GET", "DELETE"],
+            get(requests).delete(clear_requests),
+        ),
+        (
+            "/_admin/faults",
+            &["GET", "PUT", "DELETE"],
+            get(faults).put(set_faults).delete(clear_faults),
+        ),
+    ]
+}
+
+/// The largest snapshot `PUT /_admin/snapshot` reads.
+const SNAPSHOT_LIMIT: usize = 1 << 30;
+
+pub(super) fn json(status: StatusCode, body: &impl Serialize) -> Result<Response> {
+    let body = serde_json::to_vec(body).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(json_response(status, body))
+}
+
+pub(super) fn bad_request(message: impl Into<String>) -> HttpError {
+    Error::BadRequest(message.into()).into()
+}
+
+async fn reset(State(state): State<AppState>, site: CurrentSite, uri: Uri) -> Result<StatusCode> {
+    let query = uri.query().unwrap_or_default().as_bytes();
+    let scope = form_urlencoded::parse(query)
+        .find(|(name, _)| name == "scope")
+        .map(|(_, value)| value);
+    let everything = match scope.as_deref() {
+        None | Some("properties") => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(bad_request(format!(
+                "Unknown scope '{other}': use 'properties' (the default) or 'all'."
+            )));
+        }
+    };
+    state.admin.reset(site.key(), everything).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn export(State(state): State<AppState>, site: CurrentSite) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::OK,
+        state.admin.export(site.key()).await?,
+    ))
+}
+
+async fn import(
+    State(state): State<AppState>,
+    site: CurrentSite,
+    body: Bytes,
+) -> Result<StatusCode> {
+    state
+        .admin
+        .import(site.key(), Path::new("request body"), &body)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /_admin/requests?method=&path=&status=&accountId=&since=`: the journal, oldest first.
+async fn requests(site: CurrentSite, uri: Uri) -> Result<Response> {
+    let mut filter = Filter::default();
+    for (name, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "method" => filter.method = Some(value.into_owned()),
+            "path" => filter.path_prefix = Some(value.into_owned()),
+            "accountId" => filter.account_id = Some(value.into_owned()),
+            "status" => {
+                let status = value
+                    .parse()
+                    .map_err(|_| bad_request(format!("status '{value}' is not a number")))?;
+                filter.status = Some(status);
+            }
+            "since" => {
+                let since = humantime::parse_rfc3339_weak(&value)
+                    .map_err(|_| bad_request(format!("since '{value}' is not an RFC 3339 time")))?;
+                filter.since = Some(since);
+            }
+            other => return Err(bad_request(format!("Unknown filter '{other}'."))),
+        }
+    }
+    json(StatusCode::OK, &site.state.journal.entries(&filter))
+}
+
+async fn clear_requests(site: CurrentSite) -> StatusCode {
+    site.state.journal.clear();
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /_admin/faults`: the rules in force, with what is left of their counts.
+async fn faults(site: CurrentSite) -> Result<Response> {
+    json(StatusCode::OK, &site.state.faults.rules())
+}
+
+/// `PUT /_admin/faults`: replaces the whole rule set.
+async fn set_faults(site: CurrentSite, body: Bytes) -> Result<Response> {
+    let rules: FaultRules =
+        serde_json::from_slice(&body).map_err(|e| bad_request(e.to_string()))?;
+    rules.validate().map_err(bad_request)?;
+    site.state.faults.replace(rules);
+    json(StatusCode::OK, &site.state.faults.rules())
+}
+
+/// `DELETE /_admin/faults`: no faults, no rate limits.
+async fn clear_faults(site: CurrentSite) -> StatusCode {
+    site.state.faults.replace(FaultRules::default());
+    StatusCode::NO_CONTENT
+}
