@@ -42,6 +42,9 @@ pub enum Error {
     /// No app has this client id.
     #[error("The app {0} does not exist.")]
     AppNotFound(String),
+    /// The app has no grant with this id.
+    #[error("The grant {0} does not exist.")]
+    GrantNotFound(String),
     /// No site has this name or cloudId.
     #[error("Site not found.")]
     SiteNotFound,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{HttpError, json_response};
 use super::{AppState, RouteTable};
+use crate::clock::rfc3339_ms;
 use crate::domain::{AppKind, Scopes};
 use crate::error::Error;
 use crate::service::apps::{CreatedApp, NewApp};
@@ -29,6 +30,12 @@ pub fn routes() -> RouteTable {
             "/_admin/apps/{clientId}",
             &["DELETE"],
             axum::routing::delete(delete_app),
+        ),
+        ("/_admin/apps/{clientId}/grants", &["GET"], get(list_grants)),
+        (
+            "/_admin/apps/{clientId}/grants/{grantId}",
+            &["DELETE"],
+            axum::routing::delete(revoke_grant),
         ),
     ]
 }
@@ -150,6 +157,58 @@ async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Respon
     };
     let created = state.apps.create_app(new).await?;
     json(StatusCode::CREATED, &AppBody::created(&created))
+}
+
+/// A grant as the admin API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GrantBody<'a> {
+    id: &'a str,
+    account_id: &'a str,
+    scopes: Vec<&'a str>,
+    sites: Vec<GrantSite<'a>>,
+    /// When its refresh-token family ends, whatever its use.
+    ends_at: String,
+}
+
+#[derive(Serialize)]
+struct GrantSite<'a> {
+    id: String,
+    name: &'a str,
+}
+
+async fn list_grants(
+    State(state): State<AppState>,
+    UrlPath(client_id): UrlPath<String>,
+) -> Result<Response> {
+    let grants = state.apps.grants(&client_id).await?;
+    let sites = state.sites.list().await?;
+    let body: Vec<GrantBody> = grants
+        .iter()
+        .map(|grant| GrantBody {
+            id: &grant.id,
+            account_id: &grant.account_id,
+            scopes: grant.scopes.iter().collect(),
+            sites: sites
+                .iter()
+                .filter(|site| grant.sites.contains(&site.key))
+                .map(|site| GrantSite {
+                    id: site.id.to_string(),
+                    name: site.name.as_str(),
+                })
+                .collect(),
+            ends_at: rfc3339_ms(grant.ends_at),
+        })
+        .collect();
+    json(StatusCode::OK, &body)
+}
+
+async fn revoke_grant(
+    State(state): State<AppState>,
+    UrlPath((client_id, grant_id)): UrlPath<(String, String)>,
+) -> Result<StatusCode> {
+    state.apps.revoke_grant(&client_id, &grant_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn delete_app(

@@ -150,6 +150,7 @@ fn service_status(error: &Error) -> StatusCode {
         | Error::SiteNotFound
         | Error::ScopedTokenAsBearer
         | Error::AppNotFound(_)
+        | Error::GrantNotFound(_)
         | Error::PropertyNotFound(_) => StatusCode::NOT_FOUND,
         Error::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
         Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

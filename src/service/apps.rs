@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::service::AdminService;
 use crate::service::oauth::random_token;
 use crate::store::Store;
-use crate::store::oauth::AppRecord;
+use crate::store::oauth::{AppRecord, Grant};
 
 /// Service accounts' emails end so.
 const SERVICE_ACCOUNT_DOMAIN: &str = "serviceaccount.atlassian.com";
@@ -172,6 +172,26 @@ impl AppService {
     /// Every app.
     pub async fn apps(&self) -> Result<Vec<AppRecord>> {
         Ok(self.store.oauth().apps().await?)
+    }
+
+    /// An app's grants: whom it acts for, where, with which scopes.
+    pub async fn grants(&self, client_id: &str) -> Result<Vec<Grant>> {
+        if self.app(client_id).await?.is_none() {
+            return Err(Error::AppNotFound(client_id.to_owned()));
+        }
+        Ok(self.store.oauth().grants_of(client_id).await?)
+    }
+
+    /// Revokes one grant of an app: its refresh-token family and every access token it issued
+    /// stop working at the next request, on every instance.
+    pub async fn revoke_grant(&self, client_id: &str, grant_id: &str) -> Result<()> {
+        if self.store.oauth().delete_grant(client_id, grant_id).await? {
+            return Ok(());
+        }
+        if self.app(client_id).await?.is_none() {
+            return Err(Error::AppNotFound(client_id.to_owned()));
+        }
+        Err(Error::GrantNotFound(grant_id.to_owned()))
     }
 
     /// Deletes an app with every grant and token it holds; a service account's users go too.

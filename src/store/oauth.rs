@@ -162,6 +162,19 @@ impl OAuthStore<'_> {
         deleted
     }
 
+    /// An app's grants, each with its sites: one per consent or service-account token request,
+    /// each a refresh-token family.
+    pub async fn grants_of(&self, client_id: &str) -> super::Result<Vec<Grant>> {
+        run!(self, read, grants_of(client_id))
+    }
+
+    /// Deletes one of an app's grants with its codes and tokens; whether it existed.
+    pub async fn delete_grant(&self, client_id: &str, grant_id: &str) -> super::Result<bool> {
+        let deleted: super::Result<bool> = run!(self, write, delete_grant(client_id, grant_id));
+        self.revoked();
+        deleted
+    }
+
     /// Tells the SQLite cache that tokens may have been revoked.
     fn revoked(&self) {
         if let Pools::Sqlite { store, .. } = self.0 {
@@ -437,23 +450,52 @@ where
         .bind(grant_id)
         .fetch_all(conn)
         .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let mut sites = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let Some(site) = row.try_get::<Option<i64>, _>(5)? {
-                sites.push(SiteKey(site));
+        Ok(Self::grants_from_rows(&rows)?.pop())
+    }
+
+    async fn grants_of(conn: &mut Conn<DB>, client_id: &str) -> Result<Vec<Grant>> {
+        let rows = sqlx::query(
+            "SELECT g.grant_id, g.client_id, g.account_id, g.scopes, g.ends_at, s.site
+             FROM oauth_grants g LEFT JOIN oauth_grant_sites s ON s.grant_id = g.grant_id
+             WHERE g.client_id = $1 ORDER BY g.grant_id, s.site",
+        )
+        .bind(client_id)
+        .fetch_all(conn)
+        .await?;
+        Self::grants_from_rows(&rows)
+    }
+
+    /// Grants from rows of a grant joined with its sites, ordered by grant.
+    fn grants_from_rows(rows: &[DB::Row]) -> Result<Vec<Grant>> {
+        let mut grants: Vec<Grant> = Vec::new();
+        for row in rows {
+            let id: &str = row.try_get(0)?;
+            if grants.last().is_none_or(|grant| grant.id != id) {
+                grants.push(Grant {
+                    id: id.to_owned(),
+                    client_id: row.try_get(1)?,
+                    account_id: row.try_get(2)?,
+                    scopes: Scopes::parse(row.try_get(3)?),
+                    ends_at: row.try_get(4)?,
+                    sites: Vec::new(),
+                });
+            }
+            if let (Some(grant), Some(site)) =
+                (grants.last_mut(), row.try_get::<Option<i64>, _>(5)?)
+            {
+                grant.sites.push(SiteKey(site));
             }
         }
-        Ok(Some(Grant {
-            id: first.try_get(0)?,
-            client_id: first.try_get(1)?,
-            account_id: first.try_get(2)?,
-            scopes: Scopes::parse(first.try_get(3)?),
-            ends_at: first.try_get(4)?,
-            sites,
-        }))
+        Ok(grants)
+    }
+
+    async fn delete_grant(conn: &mut Conn<DB>, client_id: &str, grant_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM oauth_grants WHERE grant_id = $1 AND client_id = $2")
+            .bind(grant_id)
+            .bind(client_id)
+            .execute(conn)
+            .await?;
+        Ok(DB::affected(&done) > 0)
     }
 
     async fn add_token(

@@ -784,7 +784,91 @@ async fn seeds_and_snapshots_keep_a_tokens_scopes(backend: Backend) {
     assert_eq!(answers("ada-classic").await, [200, 200]);
 }
 
+/// Each consent is a grant (a refresh-token family); revoking one through the admin API ends its
+/// tokens at the next request and leaves the others alone.
+async fn grants_are_listed_and_revoked_one_at_a_time(backend: Backend) {
+    let app = backend.app().await;
+    make_acme(&app).await;
+    let scopes = "read:jira-user offline_access";
+    register(&app, &["read:jira-user", "offline_access"], true).await;
+    let mut issued = Vec::new();
+    for _ in 0..2 {
+        let code = code_for(&app, "alice@example.com", scopes).await;
+        let tokens = token_request(&app, exchange(&code)).await;
+        tokens.assert_status(200);
+        issued.push(tokens.json());
+    }
+    let grants = app
+        .admin(Method::GET, format!("/_admin/apps/{CLIENT_ID}/grants"))
+        .send()
+        .await;
+    grants.assert_status(200);
+    let grants = grants.json();
+    let grants = grants.as_array().expect("an array");
+    assert_eq!(grants.len(), 2, "{grants:?}");
+    for grant in grants {
+        assert_eq!(grant["accountId"], ALICE);
+        assert_eq!(grant["scopes"], json!(["offline_access", "read:jira-user"]));
+        let names: Vec<&Value> = grant["sites"]
+            .as_array()
+            .map(|sites| sites.iter().map(|site| &site["name"]).collect())
+            .unwrap_or_default();
+        assert_eq!(names, [&json!("default"), &json!("acme")]);
+    }
+    let works = |tokens: &Value| {
+        let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or("?"));
+        let app = &app;
+        async move {
+            let me = app.get("/me").header("authorization", &bearer).send().await;
+            me.status.as_u16()
+        }
+    };
+    assert_eq!(
+        (works(&issued[0]).await, works(&issued[1]).await),
+        (200, 200)
+    );
+    // Which grant holds which token is not shown; revoking each in turn tells them apart.
+    let first = grants[0]["id"].as_str().expect("an id");
+    let revoke = |grant: &str| {
+        app.admin(
+            Method::DELETE,
+            format!("/_admin/apps/{CLIENT_ID}/grants/{grant}"),
+        )
+        .send()
+    };
+    revoke(first).await.assert_status(204);
+    let after = (works(&issued[0]).await, works(&issued[1]).await);
+    assert!(after == (401, 200) || after == (200, 401), "{after:?}");
+    let revoked = if after.0 == 401 {
+        &issued[0]
+    } else {
+        &issued[1]
+    };
+    let refresh = json!({"grant_type": "refresh_token", "client_id": CLIENT_ID,
+                         "client_secret": CLIENT_SECRET, "refresh_token": revoked["refresh_token"]});
+    token_request(&app, refresh).await.assert_status(403);
+    revoke(first).await.assert_status(404);
+    app.admin(Method::GET, "/_admin/apps/nobody/grants")
+        .send()
+        .await
+        .assert_status(404);
+    app.admin(
+        Method::DELETE,
+        format!("/_admin/apps/nobody/grants/{first}"),
+    )
+    .send()
+    .await
+    .assert_status(404);
+    let remaining = app
+        .admin(Method::GET, format!("/_admin/apps/{CLIENT_ID}/grants"))
+        .send()
+        .await
+        .json();
+    assert_eq!(remaining.as_array().map(Vec::len), Some(1));
+}
+
 on_each_backend!(
+    grants_are_listed_and_revoked_one_at_a_time,
     seeds_and_snapshots_keep_a_tokens_scopes,
     scoped_api_tokens_work_through_the_gateway_only,
     failed_client_authentications_are_throttled,

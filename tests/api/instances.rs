@@ -253,8 +253,69 @@ async fn a_site_made_through_one_instance_is_reached_through_the_other(backend: 
     );
 }
 
+/// Revocation through the admin API of one instance holds at the next request on the other.
+async fn a_grant_revoked_through_one_instance_is_refused_by_the_other_at_once(backend: Backend) {
+    let (_database, first, second) = two_instances(backend).await;
+    let app = serde_json::json!({"name": "Sync", "kind": "oauth2", "clientId": "sync",
+        "clientSecret": "sync-secret", "callbackUrl": "http://127.0.0.1:3000/callback",
+        "scopes": ["read:jira-user"], "autoConsent": true});
+    first
+        .admin(Method::POST, "/_admin/apps")
+        .json(app.to_string())
+        .send()
+        .await
+        .assert_status(201);
+    let authorize = "/authorize?client_id=sync&scope=read%3Ajira-user&response_type=code\
+        &redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fcallback&login_hint=alice%40example.com";
+    let redirected = first.get(authorize).send().await;
+    redirected.assert_status(302);
+    let location = url::Url::parse(redirected.header("location").unwrap_or_default()).expect("URL");
+    let code = location
+        .query_pairs()
+        .find(|(name, _)| name == "code")
+        .map(|(_, code)| code.into_owned())
+        .expect("a code");
+    let exchange = serde_json::json!({"grant_type": "authorization_code", "client_id": "sync",
+        "client_secret": "sync-secret", "code": code,
+        "redirect_uri": "http://127.0.0.1:3000/callback"});
+    let tokens = second
+        .request(Method::POST, "/oauth/token")
+        .json(exchange.to_string())
+        .send()
+        .await;
+    tokens.assert_status(200);
+    let bearer = format!(
+        "Bearer {}",
+        tokens.json()["access_token"].as_str().unwrap_or("?")
+    );
+    let tenant = second.get("/_edge/tenant_info").send().await.json();
+    let myself = format!(
+        "/ex/jira/{}/rest/api/3/myself",
+        tenant["cloudId"].as_str().unwrap_or("?")
+    );
+    let me = |app: &TestApp| app.get("/me").header("authorization", &bearer).send();
+    let jira = |app: &TestApp| app.get(&myself).header("authorization", &bearer).send();
+    me(&second).await.assert_status(200);
+    jira(&second).await.assert_status(200);
+    let grants = first
+        .admin(Method::GET, "/_admin/apps/sync/grants")
+        .send()
+        .await
+        .json();
+    let grant = grants[0]["id"].as_str().expect("a grant");
+    first
+        .admin(Method::DELETE, format!("/_admin/apps/sync/grants/{grant}"))
+        .send()
+        .await
+        .assert_status(204);
+    me(&second).await.assert_status(401);
+    jira(&second).await.assert_status(401);
+    me(&first).await.assert_status(401);
+}
+
 on_each_backend!(
     a_site_made_through_one_instance_is_reached_through_the_other,
+    a_grant_revoked_through_one_instance_is_refused_by_the_other_at_once,
     concurrent_first_puts_across_instances_give_exactly_one_201,
     a_write_through_one_instance_is_read_through_the_other_at_once,
     a_user_seeded_by_one_instance_can_call_the_other,
