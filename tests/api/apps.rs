@@ -867,7 +867,69 @@ async fn grants_are_listed_and_revoked_one_at_a_time(backend: Backend) {
     assert_eq!(remaining.as_array().map(Vec::len), Some(1));
 }
 
+/// Codes live 10 minutes; refresh tokens end after 90 days unused, and their family 365 days
+/// after the consent, however often it is refreshed.
+async fn codes_and_refresh_tokens_expire_as_atlassian_says(backend: Backend) {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let clock = ManualClock::new();
+    let store = backend.app().await.store;
+    let settings = Settings {
+        clock: clock.clone(),
+        ..TestApp::settings(None)
+    };
+    let app = TestApp::with_settings(store, settings);
+    register(&app, &["read:jira-user", "offline_access"], true).await;
+    let scopes = "read:jira-user offline_access";
+    let stale = code_for(&app, "alice@example.com", scopes).await;
+    clock.advance(Duration::from_secs(10 * 60 + 1));
+    let refused = token_request(&app, exchange(&stale)).await;
+    refused.assert_status(400);
+    assert_eq!(refused.json()["error"], "invalid_request");
+    let fresh = code_for(&app, "alice@example.com", scopes).await;
+    clock.advance(Duration::from_secs(9 * 60));
+    let tokens = token_request(&app, exchange(&fresh)).await;
+    tokens.assert_status(200);
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            let body = json!({"grant_type": "refresh_token", "client_id": CLIENT_ID,
+                              "client_secret": CLIENT_SECRET, "refresh_token": token});
+            let answer = token_request(app, body).await;
+            let next = answer.json()["refresh_token"].as_str().map(str::to_owned);
+            (answer.status.as_u16(), next)
+        }
+    };
+    let mut newest = tokens.json()["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_owned();
+    // Used every 80 days the family lives on, until 365 days after the consent.
+    for _ in 0..4 {
+        clock.advance(80 * DAY);
+        let (status, next) = refresh(newest.clone()).await;
+        assert_eq!(status, 200, "refreshed within 90 days");
+        newest = next.expect("a rotated refresh token");
+    }
+    clock.advance(44 * DAY);
+    let (status, next) = refresh(newest.clone()).await;
+    assert_eq!(status, 200, "day 364");
+    newest = next.expect("a rotated refresh token");
+    clock.advance(2 * DAY);
+    assert_eq!(
+        refresh(newest).await.0,
+        403,
+        "day 366: the family has ended"
+    );
+    // Unused for 90 days, a refresh token ends.
+    let code = code_for(&app, "alice@example.com", scopes).await;
+    let tokens = token_request(&app, exchange(&code)).await.json();
+    let unused = tokens["refresh_token"].as_str().expect("a refresh token");
+    clock.advance(90 * DAY + Duration::from_secs(1));
+    assert_eq!(refresh(unused.to_owned()).await.0, 403, "90 days unused");
+}
+
 on_each_backend!(
+    codes_and_refresh_tokens_expire_as_atlassian_says,
     grants_are_listed_and_revoked_one_at_a_time,
     seeds_and_snapshots_keep_a_tokens_scopes,
     scoped_api_tokens_work_through_the_gateway_only,
