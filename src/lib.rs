@@ -7,8 +7,8 @@
 //!   extractors parse what a request carries; `http::error` is the one place errors become
 //!   responses. Holds no SQL and no permission rule.
 //! - [`service`]: the rules: who is calling, who may do what (one pure function), in Jira's order
-//!   of checks; the administration of sites, users, tokens, seeds and snapshots. Knows nothing
-//!   of HTTP.
+//!   of checks (scopes first, for apps); the administration of sites, apps, users, tokens, seeds
+//!   and snapshots; OAuth 2.0's codes, grants and tokens. Knows nothing of HTTP.
 //! - [`store`]: the storage backends behind one closed enum, with errors of their own; every
 //!   table's first key is the site. Knows nothing of callers.
 //! - [`domain`]: validated values (sites, account ids, keys, values, emails, users); [`credentials`]:
