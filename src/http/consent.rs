@@ -34,10 +34,18 @@ pub(super) fn error_page(refusal: &OAuthError) -> Response {
     (status, Html(body)).into_response()
 }
 
+/// What the consent page offers.
+pub(super) struct Choices {
+    /// Site names, to grant.
+    pub(super) sites: Vec<String>,
+    /// Seeded users to sign in as: (account id, label).
+    pub(super) people: Vec<(String, String)>,
+}
+
 pub(super) fn consent_page(
     query: &AuthorizeQuery,
     authorization: &Authorization,
-    sites: &[String],
+    choices: &Choices,
     problem: Option<&str>,
 ) -> Response {
     let hidden = query.pairs();
@@ -64,9 +72,23 @@ pub(super) fn consent_page(
     }
     page.push_str(
         "<p><label>Email <input name=\"email\" type=\"email\" autocomplete=\"username\"></label></p>\
-         <p><label>API token <input name=\"token\" type=\"password\"></label></p><fieldset><legend>Sites</legend>",
+         <p><label>API token <input name=\"token\" type=\"password\"></label></p>",
     );
-    for site in sites.iter().take(100) {
+    if !choices.people.is_empty() {
+        page.push_str(
+            "<p><label>Or, with no email, sign in as <select name=\"account\"><option value=\"\"></option>",
+        );
+        for (account_id, label) in &choices.people {
+            page.push_str(&format!(
+                "<option value=\"{}\">{}</option>",
+                escape(account_id),
+                escape(label)
+            ));
+        }
+        page.push_str("</select></label></p>");
+    }
+    page.push_str("<fieldset><legend>Sites</legend>");
+    for site in &choices.sites {
         let site = escape(site);
         page.push_str(&format!(
             "<label><input type=\"checkbox\" name=\"site\" value=\"{site}\" checked> {site}</label><br>"

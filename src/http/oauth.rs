@@ -9,12 +9,12 @@ use axum::routing::{get, post};
 use serde::Serialize;
 
 use super::authenticate::client_address;
-use super::consent::{consent_page, error_page};
+use super::consent::{Choices, consent_page, error_page};
 use super::error::{HttpError, json_response};
 use super::oauth_params::{AuthorizeQuery, ConsentForm, token_request};
 use super::{AppState, RouteTable};
 use crate::credentials::Credentials;
-use crate::domain::{SiteKey, User};
+use crate::domain::{Site, SiteKey, User};
 use crate::service::authentication::Via;
 use crate::service::oauth::{Authorization, OAuthError};
 use crate::throttle::Refused;
@@ -64,12 +64,31 @@ async fn authorize(State(state): State<AppState>, uri: Uri) -> Result<Response> 
             query.state.as_deref(),
         ));
     }
-    let sites = state.sites.list().await?;
-    let names: Vec<String> = sites
-        .iter()
-        .map(|site| site.name.as_str().to_owned())
-        .collect();
-    Ok(consent_page(&query, &authorization, &names, None))
+    let choices = choices(&state, &state.sites.list().await?).await?;
+    Ok(consent_page(&query, &authorization, &choices, None))
+}
+
+/// What the consent page offers: the sites to grant, and the seeded users to sign in as (the
+/// active users of the first sites, a hundred at most, each once).
+async fn choices(state: &AppState, sites: &[Site]) -> Result<Choices> {
+    const MOST: usize = 100;
+    let mut people: Vec<(String, String)> = Vec::new();
+    for site in sites.iter().take(20) {
+        for user in state.admin.users(site.key).await? {
+            if people.len() == MOST {
+                break;
+            }
+            if user.active && !people.iter().any(|(id, _)| *id == user.account_id) {
+                let label = format!("{} <{}>", user.display_name, user.email);
+                people.push((user.account_id, label));
+            }
+        }
+    }
+    let sites = sites.iter().map(|site| site.name.as_str().to_owned());
+    Ok(Choices {
+        sites: sites.take(MOST).collect(),
+        people,
+    })
 }
 
 /// `POST /authorize`: the consent form.
@@ -88,34 +107,14 @@ async fn consent(State(state): State<AppState>, body: Bytes) -> Result<Response>
         ));
     }
     let all = state.sites.list().await?;
-    let names: Vec<String> = all
-        .iter()
-        .map(|site| site.name.as_str().to_owned())
-        .collect();
-    // Signed in with the email and API token of any site: the first site they work on.
-    let credentials = Credentials::Basic {
-        email: form.email.clone(),
-        token: form.token.clone(),
-    };
-    let accounts = state.oauth.accounts(&form.email).await?;
-    let mut signed_in = None;
-    for (site, _) in &accounts {
-        if let Ok(caller) = state
-            .authenticator
-            .authenticate(*site, Via::Site, Some(&credentials))
-            .await
-        {
-            signed_in = Some(caller.user.account_id.clone());
-            break;
-        }
-    }
-    let Some(account_id) = signed_in else {
-        let page = consent_page(
-            &form.query,
-            &authorization,
-            &names,
-            Some("Wrong email or API token."),
-        );
+    let Some(account_id) = signed_in(&state, &form).await? else {
+        let choices = choices(&state, &all).await?;
+        let problem = Some(if form.email.is_empty() && !form.account.is_empty() {
+            "No active user has this account id."
+        } else {
+            "Wrong email or API token."
+        });
+        let page = consent_page(&form.query, &authorization, &choices, problem);
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     };
     let everywhere = state.oauth.accounts(&account_id).await?;
@@ -129,7 +128,8 @@ async fn consent(State(state): State<AppState>, body: Bytes) -> Result<Response>
         .collect();
     if chosen.is_empty() {
         let message = "Pick at least one site where this account is a user.";
-        let page = consent_page(&form.query, &authorization, &names, Some(message));
+        let choices = choices(&state, &all).await?;
+        let page = consent_page(&form.query, &authorization, &choices, Some(message));
         return Ok((StatusCode::BAD_REQUEST, page).into_response());
     }
     let code = state
@@ -141,6 +141,32 @@ async fn consent(State(state): State<AppState>, body: Bytes) -> Result<Response>
         &[("code", &code)],
         back,
     ))
+}
+
+/// Who signs in on the consent form: with the email and API token of any site (the first site
+/// they work on), or a seeded user picked from the list when no email is given.
+async fn signed_in(state: &AppState, form: &ConsentForm) -> Result<Option<String>> {
+    if form.email.is_empty() && !form.account.is_empty() {
+        let accounts = state.oauth.accounts(&form.account).await?;
+        let picked = accounts
+            .into_iter()
+            .find(|(_, user)| user.account_id == form.account && user.active);
+        return Ok(picked.map(|(_, user)| user.account_id));
+    }
+    let credentials = Credentials::Basic {
+        email: form.email.clone(),
+        token: form.token.clone(),
+    };
+    for (site, _) in state.oauth.accounts(&form.email).await? {
+        if let Ok(caller) = state
+            .authenticator
+            .authenticate(site, Via::Site, Some(&credentials))
+            .await
+        {
+            return Ok(Some(caller.user.account_id.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// The checks of `/authorize`'s parameters, before anyone signs in.

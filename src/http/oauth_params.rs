@@ -62,6 +62,8 @@ pub(crate) struct ConsentForm {
     pub(crate) query: AuthorizeQuery,
     pub(crate) email: String,
     pub(crate) token: String,
+    /// A seeded user's account id, picked instead of an email and token.
+    pub(crate) account: String,
     pub(crate) sites: Vec<String>,
     pub(crate) accept: bool,
 }
@@ -74,6 +76,7 @@ impl ConsentForm {
             match name.as_ref() {
                 "email" => form.email = value.into_owned(),
                 "token" => form.token = value.into_owned(),
+                "account" => form.account = value.into_owned(),
                 "site" => form.sites.push(value.into_owned()),
                 "decision" => form.accept = value == "accept",
                 other => form.query.take(other, value),

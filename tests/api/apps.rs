@@ -440,6 +440,52 @@ async fn the_consent_page_signs_in_and_grants_the_sites_picked(backend: Backend)
         .await;
     assert_eq!(resources.json().as_array().map(Vec::len), Some(1));
     assert_eq!(resources.json()[0]["id"], acme);
+    // Or a seeded user picked from the page's list, with no email or token.
+    assert!(
+        page.text().contains(&format!(
+            "<option value=\"{BOB}\">Bob &lt;bob@example.com&gt;</option>"
+        )),
+        "{}",
+        page.text()
+    );
+    assert!(
+        !page.text().contains("carol@example.com"),
+        "deactivated users are not offered"
+    );
+    let pick = |account: &str| {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        body.append_pair("client_id", CLIENT_ID)
+            .append_pair("redirect_uri", CALLBACK)
+            .append_pair("scope", "read:jira-user")
+            .append_pair("response_type", "code")
+            .append_pair("email", "")
+            .append_pair("account", account)
+            .append_pair("site", "default")
+            .append_pair("site", "acme")
+            .append_pair("decision", "accept");
+        body.finish()
+    };
+    let nobody = post(pick(CAROL)).await;
+    nobody.assert_status(401);
+    assert!(
+        nobody
+            .text()
+            .contains("No active user has this account id.")
+    );
+    let granted = redirected(&post(pick(BOB)).await);
+    let code = param(&granted, "code").expect("a code");
+    let tokens = token_request(&app, exchange(&code)).await.json();
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or("?"));
+    let me = app.get("/me").header("authorization", &bearer).send().await;
+    assert_eq!(me.json()["account_id"], BOB);
+    // Bob is a user of the default site only: that is all the grant covers.
+    let resources = app
+        .get("/oauth/token/accessible-resources")
+        .header("authorization", &bearer)
+        .send()
+        .await;
+    assert_eq!(resources.json().as_array().map(Vec::len), Some(1));
+    assert_eq!(resources.json()[0]["name"], "default");
 }
 
 async fn service_accounts_use_client_credentials(backend: Backend) {
