@@ -99,6 +99,16 @@ def site_lifecycle(database_url, count):
     return {"create": quantiles(creates), "delete": quantiles(deletes)}
 
 
+def many_sites_with_app(directory):
+    """The 1,000-site seed with the OAuth 2.0 app `bench-app`, which consents automatically."""
+    document = json.loads(many_sites_file(directory, 1000, 10).read_text())
+    document["apps"] = [{"name": "Bench app", "kind": "oauth2", "clientId": "bench-app", "clientSecret": "bench-secret",
+                         "callbackUrl": "http://127.0.0.1:9/callback", "scopes": ["read:jira-user"], "autoConsent": True}]
+    path = Path(directory) / "many-sites-apps.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
 def user_access_token(port):
     """An OAuth 2.0 access token acting for `bench-list-10` (a user of the default site only) for
     the seeded app `bench-app`, through `/authorize` with
@@ -130,16 +140,12 @@ def overhead_figures(directory, connections, seconds, rounds):
     """What finding a site and an OAuth 2.0 token cost, measured in one session: a GET in a store of
     one site (the main table's), then in a store of 1,000 sites of 10 users each by the default
     host, the host form and the gateway form, and the default site's GET through the gateway with
-    Basic credentials and with an OAuth 2.0 access token, both for one user and one property. The scenarios take turns, round after
-    round, each run paired with a ceiling run on the same server just before it; the figures are
-    the medians over the rounds, with the server's CPU time per request beside them."""
+    Basic credentials and with an OAuth 2.0 access token, both for one user and one property. The
+    scenarios take turns, round after round, each run paired with a ceiling run on the same server
+    just before it; the figures are the medians over the rounds, with the server's CPU time per
+    request beside them."""
     one = Server(f"sqlite:{directory}/one-site.db", seed=seed_file(directory))
-    document = json.loads(many_sites_file(directory, 1000, 10).read_text())
-    document["apps"] = [{"name": "Bench app", "kind": "oauth2", "clientId": "bench-app", "clientSecret": "bench-secret",
-                         "callbackUrl": "http://127.0.0.1:9/callback", "scopes": ["read:jira-user"], "autoConsent": True}]
-    path = Path(directory) / "many-sites-apps.json"
-    path.write_text(json.dumps(document))
-    many = Server(f"sqlite:{directory}/many-sites.db", seed=path)
+    many = Server(f"sqlite:{directory}/many-sites.db", seed=many_sites_with_app(directory))
     gateway = "/ex/jira/" + json.loads(urllib.request.urlopen(
         f"http://127.0.0.1:{many.port}/_edge/tenant_info", timeout=30).read())["cloudId"]
     oauth = Path(directory) / "get-oauth.lua"
@@ -187,12 +193,7 @@ def instruction_counts(directory, requests=2000):
         return None
     one = Server(f"sqlite:{directory}/count-one.db", seed=seed_file(directory))
     one.stop()
-    document = json.loads(many_sites_file(directory, 1000, 10).read_text())
-    document["apps"] = [{"name": "Bench app", "kind": "oauth2", "clientId": "bench-app", "clientSecret": "bench-secret",
-                         "callbackUrl": "http://127.0.0.1:9/callback", "scopes": ["read:jira-user"], "autoConsent": True}]
-    path = Path(directory) / "count-many.json"
-    path.write_text(json.dumps(document))
-    many = Server(f"sqlite:{directory}/count-many.db", seed=path)
+    many = Server(f"sqlite:{directory}/count-many.db", seed=many_sites_with_app(directory))
     cloud_id = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{many.port}/_edge/tenant_info", timeout=30).read())["cloudId"]
     bearer = f"Bearer {user_access_token(many.port)}"
     many.stop()
