@@ -163,6 +163,17 @@ pub struct Limited {
     pub reset: String,
 }
 
+/// One rate-limit bucket as it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketLevel {
+    /// The account, account and route, or empty for the one bucket of everyone.
+    pub key: String,
+    /// Requests it would let through now (fractions refill evenly).
+    pub tokens: f64,
+    /// The bucket's size.
+    pub capacity: u32,
+}
+
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
@@ -214,6 +225,30 @@ impl Faults {
             fastrand::Rng::with_seed(rules.errors.as_ref().map_or(0, |rule| rule.seed));
         state.buckets.clear();
         state.rules = rules;
+    }
+
+    /// Each rate-limit bucket's level now: its key (the account, account and route, or empty
+    /// for one bucket for everyone) and the requests it would let through, sorted by key.
+    pub fn bucket_levels(&self) -> Vec<BucketLevel> {
+        let state = self.lock();
+        let Some(rule) = &state.rules.rate_limit else {
+            return Vec::new();
+        };
+        let capacity = f64::from(rule.limit);
+        let rate = capacity / rule.window_seconds;
+        let now = self.clock.now();
+        let mut levels: Vec<BucketLevel> = state
+            .buckets
+            .iter()
+            .map(|(key, bucket)| BucketLevel {
+                key: key.clone(),
+                tokens: (bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * rate)
+                    .min(capacity),
+                capacity: rule.limit,
+            })
+            .collect();
+        levels.sort_by(|a, b| a.key.cmp(&b.key));
+        levels
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -353,6 +388,40 @@ mod tests {
         assert!(faults.decide("/p", "/p", "a").limited.is_some(), "not yet");
         clock.advance(Duration::from_millis(200));
         assert!(faults.decide("/p", "/p", "a").limited.is_none(), "refilled");
+    }
+
+    #[test]
+    fn bucket_levels_show_what_each_bucket_would_let_through_now() {
+        let clock = ManualClock::new();
+        let rules = rules(r#"{"rateLimit": {"limit": 4, "windowSeconds": 4}}"#);
+        let faults = Faults::new(rules, clock.clone());
+        assert!(
+            faults.bucket_levels().is_empty(),
+            "no bucket before a request"
+        );
+        for _ in 0..3 {
+            faults.decide("/p", "/p", "b");
+        }
+        faults.decide("/p", "/p", "a");
+        let levels = |faults: &Faults| -> Vec<(String, f64, u32)> {
+            faults
+                .bucket_levels()
+                .into_iter()
+                .map(|l| (l.key, l.tokens, l.capacity))
+                .collect()
+        };
+        assert_eq!(
+            levels(&faults),
+            [("a".to_owned(), 3.0, 4), ("b".to_owned(), 1.0, 4)]
+        );
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(
+            levels(&faults),
+            [("a".to_owned(), 4.0, 4), ("b".to_owned(), 3.0, 4)],
+            "refilled at one a second, never past the limit"
+        );
+        faults.replace(FaultRules::default());
+        assert!(faults.bucket_levels().is_empty());
     }
 
     #[test]

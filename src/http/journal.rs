@@ -7,7 +7,7 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::Request;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
@@ -27,6 +27,7 @@ pub struct Keep(pub AppState);
 pub struct Arrival {
     method: Method,
     target: Box<str>,
+    headers: Box<str>,
     context: Arc<RequestContext>,
     tap: Option<BodyTap>,
 }
@@ -52,6 +53,7 @@ impl Around for Keep {
             .path_and_query()
             .map_or(path, |target| target.as_str())
             .into();
+        let headers = headers_without_secrets(request.headers());
         let tap = (bodies && method == Method::PUT).then(BodyTap::default);
         if let Some(tap) = &tap {
             let body = std::mem::take(request.body_mut());
@@ -60,6 +62,7 @@ impl Around for Keep {
         Some(Arrival {
             method,
             target,
+            headers,
             context,
             tap,
         })
@@ -69,6 +72,7 @@ impl Around for Keep {
         let Some(Arrival {
             method,
             target,
+            headers,
             context,
             tap,
         }) = arrival
@@ -86,6 +90,7 @@ impl Around for Keep {
         site.journal.record(Record {
             method,
             target,
+            headers,
             account_id: context.caller().cloned(),
             status: status.as_u16(),
             latency: context.started.elapsed(),
@@ -94,6 +99,45 @@ impl Around for Keep {
             at: context.arrived,
         });
     }
+}
+
+/// Most of one header value the journal keeps.
+const MAX_HEADER_VALUE: usize = 256;
+/// Most of a request's headers the journal keeps, so that 1,000 entries stay a few MiB.
+const MAX_HEADERS: usize = 2048;
+
+/// The request's headers as `name: value` lines, one copy for the whole set, with the values of
+/// credentials replaced (an `Authorization` keeps its scheme) and long values cut short.
+fn headers_without_secrets(headers: &HeaderMap) -> Box<str> {
+    let mut text = String::with_capacity(256);
+    for (name, value) in headers {
+        if text.len() + name.as_str().len() > MAX_HEADERS {
+            text.push_str("…: more headers not kept\n");
+            break;
+        }
+        text.push_str(name.as_str());
+        text.push_str(": ");
+        let value = String::from_utf8_lossy(value.as_bytes());
+        if name == header::AUTHORIZATION || name == header::PROXY_AUTHORIZATION {
+            let scheme = value.split_once(' ').map_or("", |(scheme, _)| scheme);
+            let scheme = &scheme[..scheme.floor_char_boundary(32)];
+            text.push_str(scheme);
+            text.push_str(if scheme.is_empty() {
+                "[hidden]"
+            } else {
+                " [hidden]"
+            });
+        } else if name == header::COOKIE {
+            text.push_str("[hidden]");
+        } else if value.len() > MAX_HEADER_VALUE {
+            text.push_str(&value[..value.floor_char_boundary(MAX_HEADER_VALUE)]);
+            text.push_str(&format!("… ({} bytes)", value.len()));
+        } else {
+            text.push_str(&value);
+        }
+        text.push('\n');
+    }
+    text.into()
 }
 
 /// A copy of what the handler reads of a request body, up to the largest value.
@@ -145,6 +189,9 @@ pub struct Entry {
     pub latency_ms: f64,
     /// The request id (`X-ARequestId`).
     pub request_id: String,
+    /// The request's headers, credentials hidden; repeated names joined with `, `.
+    #[serde(serialize_with = "header_object")]
+    pub headers: Vec<(String, String)>,
     /// The PUT body, with `--journal-bodies`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
@@ -159,6 +206,8 @@ pub struct Record {
     /// The path and query, as sent. Copied: a `Uri` would share, and so keep alive, the
     /// connection's whole read buffer.
     pub target: Box<str>,
+    /// The headers as `name: value` lines, credentials hidden.
+    pub headers: Box<str>,
     /// The authenticated caller.
     pub account_id: Option<Arc<str>>,
     /// The status answered.
@@ -193,9 +242,42 @@ impl Record {
             status: self.status,
             latency_ms: self.latency.as_secs_f64() * 1000.0,
             request_id: self.request_id.to_string(),
+            headers: self.header_pairs(),
             body: self.body.clone(),
         }
     }
+
+    fn header_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for line in self.headers.lines() {
+            let (name, value) = line.split_once(": ").unwrap_or((line, ""));
+            match pairs.last_mut() {
+                Some((last, joined)) if last == name => {
+                    joined.push_str(", ");
+                    joined.push_str(value);
+                }
+                _ => pairs.push((name.to_owned(), value.to_owned())),
+            }
+        }
+        pairs
+    }
+
+    /// The property key of a request to one property, decoded.
+    fn property_key(&self) -> Option<String> {
+        let path = without_gateway(self.path_and_query().0);
+        let rest = path
+            .strip_prefix("/rest/api/3/user/properties/")
+            .or_else(|| path.strip_prefix("/rest/api/2/user/properties/"))?;
+        let key = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
+        (!key.is_empty()).then(|| key.into_owned())
+    }
+}
+
+fn header_object<S: serde::Serializer>(
+    pairs: &[(String, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(pairs.iter().map(|(name, value)| (name, value)))
 }
 
 /// Which entries to return.
@@ -209,6 +291,8 @@ pub struct Filter {
     pub status: Option<u16>,
     /// Only this caller.
     pub account_id: Option<String>,
+    /// Only requests for this property key.
+    pub key: Option<String>,
     /// Only requests that arrived at or after this time.
     pub since: Option<SystemTime>,
 }
@@ -272,9 +356,27 @@ impl Journal {
                     .as_ref()
                     .is_none_or(|a| e.account_id.as_deref() == Some(a.as_str()))
             })
+            .filter(|e| {
+                filter
+                    .key
+                    .as_ref()
+                    .is_none_or(|key| e.property_key().as_ref() == Some(key))
+            })
             .filter(|e| filter.since.is_none_or(|since| e.at >= since))
             .map(Record::entry)
             .collect()
+    }
+
+    /// The entry with this request id.
+    pub fn entry(&self, request_id: &str) -> Option<Entry> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries
+            .iter()
+            .find(|e| e.request_id.to_hex() == request_id.as_bytes())
+            .map(Record::entry)
     }
 
     /// How many entries are held.
@@ -304,6 +406,7 @@ mod tests {
         journal.record(Record {
             method: Method::GET,
             target: "/rest/api/3/user/properties".into(),
+            headers: "authorization: Basic [hidden]\n".into(),
             account_id: Some(Arc::from("a")),
             status,
             latency: Duration::from_millis(1),
@@ -325,6 +428,50 @@ mod tests {
             .map(|e| e.status)
             .collect();
         assert_eq!(statuses, [207, 208, 209]);
+    }
+
+    #[test]
+    fn credentials_are_hidden_and_repeated_headers_joined() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            "Basic Ym9iOnNlY3JldA==".parse().unwrap(),
+        );
+        headers.insert(header::COOKIE, "session=secret".parse().unwrap());
+        headers.append("x-trace", "1".parse().unwrap());
+        headers.append("x-trace", "2".parse().unwrap());
+        let journal = Journal::new(1);
+        journal.record(Record {
+            method: Method::PUT,
+            target: "/ex/jira/c0ffee/rest/api/2/user/properties/a%20b?accountId=x".into(),
+            headers: headers_without_secrets(&headers),
+            account_id: None,
+            status: 200,
+            latency: Duration::ZERO,
+            request_id: RequestId::random(),
+            body: None,
+            at: SystemTime::now(),
+        });
+        let entry = journal.entries(&Filter::default()).remove(0);
+        assert_eq!(
+            entry.headers,
+            [
+                ("authorization".to_owned(), "Basic [hidden]".to_owned()),
+                ("cookie".to_owned(), "[hidden]".to_owned()),
+                ("x-trace".to_owned(), "1, 2".to_owned()),
+            ]
+        );
+        let with_key = |key: &str| Filter {
+            key: Some(key.to_owned()),
+            ..Filter::default()
+        };
+        assert_eq!(journal.entries(&with_key("a b")).len(), 1, "decoded key");
+        assert!(journal.entries(&with_key("a")).is_empty());
+        assert_eq!(
+            journal.entry(&entry.request_id).map(|e| e.status),
+            Some(200)
+        );
+        assert!(journal.entry("0").is_none());
     }
 
     #[test]

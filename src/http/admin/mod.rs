@@ -117,7 +117,7 @@ async fn import(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /_admin/requests?method=&path=&status=&accountId=&since=`: the journal, oldest first.
+/// `GET /_admin/requests?method=&path=&status=&accountId=&key=&since=`: the journal, oldest first.
 async fn requests(site: CurrentSite, uri: Uri) -> Result<Response> {
     let mut filter = Filter::default();
     for (name, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
@@ -125,6 +125,7 @@ async fn requests(site: CurrentSite, uri: Uri) -> Result<Response> {
             "method" => filter.method = Some(value.into_owned()),
             "path" => filter.path_prefix = Some(value.into_owned()),
             "accountId" => filter.account_id = Some(value.into_owned()),
+            "key" => filter.key = Some(value.into_owned()),
             "status" => {
                 let status = value
                     .parse()
