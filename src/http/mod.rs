@@ -17,6 +17,9 @@
 //!    and errors). Unknown paths pass `site` too, so their 404 lands in the site's journal.
 //! 6. The handler: extract, call the service, shape the answer.
 //!
+//! The web console (`console`) is routes of its own beside the table: its views sit behind the
+//! admin token as the admin API does, and carry its page's security headers.
+//!
 //! Each middleware is an `layers::Around` or a `layers::Guard`: tower layers that allocate
 //! nothing of their own per request.
 
@@ -25,6 +28,7 @@ pub(crate) mod apps;
 mod atlassian_api;
 mod authenticate;
 mod consent;
+mod console;
 mod context;
 mod error;
 mod extract;
@@ -286,6 +290,7 @@ pub fn router(state: AppState) -> Router {
         .layer(GuardLayer(ResolveSite(state.clone())))
         .with_state(state.clone());
     router
+        .merge(console::router(&state))
         .fallback_service(not_found)
         .layer(pipeline)
         .with_state(state)

@@ -41,11 +41,11 @@ pub fn routes() -> RouteTable {
 /// A site as the admin API shows one, with the two ways to reach it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SiteBody<'a> {
-    id: String,
-    name: &'a str,
-    url: String,
-    gateway_url: String,
+pub(super) struct SiteBody<'a> {
+    pub(super) id: String,
+    pub(super) name: &'a str,
+    pub(super) url: String,
+    pub(super) gateway_url: String,
 }
 
 /// `POST /_admin/sites`.
@@ -114,7 +114,7 @@ impl Server {
         }
     }
 
-    fn describe<'a>(&self, state: &AppState, site: &'a Site) -> SiteBody<'a> {
+    pub(super) fn describe<'a>(&self, state: &AppState, site: &'a Site) -> SiteBody<'a> {
         let gateway_url = format!("{}{GATEWAY}{}", self.base, site.id);
         let url = match state.site_domains.first() {
             Some(_) => self.site_url(state, &site.name),

@@ -5,7 +5,10 @@
 use std::path::Path;
 
 use crate::credentials::{TokenDigest, generate_token};
-use crate::domain::{AccountId, DisplayName, Email, NewUser, Scopes, SiteKey, User};
+use crate::domain::{
+    AccountId, DisplayName, Email, NewUser, PropertyKey, PropertyValue, Scopes, SiteKey, User,
+    Written,
+};
 use crate::error::{Error, Result};
 use crate::snapshot;
 use crate::store::admin::{PatchOutcome, TokenEntry, TokenInfo, TokenLimits, UserPatch};
@@ -171,6 +174,55 @@ impl AdminService {
             Ok(())
         } else {
             Err(Error::TokenNotFound(id.to_owned()))
+        }
+    }
+
+    /// A user's properties in the API's order (keys by code point), with their values.
+    pub async fn properties(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Vec<(PropertyKey, PropertyValue)>> {
+        self.user(site, account_id).await?;
+        let keys = self.store.property_keys(site, account_id).await?;
+        let mut properties = Vec::with_capacity(keys.len());
+        for key in keys.iter() {
+            let key = PropertyKey::new(key.clone())?;
+            // A key deleted since the listing is simply left out.
+            if let Some(value) = self.store.property(site, account_id, &key).await? {
+                properties.push((key, value));
+            }
+        }
+        Ok(properties)
+    }
+
+    /// Creates or replaces a user's property, as the API would for an administrator.
+    pub async fn set_property(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+        key: &PropertyKey,
+        value: &PropertyValue,
+    ) -> Result<Written> {
+        self.user(site, account_id).await?;
+        self.store
+            .set_property(site, account_id, key, value)
+            .await?
+            .ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
+    }
+
+    /// Deletes a user's property.
+    pub async fn delete_property(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+        key: &PropertyKey,
+    ) -> Result<()> {
+        self.user(site, account_id).await?;
+        if self.store.delete_property(site, account_id, key).await? {
+            Ok(())
+        } else {
+            Err(Error::PropertyNotFound(key.as_str().to_owned()))
         }
     }
 

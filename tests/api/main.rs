@@ -11,6 +11,7 @@ mod backends;
 mod binary;
 mod checks;
 mod connections;
+mod console;
 mod crash;
 mod fuzz_corpus;
 mod helpers;

@@ -1,0 +1,185 @@
+//! The web console at `/_admin/ui/`: server-rendered views over the services the admin API uses.
+//!
+//! It adds pages, never rules. The shell page and its script and style sheet are open: they hold
+//! the sign-in form and nothing else. Every view and action takes the admin token as a Bearer
+//! header, which the script keeps in the tab's `sessionStorage` and never puts in a URL or a
+//! cookie. Views are fetched by the script and put into the shell; actions are POSTed forms
+//! that answer with the view to show next. Every asset is compiled in.
+
+mod faults;
+mod json_html;
+mod layout;
+mod requests;
+mod sites;
+mod users;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use super::AppState;
+use super::authenticate::RequireAdmin;
+use super::error::HttpError;
+use super::layers::GuardLayer;
+
+/// Where the console lives.
+pub const BASE: &str = "/_admin/ui";
+
+const SHELL: &str = include_str!("assets/index.html");
+const SCRIPT: &str = include_str!("assets/console.js");
+const STYLE: &str = include_str!("assets/console.css");
+
+/// Scripts and styles from the server only, none inline; no framing; requests to the server only.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+    base-uri 'none'; frame-ancestors 'none'";
+
+/// The console's routes, guarded: on exactly when the admin API is (404 otherwise), and every
+/// view and action behind the admin token.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let views = Router::new()
+        .route(
+            "/_admin/ui/views/sites",
+            get(sites::list).post(sites::create),
+        )
+        .route("/_admin/ui/views/sites/{site}/delete", post(sites::delete))
+        .route(
+            "/_admin/ui/views/sites/{site}/users",
+            get(users::list).post(users::create),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/users/{accountId}",
+            get(users::show),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/users/{accountId}/flags",
+            post(users::set_flags),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/users/{accountId}/tokens",
+            post(users::create_token),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/users/{accountId}/tokens/{tokenId}/revoke",
+            post(users::revoke_token),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/users/{accountId}/properties",
+            post(users::set_property),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/users/{accountId}/properties/delete",
+            post(users::delete_property),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/requests",
+            get(requests::list),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/requests/live",
+            get(requests::rows),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/requests/clear",
+            post(requests::clear),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/requests/{requestId}",
+            get(requests::show),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/faults",
+            get(faults::show).post(faults::set),
+        )
+        .route(
+            "/_admin/ui/views/sites/{site}/faults/clear",
+            post(faults::clear),
+        )
+        .route_layer(GuardLayer(RequireAdmin(state.clone())));
+    Router::new()
+        .route(BASE, get(|| async { Redirect::permanent("/_admin/ui/") }))
+        .route("/_admin/ui/", get(shell))
+        .route("/_admin/ui/console.js", get(script))
+        .route("/_admin/ui/console.css", get(style))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin_api_on,
+        ))
+        .merge(views)
+        .layer(axum::middleware::map_response(secure))
+}
+
+/// The open part answers only when the admin API is on; the views' guard says so itself.
+async fn admin_api_on(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.admin_token.is_none() {
+        return HttpError::RouteNotFound.into_response();
+    }
+    next.run(request).await
+}
+
+/// The headers every console answer carries.
+async fn secure(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
+}
+
+async fn shell() -> Response {
+    asset("text/html; charset=utf-8", SHELL)
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+/// How many bytes the console's assets take in all.
+#[cfg(test)]
+fn assets_size() -> usize {
+    SHELL.len() + SCRIPT.len() + STYLE.len()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_assets_stay_small_and_load_nothing_from_elsewhere() {
+        assert!(
+            super::assets_size() < 250 * 1024,
+            "{}",
+            super::assets_size()
+        );
+        for asset in [super::SHELL, super::SCRIPT, super::STYLE] {
+            assert!(!asset.contains("http://") && !asset.contains("https://"));
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The web console over HTTP: who may see it, the headers that keep it safe, values shown as
+//! text, no change on GET, and the API's rules on its forms. `tests/console/` drives it in a
+//! real browser.
+
+use axum::http::Method;
+use jira_userprops::http::Settings;
+
+use crate::helpers::*;
+
+const VIEWS: &str = "/_admin/ui/views";
+
+fn form(fields: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+}
+
+async fn post_form(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+    app.admin(Method::POST, format!("{VIEWS}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(fields))
+        .send()
+        .await
+}
+
+async fn view(app: &TestApp, path: &str) -> TestResponse {
+    app.admin(Method::GET, format!("{VIEWS}{path}"))
+        .send()
+        .await
+}
+
+async fn the_shell_is_open_and_every_view_takes_the_admin_token(backend: Backend) {
+    let app = backend.app().await;
+    let shell = app.get("/_admin/ui/").send().await;
+    shell.assert_status(200);
+    assert!(shell.text().contains("id=\"sign-in-form\""));
+    assert!(!shell.text().contains(ALICE), "the shell holds no data");
+    for asset in ["/_admin/ui/console.js", "/_admin/ui/console.css"] {
+        app.get(asset).send().await.assert_status(200);
+    }
+    let bare = app.get("/_admin/ui").send().await;
+    bare.assert_status(308);
+    assert_eq!(bare.header("location"), Some("/_admin/ui/"));
+    let views = [
+        "/sites",
+        "/sites/default/users",
+        &format!("/sites/default/users/{ALICE}"),
+        "/sites/default/requests",
+        "/sites/default/requests/live",
+        "/sites/default/faults",
+    ];
+    for path in views {
+        for authorization in [None, Some("Bearer wrong"), Some("Basic YWxpY2U6eA==")] {
+            let mut request = app.get(format!("{VIEWS}{path}"));
+            if let Some(value) = authorization {
+                request = request.header("authorization", value);
+            }
+            let response = request.send().await;
+            assert_eq!(response.status, 401, "{path} with {authorization:?}");
+            assert!(!response.text().contains(ALICE));
+        }
+        view(&app, path).await.assert_status(200);
+    }
+    let refused = app
+        .request(Method::POST, format!("{VIEWS}/sites"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=sneaky")
+        .send()
+        .await;
+    refused.assert_status(401);
+    let sites = app.admin(Method::GET, "/_admin/sites").send().await;
+    assert!(
+        !sites.text().contains("sneaky"),
+        "nothing made without the token"
+    );
+}
+
+async fn the_console_is_on_exactly_when_the_admin_api_is(backend: Backend) {
+    let app = backend.app().await;
+    let off = TestApp::with_settings(app.store.clone(), Settings::default());
+    for path in [
+        "/_admin/ui/",
+        "/_admin/ui/console.js",
+        "/_admin/ui/views/sites",
+    ] {
+        off.get(path)
+            .header("authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .send()
+            .await
+            .assert_error(404, "The requested resource does not exist.");
+    }
+}
+
+async fn every_answer_carries_a_policy_without_inline_script_and_refuses_framing(backend: Backend) {
+    let app = backend.app().await;
+    let answers = [
+        app.get("/_admin/ui/").send().await,
+        app.get("/_admin/ui/console.js").send().await,
+        view(&app, "/sites").await,
+        view(&app, "/sites/nowhere/users").await,
+        app.get(format!("{VIEWS}/sites")).send().await,
+    ];
+    for answer in &answers {
+        let policy = answer
+            .header("content-security-policy")
+            .expect("a content security policy");
+        let script = policy
+            .split(';')
+            .map(str::trim)
+            .find(|directive| directive.starts_with("script-src"))
+            .expect("script-src");
+        assert_eq!(script, "script-src 'self'");
+        assert!(!policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"));
+        assert!(policy.contains("frame-ancestors 'none'"));
+        assert_eq!(answer.header("x-frame-options"), Some("DENY"));
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+    }
+}
+
+async fn markup_in_values_keys_and_names_is_shown_as_text(backend: Backend) {
+    let app = backend.app().await;
+    let values = [
+        ("xss.string", r#""<script>alert(1)</script>""#),
+        (
+            "xss.object",
+            r#"{"x":"</pre><img src=x onerror=alert(1)>"}"#,
+        ),
+        ("<b>key</b>", r#"{"<i>k</i>":1}"#),
+    ];
+    for (key, value) in values {
+        let path = property_uri(3, &key.replace('<', "%3C").replace('>', "%3E"), ALICE);
+        app.put(path).by(Who::Alice).json(value).send().await;
+    }
+    post_form(
+        &app,
+        "/sites/default/users",
+        &[
+            ("displayName", "<img src=x onerror=alert(2)>"),
+            ("email", "mallory@example.com"),
+            ("accountId", "mallory-1"),
+        ],
+    )
+    .await
+    .assert_status(200);
+    let page = view(&app, &format!("/sites/default/users/{ALICE}")).await;
+    page.assert_status(200);
+    let html = page.text();
+    for raw in ["<script>", "<img", "<b>", "<i>"] {
+        assert!(!html.contains(raw), "{raw} is not escaped");
+    }
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains("&lt;/pre&gt;&lt;img src=x onerror=alert(1)&gt;"));
+    assert!(html.contains("&lt;b&gt;key&lt;/b&gt;"));
+    let users = view(&app, "/sites/default/users").await;
+    assert!(!users.text().contains("<img"));
+    assert!(users.text().contains("&lt;img src=x onerror=alert(2)&gt;"));
+}
+
+async fn no_action_changes_anything_on_get(backend: Backend) {
+    let app = backend.app().await;
+    post_form(&app, "/sites", &[("name", "acme")])
+        .await
+        .assert_status(200);
+    app.put(property_uri(3, "kept", ALICE))
+        .by(Who::Alice)
+        .json("1")
+        .send()
+        .await;
+    let actions = [
+        "/sites/acme/delete".to_owned(),
+        format!("/sites/default/users/{ALICE}/flags?active=false"),
+        format!("/sites/default/users/{ALICE}/tokens"),
+        format!("/sites/default/users/{ALICE}/properties/delete?key=kept"),
+        "/sites/default/requests/clear".to_owned(),
+        "/sites/default/faults/clear".to_owned(),
+    ];
+    for action in &actions {
+        let response = view(&app, action).await;
+        assert!(
+            matches!(response.status.as_u16(), 404 | 405),
+            "GET {action}: {}",
+            response.status
+        );
+    }
+    view(&app, "/sites/acme/users").await.assert_status(200);
+    assert_eq!(app.stored(ALICE, "kept").await.as_deref(), Some("1"));
+    app.get(property_uri(3, "kept", ALICE))
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(200);
+}
+
+async fn property_forms_follow_the_api_rules_and_store_nothing_wrong(backend: Backend) {
+    let app = backend.app().await;
+    let path = format!("/sites/default/users/{ALICE}/properties");
+    let too_long = format!("[{}1]", "1,".repeat(16_384));
+    let refusals = [
+        ("k", "{'a': 1}", "The property value must be valid JSON."),
+        ("k", "  ", "The property value can not be empty."),
+        (
+            "k",
+            too_long.as_str(),
+            "The JSON data provided for the property is too long. Maximum length is 32,768 bytes.",
+        ),
+        (
+            "a\u{1}b",
+            "1",
+            "The property key contains an invalid character.",
+        ),
+        ("", "1", "The property key must not be empty."),
+    ];
+    let before = app.stored_keys(ALICE).await;
+    for (key, value, message) in refusals {
+        let response = post_form(&app, &path, &[("key", key), ("value", value)]).await;
+        response.assert_status(400);
+        assert!(response.text().contains(message), "{message}");
+        assert_eq!(app.stored_keys(ALICE).await, before);
+    }
+    let created = post_form(
+        &app,
+        &path,
+        &[("key", "ui"), ("value", " {\"a\": [1, 2]} ")],
+    )
+    .await;
+    created.assert_status(200);
+    assert!(created.text().contains("Property ui created."));
+    assert_eq!(
+        app.stored(ALICE, "ui").await.as_deref(),
+        Some("{\"a\": [1, 2]}")
+    );
+    let saved = post_form(
+        &app,
+        &path,
+        &[("key", "ui"), ("value", "false"), ("editing", "1")],
+    )
+    .await;
+    assert!(saved.text().contains("Property ui saved."));
+    let through_the_api = app
+        .get(property_uri(2, "ui", ALICE))
+        .by(Who::Alice)
+        .send()
+        .await;
+    assert_eq!(through_the_api.json()["value"], serde_json::json!(false));
+    post_form(&app, &format!("{path}/delete"), &[("key", "ui")])
+        .await
+        .assert_status(200);
+    assert_eq!(app.stored(ALICE, "ui").await, None);
+    post_form(&app, &format!("{path}/delete"), &[("key", "ui")])
+        .await
+        .assert_status(404);
+}
+
+async fn users_tokens_and_flags_change_what_the_api_accepts(backend: Backend) {
+    let app = backend.app().await;
+    let made = post_form(
+        &app,
+        "/sites/default/users",
+        &[("email", "dora@example.com"), ("accountId", "dora-1")],
+    )
+    .await;
+    made.assert_status(200);
+    assert_eq!(
+        made.header("x-console-view"),
+        Some("/sites/default/users/dora-1")
+    );
+    let again = post_form(
+        &app,
+        "/sites/default/users",
+        &[("email", "dora@example.com"), ("accountId", "dora-1")],
+    )
+    .await;
+    again.assert_status(409);
+    let bad = post_form(
+        &app,
+        "/sites/default/users",
+        &[("email", "not an email"), ("accountId", "")],
+    )
+    .await;
+    bad.assert_status(400);
+    assert!(bad.text().contains("This is not an email address."));
+
+    let page = post_form(&app, "/sites/default/users/dora-1/tokens", &[]).await;
+    let html = page.text();
+    let start = html.find("id=\"new-token\">").expect("the new token") + 15;
+    let token = &html[start..start + html[start..].find('<').expect("end")];
+    let myself = || {
+        app.get("/rest/api/3/myself")
+            .header("authorization", &basic("dora@example.com", token))
+            .send()
+    };
+    myself().await.assert_status(200);
+    post_form(
+        &app,
+        "/sites/default/users/dora-1/flags",
+        &[("active", "false")],
+    )
+    .await
+    .assert_status(200);
+    myself().await.assert_status(401);
+    post_form(
+        &app,
+        "/sites/default/users/dora-1/flags",
+        &[("active", "true"), ("admin", "true"), ("from", "user")],
+    )
+    .await
+    .assert_status(200);
+    app.get(keys_uri(3, ALICE))
+        .header("authorization", &basic("dora@example.com", token))
+        .send()
+        .await
+        .assert_status(200);
+}
+
+async fn the_journal_view_filters_and_shows_one_request_without_secrets(backend: Backend) {
+    let app = backend.app().await;
+    app.put(property_uri(3, "seen", ALICE))
+        .by(Who::Alice)
+        .json("1")
+        .send()
+        .await;
+    app.get(keys_uri(3, ALICE)).by(Who::Alice).send().await;
+    let rows = view(&app, "/sites/default/requests/live?method=PUT&key=seen").await;
+    assert_eq!(
+        rows.text().matches("<tr>").count(),
+        2,
+        "a header and one row"
+    );
+    let none = view(&app, "/sites/default/requests/live?status=429").await;
+    assert!(none.text().contains("No requests yet"));
+    let bad = view(&app, "/sites/default/requests?status=many").await;
+    assert!(bad.text().contains("A status is a number"));
+
+    let entries = app
+        .admin(Method::GET, "/_admin/requests?key=seen")
+        .send()
+        .await
+        .json();
+    let id = entries[0]["requestId"].as_str().expect("an id").to_owned();
+    assert_eq!(entries.as_array().map(Vec::len), Some(1));
+    assert_eq!(entries[0]["headers"]["authorization"], "Basic [hidden]");
+    let detail = view(&app, &format!("/sites/default/requests/{id}")).await;
+    detail.assert_status(200);
+    assert!(detail.text().contains("Basic [hidden]"));
+    assert!(!detail.text().contains("alice-token"));
+    view(&app, "/sites/default/requests/0")
+        .await
+        .assert_status(404);
+}
+
+async fn a_rate_limit_set_in_the_console_is_in_force_and_its_bucket_shown(backend: Backend) {
+    let app = backend.app().await;
+    let set = post_form(
+        &app,
+        "/sites/default/faults",
+        &[("limit", "1"), ("windowSeconds", "60")],
+    )
+    .await;
+    set.assert_status(200);
+    let statuses = [
+        app.get(keys_uri(3, ALICE))
+            .by(Who::Alice)
+            .send()
+            .await
+            .status,
+        app.get(keys_uri(3, ALICE))
+            .by(Who::Alice)
+            .send()
+            .await
+            .status,
+    ];
+    assert_eq!(statuses.map(|s| s.as_u16()), [200, 429]);
+    let page = view(&app, "/sites/default/faults").await;
+    assert!(page.text().contains(&format!("<code>{ALICE}</code>")));
+    assert!(page.text().contains("0.0 of 1"));
+    let refused = post_form(
+        &app,
+        "/sites/default/faults",
+        &[("limit", "0"), ("windowSeconds", "1")],
+    )
+    .await;
+    refused.assert_status(400);
+    assert!(refused.text().contains("rateLimit needs limit &gt;= 1"));
+    let wrong = post_form(&app, "/sites/default/faults", &[("limit", "x")]).await;
+    wrong.assert_status(400);
+    post_form(&app, "/sites/default/faults/clear", &[])
+        .await
+        .assert_status(200);
+    app.get(keys_uri(3, ALICE))
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(200);
+}
+
+async fn sites_are_made_and_deleted_and_unknown_ones_are_not_found(backend: Backend) {
+    let app = backend.app().await;
+    let bad = post_form(&app, "/sites", &[("name", "Not A Name")]).await;
+    bad.assert_status(400);
+    post_form(&app, "/sites", &[("name", "acme")])
+        .await
+        .assert_status(200);
+    post_form(&app, "/sites", &[("name", "acme")])
+        .await
+        .assert_status(409);
+    app.admin(Method::GET, "/_admin/sites/acme")
+        .send()
+        .await
+        .assert_status(200);
+    post_form(&app, "/sites/acme/delete", &[])
+        .await
+        .assert_status(200);
+    app.admin(Method::GET, "/_admin/sites/acme")
+        .send()
+        .await
+        .assert_status(404);
+    let missing = view(&app, "/sites/acme/users").await;
+    missing.assert_status(404);
+    assert!(missing.text().contains("Site not found."));
+    post_form(&app, "/sites/default/delete", &[])
+        .await
+        .assert_status(409);
+}
+
+on_each_backend!(
+    the_shell_is_open_and_every_view_takes_the_admin_token,
+    the_console_is_on_exactly_when_the_admin_api_is,
+    every_answer_carries_a_policy_without_inline_script_and_refuses_framing,
+    markup_in_values_keys_and_names_is_shown_as_text,
+    no_action_changes_anything_on_get,
+    property_forms_follow_the_api_rules_and_store_nothing_wrong,
+    users_tokens_and_flags_change_what_the_api_accepts,
+    the_journal_view_filters_and_shows_one_request_without_secrets,
+    a_rate_limit_set_in_the_console_is_in_force_and_its_bucket_shown,
+    sites_are_made_and_deleted_and_unknown_ones_are_not_found,
+);
