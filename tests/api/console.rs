@@ -329,7 +329,11 @@ async fn the_journal_view_filters_and_shows_one_request_without_secrets(backend:
     let none = view(&app, "/sites/default/requests/live?status=429").await;
     assert!(none.text().contains("No requests yet"));
     let bad = view(&app, "/sites/default/requests?status=many").await;
-    assert!(bad.text().contains("A status is a number"));
+    assert!(bad.text().contains("status 'many' is not a number"));
+    assert!(
+        bad.text().contains("No requests yet"),
+        "a bad filter lists nothing"
+    );
 
     let entries = app
         .admin(Method::GET, "/_admin/requests?key=seen")

@@ -32,3 +32,4 @@ mod sites;
 mod socket;
 mod storage;
 mod values;
+mod verification;

@@ -63,8 +63,28 @@ async fn the_journal_records_api_requests_without_credentials(backend: Backend) 
 
     assert_eq!(entries(&app, "?status=403").await.len(), 1);
     assert_eq!(entries(&app, "?method=put").await.len(), 1);
-    assert_eq!(entries(&app, "?path=/rest/api/2").await.len(), 1);
-    assert_eq!(entries(&app, &format!("?accountId={ALICE}")).await.len(), 2);
+    assert_eq!(entries(&app, "?pathPrefix=/rest/api/2").await.len(), 1);
+    assert_eq!(
+        entries(&app, "?path=/rest/api/2").await.len(),
+        0,
+        "path is exact"
+    );
+    assert_eq!(
+        entries(&app, "?path=/rest/api/2/user/properties")
+            .await
+            .len(),
+        1
+    );
+    let about_alice = entries(&app, &format!("?accountId={ALICE}")).await;
+    let statuses: Vec<_> = about_alice.iter().map(|e| e["status"].clone()).collect();
+    assert_eq!(
+        statuses,
+        [201, 401],
+        "accountId is whose record a request was about"
+    );
+    let by_alice = entries(&app, &format!("?caller={ALICE}")).await;
+    let statuses: Vec<_> = by_alice.iter().map(|e| e["status"].clone()).collect();
+    assert_eq!(statuses, [201, 403], "caller is who was signed in");
     assert_eq!(entries(&app, "?since=2999-01-01T00:00:00Z").await.len(), 0);
     assert_eq!(entries(&app, "?since=2000-01-01T00:00:00Z").await.len(), 3);
     app.admin(Method::GET, "/_admin/requests?status=abc")

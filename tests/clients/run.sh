@@ -40,6 +40,11 @@ echo "== client libraries against $url"
 # JIRA_USERPROPS_BIN too: test_oauth.py starts a server of its own with short-lived tokens.
 JIRA_USERPROPS_URL="$url" JIRA_USERPROPS_BIN="$binary" "$venv/bin/pytest" -p no:cacheprovider tests/clients
 
+if command -v node >/dev/null; then
+    echo "== examples/verify.test.mjs (docs/verification.md) with Node.js $(node --version)"
+    JIRA_USERPROPS_URL="$url" ADMIN_TOKEN="$JIRA_USERPROPS_ADMIN_TOKEN" node --test examples/verify.test.mjs
+fi
+
 echo "== schemathesis against $url/openapi.json"
 for credentials in admin@example.com:admin-token bob@example.com:bob-token; do
     "$venv/bin/schemathesis" --config-file tests/clients/schemathesis.toml run "$url/openapi.json" \

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 
 use super::error::{HttpError, json_response};
-use super::journal::Filter;
+use super::journal::Matcher;
 use super::site::CurrentSite;
 use super::{AppState, RouteTable};
 use crate::error::Error;
@@ -60,6 +60,8 @@ pub fn routes() -> RouteTable {
             &["GET", "DELETE"],
             get(requests).delete(clear_requests),
         ),
+        ("/_admin/requests/count", &["POST"], post(count_requests)),
+        ("/_admin/requests/find", &["POST"], post(find_requests)),
         (
             "/_admin/faults",
             &["GET", "PUT", "DELETE"],
@@ -117,30 +119,24 @@ async fn import(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /_admin/requests?method=&path=&status=&accountId=&key=&since=`: the journal, oldest first.
+/// `GET /_admin/requests?method=&path=&…`: the journal, oldest first, filtered by a matcher
+/// given as query parameters.
 async fn requests(site: CurrentSite, uri: Uri) -> Result<Response> {
-    let mut filter = Filter::default();
-    for (name, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
-        match name.as_ref() {
-            "method" => filter.method = Some(value.into_owned()),
-            "path" => filter.path_prefix = Some(value.into_owned()),
-            "accountId" => filter.account_id = Some(value.into_owned()),
-            "key" => filter.key = Some(value.into_owned()),
-            "status" => {
-                let status = value
-                    .parse()
-                    .map_err(|_| bad_request(format!("status '{value}' is not a number")))?;
-                filter.status = Some(status);
-            }
-            "since" => {
-                let since = humantime::parse_rfc3339_weak(&value)
-                    .map_err(|_| bad_request(format!("since '{value}' is not an RFC 3339 time")))?;
-                filter.since = Some(since);
-            }
-            other => return Err(bad_request(format!("Unknown filter '{other}'."))),
-        }
-    }
-    json(StatusCode::OK, &site.state.journal.entries(&filter))
+    let matcher = Matcher::from_query(uri.query().unwrap_or_default()).map_err(bad_request)?;
+    json(StatusCode::OK, &site.state.journal.entries(&matcher))
+}
+
+/// `POST /_admin/requests/count` with a matcher: `{"count": N}`.
+async fn count_requests(site: CurrentSite, body: Bytes) -> Result<Response> {
+    let matcher = Matcher::from_json(&body).map_err(bad_request)?;
+    let count = site.state.journal.count(&matcher);
+    json(StatusCode::OK, &serde_json::json!({ "count": count }))
+}
+
+/// `POST /_admin/requests/find` with a matcher: the entries it matches, oldest first.
+async fn find_requests(site: CurrentSite, body: Bytes) -> Result<Response> {
+    let matcher = Matcher::from_json(&body).map_err(bad_request)?;
+    json(StatusCode::OK, &site.state.journal.entries(&matcher))
 }
 
 async fn clear_requests(site: CurrentSite) -> StatusCode {

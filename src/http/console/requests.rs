@@ -10,7 +10,7 @@ use super::json_html;
 use super::layout::{Failure, Tab, View, done, field_error, find_site, segment, site_header};
 use crate::domain::Site;
 use crate::http::AppState;
-use crate::http::journal::{Entry, Filter};
+use crate::http::journal::{Entry, Matcher};
 use crate::http::site::SiteState;
 
 /// Rows shown at most; the journal itself may hold more.
@@ -24,14 +24,15 @@ pub struct RequestPath {
     request_id: String,
 }
 
-/// The filters as typed, the journal's filter they make, and what was wrong with them.
+/// The filters as typed, the matcher they make, and what was wrong with them.
 struct Filters {
     method: String,
     status: String,
     account_id: String,
+    caller: String,
     key: String,
-    filter: Filter,
-    status_error: Option<String>,
+    matcher: Matcher,
+    error: Option<String>,
 }
 
 impl Filters {
@@ -40,9 +41,10 @@ impl Filters {
             method: String::new(),
             status: String::new(),
             account_id: String::new(),
+            caller: String::new(),
             key: String::new(),
-            filter: Filter::default(),
-            status_error: None,
+            matcher: Matcher::default(),
+            error: None,
         };
         let query = uri.query().unwrap_or_default().as_bytes();
         for (name, value) in form_urlencoded::parse(query) {
@@ -51,21 +53,26 @@ impl Filters {
                 "method" => filters.method = value,
                 "status" => filters.status = value,
                 "accountId" => filters.account_id = value,
+                "caller" => filters.caller = value,
                 "key" => filters.key = value,
                 _ => {}
             }
         }
-        let given = |text: &String| Some(text.clone()).filter(|t| !t.is_empty());
-        filters.filter.method = given(&filters.method);
-        filters.filter.account_id = given(&filters.account_id);
-        filters.filter.key = given(&filters.key);
-        if !filters.status.is_empty() {
-            match filters.status.parse() {
-                Ok(status) => filters.filter.status = Some(status),
-                Err(_) => filters.status_error = Some("A status is a number, e.g. 429.".into()),
-            }
+        // The journal's own matcher, from the fields typed (blank ones left out).
+        // A matcher that cannot be made lists nothing, beside its message.
+        match Matcher::from_query(&filters.query()) {
+            Ok(matcher) => filters.matcher = matcher,
+            Err(message) => filters.error = Some(message),
         }
         filters
+    }
+
+    /// The entries these filters pass, oldest first.
+    fn entries(&self, site_state: &SiteState) -> Vec<Entry> {
+        match self.error {
+            Some(_) => Vec::new(),
+            None => site_state.journal.entries(&self.matcher),
+        }
     }
 
     /// The query that repeats these filters.
@@ -76,6 +83,7 @@ impl Filters {
                     ("method", &self.method),
                     ("status", &self.status),
                     ("accountId", &self.account_id),
+                    ("caller", &self.caller),
                     ("key", &self.key),
                 ]
                 .into_iter()
@@ -101,11 +109,10 @@ pub async fn rows(
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let filters = Filters::of(&uri);
-    let journal = &state.site_states.of(site.clone()).journal;
-    let path = list_path(&site, &filters);
+    let entries = filters.entries(&state.site_states.of(site.clone()));
     Ok(View::new(
-        path,
-        table(&site, &journal.entries(&filters.filter)),
+        list_path(&site, &filters),
+        table(&site, &entries),
     ))
 }
 
@@ -132,7 +139,7 @@ fn list_path(site: &Site, filters: &Filters) -> String {
 fn page(state: &AppState, site: &Site, filters: &Filters, notice: Option<&str>) -> View {
     let site_state: std::sync::Arc<SiteState> =
         state.site_states.of(std::sync::Arc::new(site.clone()));
-    let entries = site_state.journal.entries(&filters.filter);
+    let entries = filters.entries(&site_state);
     let name = segment(site.name.as_str());
     let live = format!(
         "/_admin/ui/views/sites/{name}/requests/live?{}",
@@ -157,11 +164,15 @@ fn page(state: &AppState, site: &Site, filters: &Filters, notice: Option<&str>) 
                 label for="filter-status" { "Status" }
                 input #filter-status name="status" inputmode="numeric" value=(filters.status) size="4"
                     aria-describedby="filter-status-error";
-                (field_error("filter-status-error", filters.status_error.as_deref()))
+                (field_error("filter-status-error", filters.error.as_deref()))
             }
             div.field {
-                label for="filter-account" { "Caller's accountId" }
+                label for="filter-account" { "For accountId" }
                 input #filter-account name="accountId" value=(filters.account_id) autocomplete="off";
+            }
+            div.field {
+                label for="filter-caller" { "Caller" }
+                input #filter-caller name="caller" value=(filters.caller) autocomplete="off";
             }
             div.field {
                 label for="filter-key" { "Property key" }

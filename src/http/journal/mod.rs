@@ -1,5 +1,6 @@
 //! The request journal: each site's last N API requests, in memory, for tests to assert on; and
 //! the middleware that keeps them. One idea: the body tap and the entry exist only for each other.
+//! Which entries a question is about is `matcher`'s.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -14,9 +15,13 @@ use serde::Serialize;
 use super::context::RequestId;
 use super::layers::Around;
 use super::site::without_gateway;
+
+mod matcher;
+
 use super::watched_body::{BodyObserver, Polled, watched};
 use super::{AppState, RequestContext};
 use crate::domain::{MAX_VALUE_BYTES, is_json_whitespace};
+pub use matcher::Matcher;
 
 /// Keeps one journal entry for every request to the API (not probes, metrics or the admin API),
 /// with the body of a PUT that was stored when bodies are kept.
@@ -224,7 +229,7 @@ pub struct Record {
 
 impl Record {
     /// The path, and the query if there is one.
-    fn path_and_query(&self) -> (&str, Option<&str>) {
+    pub(super) fn path_and_query(&self) -> (&str, Option<&str>) {
         match self.target.split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (&self.target, None),
@@ -263,7 +268,7 @@ impl Record {
     }
 
     /// The property key of a request to one property, decoded.
-    fn property_key(&self) -> Option<String> {
+    pub(super) fn property_key(&self) -> Option<String> {
         let path = without_gateway(self.path_and_query().0);
         let rest = path
             .strip_prefix("/rest/api/3/user/properties/")
@@ -278,23 +283,6 @@ fn header_object<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.collect_map(pairs.iter().map(|(name, value)| (name, value)))
-}
-
-/// Which entries to return.
-#[derive(Debug, Default)]
-pub struct Filter {
-    /// Only this method.
-    pub method: Option<String>,
-    /// Only paths starting so.
-    pub path_prefix: Option<String>,
-    /// Only this status.
-    pub status: Option<u16>,
-    /// Only this caller.
-    pub account_id: Option<String>,
-    /// Only requests for this property key.
-    pub key: Option<String>,
-    /// Only requests that arrived at or after this time.
-    pub since: Option<SystemTime>,
 }
 
 /// A bounded journal: memory never holds more than `capacity` entries; 0 turns it off.
@@ -318,65 +306,45 @@ impl Journal {
         if self.capacity == 0 {
             return;
         }
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self.records();
         if entries.len() == self.capacity {
             entries.pop_front();
         }
         entries.push_back(record);
     }
 
-    /// The entries that pass `filter`, oldest first.
-    pub fn entries(&self, filter: &Filter) -> Vec<Entry> {
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    /// The entries that `matcher` matches, oldest first.
+    pub fn entries(&self, matcher: &Matcher) -> Vec<Entry> {
+        let entries = self.records();
         entries
             .iter()
-            .filter(|e| {
-                filter
-                    .method
-                    .as_ref()
-                    .is_none_or(|m| e.method.as_str().eq_ignore_ascii_case(m))
-            })
-            .filter(|e| {
-                filter.path_prefix.as_ref().is_none_or(|p| {
-                    // A site's requests through the gateway match its own host's paths too.
-                    let path = e.path_and_query().0;
-                    path.starts_with(p.as_str()) || without_gateway(path).starts_with(p.as_str())
-                })
-            })
-            .filter(|e| filter.status.is_none_or(|s| e.status == s))
-            .filter(|e| {
-                filter
-                    .account_id
-                    .as_ref()
-                    .is_none_or(|a| e.account_id.as_deref() == Some(a.as_str()))
-            })
-            .filter(|e| {
-                filter
-                    .key
-                    .as_ref()
-                    .is_none_or(|key| e.property_key().as_ref() == Some(key))
-            })
-            .filter(|e| filter.since.is_none_or(|since| e.at >= since))
+            .filter(|record| matcher.matches(record))
             .map(Record::entry)
             .collect()
     }
 
+    /// How many entries `matcher` matches.
+    pub fn count(&self, matcher: &Matcher) -> usize {
+        let entries = self.records();
+        entries
+            .iter()
+            .filter(|record| matcher.matches(record))
+            .count()
+    }
+
     /// The entry with this request id.
     pub fn entry(&self, request_id: &str) -> Option<Entry> {
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entries = self.records();
         entries
             .iter()
             .find(|e| e.request_id.to_hex() == request_id.as_bytes())
             .map(Record::entry)
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, VecDeque<Record>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// How many entries are held.
@@ -391,10 +359,7 @@ impl Journal {
 
     /// Forgets every entry.
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
+        self.records().clear();
     }
 }
 
@@ -423,7 +388,7 @@ mod tests {
             record(&journal, status);
         }
         let statuses: Vec<u16> = journal
-            .entries(&Filter::default())
+            .entries(&Matcher::default())
             .iter()
             .map(|e| e.status)
             .collect();
@@ -452,7 +417,7 @@ mod tests {
             body: None,
             at: SystemTime::now(),
         });
-        let entry = journal.entries(&Filter::default()).remove(0);
+        let entry = journal.entries(&Matcher::default()).remove(0);
         assert_eq!(
             entry.headers,
             [
@@ -461,10 +426,8 @@ mod tests {
                 ("x-trace".to_owned(), "1, 2".to_owned()),
             ]
         );
-        let with_key = |key: &str| Filter {
-            key: Some(key.to_owned()),
-            ..Filter::default()
-        };
+        let with_key =
+            |key: &str| Matcher::from_query(&format!("key={}", key.replace(' ', "%20"))).unwrap();
         assert_eq!(journal.entries(&with_key("a b")).len(), 1, "decoded key");
         assert!(journal.entries(&with_key("a")).is_empty());
         assert_eq!(
