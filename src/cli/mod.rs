@@ -5,6 +5,7 @@ mod admin;
 mod healthcheck;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -75,14 +76,17 @@ fn reachable(listen: &str) -> String {
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
     // A bad seed stops the start before anything is opened or changed.
-    let seed = match &config.seed {
-        Some(path) => Some((path, seed::load(path)?)),
-        None => None,
+    let inline = Path::new("JIRA_USERPROPS_SEED_JSON");
+    let seed = match (&config.seed, &config.seed_json) {
+        (Some(path), _) => Some((path.as_path(), seed::load(path)?)),
+        (None, Some(text)) => Some((inline, seed::parse(inline, text)?)),
+        (None, None) => None,
     };
     let store = open(config).await?;
     let admin = AdminService::new(store.clone());
-    let settings = config.settings();
+    let mut settings = config.settings();
     if let Some((path, seed)) = seed {
+        settings.seeds = seed.states();
         let sites = SiteService::new(store.clone(), settings.max_sites, settings.clock.clone());
         let apps = AppService::new(store.clone(), settings.clock.clone());
         let report = seed::apply(&admin, &sites, &apps, path, seed).await?;

@@ -77,10 +77,23 @@ pub struct Config {
     )]
     pub cache_size: u64,
 
-    /// JSON file of users, API tokens and properties to load at start. Missing users and tokens
-    /// are added on every start; properties only into an empty database.
+    /// JSON file of users, API tokens and properties to load at start, or a folder whose
+    /// `*.json` files are read in name order as one seed. Missing users and tokens are added on
+    /// every start; properties only into an empty database.
     #[arg(long, global = true, env = "JIRA_USERPROPS_SEED")]
     pub seed: Option<PathBuf>,
+
+    /// The seed document itself, inline (for containers that start before a checkout, such as
+    /// GitHub Actions `services:`). Instead of `--seed`.
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_SEED_JSON",
+        hide_env_values = true,
+        conflicts_with = "seed",
+        value_name = "JSON"
+    )]
+    pub seed_json: Option<String>,
 
     /// Public base URL of this server, used in `self` links (e.g. https://jira.example.test).
     /// Without it, links use `http://` and the request's Host header.
@@ -240,6 +253,7 @@ impl Config {
             max_sites: self.max_sites,
             oauth_token_ttl: Duration::from_secs(self.oauth_token_ttl.max(1)),
             clock: crate::clock::system(),
+            seeds: Vec::new(),
         }
     }
 

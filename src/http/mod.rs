@@ -61,7 +61,7 @@ use site::{GATEWAY, ResolveSite};
 pub use context::RequestContext;
 #[cfg(feature = "fuzzing")]
 pub(crate) use extract::LINK_ESCAPES;
-pub use openapi::OPENAPI_DOCUMENT;
+pub use openapi::{OPENAPI_DOCUMENT, SEED_SCHEMA};
 pub use state::{AppState, Settings, StateParts};
 
 /// `Content-Type` of every JSON body, written exactly as Jira Cloud writes it.
@@ -172,6 +172,7 @@ pub fn routes() -> Vec<Route> {
     }
     let singles = [
         ("/openapi.json", get(openapi::document)),
+        ("/_admin/schema/seed.json", get(openapi::seed_schema)),
         ("/healthz", get(probes::healthz)),
         ("/readyz", get(probes::readyz)),
         ("/metrics", get(probes::metrics)),

@@ -12,6 +12,7 @@ use crate::service::apps::AppService;
 use crate::service::oauth::OAuthService;
 use crate::service::{AdminService, Authenticator, PropertyService, SiteService};
 use crate::store::Store;
+use crate::store::admin::Snapshot;
 use crate::throttle::LoginThrottle;
 
 /// What every handler and middleware shares. Extractors clone it for every request, so it is
@@ -90,6 +91,8 @@ pub struct Settings {
     pub oauth_token_ttl: Duration,
     /// What time it is: the system's clock, or one a test moves.
     pub clock: SharedClock,
+    /// What the start seed made of each site, by site name, for `reset?to=seed`.
+    pub seeds: Vec<(String, Snapshot)>,
 }
 
 impl Default for Settings {
@@ -107,6 +110,7 @@ impl Default for Settings {
             max_sites: 10_000,
             oauth_token_ttl: Duration::from_secs(3600),
             clock: clock::system(),
+            seeds: Vec::new(),
         }
     }
 }
@@ -115,11 +119,13 @@ impl AppState {
     /// The state of a server over `store`.
     pub fn new(store: Store, settings: Settings) -> Result<Self, prometheus::Error> {
         let clock = settings.clock;
+        let sites = SiteService::new(store.clone(), settings.max_sites, clock.clone());
+        sites.remember_seeds(settings.seeds);
         Ok(Self(Arc::new(StateParts {
             authenticator: Authenticator::new(store.clone(), clock.clone()),
             service: PropertyService::new(store.clone()),
             admin: AdminService::new(store.clone()),
-            sites: SiteService::new(store.clone(), settings.max_sites, clock.clone()),
+            sites,
             apps: AppService::new(store.clone(), clock.clone()),
             oauth: OAuthService::new(store.clone(), clock.clone(), settings.oauth_token_ttl),
             site_states: SiteStates::new(SiteDefaults {

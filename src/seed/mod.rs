@@ -4,15 +4,16 @@
 
 use std::collections::HashSet;
 use std::fmt::Display;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::domain::{
     AppKind, CloudId, DEFAULT_SITE, PropertyKey, PropertyValue, SiteName, User, email_key,
 };
 use crate::store::SeedData;
+use crate::store::admin::Snapshot;
 
 mod apply;
 mod user;
@@ -30,9 +31,12 @@ pub struct SeedError {
     reason: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct SeedFile<'a> {
+    /// The schema's address, for editors; ignored.
+    #[serde(rename = "$schema", default, skip_serializing)]
+    _schema: Option<String>,
     #[serde(default, borrow)]
     users: Vec<&'a RawValue>,
     #[serde(default, borrow)]
@@ -106,10 +110,56 @@ struct SeedProperty<'a> {
     value: &'a RawValue,
 }
 
-/// Reads and validates a seed file; nothing is stored unless all of it is valid.
+/// Reads and validates a seed file, or every `*.json` of a folder in name order, as one seed;
+/// nothing is stored unless all of it is valid.
 pub fn load(path: &Path) -> Result<Seed, SeedError> {
+    if path.is_dir() {
+        return load_folder(path);
+    }
     let text = std::fs::read_to_string(path).map_err(|e| fail(path, "the file", e))?;
     parse(path, &text)
+}
+
+/// A folder's seed files, as LocalStack's init folders are read: each read as a seed document
+/// (so that a syntax error names its file), then all of them checked together as one document,
+/// whose users, properties, sites and apps are the files' in name order; a later file's
+/// properties may belong to an earlier file's users.
+fn load_folder(folder: &Path) -> Result<Seed, SeedError> {
+    let entries = std::fs::read_dir(folder).map_err(|e| fail(folder, "the folder", e))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.is_file() && path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    let mut texts = Vec::with_capacity(files.len());
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|e| fail(file, "the file", e))?;
+        texts.push((file, text));
+    }
+    let mut merged = SeedFile::default();
+    for (file, text) in &texts {
+        let part: SeedFile = serde_json::from_str(text).map_err(|e| fail(file, "the file", e))?;
+        merged.users.extend(part.users);
+        merged.properties.extend(part.properties);
+        merged.sites.extend(part.sites);
+        merged.apps.extend(part.apps);
+    }
+    let text = serde_json::to_string(&merged).map_err(|e| fail(folder, "the folder", e))?;
+    parse(folder, &text)
+}
+
+impl Seed {
+    /// What each site of the seed holds, by site name (`default` first), as a state to return
+    /// to with `POST /_admin/reset?to=seed`.
+    pub fn states(&self) -> Vec<(String, Snapshot)> {
+        std::iter::once((DEFAULT_SITE.to_owned(), self.data.to_snapshot()))
+            .chain(
+                self.sites
+                    .iter()
+                    .map(|site| (site.name.as_str().to_owned(), site.data.to_snapshot())),
+            )
+            .collect()
+    }
 }
 
 /// A serde error without its "at line 1 column N" (within one entry, that position misleads)

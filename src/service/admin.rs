@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::snapshot;
-use crate::store::admin::{PatchOutcome, TokenEntry, TokenInfo, TokenLimits, UserPatch};
+use crate::store::admin::{PatchOutcome, Snapshot, TokenEntry, TokenInfo, TokenLimits, UserPatch};
 use crate::store::{SeedData, SeedReport, Store};
 
 /// Administration over a store.
@@ -235,6 +235,11 @@ impl AdminService {
     /// Deletes every property, and with `everything` every user and token too.
     pub async fn reset(&self, site: SiteKey, everything: bool) -> Result<()> {
         Ok(self.store.reset(site, everything).await?)
+    }
+
+    /// Replaces the whole state with `state` (what a seed made), atomically.
+    pub async fn restore(&self, site: SiteKey, state: &Snapshot) -> Result<()> {
+        Ok(self.store.restore(site, state).await?)
     }
 
     /// The whole state as snapshot JSON.

@@ -9,6 +9,7 @@ use crate::clock::SharedClock;
 use crate::domain::{CloudId, DEFAULT_SITE, Site, SiteName};
 use crate::error::{Error, Result};
 use crate::store::admin::CreatedSite;
+use crate::store::admin::Snapshot;
 use crate::store::{SeedData, SeedReport, Store};
 
 /// How long a site found is trusted before it is read again. Another instance over the same
@@ -23,6 +24,9 @@ pub struct SiteService {
     most: u64,
     known: RwLock<Known>,
     clock: SharedClock,
+    /// What each site's seed made, by site name: the start seed's sites, and the sites made
+    /// through this instance with a seed. `POST /_admin/reset?to=seed` returns to it.
+    seeds: RwLock<HashMap<String, Arc<Snapshot>>>,
 }
 
 /// Sites found lately, by name and by cloudId.
@@ -72,7 +76,24 @@ impl SiteService {
             most,
             known: RwLock::new(Known::default()),
             clock,
+            seeds: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Notes what the start seed made of each site, by site name.
+    pub fn remember_seeds(&self, seeds: Vec<(String, Snapshot)>) {
+        let mut held = self.seeds.write().unwrap_or_else(|e| e.into_inner());
+        held.extend(
+            seeds
+                .into_iter()
+                .map(|(name, state)| (name, Arc::new(state))),
+        );
+    }
+
+    /// What a site's seed made; an empty state for a site made without one.
+    pub fn seed_of(&self, site: &Site) -> Arc<Snapshot> {
+        let held = self.seeds.read().unwrap_or_else(|e| e.into_inner());
+        held.get(site.name.as_str()).cloned().unwrap_or_default()
     }
 
     /// The `default` site, which always exists.
@@ -134,6 +155,10 @@ impl SiteService {
             CreatedSite::Created(site, report) => {
                 let site = Arc::new(site);
                 self.forget(&site);
+                self.seeds
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.as_str().to_owned(), Arc::new(new.seed.to_snapshot()));
                 Ok((site, report))
             }
             CreatedSite::NameTaken => Err(Error::Conflict(format!(
@@ -161,6 +186,10 @@ impl SiteService {
         }
         let deleted = self.store.delete_site(site.key).await?;
         self.forget(site);
+        self.seeds
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(site.name.as_str());
         if deleted {
             Ok(())
         } else {

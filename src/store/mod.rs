@@ -109,6 +109,35 @@ pub struct SeedData {
     pub properties: Vec<(String, PropertyKey, PropertyValue)>,
 }
 
+impl SeedData {
+    /// The state this seed describes, as a snapshot: its users with their tokens, and its
+    /// properties.
+    pub fn to_snapshot(&self) -> admin::Snapshot {
+        let mut users: Vec<(User, Vec<admin::TokenEntry>)> = self
+            .users
+            .iter()
+            .map(|user| (user.clone(), Vec::new()))
+            .collect();
+        for (owner, token) in &self.tokens {
+            if let Some((_, tokens)) = users.get_mut(*owner) {
+                tokens.push(token.clone());
+            }
+        }
+        let properties = self
+            .properties
+            .iter()
+            .map(|(account_id, key, value)| {
+                (
+                    account_id.clone(),
+                    key.as_str().to_owned(),
+                    value.as_str().to_owned(),
+                )
+            })
+            .collect();
+        admin::Snapshot { users, properties }
+    }
+}
+
 /// What a seed changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SeedReport {

@@ -25,9 +25,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with(args, &[])
+    }
+
+    /// Starts the binary with `args` and these environment variables.
+    pub fn start_with(args: &[&str], environment: &[(&str, &str)]) -> Self {
         let mut child = Command::new(binary())
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
+            .envs(environment.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -121,7 +127,7 @@ impl Drop for Server {
 pub const EXAMPLE_SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.json");
 pub const BOB_ID: &str = "5b10ac8d82e05b22cc7d4ef5";
 
-fn bob_request(method: &str, key: &str, body: Option<&str>) -> String {
+pub fn bob_request(method: &str, key: &str, body: Option<&str>) -> String {
     let authorization = basic("bob@example.com", "bob-token");
     let mut request = format!(
         "{method} /rest/api/3/user/properties/{key}?accountId={BOB_ID} HTTP/1.1\r\nHost: t\r\n\

@@ -271,6 +271,8 @@ impl TestRequest {
 
     pub async fn send(self) -> TestResponse {
         let request = self.builder.body(self.body).expect("request builds");
+        let exports_a_snapshot =
+            request.method() == Method::GET && request.uri().path().ends_with("/snapshot");
         let response = self
             .router
             .oneshot(request)
@@ -285,12 +287,30 @@ impl TestRequest {
             .expect("body reads")
             .to_bytes()
             .to_vec();
+        // Every snapshot the server exports in any test is held against the published schema.
+        if exports_a_snapshot && status == StatusCode::OK {
+            assert_valid_seed(&body);
+        }
         TestResponse {
             status,
             headers,
             body,
         }
     }
+}
+
+/// Holds a seed or snapshot document against `docs/seed.schema.json`, as the server serves it.
+pub fn assert_valid_seed(document: &[u8]) {
+    static SCHEMA: std::sync::LazyLock<jsonschema::Validator> = std::sync::LazyLock::new(|| {
+        let schema = serde_json::from_str(jira_userprops::http::SEED_SCHEMA).expect("JSON");
+        jsonschema::validator_for(&schema).expect("a valid schema")
+    });
+    let document: serde_json::Value = serde_json::from_slice(document).expect("JSON");
+    let errors: Vec<String> = SCHEMA
+        .iter_errors(&document)
+        .map(|error| format!("{} at {}", error, error.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "not a valid seed: {errors:?}");
 }
 
 #[derive(Debug)]

@@ -13,6 +13,7 @@ mod checks;
 mod connections;
 mod console;
 mod crash;
+mod fixtures;
 mod fuzz_corpus;
 mod helpers;
 mod instances;

@@ -82,21 +82,40 @@ pub(super) fn bad_request(message: impl Into<String>) -> HttpError {
     Error::BadRequest(message.into()).into()
 }
 
+/// `POST /_admin/reset`: `scope=properties` (the default) deletes every property, `scope=all`
+/// users and tokens too; `to=seed` returns to exactly what the site's seed made (users, tokens,
+/// properties), in one transaction.
 async fn reset(State(state): State<AppState>, site: CurrentSite, uri: Uri) -> Result<StatusCode> {
     let query = uri.query().unwrap_or_default().as_bytes();
-    let scope = form_urlencoded::parse(query)
-        .find(|(name, _)| name == "scope")
-        .map(|(_, value)| value);
-    let everything = match scope.as_deref() {
-        None | Some("properties") => false,
-        Some("all") => true,
-        Some(other) => {
+    let (mut scope, mut to) = (None, None);
+    for (name, value) in form_urlencoded::parse(query) {
+        match name.as_ref() {
+            "scope" => scope = Some(value),
+            "to" => to = Some(value),
+            other => return Err(bad_request(format!("Unknown parameter '{other}'."))),
+        }
+    }
+    match (scope.as_deref(), to.as_deref()) {
+        (None, Some("seed")) => {
+            let seed = state.sites.seed_of(&site.state.site);
+            state.admin.restore(site.key(), &seed).await?;
+        }
+        (Some(_), Some(_)) => {
+            return Err(bad_request("Use either scope or to=seed, not both."));
+        }
+        (_, Some(other)) => {
+            return Err(bad_request(format!(
+                "Unknown target '{other}': to=seed returns to what the seed made."
+            )));
+        }
+        (None | Some("properties"), None) => state.admin.reset(site.key(), false).await?,
+        (Some("all"), None) => state.admin.reset(site.key(), true).await?,
+        (Some(other), None) => {
             return Err(bad_request(format!(
                 "Unknown scope '{other}': use 'properties' (the default) or 'all'."
             )));
         }
-    };
-    state.admin.reset(site.key(), everything).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
