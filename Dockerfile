@@ -19,6 +19,7 @@ RUN mkdir src \
 
 COPY src ./src
 COPY migrations ./migrations
+COPY docs/seed.schema.json ./docs/seed.schema.json
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked --target "$(uname -m)-unknown-linux-gnu" \
     && cp "target/$(uname -m)-unknown-linux-gnu/release/jira-userprops" /jira-userprops \
@@ -33,8 +34,10 @@ LABEL org.opencontainers.image.title="jira-userprops" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0"
 COPY --from=build /jira-userprops /jira-userprops
 COPY --from=build --chown=65532:65532 /data /data
+# The address file lets `healthcheck` find the port however it was set (flag or environment).
 ENV JIRA_USERPROPS_LISTEN=0.0.0.0:8080 \
-    JIRA_USERPROPS_DATABASE_URL=sqlite:/data/jira-userprops.db
+    JIRA_USERPROPS_DATABASE_URL=sqlite:/data/jira-userprops.db \
+    JIRA_USERPROPS_ADDRESS_FILE=/tmp/jira-userprops.address
 VOLUME ["/data"]
 EXPOSE 8080
 USER 65532:65532

@@ -3,7 +3,6 @@
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use jira_userprops::cli;
 use jira_userprops::config::{Command, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
@@ -15,7 +14,13 @@ use tracing_subscriber::EnvFilter;
 const GLOBAL_QUEUE_INTERVAL: u32 = 4;
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("jira-userprops: {error}");
+            return ExitCode::from(2);
+        }
+    };
     init_tracing(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

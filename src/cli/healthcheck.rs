@@ -16,12 +16,15 @@ use url::Url;
 use super::reachable;
 use crate::config::Config;
 
-/// GET {url}/healthz over plain HTTP/1.1, so that a container needs no curl.
+/// GET {url}/healthz over plain HTTP/1.1, so that a container needs no curl. Without a URL,
+/// the server's address file says where it listens, else --listen.
 pub(super) async fn healthcheck(config: &Config, url: Option<&str>) -> ExitCode {
-    let base = url.map_or_else(
-        || format!("http://{}", reachable(&config.listen)),
-        str::to_owned,
-    );
+    let written = config
+        .address_file
+        .as_deref()
+        .and_then(|path| std::fs::read_to_string(path).ok());
+    let listen = written.as_deref().map_or(config.listen.as_str(), str::trim);
+    let base = url.map_or_else(|| format!("http://{}", reachable(listen)), str::to_owned);
     let probe = async {
         let target = HealthTarget::of(&base)?;
         let stream = TcpStream::connect(&target.address).await?;

@@ -101,6 +101,9 @@ pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    if let Some(path) = &config.address_file {
+        write_address(path, address)?;
+    }
     if let Some(first) = seed::ensure_first_admin(&admin).await? {
         print_first_admin(&first, config, address);
     }
@@ -112,6 +115,14 @@ pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Writes the address served, whole or not at all (a healthcheck may read it at any moment).
+fn write_address(path: &Path, address: SocketAddr) -> anyhow::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, address.to_string())
+        .and_then(|()| std::fs::rename(&partial, path))
+        .with_context(|| format!("cannot write the address file {}", path.display()))
 }
 
 /// Shown once, on stderr apart from the log: the token is stored only as a digest and cannot be

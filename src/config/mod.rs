@@ -13,6 +13,7 @@ use crate::http::Settings;
 use crate::store::DatabaseOptions;
 
 mod commands;
+mod values;
 
 pub use commands::{AppsCommand, Command, TokensCommand, UsersCommand};
 
@@ -40,30 +41,53 @@ pub struct Config {
         long,
         global = true,
         env = "JIRA_USERPROPS_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite:jira-userprops.db"
     )]
     pub database_url: String,
+
+    /// A file holding the database URL (for secrets mounted as files), instead of
+    /// --database-url.
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_DATABASE_URL_FILE",
+        conflicts_with = "database_url",
+        value_name = "FILE"
+    )]
+    pub database_url_file: Option<PathBuf>,
+
+    /// Where the server writes the address it listens on once it does, for `healthcheck` to
+    /// find the port however it was set (the image sets /tmp/jira-userprops.address).
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_ADDRESS_FILE",
+        value_name = "FILE"
+    )]
+    pub address_file: Option<PathBuf>,
 
     /// Most database connections held open (PostgreSQL), or reader connections (SQLite).
     #[arg(long, global = true, env = "JIRA_USERPROPS_DB_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub db_pool_size: u32,
 
-    /// Seconds one connection attempt may take at start.
-    #[arg(long, global = true, env = "JIRA_USERPROPS_DB_CONNECT_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
-    pub db_connect_timeout: u64,
+    /// How long one connection attempt may take at start (seconds, or with units: 500ms, 2m).
+    #[arg(long, global = true, env = "JIRA_USERPROPS_DB_CONNECT_TIMEOUT", default_value = "5", value_parser = values::positive_duration)]
+    pub db_connect_timeout: Duration,
 
-    /// Seconds a request may wait for a free database connection; past it, 503.
-    #[arg(long, global = true, env = "JIRA_USERPROPS_DB_ACQUIRE_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
-    pub db_acquire_timeout: u64,
+    /// How long a request may wait for a free database connection; past it, 503.
+    #[arg(long, global = true, env = "JIRA_USERPROPS_DB_ACQUIRE_TIMEOUT", default_value = "5", value_parser = values::positive_duration)]
+    pub db_acquire_timeout: Duration,
 
-    /// Seconds to keep retrying the database at start (with backoff) before giving up.
+    /// How long to keep retrying the database at start (with backoff) before giving up.
     #[arg(
         long,
         global = true,
         env = "JIRA_USERPROPS_DB_STARTUP_TIMEOUT",
-        default_value_t = 30
+        default_value = "30",
+        value_parser = values::duration
     )]
-    pub db_startup_timeout: u64,
+    pub db_startup_timeout: Duration,
 
     /// MiB of property values (and as much again of key lists) that SQLite keeps in memory, so
     /// reads skip the database; writes update it as they commit, and changes made to the file by
@@ -126,9 +150,10 @@ pub struct Config {
         long,
         global = true,
         env = "JIRA_USERPROPS_OAUTH_TOKEN_TTL",
-        default_value_t = 3600
+        default_value = "3600",
+        value_parser = values::positive_duration
     )]
-    pub oauth_token_ttl: u64,
+    pub oauth_token_ttl: Duration,
 
     /// The site the users, tokens, export and import subcommands act on.
     #[arg(
@@ -147,6 +172,16 @@ pub struct Config {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+
+    /// A file holding the admin token (for secrets mounted as files), instead of --admin-token.
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_ADMIN_TOKEN_FILE",
+        conflicts_with = "admin_token",
+        value_name = "FILE"
+    )]
+    pub admin_token_file: Option<PathBuf>,
 
     /// Requests the journal keeps for GET /_admin/requests (oldest dropped first); 0 turns it off.
     #[arg(
@@ -174,15 +209,15 @@ pub struct Config {
     #[arg(long, global = true, env = "JIRA_USERPROPS_LOG_LEVEL", default_value = "info", value_parser = parse_log_filter)]
     pub log_level: String,
 
-    /// Longest time one request may take, in seconds, counted from the end of its headers, body
-    /// upload included. Past it: 408 if the body was still arriving, 503 otherwise.
-    #[arg(long, global = true, env = "JIRA_USERPROPS_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-    pub request_timeout: u64,
+    /// Longest time one request may take, counted from the end of its headers, body upload
+    /// included. Past it: 408 if the body was still arriving, 503 otherwise.
+    #[arg(long, global = true, env = "JIRA_USERPROPS_REQUEST_TIMEOUT", default_value = "30", value_parser = values::positive_duration)]
+    pub request_timeout: Duration,
 
-    /// Seconds a client has to send a request's headers, from when it connects or from the end
+    /// How long a client has to send a request's headers, from when it connects or from the end
     /// of the previous response; a connection that is slower, or idle that long, is closed.
-    #[arg(long, global = true, env = "JIRA_USERPROPS_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-    pub header_read_timeout: u64,
+    #[arg(long, global = true, env = "JIRA_USERPROPS_HEADER_READ_TIMEOUT", default_value = "10", value_parser = values::positive_duration)]
+    pub header_read_timeout: Duration,
 
     /// Most connections served at once (keep it under the open-file limit, `ulimit -n`). More
     /// clients wait in the listen backlog until a connection closes.
@@ -201,19 +236,20 @@ pub struct Config {
     )]
     pub login_failures: u32,
 
-    /// The window of --login-failures, in seconds: failures older than this are forgotten, and a
-    /// refused client is refused for this long.
-    #[arg(long, global = true, env = "JIRA_USERPROPS_LOGIN_FAILURE_WINDOW", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    pub login_failure_window: u64,
+    /// The window of --login-failures: failures older than this are forgotten, and a refused
+    /// client is refused for this long.
+    #[arg(long, global = true, env = "JIRA_USERPROPS_LOGIN_FAILURE_WINDOW", default_value = "60", value_parser = values::positive_duration)]
+    pub login_failure_window: Duration,
 
-    /// On SIGINT or SIGTERM, how many seconds in-flight requests get to finish.
+    /// On SIGINT or SIGTERM, how long in-flight requests get to finish.
     #[arg(
         long,
         global = true,
         env = "JIRA_USERPROPS_SHUTDOWN_GRACE",
-        default_value_t = 10
+        default_value = "10",
+        value_parser = values::duration
     )]
-    pub shutdown_grace: u64,
+    pub shutdown_grace: Duration,
 }
 
 /// How log lines are written.
@@ -230,9 +266,9 @@ impl Config {
     pub fn database_options(&self) -> DatabaseOptions {
         DatabaseOptions {
             pool_size: self.db_pool_size,
-            connect_timeout: Duration::from_secs(self.db_connect_timeout),
-            acquire_timeout: Duration::from_secs(self.db_acquire_timeout),
-            startup_timeout: Duration::from_secs(self.db_startup_timeout),
+            connect_timeout: self.db_connect_timeout,
+            acquire_timeout: self.db_acquire_timeout,
+            startup_timeout: self.db_startup_timeout,
             cache_bytes: self.cache_size.saturating_mul(1 << 20),
             clock: crate::clock::system(),
         }
@@ -248,10 +284,10 @@ impl Config {
             journal_bodies: self.journal_bodies,
             faults: self.faults.clone().unwrap_or_default(),
             login_failures: self.login_failures,
-            login_failure_window: Duration::from_secs(self.login_failure_window),
+            login_failure_window: self.login_failure_window,
             site_domains: self.site_domains.clone(),
             max_sites: self.max_sites,
-            oauth_token_ttl: Duration::from_secs(self.oauth_token_ttl.max(1)),
+            oauth_token_ttl: self.oauth_token_ttl,
             clock: crate::clock::system(),
             seeds: Vec::new(),
         }
@@ -260,15 +296,31 @@ impl Config {
     /// How connections are served.
     pub fn serve_options(&self) -> ServeOptions {
         ServeOptions {
-            shutdown_grace: Duration::from_secs(self.shutdown_grace),
-            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            shutdown_grace: self.shutdown_grace,
+            header_read_timeout: self.header_read_timeout,
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
         }
     }
 
-    /// The request timeout as a duration.
+    /// The request timeout.
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.request_timeout)
+        self.request_timeout
+    }
+
+    /// The command line and environment, with the secrets that `*_FILE` options name read in.
+    pub fn load() -> Result<Self, String> {
+        Self::parse().with_secret_files()
+    }
+
+    /// Reads the secrets that `--admin-token-file` and `--database-url-file` name.
+    pub fn with_secret_files(mut self) -> Result<Self, String> {
+        if let Some(path) = &self.admin_token_file {
+            self.admin_token = Some(values::secret_file(path)?);
+        }
+        if let Some(path) = &self.database_url_file {
+            self.database_url = values::secret_file(path)?;
+        }
+        Ok(self)
     }
 }
 
@@ -316,6 +368,33 @@ fn parse_public_url(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_on_the_command_line_keep_their_units() {
+        let config = Config::try_parse_from([
+            "jira-userprops",
+            "--request-timeout",
+            "1500ms",
+            "--login-failure-window",
+            "2m",
+            "--db-acquire-timeout",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(config.request_timeout(), Duration::from_millis(1500));
+        assert_eq!(
+            config.settings().login_failure_window,
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            config.database_options().acquire_timeout,
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            config.serve_options().shutdown_grace,
+            Duration::from_secs(10)
+        );
+    }
 
     #[test]
     fn public_urls_lose_their_trailing_slash() {

@@ -10,6 +10,7 @@ mod around;
 mod backends;
 mod binary;
 mod checks;
+mod configuration;
 mod connections;
 mod console;
 mod crash;
