@@ -7,6 +7,9 @@ FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 # A statically linked glibc binary: the final image needs no libc of its own.
 ENV RUSTFLAGS="-C target-feature=+crt-static"
+# The commit built, for the build_info metric (no .git in the build context).
+ARG COMMIT=unknown
+ENV JIRA_USERPROPS_COMMIT=${COMMIT}
 
 # Dependencies first, in a layer of their own: it is rebuilt only when Cargo.toml or Cargo.lock
 # change, not on every change to the sources.
@@ -17,6 +20,7 @@ RUN mkdir src \
     && cargo build --release --locked --target "$(uname -m)-unknown-linux-gnu" \
     && rm -rf src
 
+COPY build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 COPY docs/seed.schema.json ./docs/seed.schema.json

@@ -1,5 +1,6 @@
 //! The outermost middleware: a request id and the request's shared context, and the headers
-//! every response carries (`X-ARequestId`, `Cache-Control`, `X-AACCOUNTID`).
+//! every response carries (`X-ARequestId`, `Cache-Control`, `X-AACCOUNTID`; `X-Request-Id`
+//! echoed when the client sent a sane one, which then names the request in the log).
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
@@ -14,6 +15,7 @@ use super::site::SiteState;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-arequestid");
 static ACCOUNT_ID: HeaderName = HeaderName::from_static("x-aaccountid");
+static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache, no-store, no-transform");
 
 /// A request's id: 128 random bits, shown as 32 hex digits; it reveals nothing about the process
@@ -93,18 +95,34 @@ impl RequestContext {
 #[derive(Debug, Clone)]
 pub struct Stamp(pub AppState);
 
+/// The client's `X-Request-Id`, when it is a sane token: 1 to 128 printable ASCII characters.
+fn client_request_id(request: &Request) -> Option<HeaderValue> {
+    let value = request.headers().get(&CLIENT_REQUEST_ID)?;
+    let bytes = value.as_bytes();
+    let sane = (1..=128).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_graphic);
+    sane.then(|| value.clone())
+}
+
 impl Around for Stamp {
-    type Memo = (Arc<RequestContext>, tracing::Span);
+    type Memo = (Arc<RequestContext>, tracing::Span, Option<HeaderValue>);
 
     fn before(&self, request: &mut Request) -> Self::Memo {
         let context = Arc::new(RequestContext::new(self.0.clock.wall()));
         request.extensions_mut().insert(context.clone());
-        let span = tracing::info_span!("request", id = %context.id);
-        (context, span)
+        let given = client_request_id(request);
+        // The log names the request as its client does, so that the two can be matched.
+        let span = match given.as_ref().and_then(|id| id.to_str().ok()) {
+            Some(id) => tracing::info_span!("request", id),
+            None => tracing::info_span!("request", id = %context.id),
+        };
+        (context, span, given)
     }
 
-    fn after(&self, (context, _): Self::Memo, response: &mut Response) {
+    fn after(&self, (context, _, given): Self::Memo, response: &mut Response) {
         let headers = response.headers_mut();
+        if let Some(given) = given {
+            headers.insert(CLIENT_REQUEST_ID.clone(), given);
+        }
         if let Ok(value) = HeaderValue::from_bytes(&context.id.to_hex()) {
             headers.insert(REQUEST_ID.clone(), value);
         }
@@ -117,7 +135,7 @@ impl Around for Stamp {
         }
     }
 
-    fn span((_, span): &Self::Memo) -> Option<&tracing::Span> {
+    fn span((_, span, _): &Self::Memo) -> Option<&tracing::Span> {
         Some(span)
     }
 }

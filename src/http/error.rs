@@ -190,6 +190,7 @@ impl IntoResponse for Error {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let refusal = self.refusal();
         let mut response = match &self {
             Self::Service(Error::Unauthenticated { .. }) | Self::LoginDenied { .. } => {
                 unauthorized(&self.to_string())
@@ -280,7 +281,33 @@ impl IntoResponse for HttpError {
             }
             _ => {}
         }
+        if let Some(refusal) = refusal {
+            response.extensions_mut().insert(refusal);
+        }
         response
+    }
+}
+
+/// A refusal the metrics count, marked on its response: made by the server's own rules, not
+/// by the client's request being wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The rate limit's 429.
+    RateLimited,
+    /// An injected fault's status.
+    InjectedFault,
+    /// A login refused unchecked after too many failures.
+    LoginRefused,
+}
+
+impl HttpError {
+    fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::RateLimited { .. } => Some(Refusal::RateLimited),
+            Self::InjectedFault(_) => Some(Refusal::InjectedFault),
+            Self::LoginDenied { .. } | Self::AdminLoginDenied { .. } => Some(Refusal::LoginRefused),
+            _ => None,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by route, method and status; latency by route; the database
-//! pool; property writes and deletes; the journal's size. And the middleware that counts them.
+//! pool; property writes and deletes; the journal's size; refusals by the server's own rules;
+//! the build; the process. And the middleware that counts them.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use super::error::Refusal;
 use super::layers::Around;
 use super::{AppState, RequestContext};
 
@@ -34,6 +36,12 @@ impl Around for Count {
         let latency = context.map_or(0.0, |context| context.started.elapsed().as_secs_f64());
         let metrics = &self.0.metrics;
         metrics.observe(route, method.as_str(), status, latency);
+        match response.extensions().get::<Refusal>() {
+            Some(Refusal::RateLimited) => metrics.rate_limited.inc(),
+            Some(Refusal::InjectedFault) => metrics.injected_faults.inc(),
+            Some(Refusal::LoginRefused) => metrics.refused_logins.inc(),
+            None => {}
+        }
         if route.ends_with("/user/properties/{*key}") {
             match (method, status) {
                 (Method::PUT, StatusCode::OK | StatusCode::CREATED) => metrics.writes.inc(),
@@ -56,11 +64,16 @@ pub struct Metrics {
     deletes: IntCounter,
     pool: IntGaugeVec,
     journal: IntGaugeVec,
+    rate_limited: IntCounter,
+    injected_faults: IntCounter,
+    refused_logins: IntCounter,
+    /// The process's own metrics, under their standard unprefixed names (`process_*`).
+    process: Registry,
 }
 
 impl Metrics {
-    /// A fresh set of metrics.
-    pub fn new() -> Result<Self, prometheus::Error> {
+    /// A fresh set of metrics, for a server over the `backend` named.
+    pub fn new(backend: &str) -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("jira_userprops".to_owned()), None)?;
         let requests = IntCounterVec::new(
             Opts::new(
@@ -92,6 +105,41 @@ impl Metrics {
             Opts::new("journal_entries", "Requests held in the journal."),
             &[],
         )?;
+        let rate_limited = IntCounter::new(
+            "rate_limited_total",
+            "Requests refused with 429 by the rate limit.",
+        )?;
+        let injected_faults = IntCounter::new(
+            "injected_faults_total",
+            "Requests answered with an injected fault's status.",
+        )?;
+        let refused_logins = IntCounter::new(
+            "refused_logins_total",
+            "Logins refused unchecked after too many failures from the client.",
+        )?;
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "build_info",
+                "The build: version, commit and storage backend.",
+            ),
+            &["version", "commit", "backend"],
+        )?;
+        build
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                env!("JIRA_USERPROPS_COMMIT"),
+                backend,
+            ])
+            .set(1);
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(injected_faults.clone()))?;
+        registry.register(Box::new(refused_logins.clone()))?;
+        registry.register(Box::new(build))?;
+        let process = Registry::new();
+        #[cfg(target_os = "linux")]
+        process.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(writes.clone()))?;
@@ -106,6 +154,10 @@ impl Metrics {
             deletes,
             pool,
             journal,
+            rate_limited,
+            injected_faults,
+            refused_logins,
+            process,
         })
     }
 
@@ -137,7 +189,9 @@ impl Metrics {
             .set(i64::try_from(journal_entries).unwrap_or(i64::MAX));
         let mut text = Vec::new();
         // Encoding into memory cannot fail for well-formed metrics; an empty page says so.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        let _ = TextEncoder::new().encode(&families, &mut text);
         String::from_utf8(text).unwrap_or_default()
     }
 }

@@ -120,6 +120,7 @@ impl AppState {
     pub fn new(store: Store, settings: Settings) -> Result<Self, prometheus::Error> {
         let clock = settings.clock;
         let sites = SiteService::new(store.clone(), settings.max_sites, clock.clone());
+        let metrics = Metrics::new(store.backend())?;
         sites.remember_seeds(settings.seeds);
         Ok(Self(Arc::new(StateParts {
             authenticator: Authenticator::new(store.clone(), clock.clone()),
@@ -145,7 +146,7 @@ impl AppState {
             public_url: settings.public_url.map(Arc::from),
             request_timeout: settings.request_timeout,
             admin_token: settings.admin_token.as_deref().map(TokenDigest::of),
-            metrics: Metrics::new()?,
+            metrics,
             logins: LoginThrottle::new(
                 settings.login_failures,
                 settings.login_failure_window,

@@ -180,6 +180,14 @@ impl Store {
         forward!(self.location())
     }
 
+    /// The backend's name: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
     /// Connections in use and idle, over every pool.
     pub fn pool_usage(&self) -> (u32, u32) {
         forward!(self.pool_usage())

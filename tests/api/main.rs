@@ -20,6 +20,7 @@ mod helpers;
 mod instances;
 mod keys;
 mod logins;
+mod observability;
 mod openapi;
 mod operability;
 mod operations;
