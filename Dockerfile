@@ -37,6 +37,7 @@ LABEL org.opencontainers.image.title="jira-userprops" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0"
 COPY --from=build /jira-userprops /jira-userprops
+COPY LICENSE-MIT LICENSE-APACHE /licenses/
 COPY --from=build --chown=65532:65532 /data /data
 # The address file lets `healthcheck` find the port however it was set (flag or environment).
 ENV JIRA_USERPROPS_LISTEN=0.0.0.0:8080 \
