@@ -28,6 +28,7 @@ mod postgres;
 mod property_permissions;
 mod quirks;
 mod races;
+mod recipes;
 mod route_access;
 
 mod routing_and_auth;
