@@ -39,9 +39,16 @@ struct Spec {
     caller: Option<String>,
     key: Option<String>,
     status: Option<u16>,
+    #[serde(default, deserialize_with = "present")]
     body: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     body_contains: Option<Value>,
     since: Option<String>,
+}
+
+/// A JSON value that was sent, `null` included: a body can be `null`.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// The longest `pathPattern` taken, and the most memory its compiled form may use.
@@ -223,6 +230,15 @@ mod tests {
         ] {
             assert!(!contains(&value, &part), "{part}");
         }
+    }
+
+    #[test]
+    fn a_null_field_does_not_filter_but_a_null_body_is_the_value_null() {
+        let matcher =
+            Matcher::from_json(br#"{"method": null, "since": null, "body": null}"#).unwrap();
+        assert!(matcher.method.is_none() && matcher.since.is_none());
+        assert_eq!(matcher.body, Some(Value::Null));
+        assert_eq!(Matcher::from_json(b"{}").unwrap().body, None);
     }
 
     #[test]
