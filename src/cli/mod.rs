@@ -44,7 +44,7 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
     store
         .migrate()
         .await
-        .context("cannot apply database migrations")?;
+        .with_context(|| format!("cannot use the database at {}", store.location()))?;
     tracing::info!(database = %store.location(), "database ready");
     Ok(store)
 }

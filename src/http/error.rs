@@ -153,6 +153,7 @@ fn service_status(error: &Error) -> StatusCode {
         | Error::GrantNotFound(_)
         | Error::PropertyNotFound(_) => StatusCode::NOT_FOUND,
         Error::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Store(e) if e.is_full() => StatusCode::INSUFFICIENT_STORAGE,
         Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -197,12 +198,22 @@ impl IntoResponse for HttpError {
             }
             Self::Service(Error::Store(cause)) => {
                 tracing::error!(error = %Causes(cause), "database fault");
-                let message = if status == StatusCode::SERVICE_UNAVAILABLE {
-                    "The database is unavailable. Try again later."
-                } else {
-                    "Internal server error."
+                let message = match status {
+                    StatusCode::SERVICE_UNAVAILABLE => {
+                        "The database is unavailable. Try again later."
+                    }
+                    StatusCode::INSUFFICIENT_STORAGE => {
+                        "The disk holding the database is full: writes are refused until space is freed."
+                    }
+                    _ => "Internal server error.",
                 };
-                error_collection(status, message)
+                let mut response = error_collection(status, message);
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                }
+                response
             }
             Self::Service(Error::Internal(cause)) => {
                 tracing::error!(error = %cause, "internal fault");

@@ -15,6 +15,20 @@ pub enum Error {
     /// Anything else the database or the driver reported: a bug, not an outage.
     #[error("the database failed")]
     Fault(#[source] Arc<sqlx::Error>),
+    /// The disk holding the database is full: writes fail until space is freed; reads go on.
+    #[error("the disk holding the database is full")]
+    Full(#[source] Arc<sqlx::Error>),
+    /// The database was migrated by a newer binary: this one must not touch it.
+    #[error(
+        "its schema is version {version}, newer than this binary knows ({known}): a newer \
+         jira-userprops wrote it; run that, or use another database. Nothing was changed"
+    )]
+    NewerSchema {
+        /// The newest migration the database has.
+        version: i64,
+        /// The newest migration this binary has.
+        known: i64,
+    },
 }
 
 /// The result of a storage operation.
@@ -25,16 +39,38 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
+
+    /// Whether the disk holding the database is full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full(_))
+    }
 }
 
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
-        if is_outage(&error) {
+        if sqlite_code(&error) == Some(SQLITE_FULL) {
+            Self::Full(Arc::new(error))
+        } else if is_outage(&error) {
             Self::Unavailable(Arc::new(error))
         } else {
             Self::Fault(Arc::new(error))
         }
     }
+}
+
+/// SQLite's primary result codes that are not faults of ours: another process holds the file
+/// (busy, locked), or the disk is full.
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_FULL: i32 = 13;
+
+/// The primary result code of an SQLite error (its extended code's low byte).
+fn sqlite_code(error: &sqlx::Error) -> Option<i32> {
+    let sqlx::Error::Database(e) = error else {
+        return None;
+    };
+    e.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
+    e.code()?.parse::<i32>().ok().map(|code| code & 0xff)
 }
 
 impl From<sqlx::migrate::MigrateError> for Error {
@@ -46,10 +82,23 @@ impl From<sqlx::migrate::MigrateError> for Error {
     }
 }
 
+/// A failed migration, with a database of a newer schema told apart from other faults.
+pub(super) fn migration_failed(error: sqlx::migrate::MigrateError, known: i64) -> Error {
+    match error {
+        sqlx::migrate::MigrateError::VersionMissing(version) if version > known => {
+            Error::NewerSchema { version, known }
+        }
+        other => other.into(),
+    }
+}
+
 /// Faults that mean the database cannot be reached now: no connection, or the server refusing
 /// work while it starts (57P03), stops (57P01, 57P02) or is full (53300); class 08 is the
-/// connection's own.
+/// connection's own; an SQLite file another process holds past the busy timeout.
 fn is_outage(error: &sqlx::Error) -> bool {
+    if matches!(sqlite_code(error), Some(SQLITE_BUSY | SQLITE_LOCKED)) {
+        return true;
+    }
     match error {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
@@ -81,11 +130,16 @@ pub enum ConnectError {
 
 impl ConnectError {
     /// Faults that retrying cannot mend: a malformed URL, an unknown scheme, refused
-    /// credentials (SQLSTATE class 28) or a database that does not exist (3D000).
+    /// credentials (SQLSTATE class 28) or a database that does not exist (3D000); for SQLite,
+    /// every refusal but a busy or locked file (a file that cannot be opened, is not a
+    /// database, or is corrupt stays so).
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::UnsupportedScheme(_) => true,
             Self::Database(sqlx::Error::Configuration(_)) => true,
+            Self::Database(error) if sqlite_code(error).is_some() => {
+                !matches!(sqlite_code(error), Some(SQLITE_BUSY | SQLITE_LOCKED))
+            }
             Self::Database(sqlx::Error::Database(e)) => e
                 .code()
                 .is_some_and(|code| code.starts_with("28") || code == "3D000"),

@@ -55,9 +55,12 @@ impl PostgresStore {
     }
 
     pub(super) async fn migrate(&self) -> Result<()> {
-        Ok(sqlx::migrate!("migrations/postgres")
+        let migrator = sqlx::migrate!("migrations/postgres");
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        migrator
             .run(&self.pool)
-            .await?)
+            .await
+            .map_err(|e| super::error::migration_failed(e, known))
     }
 
     pub(super) fn location(&self) -> String {

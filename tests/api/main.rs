@@ -16,6 +16,7 @@ mod console;
 mod crash;
 mod fixtures;
 mod fuzz_corpus;
+mod ground;
 mod helpers;
 mod instances;
 mod keys;

@@ -82,6 +82,7 @@ impl SqliteStore {
             .unwrap_or_else(|_| connect.get_filename().to_owned())
             .display()
             .to_string();
+        refuse_unwritable(connect.get_filename())?;
         // FULL makes every commit fsync the WAL: an acknowledged write survives power loss too.
         let writer_options = connect
             .clone()
@@ -142,7 +143,10 @@ impl SqliteStore {
                     tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
                     attempt += 1;
                 }
-                outcome => return Ok(outcome?),
+                outcome => {
+                    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+                    return outcome.map_err(|e| super::error::migration_failed(e, known));
+                }
             }
         }
     }
@@ -317,4 +321,28 @@ impl SqliteStore {
         self.cache.invalidate_all();
         Ok(outcome?)
     }
+}
+
+/// SQLite opens a file it may not write read-only, without a word, and every write would then
+/// fail: refuse at start instead, naming the file. Nothing is created or changed here.
+fn refuse_unwritable(file: &std::path::Path) -> sqlx::Result<()> {
+    let mut paths = vec![file.to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        paths.push(name.into());
+    }
+    for path in paths.iter().filter(|path| path.exists()) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| {
+                let message = format!(
+                    "the database file {} cannot be written: {e}",
+                    path.display()
+                );
+                sqlx::Error::Configuration(message.into())
+            })?;
+    }
+    Ok(())
 }
