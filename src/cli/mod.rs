@@ -24,7 +24,9 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     match &config.command {
         None | Some(Command::Serve) => serve_until_stopped(config).await?,
         Some(Command::Migrate) => {
-            open(config).await?;
+            // Closed, not dropped: SQLite folds its WAL into the file as the last connection
+            // closes, so the file alone is whole afterwards.
+            open(config).await?.close().await;
         }
         Some(Command::Users { command }) => admin::users(config, command).await?,
         Some(Command::Tokens { command }) => admin::tokens(config, command).await?,

@@ -50,6 +50,8 @@ fn bad_files_at_start_are_named_refused_at_once_and_left_as_they_are() {
     let folder = tempfile::tempdir().expect("a folder");
     let made = folder.path().join("made.db");
     assert_eq!(migrate(&made, None).0, Some(0));
+    let wal = std::fs::metadata(folder.path().join("made.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "migrate leaves the file whole, its WAL folded in");
     let valid = std::fs::read(&made).expect("a database");
 
     let garbage = folder.path().join("garbage.db");
