@@ -16,14 +16,15 @@ fn digest(path: &Path) -> Vec<u8> {
     Sha256::digest(std::fs::read(path).expect("the file")).to_vec()
 }
 
-/// Runs `migrate` on the database file, as `user` when given: (exit code, output, seconds).
-fn migrate(file: &Path, user: Option<&str>) -> (Option<i32>, String, f64) {
+/// Runs `migrate` on the database file, as `user` (with a copy of the binary that user may
+/// run) when given: (exit code, output, seconds).
+fn migrate(file: &Path, user: Option<(&str, &Path)>) -> (Option<i32>, String, f64) {
     let binary = env!("CARGO_BIN_EXE_jira-userprops");
     let url = format!("sqlite:{}", file.display());
     let mut command = match user {
-        Some(user) => {
+        Some((user, binary)) => {
             let mut command = Command::new("runuser");
-            command.args(["-u", user, "--", binary]);
+            command.args(["-u", user, "--"]).arg(binary);
             command
         }
         None => Command::new(binary),
@@ -104,20 +105,27 @@ fn bad_files_at_start_are_named_refused_at_once_and_left_as_they_are() {
 
     // A folder the server may not write, and a file it may read but not write.
     if is_root() {
-        let locked_out = tempfile::tempdir().expect("a folder");
-        let path = locked_out.path();
-        std::fs::copy(&made, path.join("readonly.db")).expect("copied");
         let chmod = |mode: &str, target: &Path| {
             let done = Command::new("chmod").arg(mode).arg(target).status();
             assert!(done.is_ok_and(|s| s.success()));
         };
+        // The build's folders may be closed to other users: run a copy from an open one.
+        let bin = tempfile::tempdir().expect("a folder");
+        let copy = bin.path().join("jira-userprops");
+        std::fs::copy(env!("CARGO_BIN_EXE_jira-userprops"), &copy).expect("copied");
+        chmod("755", bin.path());
+        chmod("755", &copy);
+        let nobody = Some(("nobody", copy.as_path()));
+        let locked_out = tempfile::tempdir().expect("a folder");
+        let path = locked_out.path();
+        std::fs::copy(&made, path.join("readonly.db")).expect("copied");
         chmod("755", path);
         chmod("644", &path.join("readonly.db"));
-        let (code, output, _) = migrate(&path.join("readonly.db"), Some("nobody"));
+        let (code, output, _) = migrate(&path.join("readonly.db"), nobody);
         assert_eq!(code, Some(1), "{output}");
         assert!(output.contains("readonly.db cannot be written"), "{output}");
         chmod("555", path);
-        let (code, output, _) = migrate(&path.join("new.db"), Some("nobody"));
+        let (code, output, _) = migrate(&path.join("new.db"), nobody);
         assert_eq!(code, Some(1), "{output}");
         assert!(output.contains("new.db"), "{output}");
         assert!(!path.join("new.db").exists());

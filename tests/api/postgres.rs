@@ -1,9 +1,12 @@
 //! PostgreSQL's own concerns: TLS from the URL, and riding out a database outage.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use jira_userprops::http::Settings;
 use jira_userprops::store::{DatabaseOptions, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
@@ -37,13 +40,65 @@ async fn tls_follows_the_urls_sslmode() {
 }
 
 /// A TCP relay to PostgreSQL that can be cut (every connection dropped, the port closed) and
-/// restored on the same port, to play a database outage; or can drop the connections it holds
-/// and go on accepting, as a pooler or a failover does.
+/// restored on the same port, to play a database outage; drop the connections it holds and go
+/// on accepting, as a pooler or a failover does; hold every byte silently, as a partition does;
+/// or delay each one, as a slow network does.
 struct Relay {
     port: u16,
     upstream: String,
     tasks: Arc<std::sync::Mutex<Vec<AbortHandle>>>,
     links: Arc<std::sync::Mutex<Vec<AbortHandle>>>,
+    ground: Arc<Ground>,
+}
+
+/// How the relay passes bytes on.
+#[derive(Default)]
+struct Ground {
+    /// A partition: nothing passes, and nothing says so.
+    held: AtomicBool,
+    /// Milliseconds added before each chunk passes.
+    delay_ms: AtomicU64,
+}
+
+/// Copies one direction of a connection, as the ground allows. Each chunk is due its delay
+/// after it arrived, and chunks travel together, as on a slow link: a delay is not paid once
+/// per chunk in turn.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    ground: Arc<Ground>,
+) {
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let writer_ground = ground.clone();
+    let reading = async move {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => {
+                    let delay = Duration::from_millis(ground.delay_ms.load(Ordering::Relaxed));
+                    if sender
+                        .send((Instant::now() + delay, buffer[..read].to_vec()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    let writing = async move {
+        while let Some((due, chunk)) = receiver.recv().await {
+            tokio::time::sleep_until(due.into()).await;
+            while writer_ground.held.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::join!(reading, writing);
 }
 
 impl Relay {
@@ -55,6 +110,7 @@ impl Relay {
             upstream,
             tasks: Arc::new(std::sync::Mutex::new(Vec::new())),
             links: Arc::new(std::sync::Mutex::new(Vec::new())),
+            ground: Arc::new(Ground::default()),
         };
         relay.serve(listener);
         relay
@@ -62,12 +118,18 @@ impl Relay {
 
     fn serve(&self, listener: TcpListener) {
         let (upstream, links) = (self.upstream.clone(), self.links.clone());
+        let ground = self.ground.clone();
         let accepting = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, ground) = (upstream.clone(), ground.clone());
                 let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    if let Ok(server) = TcpStream::connect(upstream).await {
+                        let (client_read, client_write) = client.into_split();
+                        let (server_read, server_write) = server.into_split();
+                        tokio::select! {
+                            () = pump(client_read, server_write, ground.clone()) => {}
+                            () = pump(server_read, client_write, ground) => {}
+                        }
                     }
                 });
                 links.lock().expect("links").push(link.abort_handle());
@@ -84,6 +146,17 @@ impl Relay {
             task.abort();
         }
         self.drop_connections();
+    }
+
+    /// Holds (`true`) or lets through (`false`) every byte, on every connection.
+    fn hold(&self, held: bool) {
+        self.ground.held.store(held, Ordering::Relaxed);
+    }
+
+    /// Adds `delay` before each chunk passes.
+    fn slow_by(&self, delay: Duration) {
+        let delay = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.ground.delay_ms.store(delay, Ordering::Relaxed);
     }
 
     /// Drops every connection held, mid-statement or not; new ones are still accepted.
@@ -279,4 +352,147 @@ async fn connections_cut_every_100_ms_lose_no_acknowledged_write_and_apply_none_
     println!("{cuts} cuts, {sent} writes sent, {acknowledged} answered 2xx or 404");
     assert!(cuts >= 10 * seconds as u32 / 2, "{cuts} cuts");
     assert!(acknowledged > 0, "some writes got through between cuts");
+}
+
+/// A relay to a fresh PostgreSQL database, and an app that reaches it through the relay.
+async fn relayed_app(
+    options: &DatabaseOptions,
+    settings: Option<Settings>,
+) -> Option<(Arc<Relay>, TestApp, TestDatabase)> {
+    let backend = Backend::postgres()?;
+    let database = backend.database().await;
+    let (scheme_and_credentials, rest) = database.url.split_once('@').expect("URL names a host");
+    let (host, path) = rest.split_once('/').expect("URL names a database");
+    let relay = Arc::new(Relay::to(host.to_owned()).await);
+    let relayed = format!("{scheme_and_credentials}@127.0.0.1:{}/{path}", relay.port);
+    let app = TestApp::on_with(&relayed, None, options).await;
+    let app = match settings {
+        Some(settings) => TestApp::with_settings(app.store.clone(), settings),
+        None => app,
+    };
+    Some((relay, app, database))
+}
+
+/// Sends `count` GETs and PUTs at once; each must end, with 200 or 201 or 503, within `bound`.
+async fn burst(app: &Arc<TestApp>, count: usize, bound: Duration) -> (usize, usize) {
+    let started = Instant::now();
+    let requests: Vec<_> = (0..count)
+        .map(|index| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let response = if index % 2 == 0 {
+                    app.get(property_uri(3, "existing", ALICE))
+                        .by(Who::Alice)
+                        .send()
+                        .await
+                } else {
+                    let uri = property_uri(3, &format!("burst-{index}"), ALICE);
+                    app.put(uri).by(Who::Alice).json("1").send().await
+                };
+                (
+                    response.status.as_u16(),
+                    started.elapsed(),
+                    response.text().to_owned(),
+                )
+            })
+        })
+        .collect();
+    let (mut served, mut refused) = (0, 0);
+    for request in requests {
+        let (status, took, text) = request.await.expect("the request ends");
+        assert!(took < bound, "a request took {took:?}, past {bound:?}");
+        match status {
+            200 | 201 => served += 1,
+            503 => refused += 1,
+            other => panic!("answered {other}: {text}"),
+        }
+    }
+    (served, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_ends_requests_with_503_at_the_bounds_and_heals_within_2_s() {
+    let options = DatabaseOptions {
+        pool_size: 2,
+        acquire_timeout: Duration::from_secs(1),
+        ..DatabaseOptions::default()
+    };
+    let settings = Settings {
+        request_timeout: Duration::from_secs(2),
+        ..TestApp::settings(None)
+    };
+    let Some((relay, app, _database)) = relayed_app(&options, Some(settings)).await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let (served, _) = burst(&app, 8, Duration::from_secs(3)).await;
+    assert_eq!(served, 8, "all served before the partition");
+
+    relay.hold(true);
+    let (served, refused) = burst(&app, 16, Duration::from_secs(4)).await;
+    assert_eq!(
+        (served, refused),
+        (0, 16),
+        "nothing gets through a partition, and nothing hangs"
+    );
+    relay.hold(false);
+
+    let healed = Instant::now();
+    loop {
+        let response = app
+            .get(property_uri(3, "existing", ALICE))
+            .by(Who::Alice)
+            .send()
+            .await;
+        if response.status == 200 {
+            break;
+        }
+        assert!(
+            healed.elapsed() < Duration::from_secs(2),
+            "not healed: {}",
+            response.text()
+        );
+    }
+    let (served, _) = burst(&app, 8, Duration::from_secs(3)).await;
+    assert_eq!(served, 8, "all served after the heal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_database_answers_or_refuses_within_the_bounds() {
+    let options = DatabaseOptions {
+        pool_size: 2,
+        acquire_timeout: Duration::from_secs(1),
+        ..DatabaseOptions::default()
+    };
+    let settings = Settings {
+        request_timeout: Duration::from_secs(10),
+        ..TestApp::settings(None)
+    };
+    let Some((relay, app, _database)) = relayed_app(&options, Some(settings)).await else {
+        return;
+    };
+    let app = Arc::new(app);
+    relay.slow_by(Duration::from_millis(200));
+    for _ in 0..3 {
+        let started = Instant::now();
+        let one = app
+            .get(property_uri(3, "existing", ALICE))
+            .by(Who::Alice)
+            .send()
+            .await;
+        eprintln!(
+            "DEBUG {} {:?} {}",
+            one.status,
+            started.elapsed(),
+            one.text()
+        );
+    }
+    let (served, refused) = burst(&app, 20, Duration::from_secs(5)).await;
+    assert!(
+        served > 0,
+        "a slow database still answers ({refused} refused)"
+    );
+    relay.slow_by(Duration::ZERO);
+    let (served, _) = burst(&app, 8, Duration::from_secs(3)).await;
+    assert_eq!(served, 8, "normal again");
 }
