@@ -35,7 +35,12 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects; TLS follows the URL's `sslmode`.
     pub(super) async fn connect(url: &str, options: &DatabaseOptions) -> sqlx::Result<Self> {
-        let connect = PgConnectOptions::from_str(url)?;
+        let mut connect = PgConnectOptions::from_str(url)?;
+        // Named in pg_stat_activity, so an operator can find (or terminate) our sessions; a
+        // URL's own `application_name` wins.
+        if connect.get_application_name().is_none() {
+            connect = connect.application_name("jira-userprops");
+        }
         let location = format!(
             "postgres://{}:{}/{}",
             connect.get_host(),

@@ -496,3 +496,37 @@ async fn a_slow_database_answers_or_refuses_within_the_bounds() {
     let (served, _) = burst(&app, 8, Duration::from_secs(3)).await;
     assert_eq!(served, 8, "normal again");
 }
+
+#[tokio::test]
+async fn sessions_are_named_jira_userprops_unless_the_url_names_them() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let sessions = |app: &TestApp, name: &'static str| {
+        let app = app.get("/readyz");
+        async move {
+            app.send().await.assert_status(200);
+            let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&database_url())
+                .await
+                .expect("connects");
+            let count: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(name)
+            .fetch_one(&mut connection)
+            .await
+            .expect("counted");
+            count
+        }
+    };
+    let named = TestApp::on(&database.url, None).await;
+    assert!(sessions(&named, "jira-userprops").await > 0);
+    let own = with_parameter(&database.url, "application_name=suite-7");
+    let renamed = TestApp::on(&own, None).await;
+    assert!(sessions(&renamed, "suite-7").await > 0);
+}
+
+fn database_url() -> String {
+    std::env::var(POSTGRES_URL_VAR).expect("the PostgreSQL URL")
+}
