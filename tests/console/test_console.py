@@ -146,6 +146,12 @@ def test_signing_in_shows_the_sites_and_a_wrong_token_shows_the_sign_in_form(con
     expect(page.get_by_role("link", name="default", exact=True)).to_be_visible()
     console.shot("sites")
 
+    # An address the console has no view for says so, in the page's own shape.
+    console.go("/no/such/view")
+    console.heading("No such page")
+    page.get_by_role("link", name="Back to the sites").click()
+    console.heading("Sites")
+
     # A token that stops working (changed, or typed wrong in another tab) brings the form back.
     page.evaluate("sessionStorage.setItem('jira-userprops.admin-token', 'stale')")
     page.reload()

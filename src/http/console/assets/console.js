@@ -54,11 +54,19 @@ async function load() {
   try {
     const response = await send(VIEWS + currentView());
     if (response && ticket === loading) {
-      show(await response.text());
+      show(await viewOf(response));
     }
   } catch (error) {
     show('<p class="notice error" role="alert">The server did not answer. Is it running?</p>');
   }
+}
+
+// A view's markup; an address the console has no view for gets a notice, not raw JSON.
+async function viewOf(response) {
+  const type = response.headers.get("Content-Type") || "";
+  if (type.startsWith("text/html")) return response.text();
+  return '<section class="notice error" role="alert"><h1 tabindex="-1">No such page</h1>' +
+    '<p><a href="#/sites">Back to the sites</a></p></section>';
 }
 
 // The markup is the server's, with every value escaped there; the page's policy runs no
@@ -118,7 +126,7 @@ async function submit(form, submitter) {
     if (shown && "#" + shown !== location.hash) {
       history.pushState(null, "", "#" + shown);
     }
-    show(await response.text());
+    show(await viewOf(response));
     const invalid = view.querySelector("[aria-invalid=true], .field .error");
     if (invalid) invalid.scrollIntoView({ block: "center" });
   } catch (error) {
