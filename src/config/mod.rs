@@ -79,6 +79,16 @@ pub struct Config {
     #[arg(long, global = true, env = "JIRA_USERPROPS_DB_ACQUIRE_TIMEOUT", default_value = "5", value_parser = values::positive_duration)]
     pub db_acquire_timeout: Duration,
 
+    /// Most requests waiting for a PostgreSQL connection while every one is busy; past it, 503
+    /// at once instead of a queue that grows while the database is slow or out of reach.
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_DB_MAX_WAITING",
+        default_value_t = 512
+    )]
+    pub db_max_waiting: u32,
+
     /// How long to keep retrying the database at start (with backoff) before giving up.
     #[arg(
         long,
@@ -268,6 +278,7 @@ impl Config {
             pool_size: self.db_pool_size,
             connect_timeout: self.db_connect_timeout,
             acquire_timeout: self.db_acquire_timeout,
+            max_waiting: self.db_max_waiting,
             startup_timeout: self.db_startup_timeout,
             cache_bytes: self.cache_size.saturating_mul(1 << 20),
             clock: crate::clock::system(),

@@ -152,7 +152,7 @@ fn service_status(error: &Error) -> StatusCode {
         | Error::AppNotFound(_)
         | Error::GrantNotFound(_)
         | Error::PropertyNotFound(_) => StatusCode::NOT_FOUND,
-        Error::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Store(e) if e.is_unavailable() || e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
         Error::Store(e) if e.is_full() => StatusCode::INSUFFICIENT_STORAGE,
         Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -197,15 +197,24 @@ impl IntoResponse for HttpError {
                 unauthorized(&self.to_string())
             }
             Self::Service(Error::Store(cause)) => {
-                tracing::error!(error = %Causes(cause), "database fault");
                 let message = match status {
+                    // Load shed on purpose: a warning, not a fault.
+                    _ if cause.is_busy() => {
+                        tracing::warn!(error = %cause, "request refused unqueued");
+                        "The database is busy: too many requests are waiting for it. Try again later."
+                    }
                     StatusCode::SERVICE_UNAVAILABLE => {
+                        tracing::error!(error = %Causes(cause), "database fault");
                         "The database is unavailable. Try again later."
                     }
                     StatusCode::INSUFFICIENT_STORAGE => {
+                        tracing::error!(error = %Causes(cause), "database fault");
                         "The disk holding the database is full: writes are refused until space is freed."
                     }
-                    _ => "Internal server error.",
+                    _ => {
+                        tracing::error!(error = %Causes(cause), "database fault");
+                        "Internal server error."
+                    }
                 };
                 let mut response = error_collection(status, message);
                 if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -221,7 +230,11 @@ impl IntoResponse for HttpError {
             }
             Self::Timeout => {
                 tracing::warn!("request timed out");
-                error_collection(status, &self.to_string())
+                let mut response = error_collection(status, &self.to_string());
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response
             }
             Self::MethodNotAllowed { message, .. } => error_collection(status, message),
             // The gateway's shape, not Jira's.

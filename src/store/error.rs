@@ -12,6 +12,9 @@ pub enum Error {
     /// starts, stops or is full. Trying again later may succeed.
     #[error("the database is unavailable")]
     Unavailable(#[source] Arc<sqlx::Error>),
+    /// Too many calls already wait for a connection: refused at once, not queued.
+    #[error("{0} calls already hold or wait for a database connection")]
+    Busy(u32),
     /// Anything else the database or the driver reported: a bug, not an outage.
     #[error("the database failed")]
     Fault(#[source] Arc<sqlx::Error>),
@@ -38,6 +41,11 @@ impl Error {
     /// Whether the database is out of reach for now, rather than at fault.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
+    }
+
+    /// Whether the call was refused unqueued, because too many already wait.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Busy(_))
     }
 
     /// Whether the disk holding the database is full.

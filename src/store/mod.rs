@@ -6,7 +6,10 @@ macro_rules! forward {
     ($self:ident.$method:ident($($arg:expr),*).await) => {
         match $self {
             Store::Sqlite(store) => store.$method($($arg),*).await,
-            Store::Postgres(store) => store.$method($($arg),*).await,
+            Store::Postgres(store) => {
+                let _turn = store.admit()?;
+                store.$method($($arg),*).await
+            }
         }
     };
     ($self:ident.$method:ident($($arg:expr),*)) => {
@@ -46,6 +49,9 @@ pub struct DatabaseOptions {
     pub connect_timeout: Duration,
     /// Longest wait for a free connection while serving; past it the request gets 503.
     pub acquire_timeout: Duration,
+    /// Most PostgreSQL calls waiting for a connection while every one is busy; past it a call
+    /// is refused at once (503) rather than queued behind a slow or unreachable database.
+    pub max_waiting: u32,
     /// How long to keep retrying at start before giving up.
     pub startup_timeout: Duration,
     /// Bytes of property values the SQLite store may keep in its read cache; 0 turns the cache
@@ -61,6 +67,7 @@ impl Default for DatabaseOptions {
             pool_size: 10,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
+            max_waiting: 512,
             startup_timeout: Duration::from_secs(30),
             cache_bytes: 8 << 20,
             clock: clock::system(),
@@ -195,7 +202,10 @@ impl Store {
 
     /// Closes every connection, letting the last writes settle.
     pub async fn close(&self) {
-        forward!(self.close().await)
+        match self {
+            Self::Sqlite(store) => store.close().await,
+            Self::Postgres(store) => store.close().await,
+        }
     }
 
     /// The owner of the token with this digest. The lookup goes by digest, so its timing can

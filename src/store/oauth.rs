@@ -9,9 +9,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Result, Row, Type};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+use sqlx::{Postgres, Sqlite, SqlitePool};
 
 use super::Store;
+use super::postgres::PostgresStore;
 use super::sql::{Dialect, connection};
 use super::sqlite::SqliteStore;
 use crate::credentials::TokenDigest;
@@ -95,7 +96,7 @@ enum Pools<'a> {
         writer: &'a SqlitePool,
         store: &'a SqliteStore,
     },
-    Postgres(&'a PgPool),
+    Postgres(&'a PostgresStore),
 }
 
 /// The OAuth part of a [`Store`].
@@ -114,7 +115,7 @@ impl Store {
                     store,
                 }
             }
-            Store::Postgres(store) => Pools::Postgres(store.pool()),
+            Store::Postgres(store) => Pools::Postgres(store),
         })
     }
 }
@@ -129,8 +130,9 @@ macro_rules! run {
                 let mut conn = connection(pool).await?;
                 Ok(OAuthSql::<Sqlite>::$function(&mut *conn, $($arg),*).await?)
             }
-            Pools::Postgres(pool) => {
-                let mut conn = connection(pool).await?;
+            Pools::Postgres(store) => {
+                let _turn = store.admit()?;
+                let mut conn = connection(store.pool()).await?;
                 Ok(OAuthSql::<Postgres>::$function(&mut *conn, $($arg),*).await?)
             }
         }
@@ -270,8 +272,9 @@ impl OAuthStore<'_> {
                 };
                 store.access_through_cache(site, token, read).await?
             }
-            Pools::Postgres(pool) => {
-                let mut conn = connection(pool).await?;
+            Pools::Postgres(store) => {
+                let _turn = store.admit()?;
+                let mut conn = connection(store.pool()).await?;
                 OAuthSql::<Postgres>::access(&mut *conn, site, token, now).await?
             }
         };

@@ -2,13 +2,14 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection as _, PgConnection, Postgres, Row as _};
 
 use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, TokenLimits, UserPatch};
 use super::sql::{Dialect, connection};
-use super::{Account, DatabaseOptions, Result, SeedData, SeedReport, TokenOwner};
+use super::{Account, DatabaseOptions, Error, Result, SeedData, SeedReport, TokenOwner};
 use crate::credentials::TokenDigest;
 use crate::domain::{CloudId, PropertyKey, PropertyValue, Site, SiteKey, SiteName, User, Written};
 
@@ -30,6 +31,25 @@ impl Dialect for Postgres {
 pub struct PostgresStore {
     pool: PgPool,
     location: String,
+    admission: Arc<Admission>,
+}
+
+/// Bounds the calls in flight: those holding one of the pool's connections and those waiting
+/// for one. The pool bounds each wait, not how many wait; while the database is slow or out of
+/// reach, a queue without a bound would grow with every request that arrives.
+#[derive(Debug)]
+struct Admission {
+    in_flight: AtomicU32,
+    bound: u32,
+}
+
+/// A call's place among those in flight, given back when it ends (or is cancelled).
+pub(super) struct Turn<'a>(&'a AtomicU32);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl PostgresStore {
@@ -56,7 +76,26 @@ impl PostgresStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
-        Ok(Self { pool, location })
+        let admission = Arc::new(Admission {
+            in_flight: AtomicU32::new(0),
+            bound: options.pool_size.saturating_add(options.max_waiting),
+        });
+        Ok(Self {
+            pool,
+            location,
+            admission,
+        })
+    }
+
+    /// A place among the calls in flight, or [`Error::Busy`] at once when every connection is
+    /// taken and `max_waiting` calls already wait.
+    pub(super) fn admit(&self) -> Result<Turn<'_>> {
+        let Admission { in_flight, bound } = &*self.admission;
+        let turn = Turn(in_flight);
+        if in_flight.fetch_add(1, Ordering::Relaxed) >= *bound {
+            return Err(Error::Busy(*bound));
+        }
+        Ok(turn)
     }
 
     pub(super) async fn migrate(&self) -> Result<()> {

@@ -300,12 +300,14 @@ async fn a_slow_server_past_the_request_timeout_gets_503(backend: Backend) {
         ..TestApp::settings(None)
     };
     let app = TestApp::with_settings(app.store, settings);
-    app.put(property_uri(3, "late", BOB))
+    let response = app
+        .put(property_uri(3, "late", BOB))
         .by(Who::Bob)
         .json("1")
         .send()
-        .await
-        .assert_error(503, "The request took too long to complete.");
+        .await;
+    response.assert_error(503, "The request took too long to complete.");
+    assert_eq!(response.header("retry-after"), Some("1"));
 }
 
 on_each_backend!(
