@@ -2,7 +2,8 @@
 
 It owns the soak run and its report, docs/soak.md: it starts the binary (JIRA_USERPROPS_BIN, else
 target/release/jira-userprops) with a seed, runs wrk with bench/soak.lua in consecutive slices,
-and after each slice records throughput, p99 latency, errors, RSS and open file descriptors.
+and after each slice records throughput, p99 latency, errors, RSS and open file descriptors; a
+thread samples the size of the database's write-ahead log every half second, for its peak.
 It exits non-zero if any request failed or memory was not flat. --smoke runs about 6 s, prints
 the report and writes nothing. Standard library only; wrk must be on the PATH.
 """
@@ -18,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -96,6 +98,57 @@ class Server:
         self.process.wait(timeout=30)
 
 
+class WalWatch:
+    """The size of the database's write-ahead log, sampled every half second in a thread: for
+    SQLite the `-wal` file beside the database; for PostgreSQL `pg_ls_waldir()`, which needs a
+    superuser (without one the WAL is not measured). `take()` gives the peak since the last take."""
+
+    def __init__(self, database_url):
+        self.database_url = database_url
+        self.peak = self.overall = None
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def size(self):
+        url = self.database_url
+        if url.startswith("sqlite:"):
+            path = url.removeprefix("sqlite:").removeprefix("//").split("?")[0]
+            wal = Path(path + "-wal")
+            return wal.stat().st_size if wal.exists() else 0
+        out = subprocess.run(["psql", url, "-qAtc", "SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()"],
+                             capture_output=True, text=True)
+        return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip().isdigit() else None
+
+    def run(self):
+        while not self.done.wait(0.5):
+            size = self.size()
+            if size is None:
+                return
+            with self.lock:
+                self.peak = max(self.peak or 0, size)
+                self.overall = max(self.overall or 0, size)
+
+    def take(self):
+        with self.lock:
+            peak, self.peak = self.peak, None
+        return peak
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+
+
+def wal_verdict(minutes):
+    """Bounded: the last minute's WAL peak within 10% (or 1 MiB) of the second minute's."""
+    if len(minutes) < 3 or any(s["wal"] is None for m in minutes for s in m):
+        return None
+    second = max(s["wal"] for s in minutes[1])
+    last = max(s["wal"] for s in minutes[-1])
+    return last <= second + max(0.10 * second, MIB * 1024)
+
+
 SOAK_LINE = re.compile(
     r"^SOAK requests=(\d+) duration_us=(\d+) p99_us=(\d+) connect=(\d+) read=(\d+) write=(\d+) timeout=(\d+) status=(\S*)$",
     re.M)
@@ -126,7 +179,7 @@ def wrk_slice(port, connections, seconds):
     }
 
 
-def soak(server, slices, slice_seconds, connections):
+def soak(server, wal, slices, slice_seconds, connections):
     samples = []
     started = time.perf_counter()
     for _ in range(slices):
@@ -136,11 +189,16 @@ def soak(server, slices, slice_seconds, connections):
         # A moment for the server to close the connections wrk just dropped, so the fd count is
         # the idle one and a leak shows as a trend rather than hiding in that noise.
         time.sleep(0.1)
-        sample.update(elapsed=time.perf_counter() - started, rss=server.status_kib("VmRSS"), fds=server.open_fds())
+        sample.update(elapsed=time.perf_counter() - started, rss=server.status_kib("VmRSS"), fds=server.open_fds(),
+                      wal=wal.take())
         samples.append(sample)
         print(f"{sample['elapsed']:7.1f} s  {sample['rps']:7.0f} req/s  p99 {sample['p99']:8.2f} ms  errors {sample['errors']}"
-              f"  RSS {sample['rss'] / MIB:6.1f} MiB  fds {sample['fds']}", flush=True)
+              f"  RSS {sample['rss'] / MIB:6.1f} MiB  fds {sample['fds']}  WAL {mib(sample['wal'])}", flush=True)
     return samples
+
+
+def mib(size_bytes):
+    return "?" if size_bytes is None else f"{size_bytes / MIB / 1024:.1f} MiB"
 
 
 def by_minute(samples, slice_seconds):
@@ -180,6 +238,11 @@ def span(values, fmt):
     return fmt.format(low) if fmt.format(low) == fmt.format(high) else f"{fmt.format(low)}–{fmt.format(high)}"
 
 
+def minute_wal(minute):
+    sizes = [s["wal"] for s in minute if s["wal"] is not None]
+    return mib(max(sizes)) if sizes else "?"
+
+
 def render(args, settings, samples, minutes, final):
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), "?")
@@ -212,24 +275,28 @@ def render(args, settings, samples, minutes, final):
         "- Expected answers: 200, 201, 204, and 404 with \"The property K does not exist.\" (a GET or DELETE of an"
         " absent key). Any other status, and every socket error or timeout, is an error.",
         "- Memory is *flat* when the median RSS of the last minute is within 10% (or 2 MiB, whichever is larger)"
-        " of the median of the second minute; the first minute is warm-up. Runs under 3 minutes are not judged.",
+        " of the median of the second minute; the first minute is warm-up. The write-ahead log is *bounded* when its"
+        " peak in the last minute is within 10% (or 1 MiB) of its peak in the second. Runs under 3 minutes are not"
+        " judged.",
         "",
         "## Samples",
         "",
     ]
     if len(samples) <= 20:
-        lines += ["| elapsed s | requests/s | p99 ms | errors | RSS MiB | fds |", "|---|---|---|---|---|---|"]
+        lines += ["| elapsed s | requests/s | p99 ms | errors | RSS MiB | fds | WAL peak |", "|---|---|---|---|---|---|---|"]
         for s in samples:
             lines.append(f"| {s['elapsed']:.1f} | {s['rps']:.0f} | {s['p99']:.2f} | {s['errors']} |"
-                         f" {s['rss'] / MIB:.1f} | {s['fds']} |")
+                         f" {s['rss'] / MIB:.1f} | {s['fds']} | {mib(s['wal'])} |")
     else:
         lines += ["One row per minute; ranges are the min–max of its samples.", "",
-                  "| minute | requests | requests/s | p99 ms | errors | RSS MiB | fds |", "|---|---|---|---|---|---|---|"]
+                  "| minute | requests | requests/s | p99 ms | errors | RSS MiB | fds | WAL peak |",
+                  "|---|---|---|---|---|---|---|---|"]
         for n, minute in enumerate(minutes, 1):
             lines.append(
                 f"| {n} | {sum(s['requests'] for s in minute)} | {span([s['rps'] for s in minute], '{:.0f}')} |"
                 f" {span([s['p99'] for s in minute], '{:.2f}')} | {sum(s['errors'] for s in minute)} |"
-                f" {span([s['rss'] / MIB for s in minute], '{:.1f}')} | {span([s['fds'] for s in minute], '{}')} |")
+                f" {span([s['rss'] / MIB for s in minute], '{:.1f}')} | {span([s['fds'] for s in minute], '{}')} |"
+                f" {minute_wal(minute)} |")
     status = {}
     for s in samples:
         for name, n in s["status"].items():
@@ -258,6 +325,9 @@ def render(args, settings, samples, minutes, final):
         f" (highest {max(s['fds'] for s in samples)}).",
         f"- Keys stored at the end: {final['keys']}. Server log lines (warn and above): {final['log_lines']}.",
     ]
+    if final["wal"] is not None:
+        lines.append(f"- Write-ahead log: peak {mib(final['wal'])} over the whole run (sampled every 0.5 s);"
+                     " the table gives each minute's peak.")
     if final["files"]:
         lines.append(f"- SQLite files at the end, before the stop: {final['files']}.")
     lines += ["", final["verdict"]]
@@ -291,11 +361,14 @@ def main():
             database_url = f"sqlite:{directory}/soak.db"
             database = "a fresh SQLite file in a temporary directory (WAL, `synchronous=FULL`)"
         server = Server(database_url, seed_file(directory), Path(directory) / "server.log")
-        samples = soak(server, slices, args.slice, args.connections)
+        wal = WalWatch(database_url)
+        samples = soak(server, wal, slices, args.slice, args.connections)
+        wal.stop()
         minutes = by_minute(samples, args.slice)
         final = {
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "hwm": server.status_kib("VmHWM"),
+            "wal": wal.overall,
             "keys": server.stored_keys(),
             # Before the stop, which checkpoints the WAL away: a WAL that only grows is a soak finding.
             "files": ", ".join(f"`{f.name}` {f.stat().st_size / 1024:.0f} KiB" for f in sorted(Path(directory).glob("soak.db*"))),
@@ -305,8 +378,10 @@ def main():
         final["log"], final["log_lines"] = log, len(log.splitlines())
         errors = sum(s["errors"] for s in samples)
         flat, tolerance = memory_verdict(minutes)
-        if errors == 0 and flat:
-            final["verdict"] = "**Verdict: no errors, memory flat.**"
+        wal_bounded = wal_verdict(minutes)
+        if errors == 0 and flat and wal_bounded is not False:
+            bounded = ", WAL bounded" if wal_bounded else ""
+            final["verdict"] = f"**Verdict: no errors, memory flat{bounded}.**"
         else:
             problems = [f"{errors} errors" if errors else "no errors"]
             if flat is None:
@@ -315,6 +390,8 @@ def main():
                 problems.append(f"memory NOT flat (last minute off the second by more than {tolerance / MIB:.1f} MiB)")
             else:
                 problems.append("memory flat")
+            if wal_bounded is False:
+                problems.append("WAL NOT bounded (the last minute's peak passed the second minute's)")
             final["verdict"] = f"**Verdict: {', '.join(problems)}.**"
         report = render(args, {"database": database, "duration": f"{args.minutes:g} minutes" if args.minutes >= 1 else f"{slices * args.slice} s"}, samples, minutes, final)
         if args.smoke:
@@ -325,7 +402,7 @@ def main():
             out.write_text(report)
             print(f"wrote {out}")
         print(final["verdict"].strip("*"))
-        sys.exit(1 if errors or flat is False else 0)
+        sys.exit(1 if errors or flat is False or wal_bounded is False else 0)
     finally:
         if server and server.process.poll() is None:
             server.stop()

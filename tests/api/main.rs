@@ -25,11 +25,13 @@ mod observability;
 mod openapi;
 mod operability;
 mod operations;
+mod outages;
 mod postgres;
 mod property_permissions;
 mod quirks;
 mod races;
 mod recipes;
+mod relay;
 mod route_access;
 
 mod routing_and_auth;
