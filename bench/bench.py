@@ -317,7 +317,8 @@ def wrk(port, script, connections, seconds):
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     failures = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
-    return {"rps": rps, "p50": latency["50"], "p99": latency["99"], "failures": failures}
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p50": latency["50"], "p99": latency["99"], "failures": failures, "requests": requests}
 
 
 def measure(port, script, connections, seconds, repeats, server=None, peak=None, ceilings=None):
@@ -382,9 +383,69 @@ def cpu_times():
     return fields[3] + fields[4], sum(fields)
 
 
+# The statements our GET and PUT end with, as store/sql.rs and store/postgres.rs write them, on
+# the bench's seeded rows: what "one statement per request" would cost the database, and no more.
+POOL_SIZE = 10  # the server's default --db-pool-size; pgbench gets as many connections
+DATABASE_OWN = {
+    "get": f"SELECT value FROM properties WHERE site = 0 AND account_id = '{BOB}' AND key = 'bench.get';",
+    "put-update": (
+        "INSERT INTO properties (site, account_id, key, value)"
+        f" VALUES (0, '{BOB}', 'bench.update', '{{\"theme\": \"dark\", \"sizes\": [1, 2.50, null]}}')"
+        " ON CONFLICT (site, account_id, key)"
+        " DO UPDATE SET value = EXCLUDED.value, revision = properties.revision + 1 RETURNING revision;"
+    ),
+}
+
+
+def pgbench(url, statement, clients, seconds):
+    """The database's own rate for one statement: pgbench -M prepared, on the same cores as we run."""
+    with tempfile.TemporaryDirectory(prefix="jira-userprops-pgbench-") as logs:
+        script = Path(logs) / "statement.sql"
+        script.write_text(statement + "\n")
+        out = subprocess.run(
+            ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", str(script),
+             "-l", "--log-prefix", str(Path(logs) / "tx"), url],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        # Each log line: client, transaction, latency in µs, ...
+        latencies = sorted(int(line.split()[2]) for log in Path(logs).glob("tx*") for line in log.read_text().splitlines())
+    return {
+        "rps": float(re.search(r"tps = ([\d.]+)", out).group(1)),
+        "p50": latencies[len(latencies) // 2] / 1000,
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1000,
+    }
+
+
+def commits(url):
+    """Transactions committed in the database so far; each statement outside a transaction is one."""
+    out = subprocess.run(["psql", url, "-qAtc", "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+# A PostgreSQL backend that flushed its statistics less than a second ago keeps the rest for up to
+# 10 s (PGSTAT_IDLE_INTERVAL): wait that out before each reading.
+STATISTICS_SETTLE = 11
+
+
+def statements_per_request(url, port, script, seconds):
+    """Committed transactions per request answered, over one wrk run."""
+    time.sleep(STATISTICS_SETTLE)
+    before = commits(url)
+    run = wrk(port, script, 64, seconds)
+    time.sleep(STATISTICS_SETTLE)
+    # Less the reading's own transaction.
+    return (commits(url) - before - 1) / max(run["requests"], 1)
+
+
 def postgres_figures(url, seconds, repeats, seed):
     one = Server(url, seed=seed)
     single = {s: measure(one.port, s, 64, seconds, repeats) for s in ("get", "put-update", "mix")}
+    for scenario, cell in single.items():
+        cell["statements"] = statements_per_request(url, one.port, scenario, seconds)
+        if scenario in DATABASE_OWN:
+            own = [pgbench(url, DATABASE_OWN[scenario], POOL_SIZE, seconds) for _ in range(repeats)]
+            cell["own"] = {k: statistics.median(o[k] for o in own) for k in ("rps", "p50", "p99")}
     two = Server(url, seed=seed)
     both = []
     for _ in range(repeats):
@@ -403,6 +464,28 @@ def postgres_figures(url, seconds, repeats, seed):
     two.stop()
     idle = (idle_after - idle_before) / max(total_after - total_before, 1)
     return single, {"one": one_only, "two": statistics.median(both), "idle": idle}
+
+
+def render_postgres(pg):
+    """The PostgreSQL section of the report."""
+    single, scale = pg
+    lines = ["", "## PostgreSQL", "",
+              f"Beside our GET and PUT, the database's own rate for the one statement each ends with (`pgbench -M prepared`,"
+              f" {POOL_SIZE} connections, the server's pool size, on the same cores): the ceiling for one statement per request."
+              " *Statements per request* is the growth of `pg_stat_database.xact_commit` over a run, divided by the requests"
+              " answered (every statement outside a transaction commits one).", "",
+              "| scenario (64 connections) | requests/s | p50 ms | p99 ms | statements per request |"
+              " the statement alone: requests/s | share of it | its p99 ms |",
+              "|---|---|---|---|---|---|---|---|"]
+    for scenario, cell in single.items():
+        own = cell.get("own")
+        alone = (f" {own['rps']:.0f} | {cell['rps'] / own['rps']:.0%} | {own['p99']:.3f} |" if own else " | | |")
+        lines.append(f"| {scenario} | {cell['rps']:.0f} | {cell['p50']:.3f} | {cell['p99']:.3f} | {cell['statements']:.2f} |{alone}")
+    lines.append("")
+    lines.append(f"- GET, one instance: {scale['one']:.0f} req/s; two instances over one database: {scale['two']:.0f} req/s"
+                 f" ({scale['two'] / scale['one']:.2f}x), on the same 2 cores as the database and the load generator."
+                 f" While one instance was loaded the cores were {scale['idle']:.0%} idle: that is all a second instance could add.")
+    return "\n".join(lines)
 
 
 def svg_plot(results, connections):
@@ -440,12 +523,23 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "docs"), help="where benchmarks.md and the plot go")
     parser.add_argument("--overhead-only", action="store_true",
                         help="only the many-sites and OAuth 2.0 rounds, printed, nothing written")
+    parser.add_argument("--postgres-only", action="store_true",
+                        help="only the PostgreSQL figures (needs --postgres), printed, nothing written")
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
     if args.smoke:
         args.seconds, args.repeats, connections = 0.5, 1, [4]
     seconds = max(1, round(args.seconds))
     directory = tempfile.mkdtemp(prefix="jira-userprops-bench-")
+    if args.postgres_only:
+        if not args.postgres:
+            sys.exit("bench: --postgres-only needs --postgres URL")
+        try:
+            pg = postgres_figures(args.postgres, seconds, args.repeats, seed_file(directory))
+            print(render_postgres(pg))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        return
     if args.overhead_only:
         try:
             busiest = max(connections)
@@ -545,14 +639,7 @@ def render(args, connections, results, idle_rss, peak_rss, startup, large, pg):
             f" with 1,000 stored properties, {big['p50']:.3f} ms with 1,000,000 ({big['p50'] / small['p50']:.2f}x)."
         )
     if pg:
-        single, scale = pg
-        lines += ["", "## PostgreSQL", "", "| scenario (64 connections) | requests/s | p50 ms | p99 ms |", "|---|---|---|---|"]
-        for scenario, cell in single.items():
-            lines.append(f"| {scenario} | {cell['rps']:.0f} | {cell['p50']:.3f} | {cell['p99']:.3f} |")
-        lines.append("")
-        lines.append(f"- GET, one instance: {scale['one']:.0f} req/s; two instances over one database: {scale['two']:.0f} req/s"
-                     f" ({scale['two'] / scale['one']:.2f}x), on the same 2 cores as the database and the load generator."
-                     f" While one instance was loaded the cores were {scale['idle']:.0%} idle: that is all a second instance could add.")
+        lines += render_postgres(pg).splitlines()
     return "\n".join(lines) + "\n"
 
 
