@@ -388,6 +388,7 @@ def cpu_times():
 POOL_SIZE = 10  # the server's default --db-pool-size; pgbench gets as many connections
 DATABASE_OWN = {
     "get": f"SELECT value FROM properties WHERE site = 0 AND account_id = '{BOB}' AND key = 'bench.get';",
+    "list-10": "SELECT key FROM properties WHERE site = 0 AND account_id = 'bench-list-10' ORDER BY key;",
     "put-update": (
         "INSERT INTO properties (site, account_id, key, value)"
         f" VALUES (0, '{BOB}', 'bench.update', '{{\"theme\": \"dark\", \"sizes\": [1, 2.50, null]}}')"
@@ -440,7 +441,7 @@ def statements_per_request(url, port, script, seconds):
 
 def postgres_figures(url, seconds, repeats, seed):
     one = Server(url, seed=seed)
-    single = {s: measure(one.port, s, 64, seconds, repeats) for s in ("get", "put-update", "mix")}
+    single = {s: measure(one.port, s, 64, seconds, repeats) for s in ("get", "put-update", "list-10", "mix")}
     for scenario, cell in single.items():
         cell["statements"] = statements_per_request(url, one.port, scenario, seconds)
         if scenario in DATABASE_OWN:

@@ -313,7 +313,80 @@ async fn a_grant_revoked_through_one_instance_is_refused_by_the_other_at_once(ba
     me(&first).await.assert_status(401);
 }
 
+/// Credentials changed through one instance's admin API hold for every request the other starts
+/// after the change was answered: a revoked token, a withdrawn *Administer Jira*, a deactivated
+/// user. Each instance has served the same callers just before, so whatever it may remember of
+/// them is warm.
+async fn credentials_changed_through_one_instance_hold_at_once_on_the_other(backend: Backend) {
+    let (_database, first, second) = two_instances(backend).await;
+    let own = property_uri(3, "k", BOB);
+    for app in [&first, &second] {
+        app.get(&own).by(Who::Bob).send().await.assert_status(404);
+        app.get(&own).by(Who::Admin).send().await.assert_status(404);
+        let alice = property_uri(3, "k", ALICE);
+        app.get(alice)
+            .by(Who::Alice)
+            .send()
+            .await
+            .assert_status(404);
+    }
+
+    let tokens = first
+        .admin(Method::GET, format!("/_admin/users/{BOB}/tokens"))
+        .send()
+        .await
+        .json();
+    let token = tokens[0]["id"].as_str().expect("Bob's token").to_owned();
+    first
+        .admin(
+            Method::DELETE,
+            format!("/_admin/users/{BOB}/tokens/{token}"),
+        )
+        .send()
+        .await
+        .assert_status(204);
+    second
+        .get(&own)
+        .by(Who::Bob)
+        .send()
+        .await
+        .assert_status(401);
+    let written = second.put(&own).by(Who::Bob).json("1").send().await;
+    written.assert_status(401);
+
+    first
+        .admin(Method::PATCH, format!("/_admin/users/{ADMIN}"))
+        .json(r#"{"admin": false}"#)
+        .send()
+        .await
+        .assert_status(200);
+    second
+        .get(&own)
+        .by(Who::Admin)
+        .send()
+        .await
+        .assert_status(403);
+    let deleted = second.delete(&own).by(Who::Admin).send().await;
+    deleted.assert_status(403);
+
+    first
+        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
+        .json(r#"{"active": false}"#)
+        .send()
+        .await
+        .assert_status(200);
+    let alice = property_uri(3, "k", ALICE);
+    second
+        .get(&alice)
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(401);
+    assert_eq!(second.stored(BOB, "k").await, None, "nothing was written");
+}
+
 on_each_backend!(
+    credentials_changed_through_one_instance_hold_at_once_on_the_other,
     a_site_made_through_one_instance_is_reached_through_the_other,
     a_grant_revoked_through_one_instance_is_refused_by_the_other_at_once,
     concurrent_first_puts_across_instances_give_exactly_one_201,
