@@ -128,6 +128,14 @@ pub fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     response
 }
 
+/// A 503 that asks the client to try again in a second.
+fn retry_after_one(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 fn error_collection(status: StatusCode, message: &str) -> Response {
     let body = ErrorCollection {
         error_messages: [message],
@@ -197,32 +205,28 @@ impl IntoResponse for HttpError {
                 unauthorized(&self.to_string())
             }
             Self::Service(Error::Store(cause)) => {
-                let message = match status {
+                let message = if cause.is_busy() {
                     // Load shed on purpose: a warning, not a fault.
-                    _ if cause.is_busy() => {
-                        tracing::warn!(error = %cause, "request refused unqueued");
-                        "The database is busy: too many requests are waiting for it. Try again later."
-                    }
-                    StatusCode::SERVICE_UNAVAILABLE => {
-                        tracing::error!(error = %Causes(cause), "database fault");
-                        "The database is unavailable. Try again later."
-                    }
-                    StatusCode::INSUFFICIENT_STORAGE => {
-                        tracing::error!(error = %Causes(cause), "database fault");
-                        "The disk holding the database is full: writes are refused until space is freed."
-                    }
-                    _ => {
-                        tracing::error!(error = %Causes(cause), "database fault");
-                        "Internal server error."
+                    tracing::warn!(error = %cause, "request refused unqueued");
+                    "The database is busy: too many requests are waiting for it. Try again later."
+                } else {
+                    tracing::error!(error = %Causes(cause), "database fault");
+                    match status {
+                        StatusCode::SERVICE_UNAVAILABLE => {
+                            "The database is unavailable. Try again later."
+                        }
+                        StatusCode::INSUFFICIENT_STORAGE => {
+                            "The disk holding the database is full: writes are refused until space is freed."
+                        }
+                        _ => "Internal server error.",
                     }
                 };
-                let mut response = error_collection(status, message);
+                let response = error_collection(status, message);
                 if status == StatusCode::SERVICE_UNAVAILABLE {
+                    retry_after_one(response)
+                } else {
                     response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 }
-                response
             }
             Self::Service(Error::Internal(cause)) => {
                 tracing::error!(error = %cause, "internal fault");
@@ -230,11 +234,7 @@ impl IntoResponse for HttpError {
             }
             Self::Timeout => {
                 tracing::warn!("request timed out");
-                let mut response = error_collection(status, &self.to_string());
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response
+                retry_after_one(error_collection(status, &self.to_string()))
             }
             Self::MethodNotAllowed { message, .. } => error_collection(status, message),
             // The gateway's shape, not Jira's.
