@@ -386,16 +386,34 @@ def cpu_times():
 # The statements our GET and PUT end with, as store/sql.rs and store/postgres.rs write them, on
 # the bench's seeded rows: what "one statement per request" would cost the database, and no more.
 POOL_SIZE = 10  # the server's default --db-pool-size; pgbench gets as many connections
+# Our statements, as the server sends them in steady state: each reads the credentials version
+# beside its value, or guards its write with it ({version} is the database's, read before a run).
 DATABASE_OWN = {
-    "get": f"SELECT value FROM properties WHERE site = 0 AND account_id = '{BOB}' AND key = 'bench.get';",
-    "list-10": "SELECT key FROM properties WHERE site = 0 AND account_id = 'bench-list-10' ORDER BY key;",
+    "get": (
+        "SELECT v.version, p.value FROM credentials_version v"
+        f" LEFT JOIN properties p ON p.site = 0 AND p.account_id = '{BOB}' AND p.key = 'bench.get';"
+    ),
+    "list-10": (
+        "SELECT v.version, ARRAY (SELECT key FROM properties"
+        " WHERE site = 0 AND account_id = 'bench-list-10' ORDER BY key) FROM credentials_version v;"
+    ),
     "put-update": (
-        "INSERT INTO properties (site, account_id, key, value)"
-        f" VALUES (0, '{BOB}', 'bench.update', '{{\"theme\": \"dark\", \"sizes\": [1, 2.50, null]}}')"
+        "WITH v AS (SELECT version FROM credentials_version),"
+        " written AS (INSERT INTO properties (site, account_id, key, value)"
+        f" SELECT 0, '{BOB}', 'bench.update', '{{\"theme\": \"dark\", \"sizes\": [1, 2.50, null]}}'"
+        " FROM v WHERE v.version = {version}"
         " ON CONFLICT (site, account_id, key)"
-        " DO UPDATE SET value = EXCLUDED.value, revision = properties.revision + 1 RETURNING revision;"
+        " DO UPDATE SET value = EXCLUDED.value, revision = properties.revision + 1 RETURNING revision)"
+        " SELECT v.version, written.revision FROM v LEFT JOIN written ON TRUE;"
     ),
 }
+
+
+def credentials_version(url):
+    """The database's credentials version, which our writes are guarded with."""
+    out = subprocess.run(["psql", url, "-qAtc", "SELECT version FROM credentials_version"],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.strip())
 
 
 def pgbench(url, statement, clients, seconds):
@@ -445,7 +463,8 @@ def postgres_figures(url, seconds, repeats, seed):
     for scenario, cell in single.items():
         cell["statements"] = statements_per_request(url, one.port, scenario, seconds)
         if scenario in DATABASE_OWN:
-            own = [pgbench(url, DATABASE_OWN[scenario], POOL_SIZE, seconds) for _ in range(repeats)]
+            statement = DATABASE_OWN[scenario].replace("{version}", str(credentials_version(url)))
+            own = [pgbench(url, statement, POOL_SIZE, seconds) for _ in range(repeats)]
             cell["own"] = {k: statistics.median(o[k] for o in own) for k in ("rps", "p50", "p99")}
     two = Server(url, seed=seed)
     both = []

@@ -27,6 +27,29 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// How a request reached its site, as far as credentials care: OAuth 2.0 access tokens work
+/// only through the gateway (`api.atlassian.com/ex/jira/{cloudId}`), as on Atlassian's cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The site's own URL.
+    Site,
+    /// The gateway form.
+    Gateway,
+}
+
+/// What a caller proved, kept for the length of its request so that it can be checked again
+/// when the stored credentials it was accepted against changed meanwhile. Holds the token's
+/// digest, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// How the request reached its site.
+    pub via: Via,
+    /// The lower-cased email of Basic credentials; `None` for a Bearer token.
+    pub email_key: Option<String>,
+    /// The token's digest.
+    pub digest: TokenDigest,
+}
+
 /// Standard base64, with or without padding, as clients send it.
 const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,

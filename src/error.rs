@@ -65,5 +65,22 @@ pub enum Error {
     Internal(String),
 }
 
+impl Error {
+    /// Whether the caller's cached credentials were overtaken by a change: prove them again.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, Self::Store(error) if error.is_stale())
+    }
+
+    /// Whether credentials were checked and turned down (not merely missing, nor a fault).
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            Self::Unauthenticated {
+                credentials_rejected: true
+            }
+        )
+    }
+}
+
 /// The result of anything that can fail with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::{Scopes, SiteKey};
+use crate::credentials::Proof;
 
 /// Longest account id (Atlassian's spec).
 pub const MAX_ACCOUNT_ID_CHARS: usize = 128;
@@ -173,7 +174,19 @@ pub struct Caller {
     pub scopes: Option<Arc<Scopes>>,
     /// The caller's user record as it was when they authenticated.
     pub user: Arc<User>,
+    /// What the caller proved, to prove it again if their credentials turn out stale; `None`
+    /// for a caller made without a request (tests).
+    pub proof: Option<Proof>,
+    /// When the credentials came from an instance's cache: the version of the stored
+    /// credentials they were read at, which the request's statement must still find. `None`
+    /// when nothing needs checking (read fresh, or a backend with one writer).
+    pub credentials_version: Option<CredentialsVersion>,
 }
+
+/// A version of everything stored about users and API tokens: it moves with every change to
+/// them, in the changing transaction (PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CredentialsVersion(pub i64);
 
 impl Caller {
     /// The caller's own account.

@@ -64,7 +64,7 @@ async fn identified(state: &AppState, mut request: Request) -> Result<Request, H
     let caller = match authenticated {
         Ok(caller) => caller,
         Err(error) => {
-            if is_rejection(&error) {
+            if error.is_rejection() {
                 site.logins.count_rejection(attempt, credentials.as_ref());
             }
             return Err(error.into());
@@ -101,12 +101,12 @@ impl Guard for RequireAdmin {
             // A Jira user of the default site is told apart from a stranger: 403, not 401.
             Some(credentials) => match state
                 .authenticator
-                .authenticate(SiteKey::DEFAULT, Via::Site, Some(&credentials))
+                .authenticate_confirmed(SiteKey::DEFAULT, Via::Site, Some(&credentials))
                 .await
             {
                 Ok(_) => Err(HttpError::AdminForbidden),
                 Err(error) => {
-                    if is_rejection(&error) {
+                    if error.is_rejection() {
                         state.logins.count_rejection(attempt, Some(&credentials));
                     }
                     Err(HttpError::AdminUnauthenticated)
@@ -132,16 +132,6 @@ pub(super) fn client_address(request: &Request) -> Option<std::net::IpAddr> {
         .map(|ConnectInfo(address)| address.ip())
 }
 
-/// Whether credentials were checked and turned down (not merely missing, nor a database fault).
-fn is_rejection(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::Unauthenticated {
-            credentials_rejected: true
-        }
-    )
-}
-
 /// The caller that [`RequireCaller`] authenticated.
 pub struct Authenticated(pub Caller);
 
@@ -151,7 +141,7 @@ impl<S: Sync> FromRequestParts<S> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, HttpError> {
         // Routes that take a caller sit behind the authentication layer; without one, the
         // route table is wrong, and the client is told only that it is not signed in.
-        let caller = parts.extensions.get::<Caller>().cloned();
+        let caller = parts.extensions.remove::<Caller>();
         caller
             .map(Self)
             .ok_or(HttpError::Service(Error::Unauthenticated {

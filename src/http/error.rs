@@ -160,7 +160,9 @@ fn service_status(error: &Error) -> StatusCode {
         | Error::AppNotFound(_)
         | Error::GrantNotFound(_)
         | Error::PropertyNotFound(_) => StatusCode::NOT_FOUND,
-        Error::Store(e) if e.is_unavailable() || e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Store(e) if e.is_unavailable() || e.is_busy() || e.is_stale() => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Error::Store(e) if e.is_full() => StatusCode::INSUFFICIENT_STORAGE,
         Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -209,6 +211,10 @@ impl IntoResponse for HttpError {
                     // Load shed on purpose: a warning, not a fault.
                     tracing::warn!(error = %cause, "request refused unqueued");
                     "The database is busy: too many requests are waiting for it. Try again later."
+                } else if cause.is_stale() {
+                    // Credentials changed under every attempt: churn, not a fault.
+                    tracing::warn!(error = %cause, "credentials kept changing under the request");
+                    "Credentials are changing: try again."
                 } else {
                     tracing::error!(error = %Causes(cause), "database fault");
                     match status {

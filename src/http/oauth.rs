@@ -160,7 +160,7 @@ async fn signed_in(state: &AppState, form: &ConsentForm) -> Result<Option<String
     for (site, _) in state.oauth.accounts(&form.email).await? {
         if let Ok(caller) = state
             .authenticator
-            .authenticate(site, Via::Site, Some(&credentials))
+            .authenticate_confirmed(site, Via::Site, Some(&credentials))
             .await
         {
             return Ok(Some(caller.user.account_id.clone()));

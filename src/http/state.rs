@@ -124,7 +124,10 @@ impl AppState {
         sites.remember_seeds(settings.seeds);
         Ok(Self(Arc::new(StateParts {
             authenticator: Authenticator::new(store.clone(), clock.clone()),
-            service: PropertyService::new(store.clone()),
+            service: PropertyService::new(
+                store.clone(),
+                Authenticator::new(store.clone(), clock.clone()),
+            ),
             admin: AdminService::new(store.clone()),
             sites,
             apps: AppService::new(store.clone(), clock.clone()),

@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
@@ -13,7 +14,7 @@ use super::AppState;
 use super::authenticate::Authenticated;
 use super::error::{HttpError, json_response};
 use super::extract::{ApiVersion, BaseUrl, LINK_ESCAPES, TargetAccount};
-use crate::domain::User;
+use crate::domain::{Caller, User};
 use crate::error::Error;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
@@ -50,7 +51,12 @@ struct Locale {
 pub async fn server_info(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Response> {
+    // Credentials, when sent, must still hold: nothing else here would confirm cached ones.
+    if let Some(Extension(caller)) = caller {
+        state.authenticator.confirmed(&caller).await?;
+    }
     let info = ServerInfo {
         base_url: &base,
         version: VERSION,
@@ -125,7 +131,7 @@ pub async fn myself(
     version: ApiVersion,
     BaseUrl(base): BaseUrl,
 ) -> Result<Response> {
-    let user = state.service.myself(&caller)?;
+    let user = state.service.myself(&caller).await?;
     json(&UserBody::new(&user, version.0, &base, true))
 }
 

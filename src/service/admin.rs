@@ -76,7 +76,7 @@ impl AdminService {
     ) -> Result<User> {
         let account_id = user.account_id.as_str().to_owned();
         // An existing account must not gain the new tokens as a side effect.
-        if self.store.user_exists(site, &account_id).await? {
+        if self.store.user_exists(site, &account_id, None).await? {
             return Err(Error::Conflict(format!(
                 "A user with account ID '{account_id}' exists already."
             )));
@@ -184,12 +184,12 @@ impl AdminService {
         account_id: &str,
     ) -> Result<Vec<(PropertyKey, PropertyValue)>> {
         self.user(site, account_id).await?;
-        let keys = self.store.property_keys(site, account_id).await?;
+        let keys = self.store.property_keys(site, account_id, None).await?;
         let mut properties = Vec::with_capacity(keys.len());
         for key in keys.iter() {
             let key = PropertyKey::new(key.clone())?;
             // A key deleted since the listing is simply left out.
-            if let Some(value) = self.store.property(site, account_id, &key).await? {
+            if let Some(value) = self.store.property(site, account_id, &key, None).await? {
                 properties.push((key, value));
             }
         }
@@ -206,7 +206,7 @@ impl AdminService {
     ) -> Result<Written> {
         self.user(site, account_id).await?;
         self.store
-            .set_property(site, account_id, key, value)
+            .set_property(site, account_id, key, value, None)
             .await?
             .ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
     }
@@ -219,7 +219,11 @@ impl AdminService {
         key: &PropertyKey,
     ) -> Result<()> {
         self.user(site, account_id).await?;
-        if self.store.delete_property(site, account_id, key).await? {
+        if self
+            .store
+            .delete_property(site, account_id, key, None)
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::PropertyNotFound(key.as_str().to_owned()))

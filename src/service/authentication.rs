@@ -2,8 +2,9 @@
 //! tokens on the gateway form.
 
 use crate::clock::{SharedClock, unix_ms};
-use crate::credentials::{Credentials, TokenDigest};
-use crate::domain::{Caller, SiteKey, email_key};
+pub use crate::credentials::Via;
+use crate::credentials::{Credentials, Proof, TokenDigest};
+use crate::domain::{Caller, CredentialsVersion, SiteKey, email_key};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -12,16 +13,6 @@ use crate::store::Store;
 pub struct Authenticator {
     store: Store,
     clock: SharedClock,
-}
-
-/// How a request reached its site, as far as credentials care: OAuth 2.0 access tokens work
-/// only through the gateway (`api.atlassian.com/ex/jira/{cloudId}`), as on Atlassian's cloud.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// The site's own URL.
-    Site,
-    /// The gateway form.
-    Gateway,
 }
 
 impl Authenticator {
@@ -41,55 +32,127 @@ impl Authenticator {
         let credentials = credentials.ok_or(Error::Unauthenticated {
             credentials_rejected: false,
         })?;
-        let rejected = || Error::Unauthenticated {
-            credentials_rejected: true,
-        };
-        let (user, token) = match credentials {
+        let proof = match credentials {
             // No account has an email with control characters (PostgreSQL cannot even store NUL).
             Credentials::Basic { email, .. } if email.chars().any(char::is_control) => {
                 return Err(rejected());
             }
-            Credentials::Basic { email, token } => {
-                let digest = TokenDigest::of(token);
-                let account = self.store.account_by_email(site, &email_key(email)).await?;
+            Credentials::Basic { email, token } => Proof {
+                via,
+                email_key: Some(email_key(email).into_owned()),
+                digest: TokenDigest::of(token),
+            },
+            Credentials::Bearer(token) => Proof {
+                via,
+                email_key: None,
+                digest: TokenDigest::of(token),
+            },
+        };
+        self.prove(site, proof).await
+    }
+
+    /// The caller once more, from what they proved: for a caller whose cached credentials the
+    /// store found overtaken by a change. The credentials are read again, so they are at least
+    /// as new as the change.
+    pub async fn renew(&self, caller: &Caller) -> Result<Caller> {
+        let proof = caller.proof.clone().ok_or_else(rejected)?;
+        self.prove(caller.site, proof).await
+    }
+
+    /// Who proved this. A refusal decided on cached credentials is confirmed first: a token
+    /// made or a user reactivated through another instance works at once here too.
+    /// Who is calling, confirmed against the stored credentials at once: for callers that run
+    /// no statement of a user-properties operation, which would confirm them (the consent
+    /// page's sign-in, a Jira user at the admin API).
+    pub async fn authenticate_confirmed(
+        &self,
+        site: SiteKey,
+        via: Via,
+        credentials: Option<&Credentials>,
+    ) -> Result<Caller> {
+        let caller = self.authenticate(site, via, credentials).await?;
+        self.confirmed(&caller).await
+    }
+
+    /// The caller, their cached credentials confirmed by one statement, or read again when a
+    /// change overtook them: for operations whose own statements do not confirm them.
+    pub async fn confirmed(&self, caller: &Caller) -> Result<Caller> {
+        match self.store.confirm(caller.credentials_version).await {
+            Err(stale) if stale.is_stale() => self.renew(caller).await,
+            Err(other) => Err(other.into()),
+            Ok(()) => Ok(caller.clone()),
+        }
+    }
+
+    async fn prove(&self, site: SiteKey, proof: Proof) -> Result<Caller> {
+        let outcome = match self.prove_once(site, &proof).await {
+            Err(Refusal {
+                error,
+                cached: Some(version),
+            }) if error.is_rejection() => match self.store.confirm(Some(version)).await {
+                Err(stale) if stale.is_stale() => self.prove_once(site, &proof).await,
+                Err(other) => return Err(other.into()),
+                Ok(()) => return Err(error),
+            },
+            outcome => outcome,
+        };
+        let mut caller = outcome.map_err(|refusal| refusal.error)?;
+        caller.proof = Some(proof);
+        Ok(caller)
+    }
+
+    /// One attempt, on whatever the store holds; the caller's `proof` is left to [`Self::prove`].
+    async fn prove_once(&self, site: SiteKey, proof: &Proof) -> Result<Caller, Refusal> {
+        let via = proof.via;
+        let (user, token, version) = match &proof.email_key {
+            Some(email_key) => {
+                let account = self.store.account_by_email(site, email_key).await?;
                 let account = account.ok_or_else(rejected)?;
+                let cached = account.version;
                 // Every digest is compared, without stopping at a match, in constant time each.
                 let matched = account.tokens.iter().fold(None, |found, stored| {
-                    if stored.digest.matches(&digest) {
+                    if stored.digest.matches(&proof.digest) {
                         Some(stored)
                     } else {
                         found
                     }
                 });
-                let token = matched.ok_or_else(rejected)?.clone();
-                (account.user.clone(), token)
+                let token = matched
+                    .ok_or_else(|| Refusal::cached(rejected(), cached))?
+                    .clone();
+                (account.user.clone(), token, cached)
             }
-            Credentials::Bearer(token) => {
-                let digest = TokenDigest::of(token);
+            None => {
                 if via == Via::Gateway
                     && let Some(access) = self
                         .store
                         .oauth()
-                        .access(site, &digest, unix_ms(&self.clock))
+                        .access(site, &proof.digest, unix_ms(&self.clock))
                         .await?
                 {
                     if !access.user.active {
-                        return Err(rejected());
+                        return Err(rejected().into());
                     }
-                    let scopes = Some(access.scopes.clone());
-                    let user = access.user.clone();
-                    return Ok(Caller { site, scopes, user });
+                    // Read afresh by this request: nothing to confirm later.
+                    return Ok(Caller {
+                        site,
+                        scopes: Some(access.scopes.clone()),
+                        user: access.user.clone(),
+                        proof: None,
+                        credentials_version: None,
+                    });
                 }
-                let owner = self.store.token_owner(site, &digest).await?;
+                let owner = self.store.token_owner(site, &proof.digest).await?;
                 let owner = owner.ok_or_else(rejected)?;
                 // A scoped token is Basic only; as Bearer the gateway knows no such resource.
                 if owner.token.scopes.is_some() {
                     return Err(match via {
                         Via::Gateway => Error::ScopedTokenAsBearer,
                         Via::Site => rejected(),
-                    });
+                    }
+                    .into());
                 }
-                (owner.user.clone(), owner.token.clone())
+                (owner.user.clone(), owner.token.clone(), owner.version)
             }
         };
         let expired = token
@@ -98,12 +161,47 @@ impl Authenticator {
         // Scoped API tokens work only through the gateway, as on Atlassian's cloud.
         let scoped_on_site = token.scopes.is_some() && via == Via::Site;
         if !user.active || expired || scoped_on_site {
-            return Err(rejected());
+            return Err(Refusal::cached(rejected(), version));
         }
         Ok(Caller {
             site,
             scopes: token.scopes,
             user,
+            proof: None,
+            credentials_version: version,
         })
+    }
+}
+
+/// Why an attempt failed, and the version of the cached credentials it was decided on, if any.
+struct Refusal {
+    error: Error,
+    cached: Option<CredentialsVersion>,
+}
+
+impl Refusal {
+    fn cached(error: Error, cached: Option<CredentialsVersion>) -> Self {
+        Self { error, cached }
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            cached: None,
+        }
+    }
+}
+
+impl From<crate::store::Error> for Refusal {
+    fn from(error: crate::store::Error) -> Self {
+        Error::from(error).into()
+    }
+}
+
+fn rejected() -> Error {
+    Error::Unauthenticated {
+        credentials_rejected: true,
     }
 }

@@ -8,12 +8,41 @@ use crate::domain::{
     Caller, KeyError, NamedAccount, Operation, PropertyKey, PropertyValue, User, Written,
 };
 use crate::error::{Error, Result};
+use crate::service::Authenticator;
 use crate::store::Store;
 
 /// The operations of Jira's user-properties API, independent of HTTP.
 #[derive(Debug, Clone)]
 pub struct PropertyService {
     store: Store,
+    /// Proves a caller again when the store finds their cached credentials overtaken.
+    authenticator: Authenticator,
+}
+
+/// How many times an operation runs when changes to credentials keep overtaking its caller's.
+const ATTEMPTS: usize = 3;
+
+/// Runs one attempt of an operation as the caller. When the store finds the caller's cached
+/// credentials overtaken by a change (made through any instance), the caller is proved again
+/// against the stored credentials and the attempt runs again from its first check, so the
+/// permission rule is always applied to credentials as new as the attempt's statement. A macro,
+/// not a function taking a closure: the attempt borrows the caller it is given.
+macro_rules! as_current {
+    ($service:expr, $caller:expr, |$current:ident| $attempt:expr) => {{
+        let mut renewed;
+        let mut $current: &Caller = $caller;
+        let mut attempts = 1;
+        loop {
+            match $attempt.await {
+                Err(error) if error.is_stale() && attempts < ATTEMPTS => {
+                    renewed = $service.authenticator.renew($caller).await?;
+                    $current = &renewed;
+                    attempts += 1;
+                }
+                outcome => break outcome,
+            }
+        }
+    }};
 }
 
 /// The gateway's rule, checked before any of Jira's: an OAuth 2.0 token must hold one of the
@@ -36,9 +65,12 @@ pub fn authorize(caller: &Caller, target: &NamedAccount) -> Result<()> {
 }
 
 impl PropertyService {
-    /// A service over `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// A service over `store`; `authenticator` renews callers whose credentials went stale.
+    pub fn new(store: Store, authenticator: Authenticator) -> Self {
+        Self {
+            store,
+            authenticator,
+        }
     }
 
     /// The target's property keys, sorted by code point.
@@ -47,10 +79,18 @@ impl PropertyService {
         caller: &Caller,
         target: &NamedAccount,
     ) -> Result<Arc<[String]>> {
+        as_current!(self, caller, |current| self.keys_once(current, target))
+    }
+
+    async fn keys_once(&self, caller: &Caller, target: &NamedAccount) -> Result<Arc<[String]>> {
         let account_id = self
             .check_target(caller, target, Operation::ReadProperties)
             .await?;
-        Ok(self.store.property_keys(caller.site, account_id).await?)
+        let version = caller.credentials_version;
+        Ok(self
+            .store
+            .property_keys(caller.site, account_id, version)
+            .await?)
     }
 
     /// One property's value, exactly as stored.
@@ -60,14 +100,31 @@ impl PropertyService {
         target: &NamedAccount,
         key: Result<PropertyKey, KeyError>,
     ) -> Result<(PropertyKey, PropertyValue)> {
-        let account_id = self
-            .check_target(caller, target, Operation::ReadProperties)
-            .await?;
+        let value = as_current!(self, caller, |current| {
+            self.value_once(current, target, key.as_ref())
+        })?;
         let key = key?;
-        match self.store.property(caller.site, account_id, &key).await? {
+        match value {
             Some(value) => Ok((key, value)),
             None => Err(Error::PropertyNotFound(key.as_str().to_owned())),
         }
+    }
+
+    async fn value_once(
+        &self,
+        caller: &Caller,
+        target: &NamedAccount,
+        key: Result<&PropertyKey, &KeyError>,
+    ) -> Result<Option<PropertyValue>> {
+        let account_id = self
+            .check_target(caller, target, Operation::ReadProperties)
+            .await?;
+        let key = key.map_err(|error| *error)?;
+        let version = caller.credentials_version;
+        Ok(self
+            .store
+            .property(caller.site, account_id, key, version)
+            .await?)
     }
 
     /// Creates or replaces a property. The value is awaited only after the caller, the target and
@@ -85,12 +142,34 @@ impl PropertyService {
             .await?;
         let key = key.map_err(Error::from)?;
         let value = value.await?;
+        // The value is read once; a caller renewed after a stale attempt is checked again.
+        let mut checked = Some(account_id);
+        Ok(as_current!(self, caller, |current| {
+            self.write_once(current, target, checked.take(), &key, &value)
+        })?)
+    }
+
+    async fn write_once(
+        &self,
+        caller: &Caller,
+        target: &NamedAccount,
+        checked: Option<&str>,
+        key: &PropertyKey,
+        value: &PropertyValue,
+    ) -> Result<Written> {
+        let account_id = match checked {
+            Some(account_id) => account_id,
+            None => {
+                self.check_target(caller, target, Operation::WriteProperty)
+                    .await?
+            }
+        };
+        let version = caller.credentials_version;
         let written = self
             .store
-            .set_property(caller.site, account_id, &key, &value)
-            .await
-            .map_err(Error::from)?;
-        Ok(written.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))?)
+            .set_property(caller.site, account_id, key, value, version)
+            .await?;
+        written.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
     }
 
     /// Deletes a property.
@@ -100,13 +179,25 @@ impl PropertyService {
         target: &NamedAccount,
         key: Result<PropertyKey, KeyError>,
     ) -> Result<()> {
+        as_current!(self, caller, |current| {
+            self.delete_once(current, target, key.as_ref())
+        })
+    }
+
+    async fn delete_once(
+        &self,
+        caller: &Caller,
+        target: &NamedAccount,
+        key: Result<&PropertyKey, &KeyError>,
+    ) -> Result<()> {
         let account_id = self
             .check_target(caller, target, Operation::DeleteProperty)
             .await?;
-        let key = key?;
+        let key = key.map_err(|error| *error)?;
+        let version = caller.credentials_version;
         if self
             .store
-            .delete_property(caller.site, account_id, &key)
+            .delete_property(caller.site, account_id, key, version)
             .await?
         {
             Ok(())
@@ -116,14 +207,16 @@ impl PropertyService {
     }
 
     /// The caller's own record, as `GET /myself` shows it.
-    pub fn myself(&self, caller: &Caller) -> Result<Arc<User>> {
+    pub async fn myself(&self, caller: &Caller) -> Result<Arc<User>> {
         require_scope(caller, Operation::ReadUsers)?;
-        Ok(caller.user.clone())
+        let caller = self.authenticator.confirmed(caller).await?;
+        Ok(caller.user)
     }
 
     /// A user's record, as `GET /user` shows it: anyone signed in may look anyone up.
     pub async fn user(&self, caller: &Caller, target: &NamedAccount) -> Result<User> {
         require_scope(caller, Operation::ReadUsers)?;
+        let caller = &self.authenticator.confirmed(caller).await?;
         if caller.account_id() == target.as_str() {
             return Ok(User::clone(&caller.user));
         }
@@ -146,6 +239,7 @@ impl PropertyService {
         max_results: usize,
     ) -> Result<Vec<User>> {
         require_scope(caller, Operation::ReadUsers)?;
+        let caller = &self.authenticator.confirmed(caller).await?;
         let query = query
             .map(str::to_lowercase)
             .filter(|query| !query.is_empty());
@@ -186,6 +280,7 @@ impl PropertyService {
         max_results: usize,
     ) -> Result<(Vec<User>, usize)> {
         require_scope(caller, Operation::ReadUsers)?;
+        let caller = &self.authenticator.confirmed(caller).await?;
         let mut found: Vec<User> = Vec::new();
         for id in account_ids {
             if found.iter().any(|user| user.account_id == *id) {
@@ -211,12 +306,22 @@ impl PropertyService {
         operation: Operation,
     ) -> Result<&'a str> {
         require_scope(caller, operation)?;
-        authorize(caller, target)?;
+        if let Err(refused) = authorize(caller, target) {
+            // A refusal decided on cached credentials is confirmed first: a permission granted
+            // through another instance holds here at once.
+            self.store.confirm(caller.credentials_version).await?;
+            return Err(refused);
+        }
         if caller.account_id() == target.as_str() {
             return Ok(target.as_str());
         }
         match target {
-            NamedAccount::Id(id) if self.store.user_exists(caller.site, id.as_str()).await? => {
+            NamedAccount::Id(id)
+                if self
+                    .store
+                    .user_exists(caller.site, id.as_str(), caller.credentials_version)
+                    .await? =>
+            {
                 Ok(id.as_str())
             }
             _ => Err(Error::UserNotFound(target.as_str().to_owned())),
@@ -233,6 +338,8 @@ mod tests {
         Caller {
             site: SiteKey::DEFAULT,
             scopes: None,
+            proof: None,
+            credentials_version: None,
             user: Arc::new(User {
                 account_id: account_id.to_owned(),
                 email: format!("{account_id}@example.com"),

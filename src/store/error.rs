@@ -15,6 +15,10 @@ pub enum Error {
     /// Too many calls already wait for a connection: refused at once, not queued.
     #[error("{0} calls already hold or wait for a database connection")]
     Busy(u32),
+    /// The caller's credentials were read from a cache that the database has since overtaken:
+    /// authenticate again and retry. Never answered to a client unless it keeps happening.
+    #[error("the stored credentials changed while the request ran")]
+    Stale,
     /// Anything else the database or the driver reported: a bug, not an outage.
     #[error("the database failed")]
     Fault(#[source] Arc<sqlx::Error>),
@@ -46,6 +50,11 @@ impl Error {
     /// Whether the call was refused unqueued, because too many already wait.
     pub fn is_busy(&self) -> bool {
         matches!(self, Self::Busy(_))
+    }
+
+    /// Whether the caller's cached credentials were overtaken by a change.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, Self::Stale)
     }
 
     /// Whether the disk holding the database is full.

@@ -12,6 +12,17 @@ macro_rules! forward {
             }
         }
     };
+    // PostgreSQL's statement also confirms the caller's cached credentials; SQLite, whose one
+    // writer keeps its cache true, needs no confirming.
+    ($self:ident.$method:ident($($arg:expr),*).await, confirming $caller:expr) => {
+        match $self {
+            Store::Sqlite(store) => store.$method($($arg),*).await,
+            Store::Postgres(store) => {
+                let _turn = store.admit()?;
+                store.$method($($arg,)* $caller).await
+            }
+        }
+    };
     ($self:ident.$method:ident($($arg:expr),*)) => {
         match $self {
             Store::Sqlite(store) => store.$method($($arg),*),
@@ -23,6 +34,7 @@ macro_rules! forward {
 pub mod admin;
 mod connect;
 mod error;
+mod in_site;
 pub mod oauth;
 mod postgres;
 mod sql;
@@ -38,7 +50,9 @@ pub use sqlite::SqliteStore;
 
 use crate::clock::{self, SharedClock};
 use crate::credentials::TokenDigest;
-use crate::domain::{PropertyKey, PropertyValue, Scopes, SiteKey, User, Written};
+use crate::domain::{
+    CredentialsVersion, PropertyKey, PropertyValue, Scopes, SiteKey, User, Written,
+};
 
 /// How to hold connections.
 #[derive(Debug, Clone)]
@@ -83,6 +97,8 @@ pub struct Account {
     pub user: Arc<User>,
     /// Every token the user holds.
     pub tokens: Vec<StoredToken>,
+    /// The credentials version this was read at, when a later statement must confirm it.
+    pub version: Option<CredentialsVersion>,
 }
 
 /// An API token as stored: its digest and what limits it.
@@ -103,6 +119,8 @@ pub struct TokenOwner {
     pub user: Arc<User>,
     /// The token's scopes and expiry.
     pub token: StoredToken,
+    /// The credentials version this was read at, when a later statement must confirm it.
+    pub version: Option<CredentialsVersion>,
 }
 
 /// Everything a seed adds, already validated.
@@ -232,9 +250,27 @@ impl Store {
         forward!(self.user(site, account_id).await)
     }
 
-    /// Whether a user with this account id exists.
-    pub async fn user_exists(&self, site: SiteKey, account_id: &str) -> Result<bool> {
-        forward!(self.user_exists(site, account_id).await)
+    /// Whether a user with this account id exists. `caller` is the credentials version of the
+    /// caller's cached credentials, if any: here and below, [`Error::Stale`] when the database
+    /// has moved past it.
+    pub async fn user_exists(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+        caller: Option<CredentialsVersion>,
+    ) -> Result<bool> {
+        forward!(self.user_exists(site, account_id).await, confirming caller)
+    }
+
+    /// Whether credentials read at `caller` still hold, for operations that read no property.
+    pub async fn confirm(&self, caller: Option<CredentialsVersion>) -> Result<()> {
+        match self {
+            Self::Sqlite(_) => Ok(()),
+            Self::Postgres(store) => {
+                let _turn = store.admit()?;
+                store.confirm(caller).await
+            }
+        }
     }
 
     /// How many users there are.
@@ -243,8 +279,13 @@ impl Store {
     }
 
     /// The user's property keys in code-point order.
-    pub async fn property_keys(&self, site: SiteKey, account_id: &str) -> Result<Arc<[String]>> {
-        forward!(self.property_keys(site, account_id).await)
+    pub async fn property_keys(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+        caller: Option<CredentialsVersion>,
+    ) -> Result<Arc<[String]>> {
+        forward!(self.property_keys(site, account_id).await, confirming caller)
     }
 
     /// One property's stored JSON text.
@@ -253,8 +294,9 @@ impl Store {
         site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
+        caller: Option<CredentialsVersion>,
     ) -> Result<Option<PropertyValue>> {
-        forward!(self.property(site, account_id, key).await)
+        forward!(self.property(site, account_id, key).await, confirming caller)
     }
 
     /// Creates or replaces a property, deciding which in the same statement; `None` when the
@@ -265,8 +307,9 @@ impl Store {
         account_id: &str,
         key: &PropertyKey,
         value: &PropertyValue,
+        caller: Option<CredentialsVersion>,
     ) -> Result<Option<Written>> {
-        forward!(self.set_property(site, account_id, key, value).await)
+        forward!(self.set_property(site, account_id, key, value).await, confirming caller)
     }
 
     /// Deletes a property; whether it existed.
@@ -275,8 +318,9 @@ impl Store {
         site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
+        caller: Option<CredentialsVersion>,
     ) -> Result<bool> {
-        forward!(self.delete_property(site, account_id, key).await)
+        forward!(self.delete_property(site, account_id, key).await, confirming caller)
     }
 
     /// Adds a seed to a site in one transaction: missing users and tokens always, properties only

@@ -97,6 +97,7 @@ where
         Ok(Some(Arc::new(TokenOwner {
             user: Arc::new(Self::user_from_row(&row)?),
             token: Self::token_from_row(&row, stored_digest(row.try_get(5)?)?)?,
+            version: None,
         })))
     }
 
@@ -129,6 +130,7 @@ where
         Ok(Some(Arc::new(Account {
             user: Arc::new(Self::user_from_row(first)?),
             tokens,
+            version: None,
         })))
     }
 

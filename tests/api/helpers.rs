@@ -173,7 +173,7 @@ impl TestApp {
     pub async fn stored(&self, account_id: &str, key: &str) -> Option<String> {
         let key = jira_userprops::domain::PropertyKey::new(key.to_owned()).expect("valid key");
         self.store
-            .property(SiteKey::DEFAULT, account_id, &key)
+            .property(SiteKey::DEFAULT, account_id, &key, None)
             .await
             .expect("store answers")
             .map(|value| value.into_string())
@@ -186,13 +186,13 @@ impl TestApp {
             Some(value) => {
                 let value = jira_userprops::domain::PropertyValue::from_stored(value);
                 self.store
-                    .set_property(SiteKey::DEFAULT, account_id, &key, &value)
+                    .set_property(SiteKey::DEFAULT, account_id, &key, &value, None)
                     .await
                     .expect("store answers");
             }
             None => {
                 self.store
-                    .delete_property(SiteKey::DEFAULT, account_id, &key)
+                    .delete_property(SiteKey::DEFAULT, account_id, &key, None)
                     .await
                     .expect("store answers");
             }
@@ -202,7 +202,7 @@ impl TestApp {
     /// Every key the user holds, straight from the store.
     pub async fn stored_keys(&self, account_id: &str) -> Vec<String> {
         self.store
-            .property_keys(SiteKey::DEFAULT, account_id)
+            .property_keys(SiteKey::DEFAULT, account_id, None)
             .await
             .expect("store answers")
             .to_vec()

@@ -385,7 +385,86 @@ async fn credentials_changed_through_one_instance_hold_at_once_on_the_other(back
     assert_eq!(second.stored(BOB, "k").await, None, "nothing was written");
 }
 
+/// The other direction: what instance B has cached must not refuse what A just allowed.
+async fn credentials_granted_through_one_instance_hold_at_once_on_the_other(backend: Backend) {
+    let (_database, first, second) = two_instances(backend).await;
+    let bob = property_uri(3, "k", BOB);
+    // The second instance learns Bob's and Alice's credentials as they are now.
+    for (who, status) in [(Who::Bob, 404), (Who::Alice, 403)] {
+        second.get(&bob).by(who).send().await.assert_status(status);
+    }
+
+    let created = first
+        .admin(Method::POST, format!("/_admin/users/{BOB}/tokens"))
+        .send()
+        .await;
+    created.assert_status(201);
+    let token = created.json()["token"]
+        .as_str()
+        .expect("the new token")
+        .to_owned();
+    let written = second
+        .put(&bob)
+        .header("authorization", &basic("bob@example.com", &token))
+        .json("1")
+        .send()
+        .await;
+    written.assert_status(201);
+
+    first
+        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
+        .json(r#"{"admin": true}"#)
+        .send()
+        .await
+        .assert_status(200);
+    let read = second.get(&bob).by(Who::Alice).send().await;
+    read.assert_status(200);
+    assert_eq!(read.json()["value"], 1);
+
+    first
+        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
+        .json(r#"{"admin": false, "active": false}"#)
+        .send()
+        .await
+        .assert_status(200);
+    let info = second
+        .get("/rest/api/3/serverInfo")
+        .by(Who::Alice)
+        .send()
+        .await;
+    info.assert_status(401);
+    let myself = "/rest/api/3/myself";
+    second
+        .get(myself)
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(401);
+    second
+        .get(&bob)
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(401);
+    first
+        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
+        .json(r#"{"active": true}"#)
+        .send()
+        .await
+        .assert_status(200);
+    second
+        .get(&bob)
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(403);
+    let shown = second.get(myself).by(Who::Alice).send().await;
+    shown.assert_status(200);
+    assert_eq!(shown.json()["active"], true);
+}
+
 on_each_backend!(
+    credentials_granted_through_one_instance_hold_at_once_on_the_other,
     credentials_changed_through_one_instance_hold_at_once_on_the_other,
     a_site_made_through_one_instance_is_reached_through_the_other,
     a_grant_revoked_through_one_instance_is_refused_by_the_other_at_once,

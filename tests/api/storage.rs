@@ -157,7 +157,7 @@ async fn a_seed_whose_email_is_taken_changes_nothing(backend: Backend) {
     assert_eq!(report.conflict, Some(SeedConflict::Email(1)));
     assert!(
         !app.store
-            .user_exists(SiteKey::DEFAULT, "erin-1")
+            .user_exists(SiteKey::DEFAULT, "erin-1", None)
             .await
             .expect("store answers"),
         "rolled back"
@@ -177,7 +177,7 @@ async fn a_seed_whose_token_belongs_to_another_account_changes_nothing(backend: 
     assert_eq!(report.conflict, Some(SeedConflict::Token(0)));
     assert!(
         !app.store
-            .user_exists(SiteKey::DEFAULT, "frank-1")
+            .user_exists(SiteKey::DEFAULT, "frank-1", None)
             .await
             .expect("store answers"),
         "rolled back"

@@ -18,6 +18,7 @@ use quick_cache::{DefaultHashBuilder, Equivalent, Weighter};
 use sqlx::SqlitePool;
 use tokio::sync::Notify;
 
+use super::super::in_site::{InSite, InSiteLookup, in_site};
 use super::super::oauth::Access;
 use super::super::{Account, TokenOwner};
 use crate::clock::SharedClock;
@@ -109,33 +110,6 @@ impl FillGuard<'_> {
     /// Whether no write has bumped the epoch since the guard was taken.
     fn holds(&self) -> bool {
         self.epoch.load(Ordering::SeqCst) == self.seen
-    }
-}
-
-/// An email key or account id in a site.
-#[derive(PartialEq, Eq, Hash)]
-struct InSite {
-    site: SiteKey,
-    text: Box<str>,
-}
-
-/// Looks an [`InSite`] up without building one; hashes exactly as one.
-#[derive(Hash)]
-struct InSiteLookup<'a> {
-    site: SiteKey,
-    text: &'a str,
-}
-
-impl Equivalent<InSite> for InSiteLookup<'_> {
-    fn equivalent(&self, stored: &InSite) -> bool {
-        stored.site == self.site && *stored.text == *self.text
-    }
-}
-
-fn in_site(site: SiteKey, text: &str) -> InSite {
-    InSite {
-        site,
-        text: text.into(),
     }
 }
 

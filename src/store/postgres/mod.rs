@@ -1,4 +1,7 @@
-//! The PostgreSQL backend: one pool, plain portable SQL (no advisory locks or `xmax` in requests).
+//! The PostgreSQL backend: one pool, plain portable SQL (no advisory locks or `xmax` in requests),
+//! and a cache of credentials that each request's one statement confirms (`credentials.rs`).
+
+mod credentials;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -11,7 +14,10 @@ use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, TokenLimits, 
 use super::sql::{Dialect, connection};
 use super::{Account, DatabaseOptions, Error, Result, SeedData, SeedReport, TokenOwner};
 use crate::credentials::TokenDigest;
-use crate::domain::{CloudId, PropertyKey, PropertyValue, Site, SiteKey, SiteName, User, Written};
+use crate::domain::{
+    CloudId, CredentialsVersion, PropertyKey, PropertyValue, Site, SiteKey, SiteName, User, Written,
+};
+use credentials::CredentialsCache;
 
 type Sql = super::sql::Sql<Postgres>;
 
@@ -37,6 +43,7 @@ pub struct PostgresStore {
     pool: PgPool,
     location: String,
     admission: Arc<Admission>,
+    credentials: Arc<CredentialsCache>,
 }
 
 /// Bounds the calls in flight: those holding one of the pool's connections and those waiting
@@ -98,6 +105,7 @@ impl PostgresStore {
             pool,
             location,
             admission,
+            credentials: Arc::new(CredentialsCache::new()),
         })
     }
 
@@ -144,7 +152,22 @@ impl PostgresStore {
         site: SiteKey,
         digest: &TokenDigest,
     ) -> Result<Option<Arc<TokenOwner>>> {
-        Ok(Sql::token_owner(&mut *connection(&self.pool).await?, site, digest).await?)
+        if let Some(owner) = self.credentials.token_owner(site, digest) {
+            return Ok(Some(owner));
+        }
+        let mut conn = connection(&self.pool).await?;
+        let version = self.read_version(&mut conn).await?;
+        let owner = Sql::token_owner(&mut conn, site, digest).await?;
+        let owner = owner.map(|owner| {
+            Arc::new(TokenOwner {
+                version: Some(version),
+                ..Arc::unwrap_or_clone(owner)
+            })
+        });
+        if let Some(owner) = &owner {
+            self.credentials.keep_token_owner(site, digest, owner);
+        }
+        Ok(owner)
     }
 
     pub(super) async fn account_by_email(
@@ -152,27 +175,123 @@ impl PostgresStore {
         site: SiteKey,
         email_key: &str,
     ) -> Result<Option<Arc<Account>>> {
-        Ok(Sql::account_by_email(&mut *connection(&self.pool).await?, site, email_key).await?)
+        if let Some(account) = self.credentials.account(site, email_key) {
+            return Ok(Some(account));
+        }
+        let mut conn = connection(&self.pool).await?;
+        let version = self.read_version(&mut conn).await?;
+        let account = Sql::account_by_email(&mut conn, site, email_key).await?;
+        let account = account.map(|account| {
+            Arc::new(Account {
+                version: Some(version),
+                ..Arc::unwrap_or_clone(account)
+            })
+        });
+        if let Some(account) = &account {
+            self.credentials.keep_account(site, email_key, account);
+        }
+        Ok(account)
+    }
+
+    /// The credentials version, read before the credentials it will tag: what is read after it
+    /// is at least that new, so an entry is never trusted past a change it missed.
+    async fn read_version(&self, conn: &mut PgConnection) -> Result<CredentialsVersion> {
+        let version = sqlx::query_scalar("SELECT version FROM credentials_version")
+            .fetch_one(conn)
+            .await?;
+        let version = CredentialsVersion(version);
+        self.credentials.saw(version);
+        Ok(version)
+    }
+
+    /// Notes the version a statement returned; [`Error::Stale`] when the caller's credentials
+    /// were read at another.
+    fn confirm_version(&self, found: i64, caller: Option<CredentialsVersion>) -> Result<()> {
+        let found = CredentialsVersion(found);
+        self.credentials.saw(found);
+        match caller {
+            Some(version) if version != found => Err(Error::Stale),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether credentials read at `caller` still hold: at once when this instance already
+    /// knows better, else by one statement.
+    pub(super) async fn confirm(&self, caller: Option<CredentialsVersion>) -> Result<()> {
+        let Some(version) = caller else {
+            return Ok(());
+        };
+        if !self.credentials.is_current(version) {
+            return Err(Error::Stale);
+        }
+        let found = sqlx::query_scalar("SELECT version FROM credentials_version")
+            .fetch_one(&mut *connection(&self.pool).await?)
+            .await?;
+        self.confirm_version(found, caller)
     }
 
     pub(super) async fn user(&self, site: SiteKey, account_id: &str) -> Result<Option<User>> {
         Ok(Sql::user(&mut *connection(&self.pool).await?, site, account_id).await?)
     }
 
-    pub(super) async fn user_exists(&self, site: SiteKey, account_id: &str) -> Result<bool> {
-        Ok(Sql::user_exists(&mut *connection(&self.pool).await?, site, account_id).await?)
+    /// From the cache for a caller whose credentials are cached too, since the statement that
+    /// follows confirms both; otherwise from the database.
+    pub(super) async fn user_exists(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+        caller: Option<CredentialsVersion>,
+    ) -> Result<bool> {
+        if let Some(version) = caller {
+            if !self.credentials.is_current(version) {
+                return Err(Error::Stale);
+            }
+            if self.credentials.user_exists(site, account_id) {
+                return Ok(true);
+            }
+        }
+        let row = sqlx::query(
+            "SELECT v.version, EXISTS (SELECT 1 FROM users WHERE site = $1 AND account_id = $2)
+             FROM credentials_version v",
+        )
+        .bind(site.0)
+        .bind(account_id)
+        .fetch_one(&mut *connection(&self.pool).await?)
+        .await?;
+        let found = row.try_get(0)?;
+        self.confirm_version(found, caller)?;
+        let exists = row.try_get(1)?;
+        if exists {
+            self.credentials
+                .keep_user(site, account_id, CredentialsVersion(found));
+        }
+        Ok(exists)
     }
 
     pub(super) async fn user_count(&self, site: SiteKey) -> Result<u64> {
         Ok(Sql::user_count(&mut *connection(&self.pool).await?, site).await?)
     }
 
+    // Each request's statement reads the credentials version beside its value, or guards its
+    // write with it: one statement both confirms the caller and does the work.
+
     pub(super) async fn property_keys(
         &self,
         site: SiteKey,
         account_id: &str,
+        caller: Option<CredentialsVersion>,
     ) -> Result<Arc<[String]>> {
-        Ok(Sql::property_keys(&mut *connection(&self.pool).await?, site, account_id).await?)
+        let row = sqlx::query(
+            "SELECT v.version, ARRAY (SELECT key FROM properties
+                                      WHERE site = $1 AND account_id = $2 ORDER BY key)
+             FROM credentials_version v",
+        )
+        .bind(site.0)
+        .bind(account_id)
+        .fetch_one(&mut *connection(&self.pool).await?)
+        .await?;
+        self.confirm_version(row.try_get(0)?, caller)?;
+        Ok(row.try_get::<Vec<String>, _>(1)?.into())
     }
 
     pub(super) async fn property(
@@ -180,14 +299,20 @@ impl PostgresStore {
         site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
+        caller: Option<CredentialsVersion>,
     ) -> Result<Option<PropertyValue>> {
-        Ok(Sql::property(
-            &mut *connection(&self.pool).await?,
-            site,
-            account_id,
-            key.as_str(),
+        let row = sqlx::query(
+            "SELECT v.version, p.value FROM credentials_version v
+             LEFT JOIN properties p ON p.site = $1 AND p.account_id = $2 AND p.key = $3",
         )
-        .await?)
+        .bind(site.0)
+        .bind(account_id)
+        .bind(key.as_str())
+        .fetch_one(&mut *connection(&self.pool).await?)
+        .await?;
+        self.confirm_version(row.try_get(0)?, caller)?;
+        let value: Option<String> = row.try_get(1)?;
+        Ok(value.map(PropertyValue::from_stored))
     }
 
     pub(super) async fn set_property(
@@ -196,28 +321,38 @@ impl PostgresStore {
         account_id: &str,
         key: &PropertyKey,
         value: &PropertyValue,
+        caller: Option<CredentialsVersion>,
     ) -> Result<Option<Written>> {
         // Concurrent first writers meet on the primary key: one inserts (revision 0), the others
         // wait for it and update. Portable to CockroachDB and YugabyteDB.
-        let revision = sqlx::query(
-            "INSERT INTO properties (site, account_id, key, value) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (site, account_id, key)
-             DO UPDATE SET value = EXCLUDED.value, revision = properties.revision + 1
-             RETURNING revision",
+        let row = sqlx::query(
+            "WITH v AS (SELECT version FROM credentials_version),
+             written AS (
+                 INSERT INTO properties (site, account_id, key, value)
+                 SELECT $1, $2, $3, $4 FROM v WHERE $5::BIGINT IS NULL OR v.version = $5
+                 ON CONFLICT (site, account_id, key)
+                 DO UPDATE SET value = EXCLUDED.value, revision = properties.revision + 1
+                 RETURNING revision)
+             SELECT v.version, written.revision FROM v LEFT JOIN written ON TRUE",
         )
         .bind(site.0)
         .bind(account_id)
         .bind(key.as_str())
         .bind(value.as_str())
-        .fetch_one(&self.pool)
-        .await
-        .and_then(|row| row.try_get::<i64, _>(0));
-        // 0 is a new row; a missing user shows as a foreign-key violation.
-        match revision {
-            Ok(0) => Ok(Some(Written::Created)),
-            Ok(_) => Ok(Some(Written::Updated)),
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(None),
-            Err(e) => Err(e.into()),
+        .bind(caller.map(|version| version.0))
+        .fetch_one(&mut *connection(&self.pool).await?)
+        .await;
+        // A missing user shows as a foreign-key violation.
+        let row = match row {
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(None),
+            row => row?,
+        };
+        self.confirm_version(row.try_get(0)?, caller)?;
+        // 0 is a new row.
+        match row.try_get::<Option<i64>, _>(1)? {
+            Some(0) => Ok(Some(Written::Created)),
+            Some(_) => Ok(Some(Written::Updated)),
+            None => Err(Error::Stale),
         }
     }
 
@@ -226,15 +361,25 @@ impl PostgresStore {
         site: SiteKey,
         account_id: &str,
         key: &PropertyKey,
+        caller: Option<CredentialsVersion>,
     ) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM properties WHERE site = $1 AND account_id = $2 AND key = $3")
-                .bind(site.0)
-                .bind(account_id)
-                .bind(key.as_str())
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
+        let row = sqlx::query(
+            "WITH v AS (SELECT version FROM credentials_version),
+             gone AS (
+                 DELETE FROM properties
+                 WHERE site = $1 AND account_id = $2 AND key = $3
+                   AND EXISTS (SELECT 1 FROM v WHERE $4::BIGINT IS NULL OR v.version = $4)
+                 RETURNING 1)
+             SELECT v.version, (SELECT COUNT(*) FROM gone) FROM v",
+        )
+        .bind(site.0)
+        .bind(account_id)
+        .bind(key.as_str())
+        .bind(caller.map(|version| version.0))
+        .fetch_one(&mut *connection(&self.pool).await?)
+        .await?;
+        self.confirm_version(row.try_get(0)?, caller)?;
+        Ok(row.try_get::<i64, _>(1)? > 0)
     }
 
     pub(super) async fn apply_seed(&self, site: SiteKey, seed: &SeedData) -> Result<SeedReport> {
