@@ -126,6 +126,97 @@ async fn past_the_waiting_bound_requests_are_refused_at_once() {
     app.get(&uri).by(Who::Alice).send().await.assert_status(200);
 }
 
+/// Instances share no lock but PostgreSQL's row locks, and hold none across a request: while
+/// one instance's every connection hangs mid-statement behind a partition, with requests
+/// queued behind them, the other reads and writes the very same rows, each answered promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_stalled_mid_statement_does_not_hold_up_the_other() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let relay = Relay::to(upstream(&database.url)).await;
+    let options = DatabaseOptions {
+        pool_size: 2,
+        acquire_timeout: Duration::from_secs(5),
+        ..test_database_options()
+    };
+    let stalled = Arc::new(TestApp::on_with(&through(&database.url, &relay), None, &options).await);
+    let store = Store::connect(&database.url, &options)
+        .await
+        .expect("the other instance connects");
+    let other = TestApp::over(store, None);
+    let uri = property_uri(3, "existing", ALICE);
+    for app in [&*stalled, &other] {
+        app.get(&uri).by(Who::Alice).send().await.assert_status(200);
+    }
+
+    relay.hold(true);
+    let stuck: Vec<_> = (0..6)
+        .map(|turn| {
+            let (app, uri) = (stalled.clone(), uri.clone());
+            tokio::spawn(async move {
+                let request = if turn % 2 == 0 {
+                    app.put(&uri).by(Who::Alice).json("\"stalled\"")
+                } else {
+                    app.get(&uri).by(Who::Alice)
+                };
+                request.send().await.status
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        stuck.iter().all(|request| !request.is_finished()),
+        "the first instance's requests hang while the partition holds"
+    );
+
+    // The other instance writes and reads the same row, and others, as if nothing were wrong.
+    let mut slowest = Duration::ZERO;
+    for turn in 0..200 {
+        let started = Instant::now();
+        let value = format!("{turn}");
+        other
+            .put(&uri)
+            .by(Who::Alice)
+            .json(value)
+            .send()
+            .await
+            .assert_status(200);
+        let read = other.get(&uri).by(Who::Admin).send().await;
+        read.assert_status(200);
+        assert_eq!(read.json()["value"], turn);
+        let elsewhere = other
+            .put(property_uri(3, &format!("other.{}", turn % 10), BOB))
+            .by(Who::Bob)
+            .json("1")
+            .send()
+            .await;
+        assert!(elsewhere.status.is_success(), "{}", elsewhere.text());
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_secs(2),
+        "the other instance waited on something: {slowest:?}"
+    );
+    assert!(
+        stuck.iter().all(|request| !request.is_finished()),
+        "the partition held throughout"
+    );
+
+    relay.hold(false);
+    for request in stuck {
+        let status = request.await.expect("the request ends");
+        assert!(matches!(status.as_u16(), 200 | 201 | 503), "{status}");
+    }
+    stalled
+        .get(&uri)
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(200);
+}
+
 #[tokio::test]
 async fn sessions_are_named_jira_userprops_unless_the_url_names_them() {
     let Some(backend) = Backend::postgres() else {
