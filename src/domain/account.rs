@@ -174,8 +174,8 @@ pub struct Caller {
     pub scopes: Option<Arc<Scopes>>,
     /// The caller's user record as it was when they authenticated.
     pub user: Arc<User>,
-    /// What the caller proved, to prove it again if their credentials turn out stale; `None`
-    /// for a caller made without a request (tests).
+    /// What the caller proved, kept when accepted on cached credentials (below), to prove it
+    /// again if those turn out stale.
     pub proof: Option<Proof>,
     /// When the credentials came from an instance's cache: the version of the stored
     /// credentials they were read at, which the request's statement must still find. `None`

@@ -32,35 +32,44 @@ impl Authenticator {
         let credentials = credentials.ok_or(Error::Unauthenticated {
             credentials_rejected: false,
         })?;
-        let proof = match credentials {
+        match credentials {
             // No account has an email with control characters (PostgreSQL cannot even store NUL).
             Credentials::Basic { email, .. } if email.chars().any(char::is_control) => {
-                return Err(rejected());
+                Err(rejected())
             }
-            Credentials::Basic { email, token } => Proof {
-                via,
-                email_key: Some(email_key(email).into_owned()),
-                digest: TokenDigest::of(token),
-            },
-            Credentials::Bearer(token) => Proof {
-                via,
-                email_key: None,
-                digest: TokenDigest::of(token),
-            },
-        };
-        self.prove(site, proof).await
+            Credentials::Basic { email, token } => {
+                let email_key = email_key(email);
+                let claim = Claim {
+                    via,
+                    email_key: Some(&email_key),
+                    digest: TokenDigest::of(token),
+                };
+                self.prove(site, claim).await
+            }
+            Credentials::Bearer(token) => {
+                let claim = Claim {
+                    via,
+                    email_key: None,
+                    digest: TokenDigest::of(token),
+                };
+                self.prove(site, claim).await
+            }
+        }
     }
 
     /// The caller once more, from what they proved: for a caller whose cached credentials the
     /// store found overtaken by a change. The credentials are read again, so they are at least
     /// as new as the change.
     pub async fn renew(&self, caller: &Caller) -> Result<Caller> {
-        let proof = caller.proof.clone().ok_or_else(rejected)?;
-        self.prove(caller.site, proof).await
+        let proof = caller.proof.as_ref().ok_or_else(rejected)?;
+        let claim = Claim {
+            via: proof.via,
+            email_key: proof.email_key.as_deref(),
+            digest: proof.digest,
+        };
+        self.prove(caller.site, claim).await
     }
 
-    /// Who proved this. A refusal decided on cached credentials is confirmed first: a token
-    /// made or a user reactivated through another instance works at once here too.
     /// Who is calling, confirmed against the stored credentials at once: for callers that run
     /// no statement of a user-properties operation, which would confirm them (the consent
     /// page's sign-in, a Jira user at the admin API).
@@ -84,34 +93,43 @@ impl Authenticator {
         }
     }
 
-    async fn prove(&self, site: SiteKey, proof: Proof) -> Result<Caller> {
-        let outcome = match self.prove_once(site, &proof).await {
+    /// Who made this claim. A refusal decided on cached credentials is confirmed first: a token
+    /// made or a user reactivated through another instance works at once here too. A caller
+    /// accepted on cached credentials keeps what they proved, to prove it again if need be.
+    async fn prove(&self, site: SiteKey, claim: Claim<'_>) -> Result<Caller> {
+        let outcome = match self.prove_once(site, &claim).await {
             Err(Refusal {
                 error,
                 cached: Some(version),
             }) if error.is_rejection() => match self.store.confirm(Some(version)).await {
-                Err(stale) if stale.is_stale() => self.prove_once(site, &proof).await,
+                Err(stale) if stale.is_stale() => self.prove_once(site, &claim).await,
                 Err(other) => return Err(other.into()),
                 Ok(()) => return Err(error),
             },
             outcome => outcome,
         };
         let mut caller = outcome.map_err(|refusal| refusal.error)?;
-        caller.proof = Some(proof);
+        if caller.credentials_version.is_some() {
+            caller.proof = Some(Proof {
+                via: claim.via,
+                email_key: claim.email_key.map(str::to_owned),
+                digest: claim.digest,
+            });
+        }
         Ok(caller)
     }
 
-    /// One attempt, on whatever the store holds; the caller's `proof` is left to [`Self::prove`].
-    async fn prove_once(&self, site: SiteKey, proof: &Proof) -> Result<Caller, Refusal> {
-        let via = proof.via;
-        let (user, token, version) = match &proof.email_key {
+    /// One attempt, on whatever the store holds; the caller's proof is left to [`Self::prove`].
+    async fn prove_once(&self, site: SiteKey, claim: &Claim<'_>) -> Result<Caller, Refusal> {
+        let via = claim.via;
+        let (user, token, version) = match claim.email_key {
             Some(email_key) => {
                 let account = self.store.account_by_email(site, email_key).await?;
                 let account = account.ok_or_else(rejected)?;
                 let cached = account.version;
                 // Every digest is compared, without stopping at a match, in constant time each.
                 let matched = account.tokens.iter().fold(None, |found, stored| {
-                    if stored.digest.matches(&proof.digest) {
+                    if stored.digest.matches(&claim.digest) {
                         Some(stored)
                     } else {
                         found
@@ -127,7 +145,7 @@ impl Authenticator {
                     && let Some(access) = self
                         .store
                         .oauth()
-                        .access(site, &proof.digest, unix_ms(&self.clock))
+                        .access(site, &claim.digest, unix_ms(&self.clock))
                         .await?
                 {
                     if !access.user.active {
@@ -142,7 +160,7 @@ impl Authenticator {
                         credentials_version: None,
                     });
                 }
-                let owner = self.store.token_owner(site, &proof.digest).await?;
+                let owner = self.store.token_owner(site, &claim.digest).await?;
                 let owner = owner.ok_or_else(rejected)?;
                 // A scoped token is Basic only; as Bearer the gateway knows no such resource.
                 if owner.token.scopes.is_some() {
@@ -171,6 +189,13 @@ impl Authenticator {
             credentials_version: version,
         })
     }
+}
+
+/// What a request claims: [`Proof`] borrowed from its credentials, not yet copied.
+struct Claim<'a> {
+    via: Via,
+    email_key: Option<&'a str>,
+    digest: TokenDigest,
 }
 
 /// Why an attempt failed, and the version of the cached credentials it was decided on, if any.
