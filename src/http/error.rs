@@ -212,7 +212,7 @@ impl IntoResponse for HttpError {
                     tracing::warn!(error = %cause, "request refused unqueued");
                     "The database is busy: too many requests are waiting for it. Try again later."
                 } else if cause.is_stale() {
-                    // Credentials changed under every attempt: churn, not a fault.
+                    // Not expected: a renewed caller is never stale. Churn, not a fault.
                     tracing::warn!(error = %cause, "credentials kept changing under the request");
                     "Credentials are changing: try again."
                 } else {

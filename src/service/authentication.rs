@@ -58,8 +58,10 @@ impl Authenticator {
     }
 
     /// The caller once more, from what they proved: for a caller whose cached credentials the
-    /// store found overtaken by a change. The credentials are read again, so they are at least
-    /// as new as the change.
+    /// store found overtaken by a change. What is read now is at least as new as the version the
+    /// store found, which a statement of this very request read, so it holds every change
+    /// answered before the request began: nothing later needs to confirm it, and a retry with it
+    /// cannot be stale again, however busy other sites keep the version.
     pub async fn renew(&self, caller: &Caller) -> Result<Caller> {
         let proof = caller.proof.as_ref().ok_or_else(rejected)?;
         let claim = Claim {
@@ -67,7 +69,9 @@ impl Authenticator {
             email_key: proof.email_key.as_deref(),
             digest: proof.digest,
         };
-        self.prove(caller.site, claim).await
+        let mut renewed = self.prove(caller.site, claim).await?;
+        renewed.credentials_version = None;
+        Ok(renewed)
     }
 
     /// Who is calling, confirmed against the stored credentials at once: for callers that run

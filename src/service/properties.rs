@@ -19,28 +19,22 @@ pub struct PropertyService {
     authenticator: Authenticator,
 }
 
-/// How many times an operation runs when changes to credentials keep overtaking its caller's.
-const ATTEMPTS: usize = 3;
-
 /// Runs one attempt of an operation as the caller. When the store finds the caller's cached
 /// credentials overtaken by a change (made through any instance), the caller is proved again
-/// against the stored credentials and the attempt runs again from its first check, so the
-/// permission rule is always applied to credentials as new as the attempt's statement. A macro,
-/// not a function taking a closure: the attempt borrows the caller it is given.
+/// against the stored credentials and the attempt runs once more, from its first check, so the
+/// permission rule is always applied to credentials as new as the attempt's statement. A
+/// renewed caller is never stale (`Authenticator::renew`). A macro, not a function taking a
+/// closure: the attempt borrows the caller it is given.
 macro_rules! as_current {
     ($service:expr, $caller:expr, |$current:ident| $attempt:expr) => {{
-        let mut renewed;
-        let mut $current: &Caller = $caller;
-        let mut attempts = 1;
-        loop {
-            match $attempt.await {
-                Err(error) if error.is_stale() && attempts < ATTEMPTS => {
-                    renewed = $service.authenticator.renew($caller).await?;
-                    $current = &renewed;
-                    attempts += 1;
-                }
-                outcome => break outcome,
+        let $current: &Caller = $caller;
+        match $attempt.await {
+            Err(error) if error.is_stale() => {
+                let renewed = $service.authenticator.renew($caller).await?;
+                let $current: &Caller = &renewed;
+                $attempt.await
             }
+            outcome => outcome,
         }
     }};
 }

@@ -132,8 +132,10 @@ macro_rules! run {
             }
             Pools::Postgres(store) => {
                 let _turn = store.admit()?;
-                let mut conn = connection(store.pool()).await?;
-                Ok(OAuthSql::<Postgres>::$function(&mut *conn, $($arg),*).await?)
+                let mut lease = store.lease().await?;
+                let outcome = OAuthSql::<Postgres>::$function(&mut *lease, $($arg),*).await;
+                lease.finish(&outcome);
+                Ok(outcome?)
             }
         }
     };
@@ -274,8 +276,10 @@ impl OAuthStore<'_> {
             }
             Pools::Postgres(store) => {
                 let _turn = store.admit()?;
-                let mut conn = connection(store.pool()).await?;
-                OAuthSql::<Postgres>::access(&mut *conn, site, token, now).await?
+                let mut lease = store.lease().await?;
+                let outcome = OAuthSql::<Postgres>::access(&mut *lease, site, token, now).await;
+                lease.finish(&outcome);
+                outcome?
             }
         };
         Ok(found.filter(|access| access.expires_at > now))

@@ -2,6 +2,21 @@
 //! and a cache of credentials that each request's one statement confirms (`credentials.rs`).
 
 mod credentials;
+mod reuse;
+
+/// Runs a call on a leased connection (`reuse.rs`), which is kept for the next call if this one
+/// succeeds.
+macro_rules! leased {
+    ($store:expr, |$conn:ident| $call:expr) => {{
+        let mut lease = $store.lease().await?;
+        let outcome = {
+            let $conn: &mut PgConnection = &mut lease;
+            $call.await
+        };
+        lease.finish(&outcome);
+        outcome
+    }};
+}
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -11,13 +26,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection as _, PgConnection, Postgres, Row as _};
 
 use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, TokenLimits, UserPatch};
-use super::sql::{Dialect, connection};
+use super::sql::Dialect;
 use super::{Account, DatabaseOptions, Error, Result, SeedData, SeedReport, TokenOwner};
 use crate::credentials::TokenDigest;
 use crate::domain::{
     CloudId, CredentialsVersion, PropertyKey, PropertyValue, Site, SiteKey, SiteName, User, Written,
 };
 use credentials::CredentialsCache;
+use reuse::{IDLE_BEFORE_PING, Reuse};
 
 type Sql = super::sql::Sql<Postgres>;
 
@@ -30,11 +46,6 @@ impl Dialect for Postgres {
     }
 }
 
-/// How long a connection may sit idle before it is pinged on its way out of the pool. Under load
-/// none sits idle that long; a PostgreSQL restart takes longer (about a quarter second for an
-/// empty database), so a connection idle across one is pinged and replaced, not handed out dead.
-const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_millis(100);
-
 /// PostgreSQL (or a compatible database) through sqlx. Many instances may share one database:
 /// every decision that must be atomic is made by a single statement or a SERIALIZABLE
 /// transaction.
@@ -44,6 +55,7 @@ pub struct PostgresStore {
     location: String,
     admission: Arc<Admission>,
     credentials: Arc<CredentialsCache>,
+    reuse: Arc<Reuse>,
 }
 
 /// Bounds the calls in flight: those holding one of the pool's connections and those waiting
@@ -106,6 +118,7 @@ impl PostgresStore {
             location,
             admission,
             credentials: Arc::new(CredentialsCache::new()),
+            reuse: Arc::new(Reuse::new(options.pool_size, options.acquire_timeout)),
         })
     }
 
@@ -133,17 +146,14 @@ impl PostgresStore {
         self.location.clone()
     }
 
-    /// The pool, for statements of other areas (`store/oauth.rs`).
-    pub(super) fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     pub(super) fn pool_usage(&self) -> (u32, u32) {
+        let (in_use, kept) = self.reuse.usage();
         let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
-        (self.pool.size().saturating_sub(idle), idle)
+        (in_use, kept.saturating_add(idle))
     }
 
     pub(super) async fn close(&self) {
+        self.reuse.close();
         self.pool.close().await;
     }
 
@@ -155,9 +165,11 @@ impl PostgresStore {
         if let Some(owner) = self.credentials.token_owner(site, digest) {
             return Ok(Some(owner));
         }
-        let mut conn = connection(&self.pool).await?;
-        let version = self.read_version(&mut conn).await?;
-        let owner = Sql::token_owner(&mut conn, site, digest).await?;
+        let (version, owner) = leased!(self, |conn| async {
+            let version = read_version(&mut *conn).await?;
+            Ok((version, Sql::token_owner(conn, site, digest).await?))
+        })?;
+        let version = self.seen(version);
         let owner = owner.map(|owner| {
             Arc::new(TokenOwner {
                 version: Some(version),
@@ -178,9 +190,11 @@ impl PostgresStore {
         if let Some(account) = self.credentials.account(site, email_key) {
             return Ok(Some(account));
         }
-        let mut conn = connection(&self.pool).await?;
-        let version = self.read_version(&mut conn).await?;
-        let account = Sql::account_by_email(&mut conn, site, email_key).await?;
+        let (version, account) = leased!(self, |conn| async {
+            let version = read_version(&mut *conn).await?;
+            Ok((version, Sql::account_by_email(conn, site, email_key).await?))
+        })?;
+        let version = self.seen(version);
         let account = account.map(|account| {
             Arc::new(Account {
                 version: Some(version),
@@ -193,15 +207,11 @@ impl PostgresStore {
         Ok(account)
     }
 
-    /// The credentials version, read before the credentials it will tag: what is read after it
-    /// is at least that new, so an entry is never trusted past a change it missed.
-    async fn read_version(&self, conn: &mut PgConnection) -> Result<CredentialsVersion> {
-        let version = sqlx::query_scalar("SELECT version FROM credentials_version")
-            .fetch_one(conn)
-            .await?;
+    /// Notes a version read before the credentials it will tag.
+    fn seen(&self, version: i64) -> CredentialsVersion {
         let version = CredentialsVersion(version);
         self.credentials.saw(version);
-        Ok(version)
+        version
     }
 
     /// Notes the version a statement returned; [`Error::Stale`] when the caller's credentials
@@ -224,14 +234,12 @@ impl PostgresStore {
         if !self.credentials.is_current(version) {
             return Err(Error::Stale);
         }
-        let found = sqlx::query_scalar("SELECT version FROM credentials_version")
-            .fetch_one(&mut *connection(&self.pool).await?)
-            .await?;
+        let found = leased!(self, |conn| read_version(conn))?;
         self.confirm_version(found, caller)
     }
 
     pub(super) async fn user(&self, site: SiteKey, account_id: &str) -> Result<Option<User>> {
-        Ok(Sql::user(&mut *connection(&self.pool).await?, site, account_id).await?)
+        Ok(leased!(self, |conn| Sql::user(conn, site, account_id))?)
     }
 
     /// From the cache for a caller whose credentials are cached too, since the statement that
@@ -250,14 +258,13 @@ impl PostgresStore {
                 return Ok(true);
             }
         }
-        let row = sqlx::query(
+        let query = sqlx::query(
             "SELECT v.version, EXISTS (SELECT 1 FROM users WHERE site = $1 AND account_id = $2)
              FROM credentials_version v",
         )
         .bind(site.0)
-        .bind(account_id)
-        .fetch_one(&mut *connection(&self.pool).await?)
-        .await?;
+        .bind(account_id);
+        let row = leased!(self, |conn| query.fetch_one(conn))?;
         let found = row.try_get(0)?;
         self.confirm_version(found, caller)?;
         let exists = row.try_get(1)?;
@@ -269,7 +276,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn user_count(&self, site: SiteKey) -> Result<u64> {
-        Ok(Sql::user_count(&mut *connection(&self.pool).await?, site).await?)
+        Ok(leased!(self, |conn| Sql::user_count(conn, site))?)
     }
 
     // Each request's statement reads the credentials version beside its value, or guards its
@@ -281,15 +288,14 @@ impl PostgresStore {
         account_id: &str,
         caller: Option<CredentialsVersion>,
     ) -> Result<Arc<[String]>> {
-        let row = sqlx::query(
+        let query = sqlx::query(
             "SELECT v.version, ARRAY (SELECT key FROM properties
                                       WHERE site = $1 AND account_id = $2 ORDER BY key)
              FROM credentials_version v",
         )
         .bind(site.0)
-        .bind(account_id)
-        .fetch_one(&mut *connection(&self.pool).await?)
-        .await?;
+        .bind(account_id);
+        let row = leased!(self, |conn| query.fetch_one(conn))?;
         self.confirm_version(row.try_get(0)?, caller)?;
         Ok(row.try_get::<Vec<String>, _>(1)?.into())
     }
@@ -301,15 +307,14 @@ impl PostgresStore {
         key: &PropertyKey,
         caller: Option<CredentialsVersion>,
     ) -> Result<Option<PropertyValue>> {
-        let row = sqlx::query(
+        let query = sqlx::query(
             "SELECT v.version, p.value FROM credentials_version v
              LEFT JOIN properties p ON p.site = $1 AND p.account_id = $2 AND p.key = $3",
         )
         .bind(site.0)
         .bind(account_id)
-        .bind(key.as_str())
-        .fetch_one(&mut *connection(&self.pool).await?)
-        .await?;
+        .bind(key.as_str());
+        let row = leased!(self, |conn| query.fetch_one(conn))?;
         self.confirm_version(row.try_get(0)?, caller)?;
         let value: Option<String> = row.try_get(1)?;
         Ok(value.map(PropertyValue::from_stored))
@@ -325,7 +330,7 @@ impl PostgresStore {
     ) -> Result<Option<Written>> {
         // Concurrent first writers meet on the primary key: one inserts (revision 0), the others
         // wait for it and update. Portable to CockroachDB and YugabyteDB.
-        let row = sqlx::query(
+        let query = sqlx::query(
             "WITH v AS (SELECT version FROM credentials_version),
              written AS (
                  INSERT INTO properties (site, account_id, key, value)
@@ -339,9 +344,8 @@ impl PostgresStore {
         .bind(account_id)
         .bind(key.as_str())
         .bind(value.as_str())
-        .bind(caller.map(|version| version.0))
-        .fetch_one(&mut *connection(&self.pool).await?)
-        .await;
+        .bind(caller.map(|version| version.0));
+        let row = leased!(self, |conn| query.fetch_one(conn));
         // A missing user shows as a foreign-key violation.
         let row = match row {
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(None),
@@ -363,7 +367,7 @@ impl PostgresStore {
         key: &PropertyKey,
         caller: Option<CredentialsVersion>,
     ) -> Result<bool> {
-        let row = sqlx::query(
+        let query = sqlx::query(
             "WITH v AS (SELECT version FROM credentials_version),
              gone AS (
                  DELETE FROM properties
@@ -375,9 +379,8 @@ impl PostgresStore {
         .bind(site.0)
         .bind(account_id)
         .bind(key.as_str())
-        .bind(caller.map(|version| version.0))
-        .fetch_one(&mut *connection(&self.pool).await?)
-        .await?;
+        .bind(caller.map(|version| version.0));
+        let row = leased!(self, |conn| query.fetch_one(conn))?;
         self.confirm_version(row.try_get(0)?, caller)?;
         Ok(row.try_get::<i64, _>(1)? > 0)
     }
@@ -385,13 +388,14 @@ impl PostgresStore {
     pub(super) async fn apply_seed(&self, site: SiteKey, seed: &SeedData) -> Result<SeedReport> {
         // Instances seeding one database at once must agree on whether it was empty.
         serializable(|| async {
-            Sql::apply_seed(self.begin_serializable().await?, site, seed).await
+            let mut lease = self.lease().await?;
+            Sql::apply_seed(begin_serializable(&mut lease).await?, site, seed).await
         })
         .await
     }
 
     pub(super) async fn users(&self, site: SiteKey) -> Result<Vec<User>> {
-        Ok(Sql::users(&mut *connection(&self.pool).await?, site).await?)
+        Ok(leased!(self, |conn| Sql::users(conn, site))?)
     }
 
     pub(super) async fn update_user(
@@ -400,11 +404,15 @@ impl PostgresStore {
         account_id: &str,
         patch: &UserPatch,
     ) -> Result<PatchOutcome> {
-        Ok(Sql::update_user(&mut *connection(&self.pool).await?, site, account_id, patch).await?)
+        Ok(leased!(self, |conn| Sql::update_user(
+            conn, site, account_id, patch
+        ))?)
     }
 
     pub(super) async fn delete_user(&self, site: SiteKey, account_id: &str) -> Result<bool> {
-        Ok(Sql::delete_user(&mut *connection(&self.pool).await?, site, account_id).await?)
+        Ok(leased!(self, |conn| Sql::delete_user(
+            conn, site, account_id
+        ))?)
     }
 
     pub(super) async fn add_token(
@@ -414,14 +422,9 @@ impl PostgresStore {
         digest: &TokenDigest,
         limits: &TokenLimits,
     ) -> Result<Option<String>> {
-        Ok(Sql::add_token(
-            &mut *connection(&self.pool).await?,
-            site,
-            account_id,
-            digest,
-            limits,
-        )
-        .await?)
+        Ok(leased!(self, |conn| Sql::add_token(
+            conn, site, account_id, digest, limits
+        ))?)
     }
 
     pub(super) async fn tokens(
@@ -429,7 +432,7 @@ impl PostgresStore {
         site: SiteKey,
         account_id: &str,
     ) -> Result<Option<Vec<TokenInfo>>> {
-        Ok(Sql::tokens(&mut *connection(&self.pool).await?, site, account_id).await?)
+        Ok(leased!(self, |conn| Sql::tokens(conn, site, account_id))?)
     }
 
     pub(super) async fn revoke_token(
@@ -438,18 +441,23 @@ impl PostgresStore {
         account_id: &str,
         id: &str,
     ) -> Result<bool> {
-        Ok(Sql::revoke_token(&mut *connection(&self.pool).await?, site, account_id, id).await?)
+        Ok(leased!(self, |conn| Sql::revoke_token(
+            conn, site, account_id, id
+        ))?)
     }
 
     pub(super) async fn reset(&self, site: SiteKey, everything: bool) -> Result<()> {
         serializable(|| async {
-            Sql::reset(self.begin_serializable().await?, site, everything).await
+            let mut lease = self.lease().await?;
+            Sql::reset(begin_serializable(&mut lease).await?, site, everything).await
         })
         .await
     }
 
     pub(super) async fn snapshot(&self, site: SiteKey) -> Result<Snapshot> {
-        let mut tx = self.pool.begin().await?;
+        // A lease that holds a transaction is never finished: it goes back to the pool.
+        let mut lease = self.lease().await?;
+        let mut tx = lease.begin().await?;
         // One consistent view across the three reads.
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             .execute(&mut *tx)
@@ -459,7 +467,8 @@ impl PostgresStore {
 
     pub(super) async fn restore(&self, site: SiteKey, snapshot: &Snapshot) -> Result<()> {
         serializable(|| async {
-            Sql::restore(self.begin_serializable().await?, site, snapshot).await
+            let mut lease = self.lease().await?;
+            Sql::restore(begin_serializable(&mut lease).await?, site, snapshot).await
         })
         .await
     }
@@ -473,38 +482,35 @@ impl PostgresStore {
     ) -> Result<CreatedSite> {
         // Instances creating sites at once must agree on how many there are.
         serializable(|| async {
-            Sql::create_site(self.begin_serializable().await?, id, name, seed, most).await
+            let mut lease = self.lease().await?;
+            Sql::create_site(begin_serializable(&mut lease).await?, id, name, seed, most).await
         })
         .await
     }
 
     pub(super) async fn delete_site(&self, site: SiteKey) -> Result<bool> {
-        Ok(Sql::delete_site(&mut *connection(&self.pool).await?, site).await?)
+        Ok(leased!(self, |conn| Sql::delete_site(conn, site))?)
     }
 
     pub(super) async fn sites(&self) -> Result<Vec<Site>> {
-        Ok(Sql::sites(&mut *connection(&self.pool).await?).await?)
+        Ok(leased!(self, |conn| Sql::sites(conn))?)
     }
 
     pub(super) async fn site_named(&self, name: &str) -> Result<Option<Site>> {
-        Ok(Sql::site_named(&mut *connection(&self.pool).await?, name).await?)
+        Ok(leased!(self, |conn| Sql::site_named(conn, name))?)
     }
 
     pub(super) async fn site_with_id(&self, id: CloudId) -> Result<Option<Site>> {
-        Ok(Sql::site_with_id(&mut *connection(&self.pool).await?, id).await?)
+        Ok(leased!(self, |conn| Sql::site_with_id(conn, id))?)
     }
 
     pub(super) async fn ready(&self) -> Result<()> {
-        Ok(Sql::ready(&mut *connection(&self.pool).await?).await?)
+        Ok(leased!(self, |conn| Sql::ready(conn))?)
     }
 
-    /// A transaction that PostgreSQL fails (40001) rather than interleave with another.
-    async fn begin_serializable(&self) -> sqlx::Result<sqlx::Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+    /// A connection, kept from the last call or from the pool; see `reuse.rs`.
+    pub(in crate::store) async fn lease(&self) -> sqlx::Result<reuse::Lease<'_>> {
+        self.reuse.lease(&self.pool).await
     }
 }
 
@@ -522,4 +528,24 @@ where
         }
     }
     Ok(attempt().await?)
+}
+
+/// The credentials version, read before the credentials it will tag: what is read after it is at
+/// least that new, so an entry is never trusted past a change it missed.
+async fn read_version(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT version FROM credentials_version")
+        .fetch_one(conn)
+        .await
+}
+
+/// A transaction that PostgreSQL fails (40001) rather than interleave with another. Its lease is
+/// never finished: it goes back to the pool, whose ping settles whatever the transaction left.
+async fn begin_serializable(
+    conn: &mut PgConnection,
+) -> sqlx::Result<sqlx::Transaction<'_, Postgres>> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
