@@ -466,6 +466,8 @@ def postgres_figures(url, seconds, repeats, seed):
             statement = DATABASE_OWN[scenario].replace("{version}", str(credentials_version(url)))
             own = [pgbench(url, statement, POOL_SIZE, seconds) for _ in range(repeats)]
             cell["own"] = {k: statistics.median(o[k] for o in own) for k in ("rps", "p50", "p99")}
+            # Latency like for like: as many clients as pgbench had, none queued for the pool.
+            cell["at_pool"] = measure(one.port, scenario, POOL_SIZE, seconds, repeats)
     two = Server(url, seed=seed)
     both = []
     for _ in range(repeats):
@@ -501,6 +503,15 @@ def render_postgres(pg):
         own = cell.get("own")
         alone = (f" {own['rps']:.0f} | {cell['rps'] / own['rps']:.0%} | {own['p99']:.3f} |" if own else " | | |")
         lines.append(f"| {scenario} | {cell['rps']:.0f} | {cell['p50']:.3f} | {cell['p99']:.3f} | {cell['statements']:.2f} |{alone}")
+    lines += ["", f"The same at {POOL_SIZE} connections, as many as pgbench's clients, so that no request waits for the"
+              " pool: latency like for like.", "",
+              f"| scenario ({POOL_SIZE} connections) | requests/s | p50 ms | p99 ms | share of the statement's rate |"
+              " its p99 ms | p99 / its p99 |", "|---|---|---|---|---|---|---|"]
+    for scenario, cell in single.items():
+        if "at_pool" in cell:
+            at, own = cell["at_pool"], cell["own"]
+            lines.append(f"| {scenario} | {at['rps']:.0f} | {at['p50']:.3f} | {at['p99']:.3f} | {at['rps'] / own['rps']:.0%} |"
+                         f" {own['p99']:.3f} | {at['p99'] / own['p99']:.1f}x |")
     lines.append("")
     lines.append(f"- GET, one instance: {scale['one']:.0f} req/s; two instances over one database: {scale['two']:.0f} req/s"
                  f" ({scale['two'] / scale['one']:.2f}x), on the same 2 cores as the database and the load generator."

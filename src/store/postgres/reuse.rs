@@ -71,7 +71,10 @@ impl Reuse {
                             break connection;
                         }
                     }
-                    None => break pool.acquire().await?,
+                    // Boxed: `Pool::acquire`'s future is kilobytes, and every future that held
+                    // it in place, each request's all the way up, would carry it and copy it on
+                    // every move, though it is seldom reached.
+                    None => break Box::pin(pool.acquire()).await?,
                 }
             };
             Ok(Lease {
