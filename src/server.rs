@@ -68,7 +68,9 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
+        .header_read_timeout(options.header_read_timeout)
+        // Answers to pipelined requests go out together, in one write.
+        .pipeline_flush(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(
@@ -97,6 +99,11 @@ pub async fn serve(
                 }
             },
         };
+        // Without it, a second write before the client acknowledged the first (the answer to a
+        // pipelined request) waits for the client's delayed ACK: 40 ms on Linux.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
         let connection = Connection {
             builder: builder.clone(),
             app: app.clone(),

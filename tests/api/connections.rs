@@ -198,3 +198,42 @@ async fn failed_logins_over_a_socket_are_counted_by_the_clients_address() {
         response.head
     );
 }
+
+/// Requests sent back to back on one connection, before any answer, are all answered, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order() {
+    use tokio::io::AsyncReadExt as _;
+    let app = Backend::Sqlite.app().await;
+    let served = Served::start(&app, options(Duration::from_secs(5), 16)).await;
+    let mut stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    let requests = [
+        "GET /healthz HTTP/1.1\r\nHost: jira.test\r\n\r\n",
+        "GET /no/such/route HTTP/1.1\r\nHost: jira.test\r\n\r\n",
+        "GET /rest/api/3/serverInfo HTTP/1.1\r\nHost: jira.test\r\n\r\n",
+    ]
+    .concat();
+    stream
+        .write_all(requests.as_bytes())
+        .await
+        .expect("requests sent");
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let answered = tokio::time::timeout(Duration::from_secs(5), async {
+        while received.windows(9).filter(|w| *w == b"HTTP/1.1 ").count() < 3 {
+            let read = stream.read(&mut chunk).await.expect("readable");
+            assert!(read > 0, "closed before three answers");
+            received.extend_from_slice(&chunk[..read]);
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "three answers did not come");
+    let text = String::from_utf8_lossy(&received);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(at, _)| &text[at + 9..at + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "404", "200"], "{text}");
+    assert!(text.contains("\"deploymentType\":\"Cloud\""), "{text}");
+}
