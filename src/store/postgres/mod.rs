@@ -214,14 +214,17 @@ impl PostgresStore {
         version
     }
 
-    /// Notes the version a statement returned; [`Error::Stale`] when the caller's credentials
-    /// were read at another.
-    fn confirm_version(&self, found: i64, caller: Option<CredentialsVersion>) -> Result<()> {
-        let found = CredentialsVersion(found);
-        self.credentials.saw(found);
+    /// Notes the version a statement returned, and returns it; [`Error::Stale`] when the
+    /// caller's credentials were read at another.
+    fn confirm_version(
+        &self,
+        found: i64,
+        caller: Option<CredentialsVersion>,
+    ) -> Result<CredentialsVersion> {
+        let found = self.seen(found);
         match caller {
             Some(version) if version != found => Err(Error::Stale),
-            _ => Ok(()),
+            _ => Ok(found),
         }
     }
 
@@ -235,7 +238,7 @@ impl PostgresStore {
             return Err(Error::Stale);
         }
         let found = leased!(self, |conn| read_version(conn))?;
-        self.confirm_version(found, caller)
+        self.confirm_version(found, caller).map(drop)
     }
 
     pub(super) async fn user(&self, site: SiteKey, account_id: &str) -> Result<Option<User>> {
@@ -266,11 +269,10 @@ impl PostgresStore {
         .bind(account_id);
         let row = leased!(self, |conn| query.fetch_one(conn))?;
         let found = row.try_get(0)?;
-        self.confirm_version(found, caller)?;
+        let found = self.confirm_version(found, caller)?;
         let exists = row.try_get(1)?;
         if exists {
-            self.credentials
-                .keep_user(site, account_id, CredentialsVersion(found));
+            self.credentials.keep_user(site, account_id, found);
         }
         Ok(exists)
     }
