@@ -71,6 +71,16 @@ pub struct Config {
     #[arg(long, global = true, env = "JIRA_USERPROPS_DB_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub db_pool_size: u32,
 
+    /// PostgreSQL connections beside the pool that carry reads pipelined, many requests' in one
+    /// round trip; 0 sends every read through the pool.
+    #[arg(
+        long,
+        global = true,
+        env = "JIRA_USERPROPS_DB_PIPELINES",
+        default_value_t = 2
+    )]
+    pub db_pipelines: u32,
+
     /// How long one connection attempt may take at start (seconds, or with units: 500ms, 2m).
     #[arg(long, global = true, env = "JIRA_USERPROPS_DB_CONNECT_TIMEOUT", default_value = "5", value_parser = values::positive_duration)]
     pub db_connect_timeout: Duration,
@@ -276,6 +286,7 @@ impl Config {
     pub fn database_options(&self) -> DatabaseOptions {
         DatabaseOptions {
             pool_size: self.db_pool_size,
+            pipelines: self.db_pipelines,
             connect_timeout: self.db_connect_timeout,
             acquire_timeout: self.db_acquire_timeout,
             max_waiting: self.db_max_waiting,

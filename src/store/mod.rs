@@ -59,6 +59,8 @@ use crate::domain::{
 pub struct DatabaseOptions {
     /// Most connections open at once (PostgreSQL), or reader connections (SQLite).
     pub pool_size: u32,
+    /// PostgreSQL connections beside the pool on which reads are pipelined; 0 turns them off.
+    pub pipelines: u32,
     /// Longest wait for one connection attempt at start.
     pub connect_timeout: Duration,
     /// Longest wait for a free connection while serving; past it the request gets 503.
@@ -79,6 +81,7 @@ impl Default for DatabaseOptions {
     fn default() -> Self {
         Self {
             pool_size: 10,
+            pipelines: 2,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
             max_waiting: 512,

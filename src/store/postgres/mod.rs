@@ -2,7 +2,9 @@
 //! and a cache of credentials that each request's one statement confirms (`credentials.rs`).
 
 mod credentials;
+mod pipeline;
 mod reuse;
+mod tls;
 
 /// Runs a call on a leased connection (`reuse.rs`), which is kept for the next call if this one
 /// succeeds.
@@ -33,6 +35,7 @@ use crate::domain::{
     CloudId, CredentialsVersion, PropertyKey, PropertyValue, Site, SiteKey, SiteName, User, Written,
 };
 use credentials::CredentialsCache;
+use pipeline::Pipelines;
 use reuse::{IDLE_BEFORE_PING, Reuse};
 
 type Sql = super::sql::Sql<Postgres>;
@@ -56,6 +59,7 @@ pub struct PostgresStore {
     admission: Arc<Admission>,
     credentials: Arc<CredentialsCache>,
     reuse: Arc<Reuse>,
+    pipelines: Arc<Pipelines>,
 }
 
 /// Bounds the calls in flight: those holding one of the pool's connections and those waiting
@@ -94,6 +98,7 @@ impl PostgresStore {
         // One plain connection first: it fails fast with the real cause, where a pool would keep
         // retrying until its acquire timeout and report only that.
         PgConnection::connect_with(&connect).await?.close().await?;
+        let pipelines = Pipelines::new(url, &connect, options);
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .min_connections(1)
@@ -119,6 +124,7 @@ impl PostgresStore {
             admission,
             credentials: Arc::new(CredentialsCache::new()),
             reuse: Arc::new(Reuse::new(options.pool_size, options.acquire_timeout)),
+            pipelines: Arc::new(pipelines),
         })
     }
 
@@ -153,6 +159,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn close(&self) {
+        self.pipelines.close();
         self.reuse.close();
         self.pool.close().await;
     }
@@ -290,6 +297,10 @@ impl PostgresStore {
         account_id: &str,
         caller: Option<CredentialsVersion>,
     ) -> Result<Arc<[String]>> {
+        if let Some((version, keys)) = self.pipelines.keys(site.0, account_id).await {
+            self.confirm_version(version, caller)?;
+            return Ok(keys.into());
+        }
         let query = sqlx::query(
             "SELECT v.version, ARRAY (SELECT key FROM properties
                                       WHERE site = $1 AND account_id = $2 ORDER BY key)
@@ -309,6 +320,11 @@ impl PostgresStore {
         key: &PropertyKey,
         caller: Option<CredentialsVersion>,
     ) -> Result<Option<PropertyValue>> {
+        if let Some((version, value)) = self.pipelines.value(site.0, account_id, key.as_str()).await
+        {
+            self.confirm_version(version, caller)?;
+            return Ok(value.map(PropertyValue::from_stored));
+        }
         let query = sqlx::query(
             "SELECT v.version, p.value FROM credentials_version v
              LEFT JOIN properties p ON p.site = $1 AND p.account_id = $2 AND p.key = $3",
