@@ -250,3 +250,94 @@ async fn sessions_are_named_jira_userprops_unless_the_url_names_them() {
 fn database_url() -> String {
     std::env::var(POSTGRES_URL_VAR).expect("the PostgreSQL URL")
 }
+
+/// The pipelines' sessions in this database: (backend pid, encrypted, last statement).
+async fn pipeline_sessions(url: &str) -> Vec<(i32, bool, String)> {
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .expect("connects");
+    sqlx::query_as(
+        "SELECT a.pid, s.ssl, a.query FROM pg_stat_activity a JOIN pg_stat_ssl s ON s.pid = a.pid
+         WHERE a.datname = current_database() AND a.application_name = 'jira-userprops (pipelined reads)'",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .expect("listed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_pipelined_over_tls_and_answered_by_the_pool_while_the_pipelines_are_cut() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let encrypted = with_parameter(&database.url, "sslmode=require");
+    let app = TestApp::on(&encrypted, None).await;
+    let uri = property_uri(3, "piped", ALICE);
+    app.put(&uri)
+        .by(Who::Alice)
+        .json("{\"n\":1}")
+        .send()
+        .await
+        .assert_status(201);
+    let read = || async {
+        let response = app.get(&uri).by(Who::Alice).send().await;
+        response.assert_status(200);
+        assert_eq!(response.json()["value"], serde_json::json!({"n": 1}));
+    };
+
+    // The first reads go through the pool while the two pipelines are made beside it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sessions = loop {
+        read().await;
+        let sessions = pipeline_sessions(&database.url).await;
+        if sessions.len() == 2
+            && sessions
+                .iter()
+                .all(|(_, _, query)| query.contains("p.value"))
+        {
+            break sessions;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pipelined reads: {sessions:?}"
+        );
+    };
+    assert!(
+        sessions.iter().all(|(_, ssl, _)| *ssl),
+        "TLS as the URL asks: {sessions:?}"
+    );
+
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url)
+        .await
+        .expect("connects");
+    for (pid, _, _) in &sessions {
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&mut connection)
+            .await
+            .expect("terminated");
+    }
+    for _ in 0..50 {
+        read().await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        read().await;
+        let again = pipeline_sessions(&database.url).await;
+        let fresh = again
+            .iter()
+            .filter(|(pid, _, _)| sessions.iter().all(|(old, _, _)| old != pid));
+        if fresh
+            .filter(|(_, _, query)| query.contains("p.value"))
+            .count()
+            == 2
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pipelines were not made again: {again:?}"
+        );
+    }
+}

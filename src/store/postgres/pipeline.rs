@@ -24,6 +24,9 @@ use tokio_postgres::{Client, Statement};
 use super::tls::Unverified;
 use crate::store::DatabaseOptions;
 
+/// Ends the pipelines' `application_name`: the pool's own name, then this.
+const PIPELINE_SUFFIX: &str = "(pipelined reads)";
+
 /// How long a failed connection attempt keeps its slot from trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
@@ -105,8 +108,11 @@ impl Pipelines {
         let (slot, pipe) = self.pipe()?;
         let parameters: [&(dyn ToSql + Sync); 3] = [&site, &account_id, &key];
         let read = pipe.client.query_one(&pipe.value, &parameters);
-        let row = slot.settle(tokio::time::timeout(self.patience, read).await)?;
-        slot.settle(Ok(row.try_get(0).and_then(|v| Ok((v, row.try_get(1)?)))))
+        let row = slot.settle(&pipe, tokio::time::timeout(self.patience, read).await)?;
+        slot.settle(
+            &pipe,
+            Ok(row.try_get(0).and_then(|v| Ok((v, row.try_get(1)?)))),
+        )
     }
 
     /// The credentials version and an account's keys in order, or `None`: ask the pool.
@@ -114,8 +120,11 @@ impl Pipelines {
         let (slot, pipe) = self.pipe()?;
         let parameters: [&(dyn ToSql + Sync); 2] = [&site, &account_id];
         let read = pipe.client.query_one(&pipe.keys, &parameters);
-        let row = slot.settle(tokio::time::timeout(self.patience, read).await)?;
-        slot.settle(Ok(row.try_get(0).and_then(|v| Ok((v, row.try_get(1)?)))))
+        let row = slot.settle(&pipe, tokio::time::timeout(self.patience, read).await)?;
+        slot.settle(
+            &pipe,
+            Ok(row.try_get(0).and_then(|v| Ok((v, row.try_get(1)?)))),
+        )
     }
 
     /// Closes every pipeline (they close once their reads in flight end).
@@ -130,17 +139,18 @@ impl Pipelines {
         let target = self.target.as_ref()?;
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len().max(1);
         let slot = self.slots.get(index)?;
-        let ready = slot
+        let current = slot
             .pipe
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .filter(|pipe| !pipe.client.is_closed())
-            .cloned();
-        match ready {
-            Some(pipe) => Some((slot, pipe)),
+            .clone();
+        match current {
+            Some(pipe) if !pipe.client.is_closed() => Some((slot, pipe)),
+            Some(closed) => {
+                slot.retire(&closed);
+                None
+            }
             None => {
-                slot.discard();
                 Slot::make(slot, target);
                 None
             }
@@ -149,24 +159,41 @@ impl Pipelines {
 }
 
 impl Slot {
-    /// A read's outcome; a failure or a stall discards the pipeline and hands the read to the
+    /// A read's outcome; a failure or a stall retires the pipeline and hands the read to the
     /// pool.
     fn settle<T>(
         &self,
+        pipe: &Arc<Pipe>,
         outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
     ) -> Option<T> {
         match outcome {
             Ok(Ok(value)) => Some(value),
             Ok(Err(error)) => {
                 tracing::debug!(%error, "a pipelined read failed; the pool answers it");
-                self.discard();
+                self.retire(pipe);
                 None
             }
             Err(_) => {
                 tracing::debug!("a pipelined read stalled; the pool answers it");
-                self.discard();
+                self.retire(pipe);
                 None
             }
+        }
+    }
+
+    /// Takes a failed pipeline out of use, unless it was replaced already, and holds back the
+    /// next one for a while: a fault that outlives a reconnection must not cost one per read.
+    fn retire(&self, failed: &Arc<Pipe>) {
+        let retired = {
+            let mut pipe = self.pipe.lock().unwrap_or_else(PoisonError::into_inner);
+            let same = pipe
+                .as_ref()
+                .is_some_and(|current| Arc::ptr_eq(current, failed));
+            same && pipe.take().is_some()
+        };
+        if retired {
+            *self.retry_at.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(Instant::now() + RETRY_AFTER);
         }
     }
 
@@ -190,17 +217,15 @@ impl Slot {
         }
         let (slot, target) = (Arc::clone(slot), Arc::clone(target));
         tokio::spawn(async move {
-            let made = target.connect().await;
-            let mut retry_at = slot.retry_at.lock().unwrap_or_else(PoisonError::into_inner);
-            match made {
+            match target.connect().await {
                 Ok(pipe) => {
-                    *retry_at = None;
                     *slot.pipe.lock().unwrap_or_else(PoisonError::into_inner) =
                         Some(Arc::new(pipe));
                 }
                 Err(error) => {
                     tracing::debug!(%error, "a read pipeline could not be made; reads go through the pool");
-                    *retry_at = Some(Instant::now() + RETRY_AFTER);
+                    *slot.retry_at.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(Instant::now() + RETRY_AFTER);
                 }
             }
             slot.connecting.store(false, Ordering::Release);
@@ -245,7 +270,11 @@ fn target(
     config
         .port(options.get_port())
         .user(options.get_username())
-        .application_name(options.get_application_name().unwrap_or("jira-userprops"));
+        // Told apart from the pool's sessions in pg_stat_activity.
+        .application_name(format!(
+            "{} {PIPELINE_SUFFIX}",
+            options.get_application_name().unwrap_or("jira-userprops")
+        ));
     if let Some(database) = options.get_database() {
         config.dbname(database);
     }
@@ -317,7 +346,10 @@ mod tests {
         assert_eq!(config.get_password(), Some(&b"p@ss/w"[..]));
         assert_eq!(config.get_dbname(), Some("app"));
         assert_eq!(config.get_ports(), [6543]);
-        assert_eq!(config.get_application_name(), Some("here"));
+        assert_eq!(
+            config.get_application_name(),
+            Some("here (pipelined reads)")
+        );
         assert_eq!(
             config.get_ssl_mode(),
             tokio_postgres::config::SslMode::Require
