@@ -77,7 +77,7 @@ pub struct Config {
         long,
         global = true,
         env = "JIRA_USERPROPS_DB_PIPELINES",
-        default_value_t = 2
+        default_value_t = 1
     )]
     pub db_pipelines: u32,
 

@@ -81,7 +81,7 @@ impl Default for DatabaseOptions {
     fn default() -> Self {
         Self {
             pool_size: 10,
-            pipelines: 2,
+            pipelines: 1,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
             max_waiting: 512,

@@ -272,7 +272,12 @@ async fn reads_are_pipelined_over_tls_and_answered_by_the_pool_while_the_pipelin
     };
     let database = backend.database().await;
     let encrypted = with_parameter(&database.url, "sslmode=require");
-    let app = TestApp::on(&encrypted, None).await;
+    // Two, so that reads take turns between pipelines.
+    let options = DatabaseOptions {
+        pipelines: 2,
+        ..test_database_options()
+    };
+    let app = TestApp::on_with(&encrypted, None, &options).await;
     let uri = property_uri(3, "piped", ALICE);
     app.put(&uri)
         .by(Who::Alice)
