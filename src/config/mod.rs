@@ -77,7 +77,8 @@ pub struct Config {
         long,
         global = true,
         env = "JIRA_USERPROPS_DB_PIPELINES",
-        default_value_t = 1
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(0..=64)
     )]
     pub db_pipelines: u32,
 

@@ -301,13 +301,7 @@ impl PostgresStore {
             self.confirm_version(version, caller)?;
             return Ok(keys.into());
         }
-        let query = sqlx::query(
-            "SELECT v.version, ARRAY (SELECT key FROM properties
-                                      WHERE site = $1 AND account_id = $2 ORDER BY key)
-             FROM credentials_version v",
-        )
-        .bind(site.0)
-        .bind(account_id);
+        let query = sqlx::query(pipeline::KEYS).bind(site.0).bind(account_id);
         let row = leased!(self, |conn| query.fetch_one(conn))?;
         self.confirm_version(row.try_get(0)?, caller)?;
         Ok(row.try_get::<Vec<String>, _>(1)?.into())
@@ -325,13 +319,10 @@ impl PostgresStore {
             self.confirm_version(version, caller)?;
             return Ok(value.map(PropertyValue::from_stored));
         }
-        let query = sqlx::query(
-            "SELECT v.version, p.value FROM credentials_version v
-             LEFT JOIN properties p ON p.site = $1 AND p.account_id = $2 AND p.key = $3",
-        )
-        .bind(site.0)
-        .bind(account_id)
-        .bind(key.as_str());
+        let query = sqlx::query(pipeline::VALUE)
+            .bind(site.0)
+            .bind(account_id)
+            .bind(key.as_str());
         let row = leased!(self, |conn| query.fetch_one(conn))?;
         self.confirm_version(row.try_get(0)?, caller)?;
         let value: Option<String> = row.try_get(1)?;

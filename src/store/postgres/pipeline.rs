@@ -4,9 +4,11 @@
 //! sqlx runs one statement at a time on a connection: each costs a send, a receive and a wake-up
 //! on both sides. tokio-postgres sends the statements of concurrent callers of one client back to
 //! back without waiting for the answers. One pipeline is the default: on 2 cores it batched more
-//! and answered faster than 2, 4 or 10 (`docs/performance.md`). Only the two reads go this way (a property's value, an
-//! account's keys): a read never waits for a row lock, so none holds up the reads queued behind
-//! it. Writes and transactions stay on the pool.
+//! and answered faster than 2, 4 or 10 (`docs/performance.md`).
+//!
+//! Only the two reads go this way (a property's value, an account's keys), as the very statements
+//! the pool runs when it answers them: a read never waits for a row lock, so none holds up the
+//! reads queued behind it. Writes and transactions stay on the pool.
 //!
 //! A pipeline is an optimisation, never a dependency. A read that finds no pipeline ready, or
 //! whose pipeline fails or stalls, is answered through the pool as before, and the broken
@@ -31,10 +33,12 @@ const PIPELINE_SUFFIX: &str = "(pipelined reads)";
 /// How long a failed connection attempt keeps its slot from trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
-const VALUE: &str = "SELECT v.version, p.value FROM credentials_version v
+/// A property's value, beside the credentials version.
+pub(super) const VALUE: &str = "SELECT v.version, p.value FROM credentials_version v
      LEFT JOIN properties p ON p.site = $1 AND p.account_id = $2 AND p.key = $3";
 
-const KEYS: &str = "SELECT v.version, ARRAY (SELECT key FROM properties
+/// An account's keys in order, beside the credentials version.
+pub(super) const KEYS: &str = "SELECT v.version, ARRAY (SELECT key FROM properties
                           WHERE site = $1 AND account_id = $2 ORDER BY key)
      FROM credentials_version v";
 
@@ -77,8 +81,8 @@ impl std::fmt::Debug for Pipelines {
 }
 
 impl Pipelines {
-    /// `count` pipelines to the database of `options`, whose password is the URL's (or
-    /// `PGPASSWORD`'s); none when `count` is 0 or the URL asks to verify certificates.
+    /// `options.pipelines` pipelines to the pool's database, with the URL's password (or
+    /// `PGPASSWORD`'s); none when that is 0 or the URL asks to verify certificates.
     pub(super) fn new(url: &str, connect: &PgConnectOptions, options: &DatabaseOptions) -> Self {
         let count = usize::try_from(options.pipelines).unwrap_or(usize::MAX);
         let target = match target(url, connect, options.connect_timeout) {
