@@ -12,7 +12,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Resul
 use sqlx::{Postgres, Sqlite, SqlitePool};
 
 use super::Store;
-use super::postgres::PostgresStore;
+use super::postgres::{PostgresStore, leased};
 use super::sql::{Dialect, connection};
 use super::sqlite::SqliteStore;
 use crate::credentials::TokenDigest;
@@ -132,10 +132,7 @@ macro_rules! run {
             }
             Pools::Postgres(store) => {
                 let _turn = store.admit()?;
-                let mut lease = store.lease().await?;
-                let outcome = OAuthSql::<Postgres>::$function(&mut *lease, $($arg),*).await;
-                lease.finish(&outcome);
-                Ok(outcome?)
+                Ok(leased!(store, |conn| OAuthSql::<Postgres>::$function(conn, $($arg),*))?)
             }
         }
     };
@@ -276,10 +273,9 @@ impl OAuthStore<'_> {
             }
             Pools::Postgres(store) => {
                 let _turn = store.admit()?;
-                let mut lease = store.lease().await?;
-                let outcome = OAuthSql::<Postgres>::access(&mut *lease, site, token, now).await;
-                lease.finish(&outcome);
-                outcome?
+                leased!(store, |conn| OAuthSql::<Postgres>::access(
+                    conn, site, token, now
+                ))?
             }
         };
         Ok(found.filter(|access| access.expires_at > now))

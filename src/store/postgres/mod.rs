@@ -12,13 +12,14 @@ macro_rules! leased {
     ($store:expr, |$conn:ident| $call:expr) => {{
         let mut lease = $store.lease().await?;
         let outcome = {
-            let $conn: &mut PgConnection = &mut lease;
+            let $conn: &mut sqlx::PgConnection = &mut lease;
             $call.await
         };
         lease.finish(&outcome);
         outcome
     }};
 }
+pub(in crate::store) use leased;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -433,6 +434,16 @@ impl PostgresStore {
     ) -> Result<Option<String>> {
         Ok(leased!(self, |conn| Sql::add_token(
             conn, site, account_id, digest, limits
+        ))?)
+    }
+
+    pub(super) async fn properties(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Option<Vec<(String, PropertyValue)>>> {
+        Ok(leased!(self, |conn| Sql::properties(
+            conn, site, account_id
         ))?)
     }
 
