@@ -159,11 +159,11 @@ impl AdminService {
 
     /// A user's tokens, without secrets.
     pub async fn tokens(&self, site: SiteKey, account_id: &str) -> Result<Vec<TokenInfo>> {
-        self.user(site, account_id).await?;
-        self.store
-            .tokens(site, account_id)
-            .await?
-            .ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
+        let tokens = match AccountId::parse(account_id) {
+            Ok(id) => self.store.tokens(site, id.as_str()).await?,
+            Err(_) => None,
+        };
+        tokens.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
     }
 
     /// Revokes one of a user's tokens.
@@ -183,17 +183,15 @@ impl AdminService {
         site: SiteKey,
         account_id: &str,
     ) -> Result<Vec<(PropertyKey, PropertyValue)>> {
-        self.user(site, account_id).await?;
-        let keys = self.store.property_keys(site, account_id, None).await?;
-        let mut properties = Vec::with_capacity(keys.len());
-        for key in keys.iter() {
-            let key = PropertyKey::new(key.clone())?;
-            // A key deleted since the listing is simply left out.
-            if let Some(value) = self.store.property(site, account_id, &key, None).await? {
-                properties.push((key, value));
-            }
-        }
-        Ok(properties)
+        let stored = match AccountId::parse(account_id) {
+            Ok(id) => self.store.properties(site, id.as_str()).await?,
+            Err(_) => None,
+        };
+        let stored = stored.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))?;
+        stored
+            .into_iter()
+            .map(|(key, value)| Ok((PropertyKey::new(key)?, value)))
+            .collect()
     }
 
     /// Creates or replaces a user's property, as the API would for an administrator.
@@ -204,11 +202,16 @@ impl AdminService {
         key: &PropertyKey,
         value: &PropertyValue,
     ) -> Result<Written> {
-        self.user(site, account_id).await?;
-        self.store
-            .set_property(site, account_id, key, value, None)
-            .await?
-            .ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
+        // The store answers `None` for a user it does not hold: no lookup beforehand.
+        let written = match AccountId::parse(account_id) {
+            Ok(id) => {
+                self.store
+                    .set_property(site, id.as_str(), key, value, None)
+                    .await?
+            }
+            Err(_) => None,
+        };
+        written.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
     }
 
     /// Deletes a user's property.

@@ -2,7 +2,7 @@
 
 use super::{Result, SeedData, SeedReport, Store};
 use crate::credentials::TokenDigest;
-use crate::domain::{CloudId, Scopes, Site, SiteKey, SiteName, User};
+use crate::domain::{CloudId, PropertyValue, Scopes, Site, SiteKey, SiteName, User};
 
 /// Changes to a user; `None` leaves a field as it is.
 #[derive(Debug, Default, Clone)]
@@ -122,6 +122,15 @@ impl Store {
         limits: &TokenLimits,
     ) -> Result<Option<String>> {
         forward!(self.add_token(site, account_id, digest, limits).await)
+    }
+
+    /// A user's properties by key, read in one statement; `None` when there is no such user.
+    pub async fn properties(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Option<Vec<(String, PropertyValue)>>> {
+        forward!(self.properties(site, account_id).await)
     }
 
     /// A user's tokens by creation; `None` when there is no such user.

@@ -283,6 +283,35 @@ where
         row.map(|row| row.try_get(0)).transpose()
     }
 
+    /// A user's properties by key, with their stored JSON text; `None` when there is no such
+    /// user.
+    pub async fn properties(
+        conn: &mut Conn<DB>,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Option<Vec<(String, PropertyValue)>>> {
+        // A row with a NULL key for a user without properties; none for no such user.
+        let rows = sqlx::query(
+            "SELECT p.key, p.value FROM users u
+             LEFT JOIN properties p ON p.site = u.site AND p.account_id = u.account_id
+             WHERE u.site = $1 AND u.account_id = $2 ORDER BY p.key",
+        )
+        .bind(site.0)
+        .bind(account_id)
+        .fetch_all(conn)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut properties = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(key) = row.try_get::<Option<String>, _>(0)? {
+                properties.push((key, PropertyValue::from_stored(row.try_get(1)?)));
+            }
+        }
+        Ok(Some(properties))
+    }
+
     /// A user's tokens by creation; `None` when there is no such user.
     pub async fn tokens(
         conn: &mut Conn<DB>,

@@ -426,6 +426,40 @@ async fn sites_are_made_and_deleted_and_unknown_ones_are_not_found(backend: Back
         .assert_status(409);
 }
 
+async fn a_users_page_shows_their_properties_by_key_and_unknown_users_are_not_found(
+    backend: Backend,
+) {
+    let app = backend.app().await;
+    // Put out of order; code-point order puts `Z` before `a` and `é` last.
+    for (key, value) in [("é.last", "3"), ("a.middle", "2"), ("Z.first", "1")] {
+        app.put(property_uri(3, &key.replace('é', "%C3%A9"), ALICE))
+            .by(Who::Alice)
+            .json(value)
+            .send()
+            .await
+            .assert_status(201);
+    }
+    let page = view(&app, &format!("/sites/default/users/{ALICE}")).await;
+    page.assert_status(200);
+    let html = page.text();
+    let at = |key: &str| {
+        html.find(&format!("<h3><code>{key}</code></h3>"))
+            .unwrap_or_else(|| panic!("{key} is not shown"))
+    };
+    let order = ["Z.first", "a.middle", "existing", "é.last"].map(at);
+    assert!(order.is_sorted(), "keys out of order: {order:?}");
+
+    let empty = view(&app, &format!("/sites/default/users/{ADMIN}")).await;
+    empty.assert_status(200);
+    assert!(empty.text().contains("No properties yet"));
+    assert!(!empty.text().contains("<article class=\"property\">"));
+
+    for unknown in [NOBODY, "not an account id"] {
+        let path = format!("/sites/default/users/{}", unknown.replace(' ', "%20"));
+        view(&app, &path).await.assert_status(404);
+    }
+}
+
 on_each_backend!(
     the_shell_is_open_and_every_view_takes_the_admin_token,
     the_console_is_on_exactly_when_the_admin_api_is,
@@ -433,6 +467,7 @@ on_each_backend!(
     markup_in_values_keys_and_names_is_shown_as_text,
     no_action_changes_anything_on_get,
     property_forms_follow_the_api_rules_and_store_nothing_wrong,
+    a_users_page_shows_their_properties_by_key_and_unknown_users_are_not_found,
     users_tokens_and_flags_change_what_the_api_accepts,
     the_journal_view_filters_and_shows_one_request_without_secrets,
     a_rate_limit_set_in_the_console_is_in_force_and_its_bucket_shown,

@@ -3,7 +3,7 @@
 
 use super::{Sql, SqliteStore};
 use crate::credentials::TokenDigest;
-use crate::domain::{CloudId, Site, SiteKey, SiteName, User};
+use crate::domain::{CloudId, PropertyValue, Site, SiteKey, SiteName, User};
 use crate::store::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, TokenLimits, UserPatch};
 use crate::store::sql::connection;
 use crate::store::{Result, SeedData, SeedReport};
@@ -65,6 +65,14 @@ impl SqliteStore {
             )
             .await,
         )
+    }
+
+    pub(in crate::store) async fn properties(
+        &self,
+        site: SiteKey,
+        account_id: &str,
+    ) -> Result<Option<Vec<(String, PropertyValue)>>> {
+        Ok(Sql::properties(&mut *connection(&self.reader).await?, site, account_id).await?)
     }
 
     pub(in crate::store) async fn tokens(
