@@ -146,7 +146,10 @@ impl PostgresStore {
         migrator
             .run(&self.pool)
             .await
-            .map_err(|e| super::error::migration_failed(e, known))
+            .map_err(|e| super::error::migration_failed(e, known))?;
+        // The pipelines prepare their statements, so they are made once the schema is in place.
+        self.pipelines.warm();
+        Ok(())
     }
 
     pub(super) fn location(&self) -> String {

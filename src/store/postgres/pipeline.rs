@@ -42,7 +42,7 @@ pub(super) const KEYS: &str = "SELECT v.version, ARRAY (SELECT key FROM properti
                           WHERE site = $1 AND account_id = $2 ORDER BY key)
      FROM credentials_version v";
 
-/// The pipelined connections, each made on first use and again after it fails.
+/// The pipelined connections, each made at start (or on first use) and again after it fails.
 pub(super) struct Pipelines {
     target: Option<Arc<Target>>,
     slots: Box<[Arc<Slot>]>,
@@ -130,6 +130,16 @@ impl Pipelines {
             &pipe,
             Ok(row.try_get(0).and_then(|v| Ok((v, row.try_get(1)?)))),
         )
+    }
+
+    /// Starts making every pipeline in the background, so that the first reads find them ready
+    /// rather than each opening a pooled connection of its own.
+    pub(super) fn warm(&self) {
+        if let Some(target) = &self.target {
+            for slot in &*self.slots {
+                Slot::make(slot, target);
+            }
+        }
     }
 
     /// Closes every pipeline (they close once their reads in flight end).
