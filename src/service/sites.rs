@@ -13,7 +13,9 @@ use crate::store::admin::Snapshot;
 use crate::store::{SeedData, SeedReport, Store};
 
 /// How long a site found is trusted before it is read again. Another instance over the same
-/// database may delete a site; until then this one still reaches it, and finds it empty.
+/// database may delete a site; until then this one still reaches it, and finds it empty. When
+/// the trust runs out, one request reads the site again while the others in flight go on with
+/// what is held, rather than all reading it at once each second.
 const TRUSTED_FOR: Duration = Duration::from_secs(1);
 
 /// The sites of one store.
@@ -40,6 +42,70 @@ struct Known {
 struct Found {
     site: Arc<Site>,
     at: Instant,
+    /// When a request began reading this site again, its trust having run out.
+    reread_since: Option<Instant>,
+}
+
+/// How a request names the site it looks for.
+#[derive(Debug, Clone, Copy)]
+enum Key<'a> {
+    Name(&'a str),
+    Id(CloudId),
+}
+
+impl Known {
+    fn get(&self, key: Key<'_>) -> Option<&Found> {
+        match key {
+            Key::Name(name) => self.by_name.get(name),
+            Key::Id(id) => self.by_id.get(&id),
+        }
+    }
+
+    /// Drops what is held under a name or cloudId that names no site now.
+    fn drop_key(&mut self, key: Key<'_>) {
+        match key {
+            Key::Name(name) => self.by_name.remove(name),
+            Key::Id(id) => self.by_id.remove(&id),
+        };
+    }
+
+    /// For a site whose trust has run out: what is held while another request reads it again,
+    /// or `None` once this request is marked as the one to read it. A read that never finished
+    /// (it failed, or its request went away) gives way to another after [`TRUSTED_FOR`].
+    fn claim_reread(&mut self, key: Key<'_>, now: Instant) -> Option<Arc<Site>> {
+        let found = match key {
+            Key::Name(name) => self.by_name.get_mut(name),
+            Key::Id(id) => self.by_id.get_mut(&id),
+        }?;
+        let rereading = found
+            .reread_since
+            .is_some_and(|since| now.saturating_duration_since(since) < TRUSTED_FOR);
+        if found.trusted(now) || rereading {
+            return Some(found.site.clone());
+        }
+        found.reread_since = Some(now);
+        None
+    }
+
+    /// Holds a site under both its name and its cloudId, trusted from `now`.
+    fn hold(&mut self, site: Site, now: Instant) -> Arc<Site> {
+        let found = Found {
+            site: Arc::new(site),
+            at: now,
+            reread_since: None,
+        };
+        let site = found.site.clone();
+        self.by_name
+            .insert(site.name.as_str().to_owned(), found.clone());
+        self.by_id.insert(site.id, found);
+        site
+    }
+}
+
+impl Found {
+    fn trusted(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.at) < TRUSTED_FOR
+    }
 }
 
 /// A site to make.
@@ -105,20 +171,20 @@ impl SiteService {
 
     /// The site with this name.
     pub async fn named(&self, name: &str) -> Result<Option<Arc<Site>>> {
-        if let Some(site) = self.remembered(|known| known.by_name.get(name)) {
+        if let Some(site) = self.remembered(Key::Name(name)) {
             return Ok(Some(site));
         }
         let found = self.store.site_named(name).await?;
-        Ok(self.remember(found, |known| known.by_name.remove(name)))
+        Ok(self.remember(found, Key::Name(name)))
     }
 
     /// The site with this cloudId.
     pub async fn with_id(&self, id: CloudId) -> Result<Option<Arc<Site>>> {
-        if let Some(site) = self.remembered(|known| known.by_id.get(&id)) {
+        if let Some(site) = self.remembered(Key::Id(id)) {
             return Ok(Some(site));
         }
         let found = self.store.site_with_id(id).await?;
-        Ok(self.remember(found, |known| known.by_id.remove(&id)))
+        Ok(self.remember(found, Key::Id(id)))
     }
 
     /// The site a reference names.
@@ -197,41 +263,31 @@ impl SiteService {
         }
     }
 
-    /// A site found lately enough to trust.
-    fn remembered(&self, get: impl FnOnce(&Known) -> Option<&Found>) -> Option<Arc<Site>> {
-        let known = self.known.read().unwrap_or_else(|e| e.into_inner());
-        let found = get(&known)?;
-        (self.clock.now().saturating_duration_since(found.at) < TRUSTED_FOR)
-            .then(|| found.site.clone())
+    /// A site found lately enough to trust, or held while another request reads it again;
+    /// `None`: read it.
+    fn remembered(&self, key: Key<'_>) -> Option<Arc<Site>> {
+        let now = self.clock.now();
+        {
+            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+            let found = known.get(key)?;
+            if found.trusted(now) {
+                return Some(found.site.clone());
+            }
+        }
+        self.known
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .claim_reread(key, now)
     }
 
-    /// Holds what was found; for a site not found, `unknown` drops what was held under the
-    /// name or id looked for.
-    fn remember(
-        &self,
-        found: Option<Site>,
-        unknown: impl FnOnce(&mut Known) -> Option<Found>,
-    ) -> Option<Arc<Site>> {
+    /// Holds what was found; for a site not found, drops what was held under `key`.
+    fn remember(&self, found: Option<Site>, key: Key<'_>) -> Option<Arc<Site>> {
         let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
         let Some(site) = found else {
-            unknown(&mut known);
+            known.drop_key(key);
             return None;
         };
-        Some(self.hold(&mut known, site))
-    }
-
-    /// Holds a site under both its name and its cloudId.
-    fn hold(&self, known: &mut Known, site: Site) -> Arc<Site> {
-        let found = Found {
-            site: Arc::new(site),
-            at: self.clock.now(),
-        };
-        let site = found.site.clone();
-        known
-            .by_name
-            .insert(site.name.as_str().to_owned(), found.clone());
-        known.by_id.insert(site.id, found);
-        site
+        Some(known.hold(site, self.clock.now()))
     }
 
     /// Drops what is held of a site, so that the next request reads it again.
@@ -239,5 +295,55 @@ impl SiteService {
         let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
         known.by_name.remove(site.name.as_str());
         known.by_id.remove(&site.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SiteKey;
+
+    fn site(name: &str) -> Site {
+        Site {
+            key: SiteKey(7),
+            id: CloudId::parse("00000000-0000-4000-8000-000000000007").expect("a cloudId"),
+            name: SiteName::parse(name).expect("a name"),
+        }
+    }
+
+    #[test]
+    fn once_trust_runs_out_one_request_reads_the_site_again_and_the_others_go_on_with_it() {
+        let start = Instant::now();
+        let mut known = Known::default();
+        known.hold(site("s7"), start);
+        let id = Key::Id(known.get(Key::Name("s7")).expect("held").site.id);
+        for key in [Key::Name("s7"), id] {
+            assert!(known.claim_reread(key, start).is_some(), "trusted: {key:?}");
+            let expired = start + TRUSTED_FOR;
+            assert!(known.claim_reread(key, expired).is_none(), "first: {key:?}");
+            for _ in 0..3 {
+                let held = known.claim_reread(key, expired + Duration::from_millis(5));
+                assert_eq!(
+                    held.map(|s| s.name.as_str().to_owned()).as_deref(),
+                    Some("s7")
+                );
+            }
+            // A read that never finished gives way to another.
+            assert!(
+                known.claim_reread(key, expired + TRUSTED_FOR).is_none(),
+                "{key:?}"
+            );
+        }
+        // A finished read is trusted afresh.
+        let later = start + 3 * TRUSTED_FOR;
+        known.hold(site("s7"), later);
+        assert!(known.claim_reread(Key::Name("s7"), later).is_some());
+        assert!(
+            known
+                .get(Key::Name("s7"))
+                .is_some_and(|found| found.reread_since.is_none())
+        );
+        known.drop_key(Key::Name("s7"));
+        assert!(known.claim_reread(Key::Name("s7"), later).is_none());
     }
 }
