@@ -283,6 +283,24 @@ where
         row.map(|row| row.try_get(0)).transpose()
     }
 
+    /// What a user owns, from rows of the user LEFT JOINed to it: `None` when no row came back
+    /// (no such user); a row whose first column is NULL stands for owning nothing.
+    fn of_user<T>(
+        rows: &[DB::Row],
+        mut each: impl FnMut(String, &DB::Row) -> Result<T>,
+    ) -> Result<Option<Vec<T>>> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut owned = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(first) = row.try_get::<Option<String>, _>(0)? {
+                owned.push(each(first, row)?);
+            }
+        }
+        Ok(Some(owned))
+    }
+
     /// A user's properties by key, with their stored JSON text; `None` when there is no such
     /// user.
     pub async fn properties(
@@ -290,7 +308,6 @@ where
         site: SiteKey,
         account_id: &str,
     ) -> Result<Option<Vec<(String, PropertyValue)>>> {
-        // A row with a NULL key for a user without properties; none for no such user.
         let rows = sqlx::query(
             "SELECT p.key, p.value FROM users u
              LEFT JOIN properties p ON p.site = u.site AND p.account_id = u.account_id
@@ -300,16 +317,9 @@ where
         .bind(account_id)
         .fetch_all(conn)
         .await?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut properties = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let Some(key) = row.try_get::<Option<String>, _>(0)? {
-                properties.push((key, PropertyValue::from_stored(row.try_get(1)?)));
-            }
-        }
-        Ok(Some(properties))
+        Self::of_user(&rows, |key, row| {
+            Ok((key, PropertyValue::from_stored(row.try_get(1)?)))
+        })
     }
 
     /// A user's tokens by creation; `None` when there is no such user.
@@ -318,7 +328,6 @@ where
         site: SiteKey,
         account_id: &str,
     ) -> Result<Option<Vec<TokenInfo>>> {
-        // A row with a NULL id for a user without tokens; none for no such user.
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT t.id, {}, t.scopes, t.expires_at FROM users u
              LEFT JOIN api_tokens t ON t.site = u.site AND t.account_id = u.account_id
@@ -329,25 +338,18 @@ where
         .bind(account_id)
         .fetch_all(conn)
         .await?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut tokens = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let Some(id) = row.try_get::<Option<String>, _>(0)? {
-                tokens.push(TokenInfo {
-                    id,
-                    created_at: row.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
-                    limits: TokenLimits {
-                        scopes: row
-                            .try_get::<Option<String>, _>(2)?
-                            .map(|s| Scopes::parse(&s)),
-                        expires_at: row.try_get(3)?,
-                    },
-                });
-            }
-        }
-        Ok(Some(tokens))
+        Self::of_user(&rows, |id, row| {
+            Ok(TokenInfo {
+                id,
+                created_at: row.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
+                limits: TokenLimits {
+                    scopes: row
+                        .try_get::<Option<String>, _>(2)?
+                        .map(|s| Scopes::parse(&s)),
+                    expires_at: row.try_get(3)?,
+                },
+            })
+        })
     }
 
     /// Revokes a user's token; whether it existed.
