@@ -110,15 +110,15 @@ pub struct Config {
     )]
     pub db_startup_timeout: Duration,
 
-    /// MiB of property values (and as much again of key lists) that SQLite keeps in memory, so
-    /// reads skip the database; writes update it as they commit, and changes made to the file by
-    /// other processes are seen within 50 ms. 0 turns it off. PostgreSQL never caches: its
-    /// instances share the database and nothing else.
+    /// MiB of property values (and a quarter as much again of key lists) that SQLite keeps in
+    /// memory, so reads skip the database; writes update it as they commit, and changes made to
+    /// the file by other processes are seen within 50 ms. 0 turns it off. PostgreSQL never
+    /// caches: its instances share the database and nothing else.
     #[arg(
         long,
         global = true,
         env = "JIRA_USERPROPS_CACHE_SIZE",
-        default_value_t = 8
+        default_value_t = 4
     )]
     pub cache_size: u64,
 

@@ -86,7 +86,7 @@ impl Default for DatabaseOptions {
             acquire_timeout: Duration::from_secs(5),
             max_waiting: 512,
             startup_timeout: Duration::from_secs(30),
-            cache_bytes: 8 << 20,
+            cache_bytes: 4 << 20,
             clock: clock::system(),
         }
     }
