@@ -99,7 +99,7 @@ impl PostgresStore {
         // One plain connection first: it fails fast with the real cause, where a pool would keep
         // retrying until its acquire timeout and report only that.
         PgConnection::connect_with(&connect).await?.close().await?;
-        let pipelines = Pipelines::new(url, &connect, options);
+        let pipelines = Pipelines::new(&connect, options);
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .min_connections(1)

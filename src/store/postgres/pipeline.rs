@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
@@ -81,11 +82,11 @@ impl std::fmt::Debug for Pipelines {
 }
 
 impl Pipelines {
-    /// `options.pipelines` pipelines to the pool's database, with the URL's password (or
-    /// `PGPASSWORD`'s); none when that is 0 or the URL asks to verify certificates.
-    pub(super) fn new(url: &str, connect: &PgConnectOptions, options: &DatabaseOptions) -> Self {
+    /// `options.pipelines` pipelines to the pool's database, with the pool's password; none
+    /// when that is 0 or the URL asks to verify certificates.
+    pub(super) fn new(connect: &PgConnectOptions, options: &DatabaseOptions) -> Self {
         let count = usize::try_from(options.pipelines).unwrap_or(usize::MAX);
-        let target = match target(url, connect, options.connect_timeout) {
+        let target = match target(connect, options.connect_timeout) {
             Ok(target) => Some(Arc::new(target)),
             Err(reason) => {
                 if count > 0 {
@@ -271,11 +272,7 @@ impl Target {
 }
 
 /// The pool's own settings, as tokio-postgres takes them.
-fn target(
-    url: &str,
-    options: &PgConnectOptions,
-    connect_timeout: Duration,
-) -> Result<Target, &'static str> {
+fn target(options: &PgConnectOptions, connect_timeout: Duration) -> Result<Target, &'static str> {
     let mut config = tokio_postgres::Config::new();
     config.connect_timeout(connect_timeout);
     match options.get_socket() {
@@ -296,7 +293,7 @@ fn target(
     if let Some(startup) = options.get_options() {
         config.options(startup);
     }
-    if let Some(password) = password(url) {
+    if let Some(password) = password(options) {
         config.password(password);
     }
     let tls = match options.get_ssl_mode() {
@@ -319,17 +316,17 @@ fn target(
     Ok(Target { config, tls })
 }
 
-/// The password in the URL, else in `PGPASSWORD`, as sqlx reads it.
-fn password(url: &str) -> Option<String> {
-    let from_url = url::Url::parse(url).ok().and_then(|url| {
-        let password = url.password()?;
-        Some(
-            percent_encoding::percent_decode_str(password)
-                .decode_utf8_lossy()
-                .into_owned(),
-        )
-    });
-    from_url.or_else(|| std::env::var("PGPASSWORD").ok())
+/// The pool's password, wherever sqlx found it: the URL's user part or `password` parameter,
+/// `PGPASSWORD`, or a password file (`PGPASSFILE`, `~/.pgpass`). Its URL form is the one place
+/// sqlx shows it.
+fn password(options: &PgConnectOptions) -> Option<String> {
+    let url = options.to_url_lossy();
+    let encoded = url.password()?;
+    Some(
+        percent_encoding::percent_decode_str(encoded)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 #[cfg(test)]
@@ -346,7 +343,7 @@ mod tests {
     fn a_url_that_verifies_certificates_turns_pipelines_off() {
         for mode in ["verify-ca", "verify-full"] {
             let url = format!("postgres://u@db.example/app?sslmode={mode}");
-            let pipelines = Pipelines::new(&url, &options(&url), &DatabaseOptions::default());
+            let pipelines = Pipelines::new(&options(&url), &DatabaseOptions::default());
             assert!(pipelines.target.is_none(), "{mode}");
             assert!(pipelines.slots.is_empty(), "{mode}");
         }
@@ -355,7 +352,7 @@ mod tests {
     #[test]
     fn pipelines_connect_where_the_pool_does_with_tls_as_asked() {
         let url = "postgres://reader:p%40ss%2Fw@db.example:6543/app?sslmode=require&application_name=here";
-        let encrypted = target(url, &options(url), Duration::from_secs(3)).expect("a target");
+        let encrypted = target(&options(url), Duration::from_secs(3)).expect("a target");
         let config = &encrypted.config;
         assert_eq!(config.get_user(), Some("reader"));
         assert_eq!(config.get_password(), Some(&b"p@ss/w"[..]));
@@ -372,12 +369,21 @@ mod tests {
         assert!(encrypted.tls.is_some());
 
         let url = "postgres://u@db.example/app?sslmode=disable";
-        let plain = target(url, &options(url), Duration::from_secs(3)).expect("a target");
+        let plain = target(&options(url), Duration::from_secs(3)).expect("a target");
         assert_eq!(
             plain.config.get_ssl_mode(),
             tokio_postgres::config::SslMode::Disable
         );
         assert!(plain.tls.is_none());
+    }
+
+    #[test]
+    fn pipelines_take_the_password_wherever_the_pool_found_it() {
+        let url = "postgres://reader@db.example/app?password=in%20a%20parameter";
+        let config = target(&options(url), Duration::from_secs(3))
+            .expect("a target")
+            .config;
+        assert_eq!(config.get_password(), Some(&b"in a parameter"[..]));
     }
 
     #[test]
@@ -387,11 +393,11 @@ mod tests {
             pipelines: 0,
             ..DatabaseOptions::default()
         };
-        assert!(Pipelines::new(url, &options(url), &none).pipe().is_none());
+        assert!(Pipelines::new(&options(url), &none).pipe().is_none());
         let two = DatabaseOptions {
             pipelines: 2,
             ..DatabaseOptions::default()
         };
-        assert_eq!(Pipelines::new(url, &options(url), &two).slots.len(), 2);
+        assert_eq!(Pipelines::new(&options(url), &two).slots.len(), 2);
     }
 }
