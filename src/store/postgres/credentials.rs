@@ -1,5 +1,6 @@
 //! The PostgreSQL store's cache of credentials (accounts, token owners, which users exist), each
-//! entry good only while the database's credentials version is the one it was read at.
+//! entry good only while the database's credentials version is the one it was read at, and the
+//! store's reads and confirmations of credentials through it.
 //!
 //! Every change to users or API tokens moves `credentials_version` in its own transaction (the
 //! triggers of migration 0006). An entry carries the version it was read at, and every request's
@@ -14,11 +15,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use quick_cache::sync::Cache;
+use sqlx::PgConnection;
 
 use super::super::in_site::{InSite, InSiteLookup, in_site};
 use super::super::{Account, TokenOwner};
+use super::{PostgresStore, Sql, leased};
 use crate::credentials::TokenDigest;
 use crate::domain::{CredentialsVersion, SiteKey};
+use crate::store::{Error, Result};
 
 /// Accounts, token owners and known users held, each.
 const HELD: usize = 10_000;
@@ -115,6 +119,101 @@ impl CredentialsCache {
     pub(super) fn keep_user(&self, site: SiteKey, account_id: &str, version: CredentialsVersion) {
         self.users.insert(in_site(site, account_id), version);
     }
+}
+
+/// How the store reads credentials through the cache and confirms them.
+impl PostgresStore {
+    pub(in crate::store) async fn token_owner(
+        &self,
+        site: SiteKey,
+        digest: &TokenDigest,
+    ) -> Result<Option<Arc<TokenOwner>>> {
+        if let Some(owner) = self.credentials.token_owner(site, digest) {
+            return Ok(Some(owner));
+        }
+        let (version, owner) = leased!(self, |conn| async {
+            let version = read_version(&mut *conn).await?;
+            Ok((version, Sql::token_owner(conn, site, digest).await?))
+        })?;
+        let version = self.seen(version);
+        let owner = owner.map(|owner| {
+            Arc::new(TokenOwner {
+                version: Some(version),
+                ..Arc::unwrap_or_clone(owner)
+            })
+        });
+        if let Some(owner) = &owner {
+            self.credentials.keep_token_owner(site, digest, owner);
+        }
+        Ok(owner)
+    }
+
+    pub(in crate::store) async fn account_by_email(
+        &self,
+        site: SiteKey,
+        email_key: &str,
+    ) -> Result<Option<Arc<Account>>> {
+        if let Some(account) = self.credentials.account(site, email_key) {
+            return Ok(Some(account));
+        }
+        let (version, account) = leased!(self, |conn| async {
+            let version = read_version(&mut *conn).await?;
+            Ok((version, Sql::account_by_email(conn, site, email_key).await?))
+        })?;
+        let version = self.seen(version);
+        let account = account.map(|account| {
+            Arc::new(Account {
+                version: Some(version),
+                ..Arc::unwrap_or_clone(account)
+            })
+        });
+        if let Some(account) = &account {
+            self.credentials.keep_account(site, email_key, account);
+        }
+        Ok(account)
+    }
+
+    /// Notes a version read before the credentials it will tag.
+    fn seen(&self, version: i64) -> CredentialsVersion {
+        let version = CredentialsVersion(version);
+        self.credentials.saw(version);
+        version
+    }
+
+    /// Notes the version a statement returned, and returns it; [`Error::Stale`] when the
+    /// caller's credentials were read at another.
+    pub(super) fn confirm_version(
+        &self,
+        found: i64,
+        caller: Option<CredentialsVersion>,
+    ) -> Result<CredentialsVersion> {
+        let found = self.seen(found);
+        match caller {
+            Some(version) if version != found => Err(Error::Stale),
+            _ => Ok(found),
+        }
+    }
+
+    /// Whether credentials read at `caller` still hold: at once when this instance already
+    /// knows better, else by one statement.
+    pub(in crate::store) async fn confirm(&self, caller: Option<CredentialsVersion>) -> Result<()> {
+        let Some(version) = caller else {
+            return Ok(());
+        };
+        if !self.credentials.is_current(version) {
+            return Err(Error::Stale);
+        }
+        let found = leased!(self, |conn| read_version(conn))?;
+        self.confirm_version(found, caller).map(drop)
+    }
+}
+
+/// The credentials version, read before the credentials it will tag: what is read after it is at
+/// least that new, so an entry is never trusted past a change it missed.
+async fn read_version(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT version FROM credentials_version")
+        .fetch_one(conn)
+        .await
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The PostgreSQL backend: one pool, plain portable SQL (no advisory locks or `xmax` in requests),
 //! and a cache of credentials that each request's one statement confirms (`credentials.rs`).
+//! Here: connecting, and the API's own operations; the admin API's are in `admin.rs`.
 
+mod admin;
 mod credentials;
 mod pipeline;
 mod reuse;
@@ -28,13 +30,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection as _, PgConnection, Postgres, Row as _};
 
-use super::admin::{CreatedSite, PatchOutcome, Snapshot, TokenInfo, TokenLimits, UserPatch};
 use super::sql::Dialect;
-use super::{Account, DatabaseOptions, Error, Result, SeedData, SeedReport, TokenOwner};
-use crate::credentials::TokenDigest;
-use crate::domain::{
-    CloudId, CredentialsVersion, PropertyKey, PropertyValue, Site, SiteKey, SiteName, User, Written,
-};
+use super::{DatabaseOptions, Error, Result};
+use crate::domain::{CredentialsVersion, PropertyKey, PropertyValue, SiteKey, User, Written};
 use credentials::CredentialsCache;
 use pipeline::Pipelines;
 use reuse::{IDLE_BEFORE_PING, Reuse};
@@ -166,90 +164,6 @@ impl PostgresStore {
         self.pipelines.close();
         self.reuse.close();
         self.pool.close().await;
-    }
-
-    pub(super) async fn token_owner(
-        &self,
-        site: SiteKey,
-        digest: &TokenDigest,
-    ) -> Result<Option<Arc<TokenOwner>>> {
-        if let Some(owner) = self.credentials.token_owner(site, digest) {
-            return Ok(Some(owner));
-        }
-        let (version, owner) = leased!(self, |conn| async {
-            let version = read_version(&mut *conn).await?;
-            Ok((version, Sql::token_owner(conn, site, digest).await?))
-        })?;
-        let version = self.seen(version);
-        let owner = owner.map(|owner| {
-            Arc::new(TokenOwner {
-                version: Some(version),
-                ..Arc::unwrap_or_clone(owner)
-            })
-        });
-        if let Some(owner) = &owner {
-            self.credentials.keep_token_owner(site, digest, owner);
-        }
-        Ok(owner)
-    }
-
-    pub(super) async fn account_by_email(
-        &self,
-        site: SiteKey,
-        email_key: &str,
-    ) -> Result<Option<Arc<Account>>> {
-        if let Some(account) = self.credentials.account(site, email_key) {
-            return Ok(Some(account));
-        }
-        let (version, account) = leased!(self, |conn| async {
-            let version = read_version(&mut *conn).await?;
-            Ok((version, Sql::account_by_email(conn, site, email_key).await?))
-        })?;
-        let version = self.seen(version);
-        let account = account.map(|account| {
-            Arc::new(Account {
-                version: Some(version),
-                ..Arc::unwrap_or_clone(account)
-            })
-        });
-        if let Some(account) = &account {
-            self.credentials.keep_account(site, email_key, account);
-        }
-        Ok(account)
-    }
-
-    /// Notes a version read before the credentials it will tag.
-    fn seen(&self, version: i64) -> CredentialsVersion {
-        let version = CredentialsVersion(version);
-        self.credentials.saw(version);
-        version
-    }
-
-    /// Notes the version a statement returned, and returns it; [`Error::Stale`] when the
-    /// caller's credentials were read at another.
-    fn confirm_version(
-        &self,
-        found: i64,
-        caller: Option<CredentialsVersion>,
-    ) -> Result<CredentialsVersion> {
-        let found = self.seen(found);
-        match caller {
-            Some(version) if version != found => Err(Error::Stale),
-            _ => Ok(found),
-        }
-    }
-
-    /// Whether credentials read at `caller` still hold: at once when this instance already
-    /// knows better, else by one statement.
-    pub(super) async fn confirm(&self, caller: Option<CredentialsVersion>) -> Result<()> {
-        let Some(version) = caller else {
-            return Ok(());
-        };
-        if !self.credentials.is_current(version) {
-            return Err(Error::Stale);
-        }
-        let found = leased!(self, |conn| read_version(conn))?;
-        self.confirm_version(found, caller).map(drop)
     }
 
     pub(super) async fn user(&self, site: SiteKey, account_id: &str) -> Result<Option<User>> {
@@ -398,135 +312,6 @@ impl PostgresStore {
         Ok(row.try_get::<i64, _>(1)? > 0)
     }
 
-    pub(super) async fn apply_seed(&self, site: SiteKey, seed: &SeedData) -> Result<SeedReport> {
-        // Instances seeding one database at once must agree on whether it was empty.
-        serializable(|| async {
-            let mut lease = self.lease().await?;
-            Sql::apply_seed(begin_serializable(&mut lease).await?, site, seed).await
-        })
-        .await
-    }
-
-    pub(super) async fn users(&self, site: SiteKey) -> Result<Vec<User>> {
-        Ok(leased!(self, |conn| Sql::users(conn, site))?)
-    }
-
-    pub(super) async fn update_user(
-        &self,
-        site: SiteKey,
-        account_id: &str,
-        patch: &UserPatch,
-    ) -> Result<PatchOutcome> {
-        Ok(leased!(self, |conn| Sql::update_user(
-            conn, site, account_id, patch
-        ))?)
-    }
-
-    pub(super) async fn delete_user(&self, site: SiteKey, account_id: &str) -> Result<bool> {
-        Ok(leased!(self, |conn| Sql::delete_user(
-            conn, site, account_id
-        ))?)
-    }
-
-    pub(super) async fn add_token(
-        &self,
-        site: SiteKey,
-        account_id: &str,
-        digest: &TokenDigest,
-        limits: &TokenLimits,
-    ) -> Result<Option<String>> {
-        Ok(leased!(self, |conn| Sql::add_token(
-            conn, site, account_id, digest, limits
-        ))?)
-    }
-
-    pub(super) async fn properties(
-        &self,
-        site: SiteKey,
-        account_id: &str,
-    ) -> Result<Option<Vec<(String, PropertyValue)>>> {
-        Ok(leased!(self, |conn| Sql::properties(
-            conn, site, account_id
-        ))?)
-    }
-
-    pub(super) async fn tokens(
-        &self,
-        site: SiteKey,
-        account_id: &str,
-    ) -> Result<Option<Vec<TokenInfo>>> {
-        Ok(leased!(self, |conn| Sql::tokens(conn, site, account_id))?)
-    }
-
-    pub(super) async fn revoke_token(
-        &self,
-        site: SiteKey,
-        account_id: &str,
-        id: &str,
-    ) -> Result<bool> {
-        Ok(leased!(self, |conn| Sql::revoke_token(
-            conn, site, account_id, id
-        ))?)
-    }
-
-    pub(super) async fn reset(&self, site: SiteKey, everything: bool) -> Result<()> {
-        serializable(|| async {
-            let mut lease = self.lease().await?;
-            Sql::reset(begin_serializable(&mut lease).await?, site, everything).await
-        })
-        .await
-    }
-
-    pub(super) async fn snapshot(&self, site: SiteKey) -> Result<Snapshot> {
-        // A lease that holds a transaction is never finished: it goes back to the pool.
-        let mut lease = self.lease().await?;
-        let mut tx = lease.begin().await?;
-        // One consistent view across the three reads.
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .execute(&mut *tx)
-            .await?;
-        Ok(Sql::snapshot(tx, site).await?)
-    }
-
-    pub(super) async fn restore(&self, site: SiteKey, snapshot: &Snapshot) -> Result<()> {
-        serializable(|| async {
-            let mut lease = self.lease().await?;
-            Sql::restore(begin_serializable(&mut lease).await?, site, snapshot).await
-        })
-        .await
-    }
-
-    pub(super) async fn create_site(
-        &self,
-        id: CloudId,
-        name: &SiteName,
-        seed: &SeedData,
-        most: u64,
-    ) -> Result<CreatedSite> {
-        // Instances creating sites at once must agree on how many there are.
-        serializable(|| async {
-            let mut lease = self.lease().await?;
-            Sql::create_site(begin_serializable(&mut lease).await?, id, name, seed, most).await
-        })
-        .await
-    }
-
-    pub(super) async fn delete_site(&self, site: SiteKey) -> Result<bool> {
-        Ok(leased!(self, |conn| Sql::delete_site(conn, site))?)
-    }
-
-    pub(super) async fn sites(&self) -> Result<Vec<Site>> {
-        Ok(leased!(self, |conn| Sql::sites(conn))?)
-    }
-
-    pub(super) async fn site_named(&self, name: &str) -> Result<Option<Site>> {
-        Ok(leased!(self, |conn| Sql::site_named(conn, name))?)
-    }
-
-    pub(super) async fn site_with_id(&self, id: CloudId) -> Result<Option<Site>> {
-        Ok(leased!(self, |conn| Sql::site_with_id(conn, id))?)
-    }
-
     pub(super) async fn ready(&self) -> Result<()> {
         Ok(leased!(self, |conn| Sql::ready(conn))?)
     }
@@ -535,40 +320,4 @@ impl PostgresStore {
     pub(in crate::store) async fn lease(&self) -> sqlx::Result<reuse::Lease<'_>> {
         self.reuse.lease(&self.pool).await
     }
-}
-
-/// Runs a serializable transaction again while PostgreSQL reports a serialization failure:
-/// all but one of several concurrent ones fail, and each retry sees what the winner committed.
-async fn serializable<T, F, Fut>(mut attempt: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = sqlx::Result<T>>,
-{
-    for _ in 0..10 {
-        match attempt().await {
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40001") => {}
-            outcome => return Ok(outcome?),
-        }
-    }
-    Ok(attempt().await?)
-}
-
-/// The credentials version, read before the credentials it will tag: what is read after it is at
-/// least that new, so an entry is never trusted past a change it missed.
-async fn read_version(conn: &mut PgConnection) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT version FROM credentials_version")
-        .fetch_one(conn)
-        .await
-}
-
-/// A transaction that PostgreSQL fails (40001) rather than interleave with another. Its lease is
-/// never finished: it goes back to the pool, whose ping settles whatever the transaction left.
-async fn begin_serializable(
-    conn: &mut PgConnection,
-) -> sqlx::Result<sqlx::Transaction<'_, Postgres>> {
-    let mut tx = conn.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
 }

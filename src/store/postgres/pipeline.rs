@@ -15,6 +15,8 @@
 //! pipeline is replaced in the background. So restarts, cuts and outages are met by the pool's
 //! rules alone. A URL that asks to verify the server's certificate (`verify-ca`, `verify-full`)
 //! turns pipelines off: the pool alone checks certificates.
+//!
+//! Past 350 lines only with its tests.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
