@@ -1,5 +1,8 @@
 //! The only place errors become responses: Jira's ErrorCollection, or its 401 shape. Holds the
 //! answers that exist only in HTTP beside the service's [`Error`].
+//!
+//! Past 350 lines, and one idea: every error and the answer it becomes, in one match that a
+//! reader asking "where does this status come from?" scans top to bottom.
 
 use std::any::Any;
 use std::borrow::Cow;

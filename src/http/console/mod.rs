@@ -11,6 +11,7 @@ mod json_html;
 mod layout;
 mod requests;
 mod sites;
+mod user;
 mod users;
 
 use axum::Router;
@@ -51,7 +52,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/_admin/ui/views/sites/{site}/users/{accountId}",
-            get(users::show),
+            get(user::show),
         )
         .route(
             "/_admin/ui/views/sites/{site}/users/{accountId}/flags",
@@ -59,19 +60,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/_admin/ui/views/sites/{site}/users/{accountId}/tokens",
-            post(users::create_token),
+            post(user::create_token),
         )
         .route(
             "/_admin/ui/views/sites/{site}/users/{accountId}/tokens/{tokenId}/revoke",
-            post(users::revoke_token),
+            post(user::revoke_token),
         )
         .route(
             "/_admin/ui/views/sites/{site}/users/{accountId}/properties",
-            post(users::set_property),
+            post(user::set_property),
         )
         .route(
             "/_admin/ui/views/sites/{site}/users/{accountId}/properties/delete",
-            post(users::delete_property),
+            post(user::delete_property),
         )
         .route(
             "/_admin/ui/views/sites/{site}/requests",

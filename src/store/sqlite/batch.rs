@@ -1,5 +1,5 @@
 //! One group commit's statements: a batch of writes folded into padded multi-row upserts and
-//! deletes that touch each key once, and what each write did.
+//! deletes that touch each key once, and what each write did. Past 350 lines only with its tests.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
