@@ -340,7 +340,7 @@ async fn credentials(app: &TestApp) -> Credentials {
         let header = match caller {
             Caller::OAuthUser => user_token(app, "alice@example.com", FULL).await,
             Caller::OAuthReadOnly => user_token(app, "alice@example.com", "read:jira-user").await,
-            Caller::OAuthAdmin => user_token(app, "admin@example.com", FULL).await,
+            Caller::OAuthAdmin => user_token(app, "ada@example.com", FULL).await,
             Caller::ServiceAccount => service_account_token(app, "matrix-worker", false).await,
             Caller::ServiceAccountAdmin => {
                 service_account_token(app, "matrix-supervisor", true).await

@@ -32,8 +32,8 @@ pub const FIXTURE: &str = r#"{
      "apiTokens": ["alice-token", "alice-second-token"]},
     {"accountId": "bob-5b10a2844c20165700ede21g", "email": "bob@example.com", "displayName": "Bob",
      "apiTokens": ["bob-token"]},
-    {"accountId": "admin-557058f0a1b2c3d4e5f6a7b8", "email": "admin@example.com", "displayName": "Admin",
-     "admin": true, "apiTokens": ["admin-token"]},
+    {"accountId": "admin-557058f0a1b2c3d4e5f6a7b8", "email": "ada@example.com", "displayName": "Ada",
+     "admin": true, "apiTokens": ["ada-token"]},
     {"accountId": "carol-deactivated-0001", "email": "carol@example.com", "displayName": "Carol",
      "active": false, "apiTokens": ["carol-token"]}
   ],
@@ -66,7 +66,7 @@ impl Who {
             Who::Deactivated => Some(basic("carol@example.com", "carol-token")),
             Who::Alice => Some(basic("alice@example.com", "alice-token")),
             Who::Bob => Some(basic("bob@example.com", "bob-token")),
-            Who::Admin => Some(basic("admin@example.com", "admin-token")),
+            Who::Admin => Some(basic("ada@example.com", "ada-token")),
         }
     }
 }

@@ -30,6 +30,7 @@ mod postgres;
 mod property_permissions;
 mod quirks;
 mod races;
+mod readme;
 mod recipes;
 mod relay;
 mod route_access;

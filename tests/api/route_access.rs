@@ -343,7 +343,7 @@ async fn metrics_and_journal_never_hold_a_secret() {
     let secrets = [
         "alice-token",
         "bob-token",
-        "admin-token",
+        "ada-token",
         "carol-token",
         "not-the-token",
         ADMIN_TOKEN,

@@ -7,7 +7,7 @@ import pytest
 BOB = "5b10ac8d82e05b22cc7d4ef5"
 ADMIN = "5b10a2844c20165700ede21g"
 BOB_AUTH = ("bob@example.com", "bob-token")
-ADMIN_AUTH = ("admin@example.com", "admin-token")
+ADMIN_AUTH = ("ada@example.com", "ada-token")
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ if command -v node >/dev/null; then
 fi
 
 echo "== schemathesis against $url/openapi.json"
-for credentials in admin@example.com:admin-token bob@example.com:bob-token; do
+for credentials in ada@example.com:ada-token bob@example.com:bob-token; do
     "$venv/bin/schemathesis" --config-file tests/clients/schemathesis.toml run "$url/openapi.json" \
         --auth "$credentials" --max-examples 50 --seed 1 --no-color
 done

@@ -21,7 +21,7 @@ from playwright.sync_api import expect, sync_playwright
 ADMIN_TOKEN = "console-admin-token"
 BOB = "5b10ac8d82e05b22cc7d4ef5"
 BOB_AUTH = ("bob@example.com", "bob-token")
-ADMIN_AUTH = ("admin@example.com", "admin-token")
+ADMIN_AUTH = ("ada@example.com", "ada-token")
 SHOTS = pathlib.Path(__file__).resolve().parents[2] / "target" / "ui-screenshots"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
