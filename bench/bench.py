@@ -662,7 +662,7 @@ def render(args, connections, results, idle_rss, peak_rss, startup, large, pg):
         f"- Machine: {os.cpu_count()} cores ({cpu}), {memory} memory, {platform.platform()}; the load generator runs on the same cores.",
         f"- Versions: {version(['rustc', '--version'])}; {version(['wrk', '--version'])}.",
         f"- Server: release build, SQLite in WAL mode with `synchronous=FULL`: writes are committed in groups by one writer and each is answered 2xx only after its group's commit is fsynced; reads come from the store's memory (`--cache-size 4`, the default). `--log-level warn`, defaults otherwise.",
-        f"- Each cell: {args.repeats} runs of {max(1, round(args.seconds))} s with wrk; the median is quoted. Each run follows a run of the ceiling (`/healthz` of the same binary) at the same connection count, and a ratio is the median of the ratios of those pairs: this machine's speed drifts by a third over minutes, so only neighbouring runs compare. The ceiling's row is the median of all its runs.",
+        f"- Each cell: {args.repeats} runs of {max(1, round(args.seconds))} s with wrk; the median is quoted. Each run follows a run of the ceiling (`/healthz` of the same binary) at the same connection count, and a ratio is the median of the ratios of those pairs: the benchmark machine's speed drifts by a third over minutes, so only neighbouring runs compare. The ceiling's row is the median of all its runs.",
         "",
         "| scenario | connections | requests/s | ratio to ceiling | p50 ms | p99 ms | p99 / ceiling p99 | failures |",
         "|---|---|---|---|---|---|---|---|",
