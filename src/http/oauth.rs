@@ -1,8 +1,11 @@
 //! `auth.atlassian.com`: `/authorize` (the consent page, or at once with `login_hint` for an app
 //! that consents automatically) and `/oauth/token`.
 
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -92,7 +95,11 @@ async fn choices(state: &AppState, sites: &[Site]) -> Result<Choices> {
 }
 
 /// `POST /authorize`: the consent form.
-async fn consent(State(state): State<AppState>, body: Bytes) -> Result<Response> {
+async fn consent(
+    State(state): State<AppState>,
+    address: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Result<Response> {
     let form = ConsentForm::parse(&body);
     let authorization = match checked(&state, &form.query).await? {
         Ok(authorization) => authorization,
@@ -107,15 +114,20 @@ async fn consent(State(state): State<AppState>, body: Bytes) -> Result<Response>
         ));
     }
     let all = state.sites.list().await?;
-    let Some(account_id) = signed_in(&state, &form).await? else {
-        let choices = choices(&state, &all).await?;
-        let problem = Some(if form.email.is_empty() && !form.account.is_empty() {
-            "No active user has this account id."
-        } else {
-            "Wrong email or API token."
-        });
-        let page = consent_page(&form.query, &authorization, &choices, problem);
-        return Ok((StatusCode::UNAUTHORIZED, page).into_response());
+    let address = address.map(|Extension(ConnectInfo(address))| address.ip());
+    let account_id = match signed_in(&state, &form, address).await? {
+        SignIn::As(account_id) => account_id,
+        SignIn::Refused(problem, retry_after) => {
+            let choices = choices(&state, &all).await?;
+            let page = consent_page(&form.query, &authorization, &choices, Some(problem));
+            let mut response = (StatusCode::UNAUTHORIZED, page).into_response();
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            return Ok(response);
+        }
     };
     let everywhere = state.oauth.accounts(&account_id).await?;
     let chosen: Vec<SiteKey> = sites_of(&everywhere, &account_id)
@@ -143,19 +155,43 @@ async fn consent(State(state): State<AppState>, body: Bytes) -> Result<Response>
     ))
 }
 
+/// The outcome of signing in on the consent form.
+enum SignIn {
+    /// Signed in as this account.
+    As(String),
+    /// Not signed in: what to tell the user, and, when the client is refused unchecked for too
+    /// many failed sign-ins, the seconds until it may try again.
+    Refused(&'static str, Option<u64>),
+}
+
 /// Who signs in on the consent form: with the email and API token of any site (the first site
-/// they work on), or a seeded user picked from the list when no email is given.
-async fn signed_in(state: &AppState, form: &ConsentForm) -> Result<Option<String>> {
+/// they work on), or a seeded user picked from the list when no email is given. Wrong API tokens
+/// count as failed logins of `address` as that email, as on the Jira API.
+async fn signed_in(
+    state: &AppState,
+    form: &ConsentForm,
+    address: Option<IpAddr>,
+) -> Result<SignIn> {
     if form.email.is_empty() && !form.account.is_empty() {
         let accounts = state.oauth.accounts(&form.account).await?;
         let picked = accounts
             .into_iter()
             .find(|(_, user)| user.account_id == form.account && user.active);
-        return Ok(picked.map(|(_, user)| user.account_id));
+        return Ok(match picked {
+            Some((_, user)) => SignIn::As(user.account_id),
+            None => SignIn::Refused("No active user has this account id.", None),
+        });
     }
     let credentials = Credentials::Basic {
         email: form.email.clone(),
         token: form.token.clone(),
+    };
+    let attempt = match state.logins.admit(address, Some(&credentials), false) {
+        Ok(attempt) => attempt,
+        Err(Refused { retry_after }) => {
+            let problem = "Too many failed sign-ins; try again later.";
+            return Ok(SignIn::Refused(problem, Some(retry_after)));
+        }
     };
     for (site, _) in state.oauth.accounts(&form.email).await? {
         if let Ok(caller) = state
@@ -163,10 +199,11 @@ async fn signed_in(state: &AppState, form: &ConsentForm) -> Result<Option<String
             .authenticate_confirmed(site, Via::Site, Some(&credentials))
             .await
         {
-            return Ok(Some(caller.user.account_id.clone()));
+            return Ok(SignIn::As(caller.user.account_id.clone()));
         }
     }
-    Ok(None)
+    state.logins.count_rejection(attempt, Some(&credentials));
+    Ok(SignIn::Refused("Wrong email or API token.", None))
 }
 
 /// The checks of `/authorize`'s parameters, before anyone signs in.

@@ -765,6 +765,59 @@ async fn failed_client_authentications_are_throttled(backend: Backend) {
     assert!(refused.header("retry-after").is_some());
 }
 
+/// Wrong API tokens on the consent form are failed logins: past the limit, that client's
+/// sign-ins as that email are refused unchecked, while another client's go on.
+async fn failed_sign_ins_on_the_consent_page_are_throttled(backend: Backend) {
+    let store = backend.app().await.store;
+    let app = TestApp::with_settings(
+        store,
+        Settings {
+            login_failures: 3,
+            ..TestApp::settings(None)
+        },
+    );
+    register(&app, &["read:jira-user"], false).await;
+    let sign_in = |token: &str, from: &'static str| {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        body.append_pair("client_id", CLIENT_ID)
+            .append_pair("redirect_uri", CALLBACK)
+            .append_pair("scope", "read:jira-user")
+            .append_pair("response_type", "code")
+            .append_pair("email", "alice@example.com")
+            .append_pair("token", token)
+            .append_pair("site", "default")
+            .append_pair("decision", "accept");
+        app.request(Method::POST, "/authorize")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .from(from)
+            .body(body.finish())
+            .send()
+    };
+    for attempt in 1..=3 {
+        let wrong = sign_in("guess", "10.1.2.3:4000").await;
+        assert_eq!(wrong.status, 401, "attempt {attempt}");
+        assert!(wrong.text().contains("Wrong email or API token."));
+        assert_eq!(wrong.header("retry-after"), None);
+    }
+    // Refused before the token is checked: the right one fares no better.
+    let refused = sign_in("alice-token", "10.1.2.3:4000").await;
+    refused.assert_status(401);
+    assert!(
+        refused
+            .text()
+            .contains("Too many failed sign-ins; try again later."),
+        "{}",
+        refused.text()
+    );
+    let retry_after: u64 = refused
+        .header("retry-after")
+        .and_then(|value| value.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let elsewhere = sign_in("alice-token", "10.9.8.7:4000").await;
+    assert!(param(&redirected(&elsewhere), "code").is_some());
+}
+
 /// A seed may give a token's scopes and expiry; a snapshot carries them, and an import keeps
 /// the token scoped rather than making it classic.
 async fn seeds_and_snapshots_keep_a_tokens_scopes(backend: Backend) {
@@ -980,6 +1033,7 @@ on_each_backend!(
     seeds_and_snapshots_keep_a_tokens_scopes,
     scoped_api_tokens_work_through_the_gateway_only,
     failed_client_authentications_are_throttled,
+    failed_sign_ins_on_the_consent_page_are_throttled,
     the_authorization_code_flow_reaches_the_granted_sites,
     an_access_token_expires,
     scopes_are_checked_before_jira_and_an_app_is_never_more_than_its_user,
