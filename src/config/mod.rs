@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use url::Url;
 
 use crate::ServeOptions;
@@ -47,12 +47,11 @@ pub struct Config {
     pub database_url: String,
 
     /// A file holding the database URL (for secrets mounted as files), instead of
-    /// --database-url.
+    /// --database-url; it wins over JIRA_USERPROPS_DATABASE_URL (which the image sets).
     #[arg(
         long,
         global = true,
         env = "JIRA_USERPROPS_DATABASE_URL_FILE",
-        conflicts_with = "database_url",
         value_name = "FILE"
     )]
     pub database_url_file: Option<PathBuf>,
@@ -194,12 +193,12 @@ pub struct Config {
     )]
     pub admin_token: Option<String>,
 
-    /// A file holding the admin token (for secrets mounted as files), instead of --admin-token.
+    /// A file holding the admin token (for secrets mounted as files), instead of --admin-token;
+    /// it wins over JIRA_USERPROPS_ADMIN_TOKEN.
     #[arg(
         long,
         global = true,
         env = "JIRA_USERPROPS_ADMIN_TOKEN_FILE",
-        conflicts_with = "admin_token",
         value_name = "FILE"
     )]
     pub admin_token_file: Option<PathBuf>,
@@ -332,15 +331,24 @@ impl Config {
 
     /// The command line and environment, with the secrets that `*_FILE` options name read in.
     pub fn load() -> Result<Self, String> {
-        Self::parse().with_secret_files()
+        let matches = Self::command().get_matches();
+        let config = Self::from_arg_matches(&matches)
+            .unwrap_or_else(|error| error.format(&mut Self::command()).exit());
+        config.with_secret_files(&matches)
     }
 
-    /// Reads the secrets that `--admin-token-file` and `--database-url-file` name.
-    pub fn with_secret_files(mut self) -> Result<Self, String> {
-        if let Some(path) = &self.admin_token_file {
+    /// Reads the secrets that `--admin-token-file` and `--database-url-file` name. A file wins
+    /// over a value from the environment or the default, and a flag over a file named in the
+    /// environment; a value and its file both given as flags are refused.
+    pub fn with_secret_files(mut self, matches: &ArgMatches) -> Result<Self, String> {
+        if let Some(path) = &self.admin_token_file
+            && values::file_wins(matches, "admin_token", "admin_token_file")?
+        {
             self.admin_token = Some(values::secret_file(path)?);
         }
-        if let Some(path) = &self.database_url_file {
+        if let Some(path) = &self.database_url_file
+            && values::file_wins(matches, "database_url", "database_url_file")?
+        {
             self.database_url = values::secret_file(path)?;
         }
         Ok(self)

@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+
 /// A duration: a bare number is seconds (`30`), or a number with units (`500ms`, `10s`, `2m`,
 /// `1h 30m`).
 pub fn duration(text: &str) -> Result<Duration, String> {
@@ -33,6 +36,22 @@ pub fn secret_file(path: &Path) -> Result<String, String> {
         return Err(format!("{} is empty", path.display()));
     }
     Ok(secret.to_owned())
+}
+
+/// Whether the secret in the file that option `file` names replaces the one that option `value`
+/// holds: unless `value` was given on the command line and `file` was not. Both given on the
+/// command line is an error.
+pub fn file_wins(matches: &ArgMatches, value: &str, file: &str) -> Result<bool, String> {
+    let flag = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    match (flag(value), flag(file)) {
+        (true, true) => Err(format!(
+            "--{} cannot be used with --{}",
+            file.replace('_', "-"),
+            value.replace('_', "-")
+        )),
+        (true, false) => Ok(false),
+        _ => Ok(true),
+    }
 }
 
 #[cfg(test)]

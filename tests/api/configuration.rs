@@ -40,12 +40,19 @@ fn secrets_are_read_from_files_and_never_shown_by_help() {
     std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).expect("written");
     let url_file = folder.path().join("database-url");
     std::fs::write(&url_file, "sqlite::memory:\n").expect("written");
+    // As in the image, which sets JIRA_USERPROPS_DATABASE_URL: the files win over the
+    // environment (this URL's folder does not exist, so the server would not start on it).
     let mut server = Server::start_with(
         &["--seed", EXAMPLE_SEED],
         &[
+            ("JIRA_USERPROPS_ADMIN_TOKEN", "token-in-env"),
             (
                 "JIRA_USERPROPS_ADMIN_TOKEN_FILE",
                 token_file.to_str().expect("UTF-8"),
+            ),
+            (
+                "JIRA_USERPROPS_DATABASE_URL",
+                "sqlite:/nonexistent-folder/jira-userprops.db",
             ),
             (
                 "JIRA_USERPROPS_DATABASE_URL_FILE",
@@ -55,7 +62,26 @@ fn secrets_are_read_from_files_and_never_shown_by_help() {
     );
     let address = server.address();
     assert!(admin_users(address, ADMIN_TOKEN).starts_with("HTTP/1.1 200 OK"));
-    assert!(admin_users(address, "wrong").starts_with("HTTP/1.1 401"));
+    assert!(admin_users(address, "token-in-env").starts_with("HTTP/1.1 401"));
+    drop(server);
+    // A flag wins over a file named in the environment.
+    let mut server = Server::start_with(
+        &[
+            "--seed",
+            EXAMPLE_SEED,
+            "--database-url",
+            "sqlite::memory:",
+            "--admin-token",
+            "token-by-flag",
+        ],
+        &[(
+            "JIRA_USERPROPS_ADMIN_TOKEN_FILE",
+            token_file.to_str().expect("UTF-8"),
+        )],
+    );
+    let address = server.address();
+    assert!(admin_users(address, "token-by-flag").starts_with("HTTP/1.1 200 OK"));
+    assert!(admin_users(address, ADMIN_TOKEN).starts_with("HTTP/1.1 401"));
     drop(server);
 
     let token = token_file.to_str().expect("UTF-8");
@@ -64,7 +90,26 @@ fn secrets_are_read_from_files_and_never_shown_by_help() {
         &[],
     );
     assert!(!ok && code == Some(2), "{output}");
-    assert!(output.contains("cannot be used with"), "{output}");
+    assert!(
+        output.contains("--admin-token-file cannot be used with --admin-token"),
+        "{output}"
+    );
+    let url = url_file.to_str().expect("UTF-8");
+    let (ok, code, output) = run(
+        &[
+            "migrate",
+            "--database-url",
+            "sqlite::memory:",
+            "--database-url-file",
+            url,
+        ],
+        &[],
+    );
+    assert!(!ok && code == Some(2), "{output}");
+    assert!(
+        output.contains("--database-url-file cannot be used with --database-url"),
+        "{output}"
+    );
     let missing = folder.path().join("missing");
     let (ok, code, output) = run(
         &[
