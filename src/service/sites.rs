@@ -2,12 +2,14 @@
 //! them, so that reaching a site costs a map lookup rather than a statement.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::clock::SharedClock;
 use crate::domain::{CloudId, DEFAULT_SITE, Site, SiteName};
 use crate::error::{Error, Result};
+use crate::snapshot;
 use crate::store::admin::CreatedSite;
 use crate::store::admin::Snapshot;
 use crate::store::{SeedData, SeedReport, Store};
@@ -26,8 +28,8 @@ pub struct SiteService {
     most: u64,
     known: RwLock<Known>,
     clock: SharedClock,
-    /// What each site's seed made, by site name: the start seed's sites, and the sites made
-    /// through this instance with a seed. `POST /_admin/reset?to=seed` returns to it.
+    /// What the start seed made of each of its sites, by site name. `POST /_admin/reset?to=seed`
+    /// returns to it; a site made through the admin API keeps its seed in the store instead.
     seeds: RwLock<HashMap<String, Arc<Snapshot>>>,
 }
 
@@ -156,10 +158,25 @@ impl SiteService {
         );
     }
 
-    /// What a site's seed made; an empty state for a site made without one.
-    pub fn seed_of(&self, site: &Site) -> Arc<Snapshot> {
-        let held = self.seeds.read().unwrap_or_else(|e| e.into_inner());
-        held.get(site.name.as_str()).cloned().unwrap_or_default()
+    /// What a site's seed made: this instance's start seed's part for the site, else the seed
+    /// the site was made with through the admin API (on any instance); an empty state for a site
+    /// with neither.
+    pub async fn seed_of(&self, site: &Site) -> Result<Arc<Snapshot>> {
+        if let Some(start) = self
+            .seeds
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(site.name.as_str())
+        {
+            return Ok(start.clone());
+        }
+        let Some(kept) = self.store.site_seed(site.key).await? else {
+            return Ok(Arc::default());
+        };
+        let source = Path::new("the site's seed");
+        let snapshot = snapshot::from_json(source, &kept)
+            .map_err(|e| Error::Internal(format!("site {}: {e}", site.name.as_str())))?;
+        Ok(Arc::new(snapshot))
     }
 
     /// The `default` site, which always exists.
@@ -213,18 +230,17 @@ impl SiteService {
             None => CloudId::random()
                 .ok_or_else(|| Error::Internal("no randomness for a cloudId".to_owned()))?,
         };
+        let kept = snapshot::to_json(&new.seed.to_snapshot())
+            .map_err(|e| Error::Internal(format!("the site's seed as a snapshot: {e}")))?;
+        let kept = String::from_utf8(kept).map_err(|e| Error::Internal(e.to_string()))?;
         let created = self
             .store
-            .create_site(id, &name, &new.seed, self.most)
+            .create_site(id, &name, &new.seed, &kept, self.most)
             .await?;
         match created {
             CreatedSite::Created(site, report) => {
                 let site = Arc::new(site);
                 self.forget(&site);
-                self.seeds
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(name.as_str().to_owned(), Arc::new(new.seed.to_snapshot()));
                 Ok((site, report))
             }
             CreatedSite::NameTaken => Err(Error::Conflict(format!(
@@ -252,6 +268,7 @@ impl SiteService {
         }
         let deleted = self.store.delete_site(site.key).await?;
         self.forget(site);
+        // A site made later with this name is not the start seed's.
         self.seeds
             .write()
             .unwrap_or_else(|e| e.into_inner())

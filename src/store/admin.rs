@@ -158,15 +158,22 @@ impl Store {
         forward!(self.restore(site, snapshot).await)
     }
 
-    /// Makes a site with a seed, in one transaction, unless `most` sites exist already.
+    /// Makes a site with a seed, in one transaction, unless `most` sites exist already; the site
+    /// keeps `kept`, its seed in the snapshot format, for resets.
     pub async fn create_site(
         &self,
         id: CloudId,
         name: &SiteName,
         seed: &SeedData,
+        kept: &str,
         most: u64,
     ) -> Result<CreatedSite> {
-        forward!(self.create_site(id, name, seed, most).await)
+        forward!(self.create_site(id, name, seed, kept, most).await)
+    }
+
+    /// The seed a site made through the admin API keeps (the snapshot format), if it has one.
+    pub async fn site_seed(&self, site: SiteKey) -> Result<Option<String>> {
+        forward!(self.site_seed(site).await)
     }
 
     /// Deletes a site and everything of it; whether it existed. The default site stays.

@@ -484,12 +484,13 @@ where
     }
 
     /// Makes a site, with a seed, unless `most` sites exist already; commits only a site made
-    /// whole.
+    /// whole. `kept` is the seed as the site keeps it for resets (the snapshot format).
     pub async fn create_site(
         mut tx: Transaction<'_, DB>,
         id: CloudId,
         name: &SiteName,
         seed: &SeedData,
+        kept: &str,
         most: u64,
     ) -> Result<CreatedSite> {
         let row = sqlx::query("SELECT COUNT(*) FROM sites")
@@ -500,11 +501,12 @@ where
         }
         let id_text = id.to_string();
         let inserted = sqlx::query(
-            "INSERT INTO sites (cloud_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING
+            "INSERT INTO sites (cloud_id, name, seed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
              RETURNING site",
         )
         .bind(id_text.as_str())
         .bind(name.as_str())
+        .bind(kept)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = inserted else {
@@ -538,6 +540,18 @@ where
             .execute(conn)
             .await?;
         Ok(DB::affected(&done) > 0)
+    }
+
+    /// The seed a site keeps for resets, if it was made with one.
+    pub async fn site_seed(conn: &mut Conn<DB>, site: SiteKey) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT seed FROM sites WHERE site = $1")
+            .bind(site.0)
+            .fetch_optional(conn)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get(0)?,
+            None => None,
+        })
     }
 
     /// Every site, oldest first.

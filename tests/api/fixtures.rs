@@ -125,6 +125,18 @@ async fn each_site_returns_to_its_own_seed(backend: Backend) {
         default_before,
         "other sites untouched"
     );
+    // Another instance over the same database (or this one restarted) returns to it as well.
+    app.admin(Method::POST, format!("{acme}/reset?scope=all"))
+        .send()
+        .await
+        .assert_status(204);
+    let other = TestApp::with_settings(app.store.clone(), TestApp::settings(None));
+    other
+        .admin(Method::POST, format!("{acme}/reset?to=seed"))
+        .send()
+        .await
+        .assert_status(204);
+    assert_eq!(snapshot(&other, acme).await, at_start);
     app.admin(Method::POST, "/_admin/sites/bare/reset?to=seed")
         .send()
         .await

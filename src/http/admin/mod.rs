@@ -97,7 +97,7 @@ async fn reset(State(state): State<AppState>, site: CurrentSite, uri: Uri) -> Re
     }
     match (scope.as_deref(), to.as_deref()) {
         (None, Some("seed")) => {
-            let seed = state.sites.seed_of(&site.state.site);
+            let seed = state.sites.seed_of(&site.state.site).await?;
             state.admin.restore(site.key(), &seed).await?;
         }
         (Some(_), Some(_)) => {

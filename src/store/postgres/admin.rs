@@ -121,18 +121,24 @@ impl PostgresStore {
         id: CloudId,
         name: &SiteName,
         seed: &SeedData,
+        kept: &str,
         most: u64,
     ) -> Result<CreatedSite> {
         // Instances creating sites at once must agree on how many there are.
         serializable(|| async {
             let mut lease = self.lease().await?;
-            Sql::create_site(begin_serializable(&mut lease).await?, id, name, seed, most).await
+            let tx = begin_serializable(&mut lease).await?;
+            Sql::create_site(tx, id, name, seed, kept, most).await
         })
         .await
     }
 
     pub(in crate::store) async fn delete_site(&self, site: SiteKey) -> Result<bool> {
         Ok(leased!(self, |conn| Sql::delete_site(conn, site))?)
+    }
+
+    pub(in crate::store) async fn site_seed(&self, site: SiteKey) -> Result<Option<String>> {
+        Ok(leased!(self, |conn| Sql::site_seed(conn, site))?)
     }
 
     pub(in crate::store) async fn sites(&self) -> Result<Vec<Site>> {

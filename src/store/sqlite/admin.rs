@@ -112,14 +112,19 @@ impl SqliteStore {
         id: CloudId,
         name: &SiteName,
         seed: &SeedData,
+        kept: &str,
         most: u64,
     ) -> Result<CreatedSite> {
         let tx = self.begin_immediate().await?;
-        self.changed(Sql::create_site(tx, id, name, seed, most).await)
+        self.changed(Sql::create_site(tx, id, name, seed, kept, most).await)
     }
 
     pub(in crate::store) async fn delete_site(&self, site: SiteKey) -> Result<bool> {
         self.changed(Sql::delete_site(&mut *connection(&self.writer).await?, site).await)
+    }
+
+    pub(in crate::store) async fn site_seed(&self, site: SiteKey) -> Result<Option<String>> {
+        Ok(Sql::site_seed(&mut *connection(&self.reader).await?, site).await?)
     }
 
     pub(in crate::store) async fn sites(&self) -> Result<Vec<Site>> {
