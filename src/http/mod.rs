@@ -20,8 +20,9 @@
 //! The web console (`console`) is routes of its own beside the table: its views sit behind the
 //! admin token as the admin API does, and carry its page's security headers.
 //!
-//! Each middleware is an `layers::Around` or a `layers::Guard`: tower layers that allocate
-//! nothing of their own per request.
+//! Log, metrics, journal and context are `layers::Around`s, site, authentication and faults
+//! `layers::Guard`s; the timeout and the panic catcher own the handler's future, so each is a
+//! tower layer of its own. None allocates anything of its own per request.
 
 mod admin;
 pub(crate) mod apps;
