@@ -1,7 +1,6 @@
 //! The pages of the authorization-code flow: the consent form and the error page. Every value
 //! shown is escaped.
 
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::oauth_params::AuthorizeQuery;
@@ -27,11 +26,10 @@ pub(super) fn error_page(refusal: &OAuthError) -> Response {
     let body = format!(
         "<!doctype html><title>Authorization failed</title><h1>{}</h1><p id=\"error\">{}</p><p id=\"description\">{}</p>",
         "Something went wrong",
-        escape(refusal.error),
+        escape(refusal.error.as_str()),
         escape(&refusal.description)
     );
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, Html(body)).into_response()
+    (super::oauth::status_of(refusal.error), Html(body)).into_response()
 }
 
 /// What the consent page offers.

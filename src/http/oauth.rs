@@ -19,7 +19,7 @@ use super::{AppState, RouteTable};
 use crate::credentials::Credentials;
 use crate::domain::{Site, SiteKey, User};
 use crate::service::authentication::Via;
-use crate::service::oauth::{Authorization, OAuthError};
+use crate::service::oauth::{Authorization, OAuthError, OAuthErrorCode};
 use crate::throttle::Refused;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
@@ -50,8 +50,7 @@ async fn authorize(State(state): State<AppState>, uri: Uri) -> Result<Response> 
         let accounts = state.oauth.accounts(hint).await?;
         let Some((_, first)) = accounts.iter().find(|(_, user)| user.active) else {
             let refusal = OAuthError {
-                status: 400,
-                error: "access_denied",
+                error: OAuthErrorCode::AccessDenied,
                 description: format!("login_hint {hint:?} names no active user."),
             };
             return Ok(error_page(&refusal));
@@ -213,8 +212,7 @@ async fn checked(
 ) -> Result<std::result::Result<Authorization, OAuthError>> {
     if query.response_type.as_deref() != Some("code") {
         return Ok(Err(OAuthError {
-            status: 400,
-            error: "unsupported_response_type",
+            error: OAuthErrorCode::UnsupportedResponseType,
             description: "response_type must be code.".to_owned(),
         }));
     }
@@ -277,12 +275,21 @@ struct OAuthErrorBody<'a> {
 
 fn oauth_error(refusal: &OAuthError) -> Response {
     let body = serde_json::to_vec(&OAuthErrorBody {
-        error: refusal.error,
+        error: refusal.error.as_str(),
         error_description: &refusal.description,
     })
     .unwrap_or_default();
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-    json_response(status, body)
+    json_response(status_of(refusal.error), body)
+}
+
+/// The status a refusal is answered with, as Atlassian answers: 401 for a client that failed to
+/// authenticate, 403 for a grant that is not (or no longer) valid, 400 for the rest.
+pub(super) fn status_of(error: OAuthErrorCode) -> StatusCode {
+    match error {
+        OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+        OAuthErrorCode::InvalidGrant => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    }
 }
 
 /// `POST /oauth/token`: JSON or form bodies; the client's credentials in the body or in a
@@ -293,8 +300,7 @@ async fn token(State(state): State<AppState>, request: Request) -> Result<Respon
     let headers = parts.headers;
     let Ok(body) = axum::body::to_bytes(body, TOKEN_REQUEST_LIMIT).await else {
         return Ok(oauth_error(&OAuthError {
-            status: 400,
-            error: "invalid_request",
+            error: OAuthErrorCode::InvalidRequest,
             description: "The body could not be read, or is too long.".to_owned(),
         }));
     };
@@ -317,8 +323,7 @@ async fn token(State(state): State<AppState>, request: Request) -> Result<Respon
         Ok(attempt) => attempt,
         Err(Refused { retry_after }) => {
             let mut response = oauth_error(&OAuthError {
-                status: 401,
-                error: "invalid_client",
+                error: OAuthErrorCode::InvalidClient,
                 description: "Too many failed attempts; try again later.".to_owned(),
             });
             response
@@ -330,7 +335,7 @@ async fn token(State(state): State<AppState>, request: Request) -> Result<Respon
     let issued = match state.oauth.token(request).await? {
         Ok(issued) => issued,
         Err(refusal) => {
-            if refusal.error == "invalid_client" {
+            if refusal.error == OAuthErrorCode::InvalidClient {
                 state.logins.count_rejection(attempt, Some(&login));
             }
             return Ok(oauth_error(&refusal));

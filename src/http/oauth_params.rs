@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::credentials::Credentials;
-use crate::service::oauth::{OAuthError, TokenRequest};
+use crate::service::oauth::{OAuthError, OAuthErrorCode, TokenRequest};
 
 /// The query of `/authorize`, and the hidden fields of the consent form.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -129,8 +129,7 @@ impl TokenBody {
 
 fn invalid_request(description: String) -> OAuthError {
     OAuthError {
-        status: 400,
-        error: "invalid_request",
+        error: OAuthErrorCode::InvalidRequest,
         description,
     }
 }
@@ -222,7 +221,7 @@ mod tests {
         assert_eq!(form.client_id.as_deref(), Some("a b"));
         assert_eq!(form.client_secret.as_deref(), Some("c:d"));
         let repeated = token_request(None, None, b"code=a&code=b").unwrap_err();
-        assert_eq!((repeated.status, repeated.error), (400, "invalid_request"));
+        assert_eq!(repeated.error, OAuthErrorCode::InvalidRequest);
         assert!(token_request(Some(b"application/json"), None, b"[1]").is_err());
         assert!(token_request(Some(b"application/json"), None, br#"{"code":1}"#).is_err());
     }

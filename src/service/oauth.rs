@@ -65,28 +65,64 @@ pub struct TokenRequest {
     pub scope: Option<String>,
 }
 
-/// The token endpoint's refusals, as Atlassian writes them.
+/// The OAuth 2.0 error codes (RFC 6749, 4.1.2.1 and 5.2) that `/authorize` and the token
+/// endpoint answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthErrorCode {
+    /// A parameter missing, repeated or malformed.
+    InvalidRequest,
+    /// The client's id or secret is wrong.
+    InvalidClient,
+    /// A code or refresh token that is unknown, spent or expired.
+    InvalidGrant,
+    /// The client may not ask this (unknown id, callback URL, kind of app).
+    UnauthorizedClient,
+    /// A grant type the server does not issue.
+    UnsupportedGrantType,
+    /// A response type other than `code`.
+    UnsupportedResponseType,
+    /// Scopes the app does not have.
+    InvalidScope,
+    /// The user, or the server for them, said no.
+    AccessDenied,
+}
+
+impl OAuthErrorCode {
+    /// The code as the protocol spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AccessDenied => "access_denied",
+        }
+    }
+}
+
+/// A refusal of `/authorize` or the token endpoint, as Atlassian writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
-    /// The HTTP status.
-    pub status: u16,
     /// The OAuth error code.
-    pub error: &'static str,
+    pub error: OAuthErrorCode,
     /// Its description.
     pub description: String,
 }
 
 impl OAuthError {
-    fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+    /// A refusal with this code and description.
+    pub fn new(error: OAuthErrorCode, description: impl Into<String>) -> Self {
         Self {
-            status,
             error,
             description: description.into(),
         }
     }
 
     fn invalid_client() -> Self {
-        Self::new(401, "invalid_client", "Unauthorized")
+        Self::new(OAuthErrorCode::InvalidClient, "Unauthorized")
     }
 }
 
@@ -134,8 +170,7 @@ impl OAuthService {
         let app = self.store.oauth().app(client_id).await?;
         let Some(app) = app.filter(|app| app.kind == AppKind::OAuth2) else {
             return Ok(Err(OAuthError::new(
-                400,
-                "unauthorized_client",
+                OAuthErrorCode::UnauthorizedClient,
                 "Unknown client_id.",
             )));
         };
@@ -144,16 +179,14 @@ impl OAuthService {
                 "Callback URL mismatch. {redirect_uri} is not in the list of allowed callback URLs"
             );
             return Ok(Err(OAuthError::new(
-                400,
-                "unauthorized_client",
+                OAuthErrorCode::UnauthorizedClient,
                 description,
             )));
         }
         let scopes = Scopes::parse(scope);
         if scopes.is_empty() || !app.scopes.covers(&scopes) {
             return Ok(Err(OAuthError::new(
-                400,
-                "invalid_scope",
+                OAuthErrorCode::InvalidScope,
                 "The scope asked for is not among the app's scopes.",
             )));
         }
@@ -203,8 +236,7 @@ impl OAuthService {
     pub async fn token(&self, request: TokenRequest) -> TokenOutcome {
         let Some(grant_type) = request.grant_type.as_deref() else {
             return Ok(Err(OAuthError::new(
-                400,
-                "invalid_request",
+                OAuthErrorCode::InvalidRequest,
                 "grant_type is missing",
             )));
         };
@@ -213,8 +245,7 @@ impl OAuthService {
             "authorization_code" | "refresh_token" | "client_credentials"
         ) {
             return Ok(Err(OAuthError::new(
-                400,
-                "unsupported_grant_type",
+                OAuthErrorCode::UnsupportedGrantType,
                 format!("Unsupported grant type: {grant_type}"),
             )));
         }
@@ -244,7 +275,12 @@ impl OAuthService {
     }
 
     async fn exchange_code(&self, app: &AppRecord, request: &TokenRequest) -> TokenOutcome {
-        let invalid = || OAuthError::new(400, "invalid_request", "authorization_code is invalid");
+        let invalid = || {
+            OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                "authorization_code is invalid",
+            )
+        };
         let Some(code) = &request.code else {
             return Ok(Err(invalid()));
         };
@@ -265,7 +301,12 @@ impl OAuthService {
     }
 
     async fn refresh(&self, app: &AppRecord, request: &TokenRequest) -> TokenOutcome {
-        let invalid = || OAuthError::new(403, "invalid_grant", "Unknown or invalid refresh token.");
+        let invalid = || {
+            OAuthError::new(
+                OAuthErrorCode::InvalidGrant,
+                "Unknown or invalid refresh token.",
+            )
+        };
         let Some(token) = &request.refresh_token else {
             return Ok(Err(invalid()));
         };
@@ -288,8 +329,7 @@ impl OAuthService {
     async fn client_credentials(&self, app: &AppRecord, request: &TokenRequest) -> TokenOutcome {
         if request.scope.is_some() {
             return Ok(Err(OAuthError::new(
-                400,
-                "invalid_scope",
+                OAuthErrorCode::InvalidScope,
                 "The scope parameter is not allowed for client credentials.",
             )));
         }
@@ -299,8 +339,7 @@ impl OAuthService {
             .filter(|_| app.kind == AppKind::ServiceAccount)
         else {
             return Ok(Err(OAuthError::new(
-                400,
-                "unauthorized_client",
+                OAuthErrorCode::UnauthorizedClient,
                 "Client credentials are for service accounts.",
             )));
         };
