@@ -348,7 +348,7 @@ async fn authorize_refuses_without_redirecting(backend: Backend) {
         ),
         (
             authorize_uri("write:jira-work", ""),
-            "The scope asked for is not among the app&#39;s scopes.",
+            "The scope asked for is not among the app's scopes.",
         ),
         (
             authorize_uri("read:jira-user", "")

@@ -127,18 +127,11 @@ fn nesting_depth(json: &str) -> usize {
     deepest
 }
 
-/// Appends `text` with the five characters that mean something in HTML escaped.
+/// Appends `text` escaped as maud escapes the rest of the console (`&`, `<`, `>`, `"`).
 pub fn escape_into(html: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => html.push_str("&amp;"),
-            '<' => html.push_str("&lt;"),
-            '>' => html.push_str("&gt;"),
-            '"' => html.push_str("&quot;"),
-            '\'' => html.push_str("&#39;"),
-            _ => html.push(c),
-        }
-    }
+    use std::fmt::Write as _;
+    // Writing into a String cannot fail.
+    let _ = maud::Escaper::new(html).write_str(text);
 }
 
 #[cfg(test)]
