@@ -33,6 +33,16 @@ impl AccountId {
         }
     }
 
+    /// A made-up id in the shape of Atlassian's: 24 hex digits. Not a secret, so not from the
+    /// operating system's randomness.
+    pub fn random() -> Self {
+        Self(format!(
+            "{:016x}{:08x}",
+            fastrand::u64(..),
+            fastrand::u32(..)
+        ))
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -218,6 +228,17 @@ pub struct User {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_up_account_ids_have_atlassians_shape_and_differ() {
+        let (one, other) = (AccountId::random(), AccountId::random());
+        for id in [&one, &other] {
+            assert_eq!(id.as_str().len(), 24, "{id:?}");
+            assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()), "{id:?}");
+            assert_eq!(AccountId::parse(id.as_str()), Ok(id.clone()));
+        }
+        assert_ne!(one, other);
+    }
 
     #[test]
     fn email_keys_are_lower_case_and_copied_only_when_they_must_change() {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{Seed, fail};
 use crate::credentials::{TokenDigest, generate_token};
-use crate::domain::{AppKind, Scopes, SiteKey, User};
+use crate::domain::{AccountId, AppKind, Scopes, SiteKey, User};
 use crate::service::apps::{AppService, NewApp};
 use crate::service::sites::NewSite;
 use crate::service::{AdminService, SiteService};
@@ -126,10 +126,8 @@ pub async fn ensure_first_admin(admin: &AdminService) -> anyhow::Result<Option<F
         return Ok(None);
     }
     let token = generate_token()?;
-    let mut id = [0u8; 12];
-    getrandom::fill(&mut id)?;
     let first = FirstAdmin {
-        account_id: hex::encode(id),
+        account_id: AccountId::random().into_string(),
         email: "admin@jira-userprops.local".to_owned(),
         token,
     };

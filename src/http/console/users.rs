@@ -182,7 +182,7 @@ fn new_user_form(base: &str, draft: &NewUserDraft) -> Markup {
     let suggested;
     let account_id = if draft.account_id.is_empty() {
         // A made-up id in Atlassian's shape, to change at will.
-        suggested = format!("{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
+        suggested = AccountId::random().into_string();
         suggested.as_str()
     } else {
         draft.account_id.as_str()
