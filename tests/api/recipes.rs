@@ -1,8 +1,9 @@
-//! The CI recipes of `docs/ci-recipes.md`, run as far as this machine allows: no container
-//! engine runs here, so each recipe's environment is read out of the document and the binary is
-//! started with exactly that, as the image would be, and must serve.
+//! The CI recipes of `docs/ci-recipes.md`, run without a container engine: each recipe's
+//! environment is read out of the document and the binary is started with exactly that, as the
+//! image would start it, and must serve and pass the image's `HEALTHCHECK`.
 
 use std::collections::BTreeMap;
+use std::process::Command;
 
 use regex::Regex;
 
@@ -69,13 +70,30 @@ fn every_recipe_waits_for_healthz_and_its_environment_serves() {
             .get("JIRA_USERPROPS_ADMIN_TOKEN")
             .unwrap_or_else(|| panic!("{title} sets the admin token: {environment:?}"))
             .clone();
-        let pairs: Vec<(&str, &str)> = environment
+        // The image sets where the address is written, for its HEALTHCHECK to find the port.
+        let folder = tempfile::tempdir().expect("a folder");
+        let address_file = folder.path().join("address");
+        let mut pairs: Vec<(&str, &str)> = environment
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str()))
             .collect();
+        pairs.push((
+            "JIRA_USERPROPS_ADDRESS_FILE",
+            address_file.to_str().expect("UTF-8"),
+        ));
         // As the image runs it, but on a free port and without a volume.
         let mut server = Server::start_with(&["--database-url", "sqlite::memory:"], &pairs);
         let address = server.address();
+        let healthcheck = Command::new(env!("CARGO_BIN_EXE_jira-userprops"))
+            .arg("healthcheck")
+            .envs(pairs.iter().copied())
+            .output()
+            .expect("healthcheck runs");
+        assert!(
+            healthcheck.status.success(),
+            "{title}: the image's HEALTHCHECK fails: {}",
+            String::from_utf8_lossy(&healthcheck.stderr)
+        );
         let health = get(address, "/healthz", "");
         assert!(health.starts_with("HTTP/1.1 200"), "{title}: {health}");
         let users = get(
