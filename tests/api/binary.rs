@@ -442,6 +442,7 @@ fn the_command_line_adds_users_and_tokens_and_moves_snapshots() {
     assert!(run_cli(&["--database-url", &first, "export", snapshot]).0);
     assert!(run_cli(&["--database-url", &second, "import", snapshot]).0);
     let (_, exported_again) = run_cli(&["--database-url", &second, "export", "-"]);
+    assert_valid_seed(exported_again.as_bytes());
     assert_eq!(
         exported_again,
         std::fs::read_to_string(snapshot).expect("snapshot written")
