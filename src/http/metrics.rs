@@ -8,13 +8,14 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use super::error::Refusal;
 use super::layers::Around;
 use super::{AppState, RequestContext};
+use crate::store::Store;
 
 /// Counts every answered request, and the property writes and deletes among them.
 #[derive(Debug, Clone)]
@@ -63,6 +64,7 @@ pub struct Metrics {
     /// Properties deleted.
     deletes: IntCounter,
     pool: IntGaugeVec,
+    calls_in_flight: IntGauge,
     journal: IntGaugeVec,
     rate_limited: IntCounter,
     injected_faults: IntCounter,
@@ -100,6 +102,11 @@ impl Metrics {
                 "Database connections, by state (in_use, idle).",
             ),
             &["state"],
+        )?;
+        let calls_in_flight = IntGauge::new(
+            "db_calls_in_flight",
+            "PostgreSQL: database calls holding or waiting for a connection (at most \
+             --db-pool-size plus --db-max-waiting).",
         )?;
         let journal = IntGaugeVec::new(
             Opts::new("journal_entries", "Requests held in the journal."),
@@ -145,6 +152,9 @@ impl Metrics {
         registry.register(Box::new(writes.clone()))?;
         registry.register(Box::new(deletes.clone()))?;
         registry.register(Box::new(pool.clone()))?;
+        if backend == "postgres" {
+            registry.register(Box::new(calls_in_flight.clone()))?;
+        }
         registry.register(Box::new(journal.clone()))?;
         Ok(Self {
             registry,
@@ -153,6 +163,7 @@ impl Metrics {
             writes,
             deletes,
             pool,
+            calls_in_flight,
             journal,
             rate_limited,
             injected_faults,
@@ -177,13 +188,15 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges read now.
-    pub fn render(&self, pool_in_use: u32, pool_idle: u32, journal_entries: usize) -> String {
+    pub fn render(&self, store: &Store, journal_entries: usize) -> String {
+        let (in_use, idle) = store.pool_usage();
         self.pool
             .with_label_values(&["in_use"])
-            .set(i64::from(pool_in_use));
-        self.pool
-            .with_label_values(&["idle"])
-            .set(i64::from(pool_idle));
+            .set(i64::from(in_use));
+        self.pool.with_label_values(&["idle"]).set(i64::from(idle));
+        if let Some(calls) = store.calls_in_flight() {
+            self.calls_in_flight.set(i64::from(calls));
+        }
         self.journal
             .with_label_values(&[] as &[&str])
             .set(i64::try_from(journal_entries).unwrap_or(i64::MAX));

@@ -27,10 +27,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, HttpError
 
 /// `GET /metrics`: Prometheus text. Never holds credentials: labels are route templates.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let (in_use, idle) = state.store.pool_usage();
     let text = state
         .metrics
-        .render(in_use, idle, state.site_states.journal_len());
+        .render(&state.store, state.site_states.journal_len());
     let mut response = Response::new(text.into());
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,

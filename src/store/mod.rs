@@ -221,6 +221,15 @@ impl Store {
         forward!(self.pool_usage())
     }
 
+    /// PostgreSQL: the calls holding or waiting for a connection, which `--db-max-waiting`
+    /// bounds. SQLite has no such bound: `None`.
+    pub fn calls_in_flight(&self) -> Option<u32> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(store) => Some(store.calls_in_flight()),
+        }
+    }
+
     /// Closes every connection, letting the last writes settle.
     pub async fn close(&self) {
         match self {

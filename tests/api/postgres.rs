@@ -14,6 +14,19 @@ fn with_parameter(url: &str, parameter: &str) -> String {
     format!("{url}{separator}{parameter}")
 }
 
+/// Waits until `count` of the store's calls hold or wait for a connection.
+async fn until_in_flight(store: &Store, count: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.calls_in_flight() != Some(count) {
+        assert!(
+            Instant::now() < deadline,
+            "calls in flight: {:?}, not {count}",
+            store.calls_in_flight()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 #[tokio::test]
 async fn tls_follows_the_urls_sslmode() {
     let Some(backend) = Backend::postgres() else {
@@ -103,7 +116,15 @@ async fn past_the_waiting_bound_requests_are_refused_at_once() {
             tokio::spawn(async move { app.get(&uri).by(Who::Alice).send().await.status })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_in_flight(&app.store, 4).await;
+    let metrics = app.get("/metrics").send().await;
+    assert!(
+        metrics
+            .text()
+            .contains("\njira_userprops_db_calls_in_flight 4\n"),
+        "{}",
+        metrics.text()
+    );
     for _ in 0..5 {
         let started = Instant::now();
         let response = app.get(&uri).by(Who::Alice).send().await;
@@ -165,7 +186,7 @@ async fn an_instance_stalled_mid_statement_does_not_hold_up_the_other() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_in_flight(&stalled.store, 6).await;
     assert!(
         stuck.iter().all(|request| !request.is_finished()),
         "the first instance's requests hang while the partition holds"

@@ -154,6 +154,10 @@ impl PostgresStore {
         self.location.clone()
     }
 
+    pub(super) fn calls_in_flight(&self) -> u32 {
+        self.admission.in_flight.load(Ordering::Relaxed)
+    }
+
     pub(super) fn pool_usage(&self) -> (u32, u32) {
         let (in_use, kept) = self.reuse.usage();
         let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
