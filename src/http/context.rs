@@ -95,7 +95,7 @@ impl RequestContext {
 #[derive(Debug, Clone)]
 pub struct Stamp(pub AppState);
 
-/// The client's `X-Request-Id`, when it is a sane token: 1 to 128 printable ASCII characters.
+/// The client's `X-Request-Id`, when it is a sane token: 1 to 128 printable ASCII characters, no spaces.
 fn client_request_id(request: &Request) -> Option<HeaderValue> {
     let value = request.headers().get(&CLIENT_REQUEST_ID)?;
     let bytes = value.as_bytes();
