@@ -240,7 +240,7 @@ impl SiteService {
         match created {
             CreatedSite::Created(site, report) => {
                 let site = Arc::new(site);
-                self.forget(&site);
+                self.drop_remembered(&site);
                 Ok((site, report))
             }
             CreatedSite::NameTaken => Err(Error::Conflict(format!(
@@ -267,7 +267,7 @@ impl SiteService {
             ));
         }
         let deleted = self.store.delete_site(site.key).await?;
-        self.forget(site);
+        self.drop_remembered(site);
         // A site made later with this name is not the start seed's.
         self.seeds
             .write()
@@ -308,7 +308,7 @@ impl SiteService {
     }
 
     /// Drops what is held of a site, so that the next request reads it again.
-    fn forget(&self, site: &Site) {
+    fn drop_remembered(&self, site: &Site) {
         let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
         known.by_name.remove(site.name.as_str());
         known.by_id.remove(&site.id);

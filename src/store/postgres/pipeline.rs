@@ -116,8 +116,8 @@ impl Pipelines {
         let (slot, pipe) = self.pipe()?;
         let parameters: [&(dyn ToSql + Sync); 3] = [&site, &account_id, &key];
         let read = pipe.client.query_one(&pipe.value, &parameters);
-        let row = slot.settle(&pipe, tokio::time::timeout(self.patience, read).await)?;
-        slot.settle(
+        let row = slot.answer_or_retire(&pipe, tokio::time::timeout(self.patience, read).await)?;
+        slot.answer_or_retire(
             &pipe,
             Ok(row.try_get(0).and_then(|v| Ok((v, row.try_get(1)?)))),
         )
@@ -128,8 +128,8 @@ impl Pipelines {
         let (slot, pipe) = self.pipe()?;
         let parameters: [&(dyn ToSql + Sync); 2] = [&site, &account_id];
         let read = pipe.client.query_one(&pipe.keys, &parameters);
-        let row = slot.settle(&pipe, tokio::time::timeout(self.patience, read).await)?;
-        slot.settle(
+        let row = slot.answer_or_retire(&pipe, tokio::time::timeout(self.patience, read).await)?;
+        slot.answer_or_retire(
             &pipe,
             Ok(row.try_get(0).and_then(|v| Ok((v, row.try_get(1)?)))),
         )
@@ -179,7 +179,7 @@ impl Pipelines {
 impl Slot {
     /// A read's outcome; a failure or a stall retires the pipeline and hands the read to the
     /// pool.
-    fn settle<T>(
+    fn answer_or_retire<T>(
         &self,
         pipe: &Arc<Pipe>,
         outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
