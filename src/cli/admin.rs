@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use super::{administer, open};
 use crate::clock::parse_rfc3339_ms;
 use crate::config::{AppsCommand, Config, TokensCommand, UsersCommand};
-use crate::domain::{AccountId, AppKind, DisplayName, Email, NewUser, Scopes};
+use crate::domain::{AppKind, NewUser, Scopes};
 use crate::http::apps::AppBody;
 use crate::service::apps::{AppService, NewApp};
 use crate::store::admin::TokenLimits;
@@ -24,12 +24,8 @@ pub(super) async fn users(config: &Config, command: &UsersCommand) -> anyhow::Re
             admin: is_admin,
         } => {
             let user = NewUser {
-                account_id: AccountId::parse(account_id.as_str())?,
-                email: Email::parse(email.as_str())
-                    .map_err(|_| anyhow::anyhow!("email {email:?} is not an email address"))?,
-                display_name: DisplayName::parse(display_name.as_deref().unwrap_or(email))?,
                 admin: *is_admin,
-                active: true,
+                ..NewUser::parse(account_id, email, display_name.as_deref())?
             };
             let user = admin.create_user(site, user, Vec::new()).await?;
             let token = admin

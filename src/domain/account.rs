@@ -150,6 +150,66 @@ pub struct NewUser {
     pub active: bool,
 }
 
+/// What is wrong with a user's fields, each field's problem apart (a form shows each beside its
+/// field).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvalidUser {
+    /// The account id's.
+    pub account_id: Option<InvalidAccountId>,
+    /// The email's: the text given.
+    pub email: Option<String>,
+    /// The display name's.
+    pub display_name: Option<InvalidDisplayName>,
+}
+
+impl std::fmt::Display for InvalidUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut problems = Vec::with_capacity(3);
+        if let Some(problem) = &self.account_id {
+            problems.push(problem.to_string());
+        }
+        if let Some(email) = &self.email {
+            problems.push(format!("email {email:?} is not an email address"));
+        }
+        if let Some(problem) = &self.display_name {
+            problems.push(problem.to_string());
+        }
+        f.write_str(&problems.join("; "))
+    }
+}
+
+impl std::error::Error for InvalidUser {}
+
+impl NewUser {
+    /// An active user who does not administer Jira, from its fields as given; the display name
+    /// is the email when none is given. The one place these three are parsed together.
+    pub fn parse(
+        account_id: &str,
+        email: &str,
+        display_name: Option<&str>,
+    ) -> Result<Self, InvalidUser> {
+        let parsed = (
+            AccountId::parse(account_id),
+            Email::parse(email),
+            DisplayName::parse(display_name.unwrap_or(email)),
+        );
+        match parsed {
+            (Ok(account_id), Ok(email), Ok(display_name)) => Ok(Self {
+                account_id,
+                email,
+                display_name,
+                admin: false,
+                active: true,
+            }),
+            (account_id, email_parsed, display_name) => Err(InvalidUser {
+                account_id: account_id.err(),
+                email: email_parsed.err().map(|_| email.to_owned()),
+                display_name: display_name.err(),
+            }),
+        }
+    }
+}
+
 impl From<NewUser> for User {
     fn from(user: NewUser) -> Self {
         Self {
@@ -228,6 +288,31 @@ pub struct User {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_user_is_parsed_whole_and_each_bad_field_is_named() {
+        let user = NewUser::parse("a-1", "ann@example.com", None).expect("valid");
+        assert_eq!(user.display_name.as_str(), "ann@example.com");
+        assert!(user.active && !user.admin);
+        let named = NewUser::parse("a-1", "ann@example.com", Some("Ann")).expect("valid");
+        assert_eq!(named.display_name.as_str(), "Ann");
+
+        let invalid = NewUser::parse("", "nobody", Some("tab\there")).expect_err("invalid");
+        assert_eq!(invalid.account_id, Some(InvalidAccountId));
+        assert_eq!(invalid.email.as_deref(), Some("nobody"));
+        assert_eq!(invalid.display_name, Some(InvalidDisplayName));
+        assert_eq!(
+            invalid.to_string(),
+            "accountId must be 1 to 128 characters, without control characters; \
+             email \"nobody\" is not an email address; \
+             displayName must not contain control characters"
+        );
+        let only_email = NewUser::parse("a-1", "nobody", Some("Ann")).expect_err("invalid");
+        assert_eq!(
+            only_email.to_string(),
+            "email \"nobody\" is not an email address"
+        );
+    }
 
     #[test]
     fn made_up_account_ids_have_atlassians_shape_and_differ() {

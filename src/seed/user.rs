@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{SeedError, fail, within_entry};
 use crate::clock::parse_rfc3339_ms;
 use crate::credentials::TokenDigest;
-use crate::domain::{AccountId, DisplayName, Email, NewUser, Scopes};
+use crate::domain::{AccountId, NewUser, Scopes};
 use crate::store::admin::{TokenEntry, TokenLimits};
 
 /// One user as the seed format, the admin API and snapshots write it.
@@ -97,10 +97,7 @@ impl SeedUser {
 
     /// Everything an entry says, valid on its own; what spans entries is the caller's to check.
     fn validate(self) -> Result<UserSeed, String> {
-        let account_id = self.account_id()?;
-        let email = Email::parse(self.email.as_str())
-            .map_err(|_| format!("email {:?} is not an email address", self.email))?;
-        let display_name = DisplayName::parse(self.display_name.unwrap_or(self.email))
+        let user = NewUser::parse(&self.account_id, &self.email, self.display_name.as_deref())
             .map_err(|e| e.to_string())?;
         let mut tokens = Vec::with_capacity(self.api_tokens.len() + self.api_token_hashes.len());
         for entry in &self.api_tokens {
@@ -127,11 +124,9 @@ impl SeedUser {
             return Err("an API token appears twice".to_owned());
         }
         let user = NewUser {
-            account_id,
-            email,
-            display_name,
             admin: self.admin,
             active: self.active,
+            ..user
         };
         Ok(UserSeed { user, tokens })
     }

@@ -3,7 +3,7 @@
 
 use crate::clock::{SharedClock, unix_ms};
 use crate::credentials::TokenDigest;
-use crate::domain::{AccountId, AppKind, DisplayName, Email, NewUser, Scopes, SiteKey};
+use crate::domain::{AppKind, NewUser, Scopes, SiteKey};
 use crate::error::{Error, Result};
 use crate::service::AdminService;
 use crate::service::oauth::random_token;
@@ -144,15 +144,11 @@ impl AppService {
         }
         if let Some((account_id, email)) = &account {
             for site in &new.sites {
+                let user = NewUser::parse(account_id, email, Some(&app.name))
+                    .map_err(|e| Error::BadRequest(e.to_string()))?;
                 let user = NewUser {
-                    account_id: AccountId::parse(account_id.as_str())
-                        .map_err(|e| Error::BadRequest(e.to_string()))?,
-                    email: Email::parse(email.as_str())
-                        .map_err(|_| Error::BadRequest("no email for the account".into()))?,
-                    display_name: DisplayName::parse(app.name.as_str())
-                        .map_err(|e| Error::BadRequest(e.to_string()))?,
                     admin: new.admin,
-                    active: true,
+                    ..user
                 };
                 self.admin.create_user(*site, user, Vec::new()).await?;
             }

@@ -9,7 +9,7 @@ use super::layout::{
     Address, Failure, Form, Tab, View, done, field_error, find_site, segment, site_header,
 };
 use super::user::{UserPath, noticed};
-use crate::domain::{AccountId, DisplayName, Email, NewUser, Site, User};
+use crate::domain::{AccountId, NewUser, Site, User};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::service::admin::UserChanges;
@@ -47,26 +47,18 @@ pub async fn create(
         admin: form.get("admin").is_some(),
         errors: Default::default(),
     };
-    let account_id = AccountId::parse(draft.account_id.as_str());
-    let email = Email::parse(draft.email.as_str());
-    let name = match form.filled("displayName") {
-        Some(name) => DisplayName::parse(name),
-        None => DisplayName::parse(draft.email.as_str()),
-    };
-    let user = match (account_id, email, name) {
-        (Ok(account_id), Ok(email), Ok(display_name)) => NewUser {
-            account_id,
-            email,
-            display_name,
+    let parsed = NewUser::parse(&draft.account_id, &draft.email, form.filled("displayName"));
+    let user = match parsed {
+        Ok(user) => NewUser {
             admin: draft.admin,
-            active: true,
+            ..user
         },
-        (account_id, email, name) => {
-            draft.errors[0] = account_id.err().map(|e| e.to_string());
-            draft.errors[1] = email
-                .err()
+        Err(invalid) => {
+            draft.errors[0] = invalid.account_id.map(|e| e.to_string());
+            draft.errors[1] = invalid
+                .email
                 .map(|_| "This is not an email address.".to_owned());
-            draft.errors[2] = name.err().map(|e| e.to_string());
+            draft.errors[2] = invalid.display_name.map(|e| e.to_string());
             let view = users_page(&state, &site, None, &draft).await?;
             return Ok(view.with_status(StatusCode::BAD_REQUEST));
         }
