@@ -1,5 +1,6 @@
 //! Command-line and environment configuration: every option is a flag and an environment variable.
-//! One clap struct, so that `--help` lists every option from one place; long only with its tests.
+//! One clap struct, so that `--help` lists every option from one place. Past 350 lines because
+//! each option's doc comment is its `--help` text: one idea, read top to bottom as `--help` is.
 
 use std::path::PathBuf;
 use std::time::Duration;

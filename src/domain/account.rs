@@ -1,4 +1,5 @@
 //! Accounts and users: account ids, emails, display names, the user record and the caller.
+//! Past 350 lines only with its tests.
 
 use std::borrow::Cow;
 use std::sync::Arc;

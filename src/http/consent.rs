@@ -16,7 +16,7 @@ pub(super) fn error_page(refusal: &OAuthError) -> Response {
         p id="error" { (refusal.error.as_str()) }
         p id="description" { (refusal.description) }
     };
-    let status = super::oauth::status_of(refusal.error);
+    let status = super::oauth_token::status_of(refusal.error);
     (status, Html(page.into_string())).into_response()
 }
 

@@ -40,6 +40,7 @@ mod log;
 mod metrics;
 mod oauth;
 pub(crate) mod oauth_params;
+mod oauth_token;
 mod openapi;
 mod panics;
 mod probes;

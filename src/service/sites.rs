@@ -1,5 +1,6 @@
 //! Sites: making, finding and deleting the isolated worlds one server holds, and remembering
-//! them, so that reaching a site costs a map lookup rather than a statement.
+//! them, so that reaching a site costs a map lookup rather than a statement. Past 350 lines only
+//! with its tests.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! The request journal: each site's last N API requests, in memory, for tests to assert on; and
-//! the middleware that keeps them. One idea: the body tap and the entry exist only for each other.
+//! the middleware that keeps them. One idea, a little past 350 lines: the body tap and the entry
+//! exist only for each other.
 //! Which entries a question is about is `matcher`'s.
 
 use std::collections::VecDeque;

@@ -1,0 +1,117 @@
+//! `POST /oauth/token`: the token endpoint's request, its refusals and their statuses, and the
+//! tokens it answers with.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::Serialize;
+
+use super::AppState;
+use super::authenticate::client_address;
+use super::error::{HttpError, json_response};
+use super::oauth_params::token_request;
+use crate::credentials::Credentials;
+use crate::service::oauth::{OAuthError, OAuthErrorCode};
+use crate::throttle::Refused;
+
+/// The longest token request read.
+const TOKEN_REQUEST_LIMIT: usize = 64 << 10;
+
+#[derive(Serialize)]
+struct TokenAnswer<'a> {
+    access_token: &'a str,
+    expires_in: u64,
+    token_type: &'static str,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct OAuthErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+fn oauth_error(refusal: &OAuthError) -> Response {
+    let body = serde_json::to_vec(&OAuthErrorBody {
+        error: refusal.error.as_str(),
+        error_description: &refusal.description,
+    })
+    .unwrap_or_default();
+    json_response(status_of(refusal.error), body)
+}
+
+/// The status a refusal is answered with, as Atlassian answers: 401 for a client that failed to
+/// authenticate, 403 for a grant that is not (or no longer) valid, 400 for the rest.
+pub(super) fn status_of(error: OAuthErrorCode) -> StatusCode {
+    match error {
+        OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+        OAuthErrorCode::InvalidGrant => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// `POST /oauth/token`: JSON or form bodies; the client's credentials in the body or in a
+/// Basic header.
+pub(super) async fn token(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, HttpError> {
+    let address = client_address(&request);
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let Ok(body) = axum::body::to_bytes(body, TOKEN_REQUEST_LIMIT).await else {
+        return Ok(oauth_error(&OAuthError {
+            error: OAuthErrorCode::InvalidRequest,
+            description: "The body could not be read, or is too long.".to_owned(),
+        }));
+    };
+    let request = match token_request(
+        headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+        &body,
+    ) {
+        Ok(request) => request,
+        Err(refusal) => return Ok(oauth_error(&refusal)),
+    };
+    // Guesses at client secrets count as failed logins, by client id and address.
+    let login = Credentials::Basic {
+        email: request.client_id.clone().unwrap_or_default(),
+        token: String::new(),
+    };
+    let attempt = match state.logins.admit(address, Some(&login), false) {
+        Ok(attempt) => attempt,
+        Err(Refused { retry_after }) => {
+            let mut response = oauth_error(&OAuthError {
+                error: OAuthErrorCode::InvalidClient,
+                description: "Too many failed attempts; try again later.".to_owned(),
+            });
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return Ok(response);
+        }
+    };
+    let issued = match state.oauth.token(request).await? {
+        Ok(issued) => issued,
+        Err(refusal) => {
+            if refusal.error == OAuthErrorCode::InvalidClient {
+                state.logins.count_rejection(attempt, Some(&login));
+            }
+            return Ok(oauth_error(&refusal));
+        }
+    };
+    let answer = TokenAnswer {
+        access_token: &issued.access_token,
+        expires_in: issued.expires_in,
+        token_type: "Bearer",
+        scope: issued.scopes.to_string(),
+        refresh_token: issued.refresh_token.as_deref(),
+    };
+    let body =
+        serde_json::to_vec(&answer).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, body))
+}
