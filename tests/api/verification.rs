@@ -129,6 +129,12 @@ async fn bad_matchers_are_refused_with_their_reason(backend: Backend) {
         ),
         ("[1]", "The matcher must be a JSON object"),
         ("{", "The matcher must be a JSON object"),
+        // This app keeps no bodies: a body matcher would match nothing, silently.
+        (
+            r#"{"method": "PUT", "bodyContains": {"mode": "dark"}}"#,
+            "which the journal keeps only when the server runs with --journal-bodies",
+        ),
+        (r#"{"body": 1}"#, "--journal-bodies"),
     ];
     for path in ["/_admin/requests/count", "/_admin/requests/find"] {
         for (body, reason) in cases {
@@ -142,6 +148,10 @@ async fn bad_matchers_are_refused_with_their_reason(backend: Backend) {
         }
         app.admin(Method::GET, path).send().await.assert_status(405);
     }
+    app.admin(Method::GET, "/_admin/requests?bodyContains=%7B%7D")
+        .send()
+        .await
+        .assert_status(400);
     app.request(Method::POST, "/_admin/requests/count")
         .json("{}")
         .send()

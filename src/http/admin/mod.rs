@@ -140,22 +140,44 @@ async fn import(
 
 /// `GET /_admin/requests?method=&path=&…`: the journal, oldest first, filtered by a matcher
 /// given as query parameters.
-async fn requests(site: CurrentSite, uri: Uri) -> Result<Response> {
-    let matcher = Matcher::from_query(uri.query().unwrap_or_default()).map_err(bad_request)?;
+async fn requests(State(state): State<AppState>, site: CurrentSite, uri: Uri) -> Result<Response> {
+    let matcher = usable(&state, Matcher::from_query(uri.query().unwrap_or_default()))?;
     json(StatusCode::OK, &site.state.journal.entries(&matcher))
 }
 
 /// `POST /_admin/requests/count` with a matcher: `{"count": N}`.
-async fn count_requests(site: CurrentSite, body: Bytes) -> Result<Response> {
-    let matcher = Matcher::from_json(&body).map_err(bad_request)?;
+async fn count_requests(
+    State(state): State<AppState>,
+    site: CurrentSite,
+    body: Bytes,
+) -> Result<Response> {
+    let matcher = usable(&state, Matcher::from_json(&body))?;
     let count = site.state.journal.count(&matcher);
     json(StatusCode::OK, &serde_json::json!({ "count": count }))
 }
 
 /// `POST /_admin/requests/find` with a matcher: the entries it matches, oldest first.
-async fn find_requests(site: CurrentSite, body: Bytes) -> Result<Response> {
-    let matcher = Matcher::from_json(&body).map_err(bad_request)?;
+async fn find_requests(
+    State(state): State<AppState>,
+    site: CurrentSite,
+    body: Bytes,
+) -> Result<Response> {
+    let matcher = usable(&state, Matcher::from_json(&body))?;
     json(StatusCode::OK, &site.state.journal.entries(&matcher))
+}
+
+/// A matcher that can match: one that asks about bodies the journal does not keep would match
+/// nothing, silently, so it is refused.
+fn usable(state: &AppState, matcher: std::result::Result<Matcher, String>) -> Result<Matcher> {
+    let matcher = matcher.map_err(bad_request)?;
+    let (_, bodies) = state.site_states.journal_settings();
+    if matcher.asks_about_bodies() && !bodies {
+        return Err(bad_request(
+            "body and bodyContains match PUT bodies, which the journal keeps only when the server \
+             runs with --journal-bodies.",
+        ));
+    }
+    Ok(matcher)
 }
 
 async fn clear_requests(site: CurrentSite) -> StatusCode {

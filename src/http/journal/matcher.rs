@@ -166,6 +166,12 @@ impl Matcher {
             && self.body_matches(record.body.as_deref())
     }
 
+    /// Whether `body` or `bodyContains` is given: they need the body, which the journal keeps
+    /// only for stored PUTs with `--journal-bodies`.
+    pub fn asks_about_bodies(&self) -> bool {
+        self.body.is_some() || self.body_contains.is_some()
+    }
+
     /// `body` and `bodyContains` need the body, which the journal keeps only for stored PUTs
     /// with `--journal-bodies`.
     fn body_matches(&self, body: Option<&str>) -> bool {
