@@ -11,7 +11,7 @@ use super::authenticate::client_address;
 use super::error::{HttpError, json_response};
 use super::oauth_params::token_request;
 use crate::credentials::Credentials;
-use crate::service::oauth::{OAuthError, OAuthErrorCode};
+use crate::service::oauth::{OAuthError, OAuthErrorCode, TokenRequest};
 use crate::throttle::Refused;
 
 /// The longest token request read.
@@ -53,47 +53,23 @@ pub(super) fn status_of(error: OAuthErrorCode) -> StatusCode {
 }
 
 /// `POST /oauth/token`: JSON or form bodies; the client's credentials in the body or in a
-/// Basic header.
+/// Basic header. Guesses at client secrets count as failed logins, by client id and address.
 pub(super) async fn token(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, HttpError> {
     let address = client_address(&request);
-    let (parts, body) = request.into_parts();
-    let headers = parts.headers;
-    let Ok(body) = axum::body::to_bytes(body, TOKEN_REQUEST_LIMIT).await else {
-        return Ok(oauth_error(&OAuthError {
-            error: OAuthErrorCode::InvalidRequest,
-            description: "The body could not be read, or is too long.".to_owned(),
-        }));
-    };
-    let request = match token_request(
-        headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
-        headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-        &body,
-    ) {
+    let request = match read(request).await {
         Ok(request) => request,
         Err(refusal) => return Ok(oauth_error(&refusal)),
     };
-    // Guesses at client secrets count as failed logins, by client id and address.
     let login = Credentials::Basic {
         email: request.client_id.clone().unwrap_or_default(),
         token: String::new(),
     };
     let attempt = match state.logins.admit(address, Some(&login), false) {
         Ok(attempt) => attempt,
-        Err(Refused { retry_after }) => {
-            let mut response = oauth_error(&OAuthError {
-                error: OAuthErrorCode::InvalidClient,
-                description: "Too many failed attempts; try again later.".to_owned(),
-            });
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            return Ok(response);
-        }
+        Err(refused) => return Ok(too_many_attempts(refused)),
     };
     let issued = match state.oauth.token(request).await? {
         Ok(issued) => issued,
@@ -114,4 +90,33 @@ pub(super) async fn token(
     let body =
         serde_json::to_vec(&answer).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
     Ok(json_response(StatusCode::OK, body))
+}
+
+/// The token request: its body, read up to the limit, and its headers, parsed once.
+async fn read(request: Request) -> Result<TokenRequest, OAuthError> {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, TOKEN_REQUEST_LIMIT).await else {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            "The body could not be read, or is too long.",
+        ));
+    };
+    let header = |name| parts.headers.get(name).map(HeaderValue::as_bytes);
+    token_request(
+        header(header::CONTENT_TYPE),
+        header(header::AUTHORIZATION),
+        &body,
+    )
+}
+
+/// A client refused unchecked after too many failed attempts.
+fn too_many_attempts(Refused { retry_after }: Refused) -> Response {
+    let mut response = oauth_error(&OAuthError::new(
+        OAuthErrorCode::InvalidClient,
+        "Too many failed attempts; try again later.",
+    ));
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
 }
