@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::consent::{Choices, consent_page, error_page};
-use super::error::HttpError;
+use super::error::{HttpError, Refusal};
 use super::oauth_params::{AuthorizeQuery, ConsentForm};
 use super::{AppState, RouteTable, oauth_token};
 use crate::credentials::Credentials;
@@ -119,6 +119,7 @@ async fn consent(
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                response.extensions_mut().insert(Refusal::LoginRefused);
             }
             return Ok(response);
         }
@@ -188,12 +189,15 @@ async fn signed_in(
         }
     };
     for (site, _) in state.oauth.accounts(&form.email).await? {
-        if let Ok(caller) = state
+        match state
             .authenticator
             .authenticate_confirmed(site, Via::Site, Some(&credentials))
             .await
         {
-            return Ok(SignIn::As(caller.user.account_id.clone()));
+            Ok(caller) => return Ok(SignIn::As(caller.user.account_id.clone())),
+            // A fault (the database away or busy) is not the user's failed login.
+            Err(error) if !error.is_rejection() => return Err(error.into()),
+            Err(_) => {}
         }
     }
     state.logins.count_rejection(attempt, Some(&credentials));

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::authenticate::client_address;
-use super::error::{HttpError, json_response};
+use super::error::{HttpError, Refusal, json_response};
 use super::oauth_params::token_request;
 use crate::credentials::Credentials;
 use crate::service::oauth::{OAuthError, OAuthErrorCode, TokenRequest};
@@ -118,5 +118,6 @@ fn too_many_attempts(Refused { retry_after }: Refused) -> Response {
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response.extensions_mut().insert(Refusal::LoginRefused);
     response
 }

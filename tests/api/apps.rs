@@ -763,6 +763,14 @@ async fn failed_client_authentications_are_throttled(backend: Backend) {
         "Too many failed attempts; try again later."
     );
     assert!(refused.header("retry-after").is_some());
+    let metrics = app.get("/metrics").send().await;
+    assert!(
+        metrics
+            .text()
+            .contains("\njira_userprops_refused_logins_total 1\n"),
+        "{}",
+        metrics.text()
+    );
 }
 
 /// Wrong API tokens on the consent form are failed logins: past the limit, that client's
@@ -814,6 +822,14 @@ async fn failed_sign_ins_on_the_consent_page_are_throttled(backend: Backend) {
         .and_then(|value| value.parse().ok())
         .expect("Retry-After in seconds");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let metrics = app.get("/metrics").send().await;
+    assert!(
+        metrics
+            .text()
+            .contains("\njira_userprops_refused_logins_total 1\n"),
+        "{}",
+        metrics.text()
+    );
     let elsewhere = sign_in("alice-token", "10.9.8.7:4000").await;
     assert!(param(&redirected(&elsewhere), "code").is_some());
 }
