@@ -29,8 +29,8 @@ pub struct SiteService {
     most: u64,
     known: RwLock<Known>,
     clock: SharedClock,
-    /// What the start seed made of each of its sites, by site name. `POST /_admin/reset?to=seed`
-    /// returns to it; a site made through the admin API keeps its seed in the store instead.
+    /// What the start seed made of each of its sites, by site name: what `POST
+    /// /_admin/reset?to=seed` returns to for a site that keeps no seed in the store (`default`).
     seeds: RwLock<HashMap<String, Arc<Snapshot>>>,
 }
 
@@ -159,20 +159,13 @@ impl SiteService {
         );
     }
 
-    /// What a site's seed made: this instance's start seed's part for the site, else the seed
-    /// the site was made with through the admin API (on any instance); an empty state for a site
-    /// with neither.
+    /// What a site's seed made: the seed the site was made with (by the admin API or a start
+    /// seed, on any instance), kept in the store; else, for `default` and sites made before
+    /// seeds were kept, this instance's start seed's part for it; else an empty state.
     pub async fn seed_of(&self, site: &Site) -> Result<Arc<Snapshot>> {
-        if let Some(start) = self
-            .seeds
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(site.name.as_str())
-        {
-            return Ok(start.clone());
-        }
         let Some(kept) = self.store.site_seed(site.key).await? else {
-            return Ok(Arc::default());
+            let held = self.seeds.read().unwrap_or_else(|e| e.into_inner());
+            return Ok(held.get(site.name.as_str()).cloned().unwrap_or_default());
         };
         let source = Path::new("the site's seed");
         let snapshot = snapshot::from_json(source, &kept)
