@@ -131,11 +131,14 @@ impl PostgresStore {
     /// taken and `max_waiting` calls already wait.
     pub(super) fn admit(&self) -> Result<Turn<'_>> {
         let Admission { in_flight, bound } = &*self.admission;
-        let turn = Turn(in_flight);
-        if in_flight.fetch_add(1, Ordering::Relaxed) >= *bound {
-            return Err(Error::Busy(*bound));
+        // Never past the bound, even for a moment: the count is also a gauge.
+        let admitted = in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |calls| {
+            (calls < *bound).then_some(calls + 1)
+        });
+        match admitted {
+            Ok(_) => Ok(Turn(in_flight)),
+            Err(_) => Err(Error::Busy(*bound)),
         }
-        Ok(turn)
     }
 
     pub(super) async fn migrate(&self) -> Result<()> {
