@@ -202,10 +202,11 @@ impl NewUser {
                 admin: false,
                 active: true,
             }),
-            (account_id, email_parsed, display_name) => Err(InvalidUser {
+            (account_id, email_parsed, display_name_parsed) => Err(InvalidUser {
                 account_id: account_id.err(),
                 email: email_parsed.err().map(|_| email.to_owned()),
-                display_name: display_name.err(),
+                // A name taken from a bad email is the email's problem, told once.
+                display_name: display_name_parsed.err().filter(|_| display_name.is_some()),
             }),
         }
     }
@@ -313,6 +314,8 @@ mod tests {
             only_email.to_string(),
             "email \"nobody\" is not an email address"
         );
+        let unnamed = NewUser::parse("a-1", "bell\u{7}@example.com", None).expect_err("invalid");
+        assert_eq!(unnamed.display_name, None, "the email's problem, told once");
     }
 
     #[test]
