@@ -275,7 +275,7 @@ where
         .bind(site.0)
         .bind(digest.as_bytes())
         .bind(account_id)
-        .bind(new_token_id()?.as_str())
+        .bind(digest.token_id().as_str())
         .bind(scopes.as_deref())
         .bind(limits.expires_at)
         .fetch_optional(conn)
@@ -447,7 +447,7 @@ where
                 .bind(site.0)
                 .bind(token.digest.as_bytes())
                 .bind(user.account_id.as_str())
-                .bind(new_token_id()?.as_str())
+                .bind(token.digest.token_id().as_str())
                 .bind(scopes.as_deref())
                 .bind(token.limits.expires_at)
                 .execute(&mut *tx)
@@ -617,7 +617,7 @@ where
             .bind(site.0)
             .bind(digest.as_bytes())
             .bind(account_id)
-            .bind(new_token_id()?.as_str())
+            .bind(digest.token_id().as_str())
             .bind(scopes.as_deref())
             .bind(token.limits.expires_at)
             .execute(&mut **tx)
@@ -719,15 +719,6 @@ where
             active: row.try_get(4)?,
         })
     }
-}
-
-/// A new token id: 16 lower-case hex digits from 8 random bytes, made here rather than in SQL
-/// so that both dialects make them alike.
-fn new_token_id() -> Result<String> {
-    let mut bytes = [0u8; 8];
-    // Without randomness there is no id to bind.
-    getrandom::fill(&mut bytes).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    Ok(hex::encode(bytes))
 }
 
 /// A digest as stored; anything but 32 bytes is a broken row.

@@ -32,9 +32,29 @@ async fn snapshot(app: &TestApp, site: &str) -> Vec<u8> {
     response.body.to_vec()
 }
 
+/// The ids of a user's tokens on the default site, as the admin API lists them.
+async fn token_ids(app: &TestApp, account_id: &str) -> Vec<String> {
+    let tokens = app
+        .admin(Method::GET, format!("/_admin/users/{account_id}/tokens"))
+        .send()
+        .await;
+    tokens.assert_status(200);
+    let mut ids: Vec<String> = tokens
+        .json()
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|token| token["id"].as_str().expect("an id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
 async fn reset_to_the_seed_undoes_everything_a_test_did(backend: Backend) {
     let app = seeded_app(backend).await;
     let at_start = snapshot(&app, "").await;
+    let bobs_tokens = token_ids(&app, BOB).await;
+    assert!(!bobs_tokens.is_empty());
     app.put(property_uri(3, "new", ALICE))
         .by(Who::Alice)
         .json("1")
@@ -62,11 +82,18 @@ async fn reset_to_the_seed_undoes_everything_a_test_did(backend: Backend) {
         .assert_status(201);
     assert_ne!(snapshot(&app, "").await, at_start);
 
+    assert_ne!(token_ids(&app, BOB).await, bobs_tokens);
+
     app.admin(Method::POST, "/_admin/reset?to=seed")
         .send()
         .await
         .assert_status(204);
     assert_eq!(snapshot(&app, "").await, at_start);
+    assert_eq!(
+        token_ids(&app, BOB).await,
+        bobs_tokens,
+        "a token keeps its id through a reset"
+    );
     let existing = app
         .get(property_uri(3, "existing", BOB))
         .by(Who::Bob)
