@@ -11,6 +11,7 @@ use crate::clock::parse_rfc3339_ms;
 use crate::config::{AppsCommand, Config, TokensCommand, UsersCommand};
 use crate::domain::{AppKind, NewUser, Scopes};
 use crate::http::apps::AppBody;
+use crate::service::admin::AdminService;
 use crate::service::apps::{AppService, NewApp};
 use crate::store::admin::TokenLimits;
 
@@ -27,9 +28,10 @@ pub(super) async fn users(config: &Config, command: &UsersCommand) -> anyhow::Re
                 admin: *is_admin,
                 ..NewUser::parse(account_id, email, display_name.as_deref())?
             };
+            let account_id = user.account_id.clone();
             let user = admin.create_user(site, user, Vec::new()).await?;
             let token = admin
-                .create_token(site, &user.account_id, &TokenLimits::default())
+                .create_token(site, &account_id, &TokenLimits::default())
                 .await?;
             println!(
                 "{}",
@@ -66,7 +68,8 @@ pub(super) async fn tokens(config: &Config, command: &TokensCommand) -> anyhow::
         expires_at,
     };
     let (admin, site) = administer(config).await?;
-    let token = admin.create_token(site, account_id, &limits).await?;
+    let account_id = AdminService::account(account_id)?;
+    let token = admin.create_token(site, &account_id, &limits).await?;
     println!("{}", json!({"id": token.id, "token": token.token}));
     Ok(())
 }

@@ -58,13 +58,16 @@ impl AdminService {
         Ok(self.store.user_count(site).await?)
     }
 
+    /// The account a path or an argument names: text that cannot be an account id names no
+    /// user, so it is 404 as an unknown user is.
+    pub fn account(text: &str) -> Result<AccountId> {
+        AccountId::parse(text).map_err(|_| Error::UserNotFound(text.to_owned()))
+    }
+
     /// One user.
-    pub async fn user(&self, site: SiteKey, account_id: &str) -> Result<User> {
-        let user = match AccountId::parse(account_id) {
-            Ok(id) => self.store.user(site, id.as_str()).await?,
-            Err(_) => None,
-        };
-        user.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
+    pub async fn user(&self, site: SiteKey, account_id: &AccountId) -> Result<User> {
+        let user = self.store.user(site, account_id.as_str()).await?;
+        user.ok_or_else(|| not_found(account_id))
     }
 
     /// Creates a user with the tokens whose digests are given.
@@ -74,11 +77,16 @@ impl AdminService {
         user: NewUser,
         tokens: Vec<TokenEntry>,
     ) -> Result<User> {
-        let account_id = user.account_id.as_str().to_owned();
+        let account_id = user.account_id.clone();
         // An existing account must not gain the new tokens as a side effect.
-        if self.store.user_exists(site, &account_id, None).await? {
+        if self
+            .store
+            .user_exists(site, account_id.as_str(), None)
+            .await?
+        {
             return Err(Error::Conflict(format!(
-                "A user with account ID '{account_id}' exists already."
+                "A user with account ID '{}' exists already.",
+                account_id.as_str()
             )));
         }
         let seed = SeedData {
@@ -89,7 +97,8 @@ impl AdminService {
         let report = self.store.apply_seed(site, &seed).await?;
         if report.users == 0 || report.conflict.is_some() {
             return Err(Error::Conflict(format!(
-                "A user with account ID '{account_id}', its email or one of its tokens exists already."
+                "A user with account ID '{}', its email or one of its tokens exists already.",
+                account_id.as_str()
             )));
         }
         self.user(site, &account_id).await
@@ -100,7 +109,7 @@ impl AdminService {
     pub async fn update_user(
         &self,
         site: SiteKey,
-        account_id: &str,
+        account_id: &AccountId,
         changes: Result<UserChanges>,
     ) -> Result<User> {
         self.user(site, account_id).await?;
@@ -111,9 +120,13 @@ impl AdminService {
             admin: changes.admin,
             active: changes.active,
         };
-        match self.store.update_user(site, account_id, &patch).await? {
+        match self
+            .store
+            .update_user(site, account_id.as_str(), &patch)
+            .await?
+        {
             PatchOutcome::Updated => self.user(site, account_id).await,
-            PatchOutcome::NoSuchUser => Err(Error::UserNotFound(account_id.to_owned())),
+            PatchOutcome::NoSuchUser => Err(not_found(account_id)),
             PatchOutcome::EmailTaken => {
                 Err(Error::Conflict("Another user has that email.".to_owned()))
             }
@@ -121,15 +134,11 @@ impl AdminService {
     }
 
     /// Deletes a user with their tokens and properties.
-    pub async fn delete_user(&self, site: SiteKey, account_id: &str) -> Result<()> {
-        let deleted = match AccountId::parse(account_id) {
-            Ok(id) => self.store.delete_user(site, id.as_str()).await?,
-            Err(_) => false,
-        };
-        if deleted {
+    pub async fn delete_user(&self, site: SiteKey, account_id: &AccountId) -> Result<()> {
+        if self.store.delete_user(site, account_id.as_str()).await? {
             Ok(())
         } else {
-            Err(Error::UserNotFound(account_id.to_owned()))
+            Err(not_found(account_id))
         }
     }
 
@@ -137,7 +146,7 @@ impl AdminService {
     pub async fn create_token(
         &self,
         site: SiteKey,
-        account_id: &str,
+        account_id: &AccountId,
         limits: &TokenLimits,
     ) -> Result<NewToken> {
         self.user(site, account_id).await?;
@@ -149,28 +158,34 @@ impl AdminService {
         let token = generate_token().map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
         match self
             .store
-            .add_token(site, account_id, &TokenDigest::of(&token), limits)
+            .add_token(site, account_id.as_str(), &TokenDigest::of(&token), limits)
             .await?
         {
             Some(id) => Ok(NewToken { id, token }),
-            None => Err(Error::UserNotFound(account_id.to_owned())),
+            None => Err(not_found(account_id)),
         }
     }
 
     /// A user's tokens, without secrets.
-    pub async fn tokens(&self, site: SiteKey, account_id: &str) -> Result<Vec<TokenInfo>> {
-        let tokens = match AccountId::parse(account_id) {
-            Ok(id) => self.store.tokens(site, id.as_str()).await?,
-            Err(_) => None,
-        };
-        tokens.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
+    pub async fn tokens(&self, site: SiteKey, account_id: &AccountId) -> Result<Vec<TokenInfo>> {
+        let tokens = self.store.tokens(site, account_id.as_str()).await?;
+        tokens.ok_or_else(|| not_found(account_id))
     }
 
     /// Revokes one of a user's tokens.
-    pub async fn revoke_token(&self, site: SiteKey, account_id: &str, id: &str) -> Result<()> {
-        let plausible =
-            AccountId::parse(account_id).is_ok() && id.bytes().all(|b| b.is_ascii_alphanumeric());
-        if plausible && self.store.revoke_token(site, account_id, id).await? {
+    pub async fn revoke_token(
+        &self,
+        site: SiteKey,
+        account_id: &AccountId,
+        id: &str,
+    ) -> Result<()> {
+        let plausible = id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if plausible
+            && self
+                .store
+                .revoke_token(site, account_id.as_str(), id)
+                .await?
+        {
             Ok(())
         } else {
             Err(Error::TokenNotFound(id.to_owned()))
@@ -181,13 +196,10 @@ impl AdminService {
     pub async fn properties(
         &self,
         site: SiteKey,
-        account_id: &str,
+        account_id: &AccountId,
     ) -> Result<Vec<(PropertyKey, PropertyValue)>> {
-        let stored = match AccountId::parse(account_id) {
-            Ok(id) => self.store.properties(site, id.as_str()).await?,
-            Err(_) => None,
-        };
-        let stored = stored.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))?;
+        let stored = self.store.properties(site, account_id.as_str()).await?;
+        let stored = stored.ok_or_else(|| not_found(account_id))?;
         stored
             .into_iter()
             .map(|(key, value)| Ok((PropertyKey::new(key)?, value)))
@@ -198,33 +210,29 @@ impl AdminService {
     pub async fn set_property(
         &self,
         site: SiteKey,
-        account_id: &str,
+        account_id: &AccountId,
         key: &PropertyKey,
         value: &PropertyValue,
     ) -> Result<Written> {
         // The store answers `None` for a user it does not hold: no lookup beforehand.
-        let written = match AccountId::parse(account_id) {
-            Ok(id) => {
-                self.store
-                    .set_property(site, id.as_str(), key, value, None)
-                    .await?
-            }
-            Err(_) => None,
-        };
-        written.ok_or_else(|| Error::UserNotFound(account_id.to_owned()))
+        let written = self
+            .store
+            .set_property(site, account_id.as_str(), key, value, None)
+            .await?;
+        written.ok_or_else(|| not_found(account_id))
     }
 
     /// Deletes a user's property.
     pub async fn delete_property(
         &self,
         site: SiteKey,
-        account_id: &str,
+        account_id: &AccountId,
         key: &PropertyKey,
     ) -> Result<()> {
         self.user(site, account_id).await?;
         if self
             .store
-            .delete_property(site, account_id, key, None)
+            .delete_property(site, account_id.as_str(), key, None)
             .await?
         {
             Ok(())
@@ -264,4 +272,9 @@ impl AdminService {
             snapshot::from_json(source, text).map_err(|e| Error::BadRequest(e.to_string()))?;
         Ok(self.store.restore(site, &snapshot).await?)
     }
+}
+
+/// The 404 of a user that does not exist.
+fn not_found(account_id: &AccountId) -> Error {
+    Error::UserNotFound(account_id.as_str().to_owned())
 }

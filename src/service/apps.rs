@@ -199,10 +199,11 @@ impl AppService {
             .await?
             .ok_or_else(|| Error::AppNotFound(client_id.to_owned()))?;
         self.store.oauth().delete_app(client_id).await?;
-        if let Some(account_id) = &app.account_id {
+        // The service account's id was made here, so it parses.
+        if let Some(Ok(account_id)) = app.account_id.as_deref().map(AdminService::account) {
             for site in sites {
                 // Gone already from a site is as good as deleted.
-                let _ = self.admin.delete_user(*site, account_id).await;
+                let _ = self.admin.delete_user(*site, &account_id).await;
             }
         }
         Ok(())

@@ -12,12 +12,12 @@ use serde_json::value::RawValue;
 
 use super::{Result, bad_request, json};
 use crate::clock::{parse_rfc3339_ms, rfc3339_ms};
-use crate::domain::{DisplayName, Email, Scopes, User};
+use crate::domain::{AccountId, DisplayName, Email, Scopes, User};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::http::site::CurrentSite;
 use crate::seed;
-use crate::service::admin::UserChanges;
+use crate::service::admin::{AdminService, UserChanges};
 use crate::store::admin::{TokenInfo, TokenLimits};
 
 /// `{accountId}` in a path, beside `{site}` or not.
@@ -176,6 +176,7 @@ pub(super) async fn get_user(
     site: CurrentSite,
     UrlPath(UserPath { account_id }): UrlPath<UserPath>,
 ) -> Result<Response> {
+    let account_id = AdminService::account(&account_id)?;
     json(
         StatusCode::OK,
         &UserBody::from(&state.admin.user(site.key(), &account_id).await?),
@@ -188,6 +189,7 @@ pub(super) async fn update_user(
     UrlPath(UserPath { account_id }): UrlPath<UserPath>,
     body: Bytes,
 ) -> Result<Response> {
+    let account_id = AdminService::account(&account_id)?;
     let user = state
         .admin
         .update_user(site.key(), &account_id, user_changes(&body))
@@ -200,6 +202,7 @@ pub(super) async fn delete_user(
     site: CurrentSite,
     UrlPath(UserPath { account_id }): UrlPath<UserPath>,
 ) -> Result<StatusCode> {
+    let account_id = AdminService::account(&account_id)?;
     state.admin.delete_user(site.key(), &account_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -209,6 +212,7 @@ pub(super) async fn list_tokens(
     site: CurrentSite,
     UrlPath(UserPath { account_id }): UrlPath<UserPath>,
 ) -> Result<Response> {
+    let account_id = AdminService::account(&account_id)?;
     let tokens = state.admin.tokens(site.key(), &account_id).await?;
     json(
         StatusCode::OK,
@@ -233,6 +237,7 @@ pub(super) async fn create_token(
     UrlPath(UserPath { account_id }): UrlPath<UserPath>,
     body: Bytes,
 ) -> Result<Response> {
+    let account_id = AdminService::account(&account_id)?;
     // An unknown user is 404 whatever the body says.
     state.admin.user(site.key(), &account_id).await?;
     let limits = token_limits(&body)?;
@@ -259,6 +264,9 @@ pub(super) async fn revoke_token(
         token_id,
     }): UrlPath<TokenPath>,
 ) -> Result<StatusCode> {
+    // An id that names no account names none of its tokens either.
+    let account_id =
+        AccountId::parse(account_id).map_err(|_| Error::TokenNotFound(token_id.clone()))?;
     state
         .admin
         .revoke_token(site.key(), &account_id, &token_id)

@@ -12,10 +12,11 @@ use super::layout::{
     Address, Failure, Form, Tab, View, done, field_error, find_site, segment, site_header,
 };
 use super::users::flag_form;
-use crate::domain::{PropertyKey, PropertyValue, Scopes, Site, Written};
+use crate::domain::{AccountId, PropertyKey, PropertyValue, Scopes, Site, Written};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::http::sites::Server;
+use crate::service::admin::AdminService;
 use crate::store::admin::TokenLimits;
 
 /// `{site}` and `{accountId}`.
@@ -60,6 +61,7 @@ pub async fn show(
     Path(UserPath { site, account_id }): Path<UserPath>,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
+    let account_id = AdminService::account(&account_id)?;
     let page = UserPage::new(&state, &server, &site, &account_id);
     page.render(None, &Extras::default()).await
 }
@@ -71,6 +73,7 @@ pub async fn create_token(
     body: Bytes,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
+    let account_id = AdminService::account(&account_id)?;
     let form = Form::parse(&body);
     let scopes: Vec<&str> = form.text("scopes").split_whitespace().collect();
     let limits = TokenLimits {
@@ -102,6 +105,7 @@ pub async fn revoke_token(
     }): Path<TokenPath>,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
+    let account_id = AdminService::account(&account_id)?;
     state
         .admin
         .revoke_token(site.key, &account_id, &token_id)
@@ -117,6 +121,7 @@ pub async fn set_property(
     body: Bytes,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
+    let account_id = AdminService::account(&account_id)?;
     let form = Form::parse(&body);
     let key_text = form.get("key").unwrap_or_default();
     let value_text = form.get("value").unwrap_or_default();
@@ -162,6 +167,7 @@ pub async fn delete_property(
     body: Bytes,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
+    let account_id = AdminService::account(&account_id)?;
     let form = Form::parse(&body);
     let key =
         PropertyKey::new(form.get("key").unwrap_or_default().to_owned()).map_err(Error::from)?;
@@ -178,7 +184,7 @@ pub(super) async fn noticed(
     state: &AppState,
     server: &Server,
     site: &Site,
-    account_id: &str,
+    account_id: &AccountId,
     message: &str,
 ) -> Result<View, Failure> {
     UserPage::new(state, server, site, account_id)
@@ -191,11 +197,16 @@ struct UserPage<'a> {
     state: &'a AppState,
     server: &'a Server,
     site: &'a Site,
-    account_id: &'a str,
+    account_id: &'a AccountId,
 }
 
 impl<'a> UserPage<'a> {
-    fn new(state: &'a AppState, server: &'a Server, site: &'a Site, account_id: &'a str) -> Self {
+    fn new(
+        state: &'a AppState,
+        server: &'a Server,
+        site: &'a Site,
+        account_id: &'a AccountId,
+    ) -> Self {
         Self {
             state,
             server,

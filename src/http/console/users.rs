@@ -12,7 +12,7 @@ use super::user::{UserPath, noticed};
 use crate::domain::{AccountId, NewUser, Site, User};
 use crate::error::Error;
 use crate::http::AppState;
-use crate::service::admin::UserChanges;
+use crate::service::admin::{AdminService, UserChanges};
 
 /// The form to add a user, as sent, with what was wrong with each field.
 #[derive(Default)]
@@ -63,13 +63,14 @@ pub async fn create(
             return Ok(view.with_status(StatusCode::BAD_REQUEST));
         }
     };
+    let account_id = user.account_id.clone();
     match state.admin.create_user(site.key, user, Vec::new()).await {
         Ok(user) => {
             let message = format!(
                 "{} added. Make an API token for them below.",
                 user.display_name
             );
-            noticed(&state, &server, &site, &user.account_id, &message).await
+            noticed(&state, &server, &site, &account_id, &message).await
         }
         Err(Error::Conflict(message)) => {
             draft.errors[3] = Some(message);
@@ -89,6 +90,7 @@ pub async fn set_flags(
     body: Bytes,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
+    let account_id = AdminService::account(&account_id)?;
     let form = Form::parse(&body);
     let flag = |name| form.get(name).map(|value| value == "true");
     let changes = UserChanges {
