@@ -734,17 +734,19 @@ async fn scoped_api_tokens_work_through_the_gateway_only(backend: Backend) {
     .assert_status(404);
 }
 
+/// An app over `backend` whose login throttle refuses a client after 3 failures.
+async fn refusing_after_3_failed_logins(backend: Backend) -> TestApp {
+    let settings = Settings {
+        login_failures: 3,
+        ..TestApp::settings(None)
+    };
+    TestApp::with_settings(backend.app().await.store, settings)
+}
+
 /// Guesses at a client secret count as failed logins: past the limit, even the right secret is
 /// refused for a while.
 async fn failed_client_authentications_are_throttled(backend: Backend) {
-    let store = backend.app().await.store;
-    let app = TestApp::with_settings(
-        store,
-        Settings {
-            login_failures: 3,
-            ..TestApp::settings(None)
-        },
-    );
+    let app = refusing_after_3_failed_logins(backend).await;
     register(&app, &["read:jira-user"], true).await;
     let attempt = |secret: &str| {
         let body = json!({"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": secret});
@@ -763,27 +765,18 @@ async fn failed_client_authentications_are_throttled(backend: Backend) {
         "Too many failed attempts; try again later."
     );
     assert!(refused.header("retry-after").is_some());
-    let metrics = app.get("/metrics").send().await;
-    assert!(
-        metrics
-            .text()
-            .contains("\njira_userprops_refused_logins_total 1\n"),
-        "{}",
-        metrics.text()
+    assert_eq!(
+        metric(&app, "jira_userprops_refused_logins_total ")
+            .await
+            .as_deref(),
+        Some("jira_userprops_refused_logins_total 1")
     );
 }
 
 /// Wrong API tokens on the consent form are failed logins: past the limit, that client's
 /// sign-ins as that email are refused unchecked, while another client's go on.
 async fn failed_sign_ins_on_the_consent_page_are_throttled(backend: Backend) {
-    let store = backend.app().await.store;
-    let app = TestApp::with_settings(
-        store,
-        Settings {
-            login_failures: 3,
-            ..TestApp::settings(None)
-        },
-    );
+    let app = refusing_after_3_failed_logins(backend).await;
     register(&app, &["read:jira-user"], false).await;
     let sign_in = |token: &str, from: &'static str| {
         let mut body = form_urlencoded::Serializer::new(String::new());
@@ -822,13 +815,11 @@ async fn failed_sign_ins_on_the_consent_page_are_throttled(backend: Backend) {
         .and_then(|value| value.parse().ok())
         .expect("Retry-After in seconds");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
-    let metrics = app.get("/metrics").send().await;
-    assert!(
-        metrics
-            .text()
-            .contains("\njira_userprops_refused_logins_total 1\n"),
-        "{}",
-        metrics.text()
+    assert_eq!(
+        metric(&app, "jira_userprops_refused_logins_total ")
+            .await
+            .as_deref(),
+        Some("jira_userprops_refused_logins_total 1")
     );
     let elsewhere = sign_in("alice-token", "10.9.8.7:4000").await;
     assert!(param(&redirected(&elsewhere), "code").is_some());

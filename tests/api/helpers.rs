@@ -299,6 +299,16 @@ impl TestRequest {
     }
 }
 
+/// The first line of `/metrics` that starts with `name`.
+pub async fn metric(app: &TestApp, name: &str) -> Option<String> {
+    let page = app.get("/metrics").send().await;
+    page.assert_status(200);
+    page.text()
+        .lines()
+        .find(|line| line.starts_with(name))
+        .map(str::to_owned)
+}
+
 /// Holds a seed or snapshot document against `docs/seed.schema.json`, as the server serves it.
 pub fn assert_valid_seed(document: &[u8]) {
     static SCHEMA: std::sync::LazyLock<jsonschema::Validator> = std::sync::LazyLock::new(|| {

@@ -8,15 +8,6 @@ use crate::binary::{EXAMPLE_SEED, Server};
 use crate::helpers::*;
 use crate::socket::exchange;
 
-async fn metric(app: &TestApp, name: &str) -> Option<String> {
-    let page = app.get("/metrics").send().await;
-    page.assert_status(200);
-    page.text()
-        .lines()
-        .find(|line| line.starts_with(name))
-        .map(str::to_owned)
-}
-
 async fn build_process_and_refusals_are_in_the_metrics(backend: Backend) {
     let app = backend.app().await;
     let app = TestApp::with_settings(

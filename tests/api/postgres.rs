@@ -117,13 +117,11 @@ async fn past_the_waiting_bound_requests_are_refused_at_once() {
         })
         .collect();
     until_in_flight(&app.store, 4).await;
-    let metrics = app.get("/metrics").send().await;
-    assert!(
-        metrics
-            .text()
-            .contains("\njira_userprops_db_calls_in_flight 4\n"),
-        "{}",
-        metrics.text()
+    assert_eq!(
+        metric(&app, "jira_userprops_db_calls_in_flight ")
+            .await
+            .as_deref(),
+        Some("jira_userprops_db_calls_in_flight 4")
     );
     for _ in 0..5 {
         let started = Instant::now();
