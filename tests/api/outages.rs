@@ -590,7 +590,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// Records the run, then holds it to every promise.
-fn judge(figures: &Figures<'_>) {
+fn record_and_check(figures: &Figures<'_>) {
     figures.write();
     let tally = figures.tally;
     let faults = tally.faults.lock().expect("tally");
@@ -675,7 +675,7 @@ async fn postgres_restarts_under_load_lose_nothing_and_heal_within_2_s() {
     }
 
     let fault = format!("PostgreSQL restarted ×{restarts} (fast, immediate)");
-    judge(&Figures {
+    record_and_check(&Figures {
         fault: &fault,
         tally: &tally,
         lost: lost.len(),
@@ -705,7 +705,7 @@ async fn relayed() -> (Relay, Server, TestDatabase) {
     (relay, server, database)
 }
 
-/// Runs the load while `fault` plays on the relay; then heals and judges.
+/// Runs the load while `fault` plays on the relay; then heals, records and checks the run.
 async fn under_fault<F, Fut>(name: &str, extra_readers: usize, fault: F) -> Arc<Tally>
 where
     F: FnOnce(Arc<Relay>) -> Fut,
@@ -719,7 +719,7 @@ where
     tally
 }
 
-/// Runs the load on `server` while `fault` plays; then heals and judges.
+/// Runs the load on `server` while `fault` plays; then heals, records and checks the run.
 async fn under(
     name: &str,
     mut server: Server,
@@ -754,7 +754,7 @@ async fn under(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (tally, keys) = load.finish().await;
     let lost = lost_keys(address, &keys).await;
-    judge(&Figures {
+    record_and_check(&Figures {
         fault: name,
         tally: &tally,
         lost: lost.len(),
