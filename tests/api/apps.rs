@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::http::Method;
 use jira_userprops::clock::ManualClock;
 use jira_userprops::http::Settings;
+use jira_userprops::store::Store;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -734,19 +735,38 @@ async fn scoped_api_tokens_work_through_the_gateway_only(backend: Backend) {
     .assert_status(404);
 }
 
-/// An app over `backend` whose login throttle refuses a client after 3 failures.
-async fn refusing_after_3_failed_logins(backend: Backend) -> TestApp {
+/// An app over `store` whose login throttle refuses a client after 3 failures.
+fn refusing_after_3_failed_logins(store: Store) -> TestApp {
     let settings = Settings {
         login_failures: 3,
         ..TestApp::settings(None)
     };
-    TestApp::with_settings(backend.app().await.store, settings)
+    TestApp::with_settings(store, settings)
+}
+
+/// Alice signing in on the consent page from `from` with `token`, accepting for the default site.
+async fn sign_in_as_alice(app: &TestApp, token: &str, from: &str) -> TestResponse {
+    let mut body = form_urlencoded::Serializer::new(String::new());
+    body.append_pair("client_id", CLIENT_ID)
+        .append_pair("redirect_uri", CALLBACK)
+        .append_pair("scope", "read:jira-user")
+        .append_pair("response_type", "code")
+        .append_pair("email", "alice@example.com")
+        .append_pair("token", token)
+        .append_pair("site", "default")
+        .append_pair("decision", "accept");
+    app.request(Method::POST, "/authorize")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .from(from)
+        .body(body.finish())
+        .send()
+        .await
 }
 
 /// Guesses at a client secret count as failed logins: past the limit, even the right secret is
 /// refused for a while.
 async fn failed_client_authentications_are_throttled(backend: Backend) {
-    let app = refusing_after_3_failed_logins(backend).await;
+    let app = refusing_after_3_failed_logins(backend.app().await.store);
     register(&app, &["read:jira-user"], true).await;
     let attempt = |secret: &str| {
         let body = json!({"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": secret});
@@ -776,24 +796,9 @@ async fn failed_client_authentications_are_throttled(backend: Backend) {
 /// Wrong API tokens on the consent form are failed logins: past the limit, that client's
 /// sign-ins as that email are refused unchecked, while another client's go on.
 async fn failed_sign_ins_on_the_consent_page_are_throttled(backend: Backend) {
-    let app = refusing_after_3_failed_logins(backend).await;
+    let app = refusing_after_3_failed_logins(backend.app().await.store);
     register(&app, &["read:jira-user"], false).await;
-    let sign_in = |token: &str, from: &'static str| {
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        body.append_pair("client_id", CLIENT_ID)
-            .append_pair("redirect_uri", CALLBACK)
-            .append_pair("scope", "read:jira-user")
-            .append_pair("response_type", "code")
-            .append_pair("email", "alice@example.com")
-            .append_pair("token", token)
-            .append_pair("site", "default")
-            .append_pair("decision", "accept");
-        app.request(Method::POST, "/authorize")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .from(from)
-            .body(body.finish())
-            .send()
-    };
+    let sign_in = |token, from| sign_in_as_alice(&app, token, from);
     for attempt in 1..=3 {
         let wrong = sign_in("guess", "10.1.2.3:4000").await;
         assert_eq!(wrong.status, 401, "attempt {attempt}");
@@ -823,6 +828,48 @@ async fn failed_sign_ins_on_the_consent_page_are_throttled(backend: Backend) {
     );
     let elsewhere = sign_in("alice-token", "10.9.8.7:4000").await;
     assert!(param(&redirected(&elsewhere), "code").is_some());
+}
+
+/// The database failing while someone signs in on the consent page: a 503, not "wrong token",
+/// and not a failed login that would lock the account out once the database is back. The
+/// credentials' tables are locked, and statements give up on a lock after 200 ms, so the app,
+/// the sites and the accounts are read and only the sign-in's own statements fail.
+/// PostgreSQL only: it alone lets the test set a lock timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_fault_during_a_consent_sign_in_is_no_failed_login() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let mut locker = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url)
+        .await
+        .expect("connects");
+    sqlx::raw_sql(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET lock_timeout = %L',
+                                    current_database(), '200ms'); END $$",
+    )
+    .execute(&mut locker)
+    .await
+    .expect("lock_timeout set");
+    let app = refusing_after_3_failed_logins(TestApp::on(&database.url, None).await.store);
+    register(&app, &["read:jira-user"], false).await;
+
+    sqlx::raw_sql("BEGIN; LOCK TABLE api_tokens, credentials_version IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .expect("locked");
+    for attempt in 1..=3 {
+        let answer = sign_in_as_alice(&app, "alice-token", "10.1.2.3:4000").await;
+        answer.assert_error(503, "The database is unavailable. Try again later.");
+        assert!(answer.header("retry-after").is_some(), "attempt {attempt}");
+    }
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .expect("unlocked");
+
+    let signed_in = sign_in_as_alice(&app, "alice-token", "10.1.2.3:4000").await;
+    assert!(param(&redirected(&signed_in), "code").is_some());
 }
 
 /// A seed may give a token's scopes and expiry; a snapshot carries them, and an import keeps

@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::Method;
-use jira_userprops::http::Settings;
 use jira_userprops::store::{DatabaseOptions, Store};
 
 use crate::helpers::*;
@@ -91,81 +89,6 @@ async fn an_outage_gives_503_and_the_server_recovers_by_itself() {
             response.text()
         );
     }
-}
-
-/// The database failing while someone signs in on the consent page: a 503, not "wrong token",
-/// and not a failed login that would lock the account out once the database is back. The
-/// credentials' tables are locked, and statements give up on a lock after 200 ms, so the app,
-/// the sites and the accounts are read and only the sign-in's own statements fail.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_fault_during_a_consent_sign_in_is_no_failed_login() {
-    let Some(backend) = Backend::postgres() else {
-        return;
-    };
-    let database = backend.database().await;
-    let mut locker = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url)
-        .await
-        .expect("connects");
-    sqlx::raw_sql(
-        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET lock_timeout = %L',
-                                    current_database(), '200ms'); END $$",
-    )
-    .execute(&mut locker)
-    .await
-    .expect("lock_timeout set");
-    let store = TestApp::on(&database.url, None).await.store;
-    let settings = Settings {
-        login_failures: 2,
-        ..TestApp::settings(None)
-    };
-    let app = TestApp::with_settings(store, settings);
-    let callback = "http://127.0.0.1:3000/callback";
-    let registration = serde_json::json!({"name": "Acme sync", "kind": "oauth2",
-        "callbackUrl": callback, "scopes": ["read:jira-user"], "autoConsent": false,
-        "clientId": "acme-sync", "clientSecret": "acme-sync-secret"});
-    app.admin(Method::POST, "/_admin/apps")
-        .json(registration.to_string())
-        .send()
-        .await
-        .assert_status(201);
-    let sign_in = || {
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        body.append_pair("client_id", "acme-sync")
-            .append_pair("redirect_uri", callback)
-            .append_pair("scope", "read:jira-user")
-            .append_pair("response_type", "code")
-            .append_pair("email", "alice@example.com")
-            .append_pair("token", "alice-token")
-            .append_pair("site", "default")
-            .append_pair("decision", "accept");
-        app.request(Method::POST, "/authorize")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .from("10.1.2.3:4000")
-            .body(body.finish())
-            .send()
-    };
-
-    sqlx::raw_sql("BEGIN; LOCK TABLE api_tokens, credentials_version IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut locker)
-        .await
-        .expect("locked");
-    for attempt in 1..=3 {
-        let answer = sign_in().await;
-        answer.assert_error(503, "The database is unavailable. Try again later.");
-        assert!(answer.header("retry-after").is_some(), "attempt {attempt}");
-    }
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut locker)
-        .await
-        .expect("unlocked");
-
-    let signed_in = sign_in().await;
-    signed_in.assert_status(302);
-    let location = signed_in.header("location").unwrap_or_default();
-    assert!(
-        location.starts_with(callback) && location.contains("code="),
-        "{location}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
