@@ -844,14 +844,13 @@ async fn a_database_fault_during_a_consent_sign_in_is_no_failed_login() {
     let mut locker = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url)
         .await
         .expect("connects");
-    sqlx::raw_sql(
-        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET lock_timeout = %L',
-                                    current_database(), '200ms'); END $$",
-    )
-    .execute(&mut locker)
-    .await
-    .expect("lock_timeout set");
-    let app = refusing_after_3_failed_logins(TestApp::on(&database.url, None).await.store);
+    // The server's own sessions only: the test URL ends in its `options`, which this extends.
+    let impatient = format!("{}%20-c%20lock_timeout%3D200ms", database.url);
+    assert!(
+        impatient.contains("options=-c%20search_path"),
+        "{impatient}"
+    );
+    let app = refusing_after_3_failed_logins(TestApp::on(&impatient, None).await.store);
     register(&app, &["read:jira-user"], false).await;
 
     sqlx::raw_sql("BEGIN; LOCK TABLE api_tokens, credentials_version IN ACCESS EXCLUSIVE MODE")
