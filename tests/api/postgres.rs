@@ -270,15 +270,19 @@ fn database_url() -> String {
     std::env::var(POSTGRES_URL_VAR).expect("the PostgreSQL URL")
 }
 
-/// The pipelines' sessions in this database: (backend pid, encrypted, last statement).
+/// The pipeline test's own name for its sessions: other tests' servers share the database.
+const PIPELINE_TEST_APP: &str = "suite-pipelines";
+
+/// That test's pipeline sessions: (backend pid, encrypted, last statement).
 async fn pipeline_sessions(url: &str) -> Vec<(i32, bool, String)> {
     let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
         .await
         .expect("connects");
     sqlx::query_as(
         "SELECT a.pid, s.ssl, a.query FROM pg_stat_activity a JOIN pg_stat_ssl s ON s.pid = a.pid
-         WHERE a.datname = current_database() AND a.application_name = 'jira-userprops (pipelined reads)'",
+         WHERE a.datname = current_database() AND a.application_name = $1",
     )
+    .bind(format!("{PIPELINE_TEST_APP} (pipelined reads)"))
     .fetch_all(&mut connection)
     .await
     .expect("listed")
@@ -290,7 +294,10 @@ async fn reads_are_pipelined_over_tls_and_answered_by_the_pool_while_the_pipelin
         return;
     };
     let database = backend.database().await;
-    let encrypted = with_parameter(&database.url, "sslmode=require");
+    let encrypted = with_parameter(
+        &database.url,
+        &format!("sslmode=require&application_name={PIPELINE_TEST_APP}"),
+    );
     // Two, so that reads take turns between pipelines.
     let options = DatabaseOptions {
         pipelines: 2,
