@@ -131,9 +131,9 @@ impl PropertyService {
         key: Result<PropertyKey, KeyError>,
         value: impl Future<Output = Result<PropertyValue, E>>,
     ) -> Result<Written, E> {
-        let account_id = self
-            .check_target(caller, target, Operation::WriteProperty)
-            .await?;
+        let account_id = as_current!(self, caller, |current| {
+            self.check_target(current, target, Operation::WriteProperty)
+        })?;
         let key = key.map_err(Error::from)?;
         let value = value.await?;
         // The value is read once; a caller renewed after a stale attempt is checked again.

@@ -461,6 +461,25 @@ async fn credentials_granted_through_one_instance_hold_at_once_on_the_other(back
     let shown = second.get(myself).by(Who::Alice).send().await;
     shown.assert_status(200);
     assert_eq!(shown.json()["active"], true);
+
+    // A PUT's first checks, not only its write, run again on renewed credentials: after a grant,
+    // and after any change of credentials, made through the other instance.
+    first
+        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
+        .json(r#"{"admin": true}"#)
+        .send()
+        .await
+        .assert_status(200);
+    let put = |value: &'static str| second.put(&bob).by(Who::Alice).json(value).send();
+    put("2").await.assert_status(200);
+    first
+        .admin(Method::POST, format!("/_admin/users/{BOB}/tokens"))
+        .send()
+        .await
+        .assert_status(201);
+    put("3").await.assert_status(200);
+    let read = second.get(&bob).by(Who::Alice).send().await;
+    assert_eq!(read.json()["value"], 3);
 }
 
 on_each_backend!(
