@@ -66,6 +66,12 @@ fn every_recipe_waits_for_healthz_and_its_environment_serves() {
             body.contains("ghcr.io/jira-userprops/jira-userprops:"),
             "{title} names the image"
         );
+        // The image has no shell, and Docker runs these through /bin/sh: never healthy.
+        let code: String = body.split("```").skip(1).step_by(2).collect();
+        assert!(
+            !code.contains("--health-cmd") && !code.contains("CMD-SHELL"),
+            "{title}: a health check by shell"
+        );
         let token = environment
             .get("JIRA_USERPROPS_ADMIN_TOKEN")
             .unwrap_or_else(|| panic!("{title} sets the admin token: {environment:?}"))
