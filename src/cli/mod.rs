@@ -104,7 +104,11 @@ pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     if let Some(path) = &config.address_file {
-        write_address(path, address)?;
+        // Only a convenience for `healthcheck`, which falls back to --listen: a read-only file
+        // system (`docker run --read-only`) must not stop the server.
+        if let Err(error) = write_address(path, address) {
+            tracing::warn!(error = %format!("{error:#}"), "healthcheck will probe --listen");
+        }
     }
     if let Some(first) = seed::ensure_first_admin(&admin).await? {
         print_first_admin(&first, config, address);

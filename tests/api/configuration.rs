@@ -193,3 +193,25 @@ fn the_healthcheck_finds_the_port_in_the_address_file() {
     let (ok, _, _) = run(&["healthcheck"], &environment);
     assert!(!ok, "without the file, the environment's port is probed");
 }
+
+#[test]
+fn an_address_file_that_cannot_be_written_is_no_reason_not_to_serve() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let file = folder.path().join("missing-folder").join("address");
+    let file = file.to_str().expect("UTF-8");
+    let mut server = Server::start(&["--database-url", "sqlite::memory:", "--address-file", file]);
+    let warning = server.wait_for("healthcheck will probe --listen");
+    assert!(
+        warning.contains("cannot write the address file"),
+        "{warning}"
+    );
+    let address = server.address().to_string();
+    let (ok, _, output) = run(
+        &["healthcheck"],
+        &[
+            ("JIRA_USERPROPS_ADDRESS_FILE", file),
+            ("JIRA_USERPROPS_LISTEN", &address),
+        ],
+    );
+    assert!(ok, "{output}");
+}
