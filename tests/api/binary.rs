@@ -342,6 +342,33 @@ fn an_unreachable_database_is_retried_then_named_with_its_cause() {
     assert!(!output.contains("secret-password"), "{output}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_password_stays_out_of_a_started_servers_log() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let mut url = url::Url::parse(&database.url).expect("a URL");
+    // The server's own password if the URL has one; else one that trust authentication ignores.
+    let password = url.password().unwrap_or("pg-secret-pw").to_owned();
+    url.set_password(Some(&password)).expect("a password");
+    let mut server = Server::start(&["--database-url", url.as_str()]);
+    server.wait_for("database ready");
+    let health = exchange(
+        server.address(),
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    server.signal("-TERM");
+    let (status, output) = server.wait();
+    assert!(status.success(), "{output}");
+    assert!(
+        output.contains("postgres://"),
+        "names the database: {output}"
+    );
+    assert!(!output.contains(&password), "{output}");
+}
+
 fn run_cli(args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_jira-userprops"))
         .args(args)

@@ -253,6 +253,8 @@ fn a_seed_folder_is_read_in_name_order_as_one_seed() {
         Server::start(&["--database-url", "sqlite::memory:", "--seed", path]).wait();
     assert!(!status.success());
     assert!(output.contains("accountId appears twice"), "{output}");
+    // The users of 10-users.json come first, so the third user is the one given twice.
+    assert!(output.contains("users[2]"), "read in name order: {output}");
 }
 
 #[tokio::test]
