@@ -1,7 +1,7 @@
 //! Faults and rate limits for testing clients' retry code: latency, injected errors, and Jira
 //! Cloud's rate limiting, each scoped by route and account and optionally to the next N requests.
 //! The rules and their state; `crate::http::faults` applies them to requests. One idea in one
-//! file, past 350 lines only because about a third of it is the rules' tests.
+//! file, past 350 lines, a third of it the rules' tests.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

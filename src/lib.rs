@@ -4,13 +4,15 @@
 //!
 //! - [`server`]: the accept loop: connection limits, header timeouts, graceful shutdown.
 //! - [`http`]: the route table and the middleware, in the order written in its module doc;
-//!   extractors parse what a request carries; `http::error` is the one place errors become
-//!   responses. Holds no SQL and no permission rule.
+//!   extractors parse what a request carries; `http::error` turns the services' errors into
+//!   Jira's responses (OAuth 2.0's endpoints answer in their own shapes). Holds no SQL and no
+//!   permission rule.
 //! - [`service`]: the rules: who is calling, who may do what (one pure function), in Jira's order
 //!   of checks (scopes first, for apps); the administration of sites, apps, users, tokens, seeds
 //!   and snapshots; OAuth 2.0's codes, grants and tokens. Knows nothing of HTTP.
-//! - [`store`]: the storage backends behind one closed enum, with errors of their own; every
-//!   table's first key is the site. Knows nothing of callers.
+//! - [`store`]: the storage backends behind one closed enum, with errors of their own; users,
+//!   tokens and properties are keyed by site first, apps and OAuth 2.0 grants belong to the
+//!   server. Knows nothing of callers.
 //! - [`domain`]: validated values (sites, account ids, keys, values, emails, users); [`credentials`]:
 //!   tokens and their digests; [`error`]: what the services can say.
 //! - [`faults`] and [`throttle`]: fault rules and rate limits, and failed-login counting, which

@@ -1,5 +1,6 @@
-//! The only place errors become responses: Jira's ErrorCollection, or its 401 shape. Holds the
-//! answers that exist only in HTTP beside the service's [`Error`].
+//! Where the services' errors become Jira's responses: its ErrorCollection, or its 401 shape.
+//! Holds the answers that exist only in HTTP beside the service's [`Error`]; OAuth 2.0's
+//! endpoints answer in their own shapes (`oauth_token.rs`, `oauth.rs`, `atlassian_api.rs`).
 //!
 //! Past 350 lines, and one idea: every error and the answer it becomes, in one match that a
 //! reader asking "where does this status come from?" scans top to bottom.

@@ -1,6 +1,6 @@
-//! The two shapes our middleware takes, as tower layers that cost no allocation of their own on a
-//! request's way through: [`Around`] (look at the request, then at its answer) and [`Guard`]
-//! (decide, possibly waiting, whether the request goes on). Each concern implements one of them
+//! The two shapes our middleware takes, as tower layers: [`Around`] (look at the request, then at
+//! its answer; no allocation of its own) and [`Guard`] (decide, possibly waiting, whether the
+//! request goes on; one boxed future per request). Each concern implements one of them
 //! in its own file; `http/mod.rs` stacks them.
 
 use std::convert::Infallible;

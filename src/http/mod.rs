@@ -22,7 +22,7 @@
 //!
 //! Log, metrics, journal and context are `layers::Around`s, site, authentication and faults
 //! `layers::Guard`s; the timeout and the panic catcher own the handler's future, so each is a
-//! tower layer of its own. None allocates anything of its own per request.
+//! tower layer of its own. Only the `Guard` layers allocate per request: one boxed future each.
 
 mod admin;
 pub(crate) mod apps;

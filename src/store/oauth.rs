@@ -1,6 +1,7 @@
 //! What apps need of storage: apps, grants (which account, which sites, which scopes), codes and
 //! tokens. Written once for both dialects, as `sql.rs` is; reached through [`Store::oauth`].
-//! Nothing here is cached: a revoked token must fail at the next request on every instance.
+//! PostgreSQL caches nothing of it; SQLite keeps known access tokens in its cache and drops them
+//! at any revocation, since a revoked token must fail at the next request on every instance.
 //!
 //! Longer than most files, and one idea, as `sql.rs` is: every statement of one area, over the
 //! bounds one `impl` block states once.

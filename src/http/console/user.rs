@@ -1,5 +1,7 @@
 //! One user of a site in the console: their API tokens, and their properties, which are created,
 //! edited and deleted under the API's own rules.
+//!
+//! Just past 350 lines, and one idea: one user's page, its five actions and the view they share.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
