@@ -97,12 +97,7 @@ async fn with_memory_on_sqlite_another_instance_s_changes_are_seen_within_the_bo
     )
     .await;
 
-    first
-        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
-        .json(r#"{"active": false}"#)
-        .send()
-        .await
-        .assert_status(200);
+    change_user(&first, ALICE, r#"{"active": false}"#).await;
     seen("the deactivation", StatusCode::UNAUTHORIZED, || async {
         second.get(&uri).by(Who::Alice).send().await.status
     })
@@ -354,12 +349,7 @@ async fn credentials_changed_through_one_instance_hold_at_once_on_the_other(back
     let written = second.put(&own).by(Who::Bob).json("1").send().await;
     written.assert_status(401);
 
-    first
-        .admin(Method::PATCH, format!("/_admin/users/{ADMIN}"))
-        .json(r#"{"admin": false}"#)
-        .send()
-        .await
-        .assert_status(200);
+    change_user(&first, ADMIN, r#"{"admin": false}"#).await;
     second
         .get(&own)
         .by(Who::Admin)
@@ -369,12 +359,7 @@ async fn credentials_changed_through_one_instance_hold_at_once_on_the_other(back
     let deleted = second.delete(&own).by(Who::Admin).send().await;
     deleted.assert_status(403);
 
-    first
-        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
-        .json(r#"{"active": false}"#)
-        .send()
-        .await
-        .assert_status(200);
+    change_user(&first, ALICE, r#"{"active": false}"#).await;
     let alice = property_uri(3, "k", ALICE);
     second
         .get(&alice)
@@ -411,22 +396,12 @@ async fn credentials_granted_through_one_instance_hold_at_once_on_the_other(back
         .await;
     written.assert_status(201);
 
-    first
-        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
-        .json(r#"{"admin": true}"#)
-        .send()
-        .await
-        .assert_status(200);
+    change_user(&first, ALICE, r#"{"admin": true}"#).await;
     let read = second.get(&bob).by(Who::Alice).send().await;
     read.assert_status(200);
     assert_eq!(read.json()["value"], 1);
 
-    first
-        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
-        .json(r#"{"admin": false, "active": false}"#)
-        .send()
-        .await
-        .assert_status(200);
+    change_user(&first, ALICE, r#"{"admin": false, "active": false}"#).await;
     let info = second
         .get("/rest/api/3/serverInfo")
         .by(Who::Alice)
@@ -446,12 +421,7 @@ async fn credentials_granted_through_one_instance_hold_at_once_on_the_other(back
         .send()
         .await
         .assert_status(401);
-    first
-        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
-        .json(r#"{"active": true}"#)
-        .send()
-        .await
-        .assert_status(200);
+    change_user(&first, ALICE, r#"{"active": true}"#).await;
     second
         .get(&bob)
         .by(Who::Alice)
@@ -464,12 +434,7 @@ async fn credentials_granted_through_one_instance_hold_at_once_on_the_other(back
 
     // A PUT's first checks, not only its write, run again on renewed credentials: after a grant,
     // and after any change of credentials, made through the other instance.
-    first
-        .admin(Method::PATCH, format!("/_admin/users/{ALICE}"))
-        .json(r#"{"admin": true}"#)
-        .send()
-        .await
-        .assert_status(200);
+    change_user(&first, ALICE, r#"{"admin": true}"#).await;
     let put = |value: &'static str| second.put(&bob).by(Who::Alice).json(value).send();
     put("2").await.assert_status(200);
     first
@@ -496,4 +461,13 @@ on_each_backend!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_with_memory_another_instance_s_changes_are_seen_within_the_bound() {
     with_memory_on_sqlite_another_instance_s_changes_are_seen_within_the_bound().await;
+}
+
+/// Changes a user through the admin API of `app`.
+async fn change_user(app: &TestApp, account_id: &str, change: &'static str) {
+    app.admin(Method::PATCH, format!("/_admin/users/{account_id}"))
+        .json(change)
+        .send()
+        .await
+        .assert_status(200);
 }
