@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::http::Method;
 use jira_userprops::store::{DatabaseOptions, Store};
 
 use crate::helpers::*;
@@ -380,4 +381,39 @@ async fn reads_are_pipelined_over_tls_and_answered_by_the_pool_while_the_pipelin
             "the pipelines were not made again: {again:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_made_at_once_by_many_test_workers_are_all_made() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    // As many connections as workers, so that their serializable transactions really meet.
+    let options = DatabaseOptions {
+        pool_size: 24,
+        ..test_database_options()
+    };
+    let app = TestApp::on_with(&database.url, None, &options).await;
+    let made = (0..24).map(|n| {
+        let app = &app;
+        async move {
+            let seed = format!(
+                r#"{{"users": [{{"accountId": "worker-{n}", "email": "w{n}@example.com", "apiTokens": ["w{n}-token"]}}]}}"#
+            );
+            let created = app
+                .admin(Method::POST, "/_admin/sites")
+                .json(format!(r#"{{"name": "worker-{n}", "seed": {seed}}}"#))
+                .send()
+                .await;
+            (created.status, created.text().to_owned())
+        }
+    });
+    for (status, body) in futures_util::future::join_all(made).await {
+        assert_eq!(status, 201, "{body}");
+    }
+    let sites = app.admin(Method::GET, "/_admin/sites").send().await;
+    let listed = sites.json();
+    let count = listed.as_array().map_or(0, Vec::len);
+    assert_eq!(count, 25, "the default site and every worker's: {listed}");
 }

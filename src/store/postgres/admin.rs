@@ -1,6 +1,8 @@
 //! What the admin API and seeds do to a PostgreSQL store: users, tokens, snapshots and sites,
 //! each decision that must be atomic across instances in one SERIALIZABLE transaction.
 
+use std::time::{Duration, Instant};
+
 use sqlx::{Connection as _, PgConnection, Postgres};
 
 use super::{PostgresStore, Sql, leased};
@@ -154,20 +156,34 @@ impl PostgresStore {
     }
 }
 
-/// Runs a serializable transaction again while PostgreSQL reports a serialization failure:
-/// all but one of several concurrent ones fail, and each retry sees what the winner committed.
+/// How long a serializable transaction is tried again before it is answered as the database
+/// being busy (503, `Retry-After`): every change of users or tokens writes one row, so many
+/// callers at once (test workers making a site each) commit one at a time.
+const SERIALIZABLE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Runs a serializable transaction again while PostgreSQL reports a serialization failure
+/// (40001) or a deadlock (40P01): all but one of several concurrent ones fail, and each retry
+/// sees what the winner committed. A random pause that grows to 50 ms keeps the losers from
+/// meeting again at once.
 async fn serializable<T, F, Fut>(mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = sqlx::Result<T>>,
 {
-    for _ in 0..10 {
+    let deadline = Instant::now() + SERIALIZABLE_PATIENCE;
+    let mut most_ms = 1;
+    loop {
         match attempt().await {
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40001") => {}
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("40001" | "40P01"))
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=most_ms))).await;
+                most_ms = (most_ms * 2).min(50);
+            }
             outcome => return Ok(outcome?),
         }
     }
-    Ok(attempt().await?)
 }
 
 /// A transaction that PostgreSQL fails (40001) rather than interleave with another. Its lease is
