@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The client suite: real Jira client libraries, then schemathesis against /openapi.json, both
-# talking to the release binary on a free port. Needs python3 and network access to PyPI once.
+# The client suite: real Jira client libraries (Python's, and jira.js where Node.js is), then
+# schemathesis against /openapi.json, all talking to the release binary on a free port. Needs
+# python3 and network access to PyPI (and npm's registry) once.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -43,6 +44,15 @@ JIRA_USERPROPS_URL="$url" JIRA_USERPROPS_BIN="$binary" "$venv/bin/pytest" -p no:
 if command -v node >/dev/null; then
     echo "== examples/verify.test.mjs (docs/verification.md) with Node.js $(node --version)"
     JIRA_USERPROPS_URL="$url" ADMIN_TOKEN="$JIRA_USERPROPS_ADMIN_TOKEN" node --test examples/verify.test.mjs
+
+    echo "== jira.js (pinned in tests/clients/jira-js/package-lock.json)"
+    # Installed under target/, beside the test it imports from.
+    js=target/jira-js
+    mkdir -p "$js"
+    cp tests/clients/jira-js/package.json tests/clients/jira-js/package-lock.json \
+        tests/clients/jira-js/user-properties.test.mjs "$js/"
+    (cd "$js" && npm ci --silent --no-audit --no-fund)
+    JIRA_USERPROPS_URL="$url" node --test "$js/user-properties.test.mjs"
 fi
 
 echo "== schemathesis against $url/openapi.json"
