@@ -25,6 +25,11 @@ impl Store {
         let attempt = async {
             Ok(match scheme(url) {
                 "sqlite" => Self::Sqlite(SqliteStore::connect(url, options).await?),
+                // Without `//` the rest reads as a database name, and the server's refusal
+                // would quote it, password and all.
+                "postgres" | "postgresql" if !url.contains("://") => {
+                    return Err(ConnectError::PostgresUrlWithoutHost);
+                }
                 "postgres" | "postgresql" => {
                     Self::Postgres(PostgresStore::connect(url, options).await?)
                 }
@@ -77,7 +82,12 @@ pub fn redacted_location(url: &str) -> String {
                 .unwrap_or_default();
             format!("{scheme}://{host}")
         }
-        None => url.split('?').next().unwrap_or_default().to_owned(),
+        // A SQLite path holds no secret; anything else without `://` may hold a password
+        // anywhere (`postgres:u:secret@db/app`, `host=db password=secret`): its scheme only.
+        None if scheme(url).eq_ignore_ascii_case("sqlite") => {
+            url.split('?').next().unwrap_or_default().to_owned()
+        }
+        None => format!("{}:…", scheme(url)),
     }
 }
 
@@ -120,6 +130,19 @@ mod tests {
         assert!(error.is_some_and(|error| error.is_permanent()));
     }
 
+    #[tokio::test]
+    async fn a_postgres_url_without_a_host_is_refused_before_any_connection() {
+        let error = Store::connect("postgres:u:secret@db/app", &DatabaseOptions::default())
+            .await
+            .err();
+        let message = error.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert_eq!(
+            message,
+            "a PostgreSQL URL is postgres://USER:PASSWORD@HOST:PORT/DB"
+        );
+        assert!(error.is_some_and(|error| error.is_permanent()));
+    }
+
     #[test]
     fn locations_name_the_host_and_hide_credentials() {
         assert_eq!(
@@ -131,5 +154,14 @@ mod tests {
             redacted_location("sqlite:data.db?mode=rwc"),
             "sqlite:data.db"
         );
+        for malformed in [
+            "postgres:u:secret@db/app",
+            "u:secret@db/app",
+            "host=db password=secret",
+        ] {
+            let shown = redacted_location(malformed);
+            assert!(!shown.contains("secret"), "{malformed} shown as {shown}");
+        }
+        assert_eq!(redacted_location("postgres:u:secret@db/app"), "postgres:…");
     }
 }

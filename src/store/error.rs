@@ -143,6 +143,9 @@ pub enum ConnectError {
         "unsupported database URL scheme {0:?}: use sqlite:PATH, sqlite::memory: or postgres://..."
     )]
     UnsupportedScheme(String),
+    /// A PostgreSQL URL without `//`: no host, and the rest would be taken for a database name.
+    #[error("a PostgreSQL URL is postgres://USER:PASSWORD@HOST:PORT/DB")]
+    PostgresUrlWithoutHost,
     /// The database refused or failed the connection; its words are the message.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -158,7 +161,7 @@ impl ConnectError {
     /// database, or is corrupt stays so).
     pub fn is_permanent(&self) -> bool {
         match self {
-            Self::UnsupportedScheme(_) => true,
+            Self::UnsupportedScheme(_) | Self::PostgresUrlWithoutHost => true,
             Self::Database(sqlx::Error::Configuration(_)) => true,
             Self::Database(error) if sqlite_code(error).is_some() => {
                 !matches!(sqlite_code(error), Some(SQLITE_BUSY | SQLITE_LOCKED))
