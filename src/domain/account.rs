@@ -21,13 +21,18 @@ pub struct AccountId(String);
 pub struct InvalidAccountId;
 
 impl AccountId {
+    /// Whether `id` could name a user: the rule [`AccountId::parse`] applies, for text that is
+    /// only looked up.
+    pub fn is_valid(id: &str) -> bool {
+        !id.is_empty()
+            && id.chars().count() <= MAX_ACCOUNT_ID_CHARS
+            && !id.chars().any(char::is_control)
+    }
+
     /// Parses an account id.
     pub fn parse(id: impl Into<String>) -> Result<Self, InvalidAccountId> {
         let id = id.into();
-        let valid = !id.is_empty()
-            && id.chars().count() <= MAX_ACCOUNT_ID_CHARS
-            && !id.chars().any(char::is_control);
-        if valid {
+        if Self::is_valid(&id) {
             Ok(Self(id))
         } else {
             Err(InvalidAccountId)

@@ -28,15 +28,20 @@ pub const DEFAULT_SITE: &str = "default";
 pub struct InvalidSiteName;
 
 impl SiteName {
+    /// Whether `name` could name a site: the rule [`SiteName::parse`] applies, for text that is
+    /// only looked up.
+    pub fn is_valid(name: &str) -> bool {
+        let allowed = |byte: u8| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-';
+        (1..=63).contains(&name.len())
+            && name.bytes().all(allowed)
+            && !name.starts_with('-')
+            && !name.ends_with('-')
+    }
+
     /// Parses a site name.
     pub fn parse(name: impl Into<String>) -> Result<Self, InvalidSiteName> {
         let name = name.into();
-        let allowed = |byte: u8| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-';
-        let valid = (1..=63).contains(&name.len())
-            && name.bytes().all(allowed)
-            && !name.starts_with('-')
-            && !name.ends_with('-');
-        if valid {
+        if Self::is_valid(&name) {
             Ok(Self(name))
         } else {
             Err(InvalidSiteName)

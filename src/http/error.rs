@@ -168,6 +168,7 @@ fn service_status(error: &Error) -> StatusCode {
             StatusCode::SERVICE_UNAVAILABLE
         }
         Error::Store(e) if e.is_full() => StatusCode::INSUFFICIENT_STORAGE,
+        Error::Store(e) if e.is_unstorable() => StatusCode::BAD_REQUEST,
         Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -219,6 +220,10 @@ impl IntoResponse for HttpError {
                     // Not expected: a renewed caller is never stale. Churn, not a fault.
                     tracing::warn!(error = %cause, "credentials kept changing under the request");
                     "Credentials are changing: try again."
+                } else if cause.is_unstorable() {
+                    // The client's text, past a parser that should have refused it: a warning.
+                    tracing::warn!(error = %Causes(cause), "unstorable text in a request");
+                    "The request contains a character that cannot be stored."
                 } else {
                     tracing::error!(error = %Causes(cause), "database fault");
                     match status {

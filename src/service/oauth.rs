@@ -199,6 +199,10 @@ impl OAuthService {
 
     /// Every site's account named by an email or an account id (a `login_hint`).
     pub async fn accounts(&self, hint: &str) -> Result<Vec<(SiteKey, User)>> {
+        // No account id or email has control characters (PostgreSQL cannot even compare NUL).
+        if hint.chars().any(char::is_control) {
+            return Ok(Vec::new());
+        }
         let email_key = crate::domain::email_key(hint);
         Ok(self.store.oauth().accounts(hint, &email_key).await?)
     }

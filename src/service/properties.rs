@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::domain::{
-    Caller, KeyError, NamedAccount, Operation, PropertyKey, PropertyValue, User, Written,
+    AccountId, Caller, KeyError, NamedAccount, Operation, PropertyKey, PropertyValue, User, Written,
 };
 use crate::error::{Error, Result};
 use crate::service::Authenticator;
@@ -277,7 +277,8 @@ impl PropertyService {
         let caller = &self.authenticator.confirmed(caller).await?;
         let mut found: Vec<User> = Vec::new();
         for id in account_ids {
-            if found.iter().any(|user| user.account_id == *id) {
+            // Text that is no account id names no user (PostgreSQL could not even compare NUL).
+            if !AccountId::is_valid(id) || found.iter().any(|user| user.account_id == *id) {
                 continue;
             }
             if let Some(user) = self.store.user(caller.site, id).await? {

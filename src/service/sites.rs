@@ -182,6 +182,10 @@ impl SiteService {
 
     /// The site with this name.
     pub async fn named(&self, name: &str) -> Result<Option<Arc<Site>>> {
+        // A name no site can have is not looked up (PostgreSQL could not even compare NUL).
+        if !SiteName::is_valid(name) {
+            return Ok(None);
+        }
         if let Some(site) = self.remembered(Key::Name(name)) {
             return Ok(Some(site));
         }

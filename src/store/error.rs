@@ -22,6 +22,10 @@ pub enum Error {
     /// Anything else the database or the driver reported: a bug, not an outage.
     #[error("the database failed")]
     Fault(#[source] Arc<sqlx::Error>),
+    /// The request holds text the database cannot store (PostgreSQL: U+0000, SQLSTATE 22021):
+    /// the client's mistake, not a fault, wherever an input reached the store unparsed.
+    #[error("the database cannot store a character of the request")]
+    Unstorable(#[source] Arc<sqlx::Error>),
     /// The disk holding the database is full: writes fail until space is freed; reads go on.
     #[error("the disk holding the database is full")]
     Full(#[source] Arc<sqlx::Error>),
@@ -61,6 +65,11 @@ impl Error {
     pub fn is_full(&self) -> bool {
         matches!(self, Self::Full(_))
     }
+
+    /// Whether the request held text the database cannot store.
+    pub fn is_unstorable(&self) -> bool {
+        matches!(self, Self::Unstorable(_))
+    }
 }
 
 impl From<sqlx::Error> for Error {
@@ -69,6 +78,9 @@ impl From<sqlx::Error> for Error {
             Self::Full(Arc::new(error))
         } else if is_outage(&error) {
             Self::Unavailable(Arc::new(error))
+        } else if matches!(&error, sqlx::Error::Database(e) if e.code().as_deref() == Some("22021"))
+        {
+            Self::Unstorable(Arc::new(error))
         } else {
             Self::Fault(Arc::new(error))
         }

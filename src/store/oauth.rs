@@ -154,6 +154,10 @@ impl OAuthStore<'_> {
 
     /// The app with this client id.
     pub async fn app(&self, client_id: &str) -> super::Result<Option<AppRecord>> {
+        // No client id has control characters (PostgreSQL cannot even compare NUL).
+        if client_id.chars().any(char::is_control) {
+            return Ok(None);
+        }
         run!(self, read, app(client_id))
     }
 

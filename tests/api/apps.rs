@@ -1080,6 +1080,60 @@ async fn codes_and_refresh_tokens_expire_as_atlassian_says(backend: Backend) {
     assert_eq!(refresh(unused.to_owned()).await.0, 403, "90 days unused");
 }
 
+/// Text holding U+0000, which PostgreSQL cannot even compare, names no app, account or site: it
+/// is answered as any unknown name is, on both backends, never with a 5xx.
+async fn text_with_nul_is_answered_as_any_unknown_name(backend: Backend) {
+    let app = backend.app().await;
+    register(&app, &["read:jira-user"], true).await;
+    let authorize = authorize_uri("read:jira-user", "");
+    let pairs = [
+        (
+            authorize.replace(CLIENT_ID, "a%00b"),
+            authorize.replace(CLIENT_ID, "unknown-client"),
+        ),
+        (
+            authorize_uri("read:jira-user", "&login_hint=a%00b"),
+            authorize_uri("read:jira-user", "&login_hint=nobody%40example.com"),
+        ),
+    ];
+    let bulk = |id: &str| format!("/rest/api/3/user/bulk?accountId={id}");
+    let (odd, plain) = (
+        app.get(bulk("a%00b")).by(Who::Bob).send().await,
+        app.get(bulk("nobody")).by(Who::Bob).send().await,
+    );
+    plain.assert_status(200);
+    odd.assert_status(200);
+    assert_eq!(
+        (&odd.json()["total"], &plain.json()["total"]),
+        (&json!(0), &json!(0))
+    );
+    for (with_nul, unknown) in pairs {
+        let (odd, plain) = (
+            app.get(&with_nul).by(Who::Bob).send().await,
+            app.get(&unknown).by(Who::Bob).send().await,
+        );
+        assert!(!odd.status.is_server_error(), "{with_nul}: {}", odd.text());
+        // The pages may quote what they were given; the statuses must agree.
+        assert_eq!(odd.status, plain.status, "{with_nul}: {}", odd.text());
+    }
+    let (odd, plain) = (
+        app.admin(Method::GET, "/_admin/sites/a%00b").send().await,
+        app.admin(Method::GET, "/_admin/sites/nosuchsite")
+            .send()
+            .await,
+    );
+    assert_eq!((odd.status, odd.json()), (plain.status, plain.json()));
+    for client_id in ["a\u{0}b", "unknown-client"] {
+        let refused = token_request(
+            &app,
+            json!({"grant_type": "client_credentials", "client_id": client_id, "client_secret": "x"}),
+        )
+        .await;
+        refused.assert_status(401);
+        assert_eq!(refused.json()["error"], "invalid_client", "{client_id:?}");
+    }
+}
+
 on_each_backend!(
     codes_and_refresh_tokens_expire_as_atlassian_says,
     grants_are_listed_and_revoked_one_at_a_time,
@@ -1094,4 +1148,5 @@ on_each_backend!(
     the_consent_page_signs_in_and_grants_the_sites_picked,
     service_accounts_use_client_credentials,
     the_admin_api_refuses_bad_apps,
+    text_with_nul_is_answered_as_any_unknown_name,
 );
