@@ -117,30 +117,25 @@ mod tests {
         }
     }
 
+    /// Refused before any connection is tried, and for good: an unknown scheme, or a PostgreSQL
+    /// URL without a host (whose rest the server would take for a database name, and quote).
     #[tokio::test]
-    async fn an_unknown_scheme_is_named_and_final() {
-        let error = Store::connect("mysql://db/app", &DatabaseOptions::default())
-            .await
-            .err();
-        let message = error.as_ref().map(ToString::to_string).unwrap_or_default();
-        assert!(
-            message.starts_with("unsupported database URL scheme \"mysql\": use sqlite:PATH"),
-            "{message}"
-        );
-        assert!(error.is_some_and(|error| error.is_permanent()));
-    }
-
-    #[tokio::test]
-    async fn a_postgres_url_without_a_host_is_refused_before_any_connection() {
-        let error = Store::connect("postgres:u:secret@db/app", &DatabaseOptions::default())
-            .await
-            .err();
-        let message = error.as_ref().map(ToString::to_string).unwrap_or_default();
-        assert_eq!(
-            message,
-            "a PostgreSQL URL is postgres://USER:PASSWORD@HOST:PORT/DB"
-        );
-        assert!(error.is_some_and(|error| error.is_permanent()));
+    async fn urls_no_backend_can_use_are_refused_at_once_and_for_good() {
+        for (url, expected) in [
+            (
+                "mysql://db/app",
+                "unsupported database URL scheme \"mysql\": use sqlite:PATH, sqlite::memory: or postgres://...",
+            ),
+            (
+                "postgres:u:secret@db/app",
+                "a PostgreSQL URL is postgres://USER:PASSWORD@HOST:PORT/DB",
+            ),
+        ] {
+            let error = Store::connect(url, &DatabaseOptions::default()).await.err();
+            let message = error.as_ref().map(ToString::to_string).unwrap_or_default();
+            assert_eq!(message, expected, "{url}");
+            assert!(error.is_some_and(|error| error.is_permanent()), "{url}");
+        }
     }
 
     #[test]
