@@ -401,33 +401,21 @@ async fn the_consent_page_signs_in_and_grants_the_sites_picked(backend: Backend)
         .await;
     page.assert_status(200);
     assert!(page.text().contains("Acme sync"));
-    let form = |email: &str, token: &str, decision: &str| {
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        body.append_pair("client_id", CLIENT_ID)
-            .append_pair("redirect_uri", CALLBACK)
-            .append_pair("scope", "read:jira-user")
-            .append_pair("state", "s-1")
-            .append_pair("response_type", "code")
-            .append_pair("email", email)
-            .append_pair("token", token)
-            .append_pair("site", "acme")
-            .append_pair("decision", decision);
-        body.finish()
-    };
+    let form = |token: &str, decision: &str| consent_form(token, "acme", decision);
     let post = |body: String| {
         app.request(Method::POST, "/authorize")
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
     };
-    let wrong = post(form("alice@example.com", "wrong", "accept")).await;
+    let wrong = post(form("wrong", "accept")).await;
     wrong.assert_status(401);
     assert!(wrong.text().contains("Wrong email or API token."));
-    let denied = redirected(&post(form("alice@example.com", "wrong", "deny")).await);
+    let denied = redirected(&post(form("wrong", "deny")).await);
     assert_eq!(param(&denied, "error").as_deref(), Some("access_denied"));
     assert_eq!(param(&denied, "state").as_deref(), Some("s-1"));
     // Signed in with the default site's token; only the site picked is granted.
-    let granted = redirected(&post(form("alice@example.com", "alice-token", "accept")).await);
+    let granted = redirected(&post(form("alice-token", "accept")).await);
     let code = param(&granted, "code").expect("a code");
     let tokens = token_request(&app, exchange(&code)).await.json();
     let bearer = format!(
@@ -744,21 +732,27 @@ fn refusing_after_3_failed_logins(store: Store) -> TestApp {
     TestApp::with_settings(store, settings)
 }
 
-/// Alice signing in on the consent page from `from` with `token`, accepting for the default site.
-async fn sign_in_as_alice(app: &TestApp, token: &str, from: &str) -> TestResponse {
+/// Alice's answer on the consent page: signed in with `token`, `decision` for `site`.
+fn consent_form(token: &str, site: &str, decision: &str) -> String {
     let mut body = form_urlencoded::Serializer::new(String::new());
     body.append_pair("client_id", CLIENT_ID)
         .append_pair("redirect_uri", CALLBACK)
         .append_pair("scope", "read:jira-user")
+        .append_pair("state", "s-1")
         .append_pair("response_type", "code")
         .append_pair("email", "alice@example.com")
         .append_pair("token", token)
-        .append_pair("site", "default")
-        .append_pair("decision", "accept");
+        .append_pair("site", site)
+        .append_pair("decision", decision);
+    body.finish()
+}
+
+/// Alice signing in on the consent page from `from` with `token`, accepting for the default site.
+async fn sign_in_as_alice(app: &TestApp, token: &str, from: &str) -> TestResponse {
     app.request(Method::POST, "/authorize")
         .header("content-type", "application/x-www-form-urlencoded")
         .from(from)
-        .body(body.finish())
+        .body(consent_form(token, "default", "accept"))
         .send()
         .await
 }
