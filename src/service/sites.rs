@@ -182,12 +182,12 @@ impl SiteService {
 
     /// The site with this name.
     pub async fn named(&self, name: &str) -> Result<Option<Arc<Site>>> {
+        if let Some(site) = self.remembered(Key::Name(name)) {
+            return Ok(Some(site));
+        }
         // A name no site can have is not looked up (PostgreSQL could not even compare NUL).
         if !SiteName::is_valid(name) {
             return Ok(None);
-        }
-        if let Some(site) = self.remembered(Key::Name(name)) {
-            return Ok(Some(site));
         }
         let found = self.store.site_named(name).await?;
         Ok(self.remember(found, Key::Name(name)))
