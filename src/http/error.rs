@@ -169,6 +169,7 @@ fn service_status(error: &Error) -> StatusCode {
         }
         Error::Store(e) if e.is_full() => StatusCode::INSUFFICIENT_STORAGE,
         Error::Store(e) if e.is_unstorable() => StatusCode::BAD_REQUEST,
+        Error::Store(e) if e.is_gone() => StatusCode::NOT_FOUND,
         Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -224,6 +225,10 @@ impl IntoResponse for HttpError {
                     // The client's text, past a parser that should have refused it: a warning.
                     tracing::warn!(error = %Causes(cause), "unstorable text in a request");
                     "The request contains a character that cannot be stored."
+                } else if cause.is_gone() {
+                    // A race the client's own requests made: what it wrote to was deleted.
+                    tracing::info!(error = %Causes(cause), "write to a row deleted meanwhile");
+                    "What this request refers to was deleted while it ran."
                 } else {
                     tracing::error!(error = %Causes(cause), "database fault");
                     match status {

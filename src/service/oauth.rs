@@ -301,7 +301,7 @@ impl OAuthService {
         {
             return Ok(Err(invalid()));
         }
-        Ok(Ok(self.issue(&grant, true).await?))
+        issued_unless_gone(self.issue(&grant, true).await, invalid)
     }
 
     async fn refresh(&self, app: &AppRecord, request: &TokenRequest) -> TokenOutcome {
@@ -324,7 +324,7 @@ impl OAuthService {
         let grant = oauth.grant(&grant_id).await?;
         match grant {
             Some(grant) if grant.client_id == app.client_id && grant.ends_at > now => {
-                Ok(Ok(self.issue(&grant, true).await?))
+                issued_unless_gone(self.issue(&grant, true).await, invalid)
             }
             _ => Ok(Err(invalid())),
         }
@@ -363,8 +363,11 @@ impl OAuthService {
             sites,
             ends_at: self.later_ms(self.access_ttl),
         };
-        self.store.oauth().add_grant(&grant).await?;
-        Ok(Ok(self.issue(&grant, false).await?))
+        let issued = async {
+            self.store.oauth().add_grant(&grant).await?;
+            self.issue(&grant, false).await
+        };
+        issued_unless_gone(issued.await, OAuthError::invalid_client)
     }
 
     /// A new access token for `grant`, and a new refresh token when `refreshable` and the grant
@@ -418,6 +421,18 @@ impl OAuthService {
             .into_iter()
             .find(|(site, user)| grant.sites.contains(site) && user.account_id == grant.account_id)
             .map(|(_, user)| user))
+    }
+}
+
+/// Tokens issued; or, when a concurrent request deleted the app or the grant they were for
+/// (revoked, or its refresh token reused), the refusal the request would have met a moment later.
+fn issued_unless_gone(
+    issued: Result<IssuedTokens>,
+    refusal: impl FnOnce() -> OAuthError,
+) -> TokenOutcome {
+    match issued {
+        Err(Error::Store(error)) if error.is_gone() => Ok(Err(refusal())),
+        issued => issued.map(Ok),
     }
 }
 

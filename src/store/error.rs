@@ -26,6 +26,10 @@ pub enum Error {
     /// the client's mistake, not a fault, wherever an input reached the store unparsed.
     #[error("the database cannot store a character of the request")]
     Unstorable(#[source] Arc<sqlx::Error>),
+    /// A write refers to a row (a user, a site, an app, a grant) that a concurrent request
+    /// deleted after this one found it: the client's target is gone, not a fault.
+    #[error("a row the write refers to was deleted meanwhile")]
+    Gone(#[source] Arc<sqlx::Error>),
     /// The disk holding the database is full: writes fail until space is freed; reads go on.
     #[error("the disk holding the database is full")]
     Full(#[source] Arc<sqlx::Error>),
@@ -70,6 +74,11 @@ impl Error {
     pub fn is_unstorable(&self) -> bool {
         matches!(self, Self::Unstorable(_))
     }
+
+    /// Whether a write referred to a row deleted by a concurrent request.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Self::Gone(_))
+    }
 }
 
 impl From<sqlx::Error> for Error {
@@ -81,6 +90,8 @@ impl From<sqlx::Error> for Error {
         } else if matches!(&error, sqlx::Error::Database(e) if e.code().as_deref() == Some("22021"))
         {
             Self::Unstorable(Arc::new(error))
+        } else if matches!(&error, sqlx::Error::Database(e) if e.is_foreign_key_violation()) {
+            Self::Gone(Arc::new(error))
         } else {
             Self::Fault(Arc::new(error))
         }

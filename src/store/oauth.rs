@@ -386,6 +386,8 @@ where
 
     async fn add_grant(conn: &mut Conn<DB>, grant: &Grant) -> Result<()> {
         let scopes = grant.scopes.to_string();
+        // All or nothing: a site deleted meanwhile must not leave the grant without it.
+        let mut tx = sqlx::Connection::begin(conn).await?;
         sqlx::query(
             "INSERT INTO oauth_grants (grant_id, client_id, account_id, scopes, ends_at)
              VALUES ($1, $2, $3, $4, $5)",
@@ -395,16 +397,16 @@ where
         .bind(grant.account_id.as_str())
         .bind(scopes.as_str())
         .bind(grant.ends_at)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
         for site in &grant.sites {
             sqlx::query("INSERT INTO oauth_grant_sites (grant_id, site) VALUES ($1, $2)")
                 .bind(grant.id.as_str())
                 .bind(site.0)
-                .execute(&mut *conn)
+                .execute(&mut *tx)
                 .await?;
         }
-        Ok(())
+        tx.commit().await
     }
 
     async fn add_code(

@@ -279,7 +279,12 @@ where
         .bind(scopes.as_deref())
         .bind(limits.expires_at)
         .fetch_optional(conn)
-        .await?;
+        .await;
+        // Found, then deleted by a concurrent request before the row was checked against it.
+        let row = match row {
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(None),
+            row => row?,
+        };
         row.map(|row| row.try_get(0)).transpose()
     }
 

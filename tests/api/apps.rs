@@ -865,6 +865,69 @@ async fn a_database_fault_during_a_consent_sign_in_is_no_failed_login() {
     assert!(param(&redirected(&signed_in), "code").is_some());
 }
 
+/// A code exchanged while its grant is revoked: the grant is read, then deleted before the
+/// tokens referring to it are stored. The answer is a spent code's, as a moment later, and no
+/// token comes back; refreshing (the same `issue` path) fares alike. PostgreSQL only: it alone
+/// lets the test hold the grant's row between the two statements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_exchanged_while_its_grant_is_revoked_is_refused() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, None).await;
+    register(&app, &["read:jira-user"], true).await;
+    let code = code_for(&app, ALICE, "read:jira-user").await;
+    let mut held = HeldRows::lock(&database.url, "SELECT 1 FROM oauth_grants FOR UPDATE").await;
+    let exchanging = tokio::spawn({
+        let app = app.clone();
+        async move { token_request(&app, exchange(&code)).await }
+    });
+    held.until_waited_on().await;
+    held.commit_after("DELETE FROM oauth_grants").await;
+    let refused = exchanging.await.expect("answered");
+    refused.assert_status(400);
+    assert_eq!(
+        refused.json(),
+        json!({"error": "invalid_request", "error_description": "authorization_code is invalid"})
+    );
+}
+
+/// A consent granting a site whose deletion commits meanwhile: a 404 saying so, and no grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_to_a_site_deleted_meanwhile_grants_nothing() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, None).await;
+    make_acme(&app).await;
+    register(&app, &["read:jira-user"], true).await;
+    let mut held = HeldRows::lock(
+        &database.url,
+        "SELECT 1 FROM sites WHERE name = 'acme' FOR UPDATE",
+    )
+    .await;
+    let consenting = tokio::spawn({
+        let app = app.clone();
+        let uri = authorize_uri("read:jira-user", &format!("&login_hint={ALICE}"));
+        async move { app.get(uri).send().await }
+    });
+    held.until_waited_on().await;
+    held.commit_after("DELETE FROM sites WHERE name = 'acme'")
+        .await;
+    consenting
+        .await
+        .expect("answered")
+        .assert_error(404, "What this request refers to was deleted while it ran.");
+    let grants = app
+        .admin(Method::GET, format!("/_admin/apps/{CLIENT_ID}/grants"))
+        .send()
+        .await;
+    grants.assert_status(200);
+    assert_eq!(grants.json(), json!([]));
+}
+
 /// A seed may give a token's scopes and expiry; a snapshot carries them, and an import keeps
 /// the token scoped rather than making it classic.
 async fn seeds_and_snapshots_keep_a_tokens_scopes(backend: Backend) {

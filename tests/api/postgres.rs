@@ -417,3 +417,34 @@ async fn sites_made_at_once_by_many_test_workers_are_all_made() {
     let count = listed.as_array().map_or(0, Vec::len);
     assert_eq!(count, 25, "the default site and every worker's: {listed}");
 }
+
+/// A token made for a user whose deletion commits while the token's statement runs: the user
+/// was found, then the row it refers to is gone. The answer is the missing user's 404, as a
+/// moment later, not a database fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_for_a_user_deleted_meanwhile_is_a_404() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, None).await;
+    let mut held = HeldRows::lock(
+        &database.url,
+        "SELECT 1 FROM users WHERE account_id LIKE 'alice-%' FOR UPDATE",
+    )
+    .await;
+    let making = tokio::spawn({
+        let app = app.clone();
+        async move {
+            app.admin(Method::POST, format!("/_admin/users/{ALICE}/tokens"))
+                .send()
+                .await
+        }
+    });
+    held.until_waited_on().await;
+    held.commit_after("DELETE FROM users WHERE account_id LIKE 'alice-%'")
+        .await;
+    let made = making.await.expect("answered");
+    made.assert_status(404);
+    assert!(made.text().contains(ALICE), "{}", made.text());
+}
