@@ -33,15 +33,21 @@ impl Guard for RequireCaller {
     type Memo = ();
 
     async fn check(&self, request: Request) -> Result<(Request, ()), HttpError> {
-        if self.anonymous_allowed && !request.headers().contains_key(header::AUTHORIZATION) {
+        // A header of another scheme, or one that does not parse, is no credentials.
+        let credentials = credentials(&request);
+        if self.anonymous_allowed && credentials.is_none() {
             return Ok((request, ()));
         }
-        Ok((identified(&self.state, request).await?, ()))
+        Ok((identified(&self.state, request, credentials).await?, ()))
     }
 }
 
 /// Checks the credentials, unless this client failed too often of late, and records the caller.
-async fn identified(state: &AppState, mut request: Request) -> Result<Request, HttpError> {
+async fn identified(
+    state: &AppState,
+    mut request: Request,
+    credentials: Option<Credentials>,
+) -> Result<Request, HttpError> {
     let current = request
         .extensions()
         .get::<CurrentSite>()
@@ -51,7 +57,6 @@ async fn identified(state: &AppState, mut request: Request) -> Result<Request, H
         Reached::Host => Via::Site,
     };
     let site = current.state.clone();
-    let credentials = credentials(&request);
     let address = client_address(&request);
     let attempt = site
         .logins

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::AppState;
@@ -119,6 +119,7 @@ impl Around for Stamp {
     }
 
     fn after(&self, (context, _, given): Self::Memo, response: &mut Response) {
+        let unauthorized = response.status() == StatusCode::UNAUTHORIZED;
         let headers = response.headers_mut();
         if let Some(given) = given {
             headers.insert(CLIENT_REQUEST_ID.clone(), given);
@@ -127,8 +128,10 @@ impl Around for Stamp {
             headers.insert(REQUEST_ID.clone(), value);
         }
         headers.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+        // A 401 names nobody, even when credentials passed and a later check (scopes) refused.
         if let Some(value) = context
             .caller()
+            .filter(|_| !unauthorized)
             .and_then(|id| HeaderValue::from_bytes(id.as_bytes()).ok())
         {
             headers.insert(ACCOUNT_ID.clone(), value);

@@ -15,9 +15,10 @@ use super::AppState;
 use super::error::HttpError;
 use super::site::{CurrentSite, GATEWAY, Reached, request_authority, without_gateway};
 use crate::domain::{
-    KeyError, MAX_VALUE_BYTES, NamedAccount, PropertyKey, PropertyValue, ValueError,
-    is_json_whitespace,
+    Caller, KeyError, MAX_VALUE_BYTES, NamedAccount, Operation, PropertyKey, PropertyValue,
+    ValueError, is_json_whitespace,
 };
+use crate::service::properties::require_scope;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
 
@@ -59,6 +60,19 @@ impl<S: Sync> FromRequestParts<S> for TargetAccount {
             .filter(|id| !id.is_empty())
             .map(|id| Self(NamedAccount::new(id)))
             .ok_or(HttpError::MissingAccountId)
+    }
+}
+
+impl TargetAccount {
+    /// The account, once the gateway's scope rule passed: the gateway answers before Jira reads
+    /// the query, so an app without the scope hears "scope does not match" whatever it sent.
+    pub fn in_scope(
+        target: Result<Self>,
+        caller: &Caller,
+        operation: Operation,
+    ) -> Result<NamedAccount> {
+        require_scope(caller, operation)?;
+        Ok(target?.0)
     }
 }
 

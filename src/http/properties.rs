@@ -11,7 +11,7 @@ use super::error::{HttpError, json_response};
 use super::extract::{
     BaseUrl, LINK_ESCAPES, PropertyPath, TargetAccount, discard_unread, read_value,
 };
-use crate::domain::{NamedAccount, Written};
+use crate::domain::{NamedAccount, Operation, Written};
 use crate::error::Error;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
@@ -20,10 +20,11 @@ type Result<T, E = HttpError> = std::result::Result<T, E>;
 pub async fn list_keys(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    TargetAccount(target): TargetAccount,
+    target: Result<TargetAccount>,
     path: PropertyPath,
     BaseUrl(base): BaseUrl,
 ) -> Result<Response> {
+    let target = TargetAccount::in_scope(target, &caller, Operation::ReadProperties)?;
     let keys = state.service.property_keys(&caller, &target).await?;
     let prefix = format!("{base}/rest/api/{}/user/properties/", path.version);
     Ok(json_response(
@@ -67,9 +68,10 @@ fn write_json_string(body: &mut Vec<u8>, text: &str) -> Result<()> {
 pub async fn get_property(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    TargetAccount(target): TargetAccount,
+    target: Result<TargetAccount>,
     path: PropertyPath,
 ) -> Result<Response> {
+    let target = TargetAccount::in_scope(target, &caller, Operation::ReadProperties)?;
     let (key, value) = state.service.property(&caller, &target, path.key()).await?;
     let mut body = Vec::with_capacity(key.as_str().len() + value.as_str().len() + 24);
     body.extend_from_slice(b"{\"key\":");
@@ -84,10 +86,11 @@ pub async fn get_property(
 pub async fn set_property(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    TargetAccount(target): TargetAccount,
+    target: Result<TargetAccount>,
     path: PropertyPath,
     request: Request,
 ) -> Result<StatusCode> {
+    let target = TargetAccount::in_scope(target, &caller, Operation::WriteProperty)?;
     let (parts, mut body) = request.into_parts();
     let value = read_value(&parts.headers, &mut body);
     let written = state
@@ -107,9 +110,10 @@ pub async fn set_property(
 pub async fn delete_property(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    TargetAccount(target): TargetAccount,
+    target: Result<TargetAccount>,
     path: PropertyPath,
 ) -> Result<StatusCode> {
+    let target = TargetAccount::in_scope(target, &caller, Operation::DeleteProperty)?;
     let key = path.key();
     state.service.delete_property(&caller, &target, key).await?;
     Ok(StatusCode::NO_CONTENT)

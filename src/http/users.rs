@@ -14,8 +14,9 @@ use super::AppState;
 use super::authenticate::Authenticated;
 use super::error::{HttpError, json_response};
 use super::extract::{ApiVersion, BaseUrl, LINK_ESCAPES, TargetAccount};
-use crate::domain::{Caller, User};
+use crate::domain::{Caller, Operation, User};
 use crate::error::Error;
+use crate::service::properties::require_scope;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
 
@@ -139,10 +140,11 @@ pub async fn myself(
 pub async fn user(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    TargetAccount(target): TargetAccount,
+    target: Result<TargetAccount>,
     version: ApiVersion,
     BaseUrl(base): BaseUrl,
 ) -> Result<Response> {
+    let target = TargetAccount::in_scope(target, &caller, Operation::ReadUsers)?;
     let user = state.service.user(&caller, &target).await?;
     let show_email = user.account_id == caller.account_id();
     json(&UserBody::new(&user, version.0, &base, show_email))
@@ -181,6 +183,8 @@ pub async fn search(
     BaseUrl(base): BaseUrl,
     uri: Uri,
 ) -> Result<Response> {
+    // The gateway's scope rule answers before the query is read.
+    require_scope(&caller, Operation::ReadUsers)?;
     let pairs = query_pairs(&uri);
     let value = |name: &str| {
         pairs
@@ -229,6 +233,8 @@ pub async fn bulk(
     BaseUrl(base): BaseUrl,
     uri: Uri,
 ) -> Result<Response> {
+    // The gateway's scope rule answers before the query is read.
+    require_scope(&caller, Operation::ReadUsers)?;
     let pairs = query_pairs(&uri);
     let ids: Vec<String> = pairs
         .iter()

@@ -378,7 +378,9 @@ async fn every_app_caller_gets_what_the_table_says_in_each_form(backend: Backend
                         Form::Gateway => format!("{}{uri}", credentials.gateway),
                         Form::Site => uri,
                     };
-                    let mut request = app.request(method, &uri).header("authorization", header);
+                    let mut request = app
+                        .request(method.clone(), &uri)
+                        .header("authorization", header);
                     if let Some(body) = body {
                         request = request.json(body);
                     }
@@ -394,6 +396,13 @@ async fn every_app_caller_gets_what_the_table_says_in_each_form(backend: Backend
                             response.text()
                         ));
                     }
+                    if got == 401 {
+                        assert_eq!(
+                            response.header("x-aaccountid"),
+                            None,
+                            "{route:?} {form:?} by {caller:?}: a 401 names nobody"
+                        );
+                    }
                     if want == 401
                         && route.is_jira()
                         && form == Form::Gateway
@@ -403,6 +412,22 @@ async fn every_app_caller_gets_what_the_table_says_in_each_form(backend: Backend
                             response.header("x-failure-category"),
                             Some("FAILURE_CLIENT_SCOPE_CHECK"),
                             "{route:?} by {caller:?}: a refusal for scope says so"
+                        );
+                        // The gateway answers before Jira reads the query: no query, same 401.
+                        let bare = uri.split('?').next().unwrap_or_default();
+                        let mut request = app.request(method, bare).header("authorization", header);
+                        if let Some(body) = body {
+                            request = request.json(body);
+                        }
+                        let queryless = request.send().await;
+                        assert_eq!(
+                            (
+                                queryless.status.as_u16(),
+                                queryless.header("x-failure-category")
+                            ),
+                            (401, Some("FAILURE_CLIENT_SCOPE_CHECK")),
+                            "{route:?} by {caller:?} without a query: {}",
+                            queryless.text()
                         );
                     }
                     if route.is_property() && !(200..300).contains(&got) {

@@ -26,6 +26,16 @@ async fn server_info_says_cloud_to_anyone(backend: Backend) {
         );
         assert_eq!(info.header("x-aaccountid"), None);
     }
+    // A header of another scheme, or one that does not parse, is no credentials: anonymous.
+    for authorization in ["JWT abc.def.ghi", "Basic !!!", "Bearer", "Negotiate YII="] {
+        let info = app
+            .get("/rest/api/3/serverInfo")
+            .header("authorization", authorization)
+            .send()
+            .await;
+        info.assert_status(200);
+        assert_eq!(info.header("x-aaccountid"), None, "{authorization}");
+    }
 }
 
 async fn server_info_refuses_wrong_credentials_and_names_right_ones(backend: Backend) {
