@@ -27,6 +27,39 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// A secret (a token, a client secret, a database URL with its password): the text it holds,
+/// but shown as `<redacted>` by `Debug`, so that no `{:?}` of a struct holding one leaks it.
+/// Credentials are compared by digest, in constant time, never with `==`.
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(secret: String) -> Self {
+        Self(secret)
+    }
+}
+
+impl From<Secret> for String {
+    fn from(secret: Secret) -> Self {
+        secret.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// How a request reached its site, as far as credentials care: OAuth 2.0 access tokens work
 /// only through the gateway (`api.atlassian.com/ex/jira/{cloudId}`), as on Atlassian's cloud.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,8 @@
 //!   tokens and properties are keyed by site first, apps and OAuth 2.0 grants belong to the
 //!   server. Knows nothing of callers.
 //! - [`domain`]: validated values (sites, account ids, keys, values, emails, users); [`credentials`]:
-//!   tokens and their digests; [`error`]: what the services can say.
+//!   tokens and their digests, and `Secret`, which `Debug` never shows; [`error`]: what the
+//!   services can say.
 //! - [`faults`] and [`throttle`]: fault rules and rate limits, and failed-login counting, which
 //!   `http` applies; [`clock`]: the time they read, which tests move.
 //! - [`seed`] and [`snapshot`]: the seed and snapshot format; [`config`]: flags and environment

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
+use crate::credentials::Secret;
+
 /// The subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
@@ -113,7 +115,7 @@ pub enum AppsCommand {
         client_id: Option<String>,
         /// Pin the client secret instead of making one.
         #[arg(long)]
-        client_secret: Option<String>,
+        client_secret: Option<Secret>,
         /// A site a service account is a user of, repeatable.
         #[arg(long = "in-site")]
         sites: Vec<String>,

@@ -9,6 +9,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use url::Url;
 
 use crate::ServeOptions;
+use crate::credentials::Secret;
 use crate::faults::FaultRules;
 use crate::http::Settings;
 use crate::store::DatabaseOptions;
@@ -45,7 +46,7 @@ pub struct Config {
         hide_env_values = true,
         default_value = "sqlite:jira-userprops.db"
     )]
-    pub database_url: String,
+    pub database_url: Secret,
 
     /// A file holding the database URL (for secrets mounted as files), instead of
     /// --database-url; it wins over JIRA_USERPROPS_DATABASE_URL (which the image sets).
@@ -192,7 +193,7 @@ pub struct Config {
         env = "JIRA_USERPROPS_ADMIN_TOKEN",
         hide_env_values = true
     )]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
 
     /// A file holding the admin token (for secrets mounted as files), instead of --admin-token;
     /// it wins over JIRA_USERPROPS_ADMIN_TOKEN.
@@ -345,12 +346,12 @@ impl Config {
         if let Some(path) = &self.admin_token_file
             && values::file_wins(matches, "admin_token", "admin_token_file")?
         {
-            self.admin_token = Some(values::secret_file(path)?);
+            self.admin_token = Some(values::secret_file(path)?.into());
         }
         if let Some(path) = &self.database_url_file
             && values::file_wins(matches, "database_url", "database_url_file")?
         {
-            self.database_url = values::secret_file(path)?;
+            self.database_url = values::secret_file(path)?.into();
         }
         Ok(self)
     }
@@ -400,6 +401,36 @@ fn parse_public_url(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let config = Config::try_parse_from([
+            "jira-userprops",
+            "--admin-token",
+            "admin-secret-1",
+            "--database-url",
+            "postgres://u:db-secret-2@localhost/jira",
+        ])
+        .unwrap();
+        assert_eq!(config.admin_token.as_deref(), Some("admin-secret-1"));
+        for debug in [format!("{config:?}"), format!("{:?}", config.settings())] {
+            assert!(debug.contains("admin_token"), "{debug}");
+            assert!(!debug.contains("secret-"), "{debug}");
+        }
+        let pinned = Config::try_parse_from([
+            "jira-userprops",
+            "apps",
+            "create",
+            "--name",
+            "sync",
+            "--client-secret",
+            "app-secret-3",
+        ])
+        .unwrap();
+        let debug = format!("{pinned:?}");
+        assert!(debug.contains("client_secret"), "{debug}");
+        assert!(!debug.contains("secret-"), "{debug}");
+    }
 
     #[test]
     fn durations_on_the_command_line_keep_their_units() {

@@ -20,7 +20,7 @@ pub fn authorize_query(data: &[u8]) {
     let form = ConsentForm::parse(data);
     let mut pairs: Vec<(&str, Option<&str>)> = form.query.pairs().to_vec();
     pairs.push(("email", Some(form.email.as_str())));
-    pairs.push(("token", Some(form.token.as_str())));
+    pairs.push(("token", Some(&*form.token)));
     pairs.push(("account", Some(form.account.as_str())));
     pairs.extend(form.sites.iter().map(|site| ("site", Some(site.as_str()))));
     pairs.push(("decision", form.accept.then_some("accept")));

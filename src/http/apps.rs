@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{HttpError, json_response};
 use super::{AppState, RouteTable};
 use crate::clock::rfc3339_ms;
+use crate::credentials::Secret;
 use crate::domain::{AppKind, Scopes};
 use crate::error::Error;
 use crate::service::apps::{CreatedApp, NewApp};
@@ -151,7 +152,7 @@ async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Respon
         scopes: Scopes::of(&body.scopes),
         auto_consent: body.auto_consent,
         client_id: body.client_id,
-        client_secret: body.client_secret,
+        client_secret: body.client_secret.map(Secret::from),
         sites,
         admin: body.admin,
     };

@@ -179,7 +179,7 @@ async fn signed_in(
     }
     let credentials = Credentials::Basic {
         email: form.email.clone(),
-        token: form.token.clone(),
+        token: form.token.to_string(),
     };
     let attempt = match state.logins.admit(address, Some(&credentials), false) {
         Ok(attempt) => attempt,

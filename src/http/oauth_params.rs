@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, Secret};
 use crate::service::oauth::{OAuthError, OAuthErrorCode, TokenRequest};
 
 /// The query of `/authorize`, and the hidden fields of the consent form.
@@ -61,7 +61,7 @@ impl AuthorizeQuery {
 pub(crate) struct ConsentForm {
     pub(crate) query: AuthorizeQuery,
     pub(crate) email: String,
-    pub(crate) token: String,
+    pub(crate) token: Secret,
     /// A seeded user's account id, picked instead of an email and token.
     pub(crate) account: String,
     pub(crate) sites: Vec<String>,
@@ -75,7 +75,7 @@ impl ConsentForm {
         for (name, value) in form_urlencoded::parse(body) {
             match name.as_ref() {
                 "email" => form.email = value.into_owned(),
-                "token" => form.token = value.into_owned(),
+                "token" => form.token = value.into_owned().into(),
                 "account" => form.account = value.into_owned(),
                 "site" => form.sites.push(value.into_owned()),
                 "decision" => form.accept = value == "accept",
@@ -86,8 +86,8 @@ impl ConsentForm {
     }
 }
 
-/// The fields of a token request body, as JSON names them.
-#[derive(Debug, Default, Deserialize)]
+/// The fields of a token request body, as JSON names them. No `Debug`: it holds secrets.
+#[derive(Default, Deserialize)]
 struct TokenBody {
     grant_type: Option<String>,
     client_id: Option<String>,
@@ -168,10 +168,10 @@ pub(crate) fn token_request(
     Ok(TokenRequest {
         grant_type: given(body.grant_type),
         client_id,
-        client_secret,
-        code: given(body.code),
+        client_secret: client_secret.map(Secret::from),
+        code: given(body.code).map(Secret::from),
         redirect_uri: given(body.redirect_uri),
-        refresh_token: given(body.refresh_token),
+        refresh_token: given(body.refresh_token).map(Secret::from),
         scope: given(body.scope),
     })
 }
@@ -195,10 +195,26 @@ mod tests {
         );
         assert_eq!(form.query.client_id.as_deref(), Some("c"));
         assert_eq!(form.query.state.as_deref(), Some("s"));
-        assert_eq!((form.email.as_str(), form.token.as_str()), ("a@x.io", "t"));
+        assert_eq!((form.email.as_str(), &*form.token), ("a@x.io", "t"));
         assert_eq!(form.sites, ["acme", "beta"]);
         assert!(form.accept);
         assert!(!ConsentForm::parse(b"decision=deny").accept);
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let request = token_request(
+            None,
+            None,
+            b"client_id=c&client_secret=s3cret-1&code=s3cret-2&refresh_token=s3cret-3",
+        )
+        .unwrap();
+        let form = ConsentForm::parse(b"email=a%40x.io&token=s3cret-4");
+        for debug in [format!("{request:?}"), format!("{form:?}")] {
+            assert!(!debug.contains("s3cret"), "{debug}");
+        }
+        assert_eq!(request.client_secret.as_deref(), Some("s3cret-1"));
+        assert_eq!(&*form.token, "s3cret-4");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::metrics::Metrics;
 use super::site::{SiteDefaults, SiteStates};
 use crate::clock::{self, SharedClock};
-use crate::credentials::TokenDigest;
+use crate::credentials::{Secret, TokenDigest};
 use crate::faults::FaultRules;
 use crate::service::apps::AppService;
 use crate::service::oauth::OAuthService;
@@ -71,7 +71,7 @@ pub struct Settings {
     /// Longest time one request may take.
     pub request_timeout: Duration,
     /// The admin API's bearer token; `None` turns the admin API off.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Requests the journal keeps; 0 turns it off.
     pub journal_size: usize,
     /// Whether the journal keeps PUT bodies.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::credentials::Secret;
 use crate::domain::{
     AppKind, CloudId, DEFAULT_SITE, PropertyKey, PropertyValue, SiteName, User, email_key,
 };
@@ -60,7 +61,7 @@ pub struct SeedApp {
     #[serde(default)]
     auto_consent: bool,
     client_id: String,
-    client_secret: String,
+    client_secret: Secret,
     #[serde(default)]
     sites: Vec<String>,
     #[serde(default)]

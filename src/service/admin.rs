@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::credentials::Secret;
 use crate::credentials::{TokenDigest, generate_token};
 use crate::domain::{
     AccountId, DisplayName, Email, NewUser, PropertyKey, PropertyValue, Scopes, SiteKey, User,
@@ -26,7 +27,7 @@ pub struct NewToken {
     /// The token's id, for listing and revoking.
     pub id: String,
     /// The secret.
-    pub token: String,
+    pub token: Secret,
 }
 
 /// Changes to a user, each already valid; `None` leaves a field as it is.
@@ -161,7 +162,10 @@ impl AdminService {
             .add_token(site, account_id.as_str(), &TokenDigest::of(&token), limits)
             .await?
         {
-            Some(id) => Ok(NewToken { id, token }),
+            Some(id) => Ok(NewToken {
+                id,
+                token: token.into(),
+            }),
             None => Err(not_found(account_id)),
         }
     }

@@ -2,6 +2,7 @@
 //! user of its sites), listed without secrets, deleted with everything they hold.
 
 use crate::clock::{SharedClock, unix_ms};
+use crate::credentials::Secret;
 use crate::credentials::TokenDigest;
 use crate::domain::{AppKind, NewUser, Scopes, SiteKey};
 use crate::error::{Error, Result};
@@ -37,7 +38,7 @@ pub struct NewApp {
     /// A pinned client id.
     pub client_id: Option<String>,
     /// A pinned client secret.
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// A service account's sites.
     pub sites: Vec<SiteKey>,
     /// Whether a service account administers Jira.
@@ -50,7 +51,7 @@ pub struct CreatedApp {
     /// The app.
     pub app: AppRecord,
     /// Its client secret.
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// A service account's user: account id and email.
     pub account: Option<(String, String)>,
 }
@@ -89,7 +90,7 @@ impl AppService {
         let secret = match new.client_secret {
             Some(secret) if !secret.is_empty() => secret,
             Some(_) => return Err(Error::BadRequest("clientSecret must not be empty.".into())),
-            None => random_token()?,
+            None => random_token()?.into(),
         };
         let client_id = match new.client_id {
             Some(id) if is_client_id(&id) => id,

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::clock::SharedClock;
-use crate::credentials::{TokenDigest, generate_token};
+use crate::credentials::{Secret, TokenDigest, generate_token};
 use crate::domain::{AppKind, Scopes, SiteKey, User};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -37,13 +37,13 @@ pub struct OAuthService {
 #[derive(Debug)]
 pub struct IssuedTokens {
     /// The access token.
-    pub access_token: String,
+    pub access_token: Secret,
     /// Its life in seconds.
     pub expires_in: u64,
     /// What it may do.
     pub scopes: Scopes,
     /// The next refresh token, with `offline_access`.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
 }
 
 /// A token request, as the endpoint parsed it.
@@ -54,13 +54,13 @@ pub struct TokenRequest {
     /// The client, from the body or a Basic header.
     pub client_id: Option<String>,
     /// Its secret.
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// The code (`authorization_code`).
-    pub code: Option<String>,
+    pub code: Option<Secret>,
     /// The redirect URI the code was made for (`authorization_code`).
     pub redirect_uri: Option<String>,
     /// The refresh token (`refresh_token`).
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
     /// A scope parameter, refused for client credentials.
     pub scope: Option<String>,
 }
@@ -389,12 +389,12 @@ impl OAuthService {
             oauth
                 .add_token(&TokenDigest::of(&token), &grant.id, "refresh", expires_at)
                 .await?;
-            Some(token)
+            Some(token.into())
         } else {
             None
         };
         Ok(IssuedTokens {
-            access_token,
+            access_token: access_token.into(),
             expires_in: self.access_ttl.as_secs(),
             scopes: grant.scopes.clone(),
             refresh_token,

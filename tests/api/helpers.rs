@@ -133,7 +133,7 @@ impl TestApp {
     pub fn settings(public_url: Option<&str>) -> Settings {
         Settings {
             public_url: public_url.map(str::to_owned),
-            admin_token: Some(ADMIN_TOKEN.to_owned()),
+            admin_token: Some(ADMIN_TOKEN.to_owned().into()),
             login_failures: 0,
             ..Settings::default()
         }

@@ -88,7 +88,7 @@ pub async fn create_token(
         .create_token(site.key, &account_id, &limits)
         .await
     {
-        Ok(token) => extras.new_token = Some(token.token),
+        Ok(token) => extras.new_token = Some(token.token.into()),
         Err(Error::BadRequest(message)) => extras.token_error = Some(message),
         Err(error) => return Err(error.into()),
     }
