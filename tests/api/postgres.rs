@@ -448,3 +448,23 @@ async fn a_token_for_a_user_deleted_meanwhile_is_a_404() {
     made.assert_status(404);
     assert!(made.text().contains(ALICE), "{}", made.text());
 }
+
+/// Text PostgreSQL cannot store (U+0000), should it reach the store past the parsers that
+/// refuse it: the store names it the client's (`Unstorable`, answered 400), not a fault (500).
+#[tokio::test]
+async fn text_the_database_cannot_store_is_the_clients_fault() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let store = backend.app().await.store;
+    let refused = store
+        .user(jira_userprops::domain::SiteKey::DEFAULT, "a\u{0}b")
+        .await
+        .expect_err("refused");
+    assert!(refused.is_unstorable(), "{refused:?}");
+    let error = jira_userprops::error::Error::from(refused);
+    assert_eq!(
+        axum::response::IntoResponse::into_response(error).status(),
+        400
+    );
+}
