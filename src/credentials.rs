@@ -29,8 +29,10 @@ impl std::fmt::Debug for Credentials {
 
 /// A secret (a token, a client secret, a database URL with its password): the text it holds,
 /// but shown as `<redacted>` by `Debug`, so that no `{:?}` of a struct holding one leaks it.
-/// Credentials are compared by digest, in constant time, never with `==`.
-#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+/// Credentials are compared by digest, in constant time, never with `==`: it has `PartialEq`
+/// only for the parsers' round-trip checks (tests and fuzzing).
+#[derive(Clone, Default, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(PartialEq, Eq))]
 #[serde(transparent)]
 pub struct Secret(String);
 

@@ -139,7 +139,7 @@ pub struct Config {
         conflicts_with = "seed",
         value_name = "JSON"
     )]
-    pub seed_json: Option<String>,
+    pub seed_json: Option<Secret>,
 
     /// Public base URL of this server, used in `self` links (e.g. https://jira.example.test).
     /// Without it, links use `http://` and the request's Host header.
@@ -410,6 +410,8 @@ mod tests {
             "admin-secret-1",
             "--database-url",
             "postgres://u:db-secret-2@localhost/jira",
+            "--seed-json",
+            r#"{"users":[{"accountId":"a","email":"a@x.io","apiTokens":["seed-secret-4"]}]}"#,
         ])
         .unwrap();
         assert_eq!(config.admin_token.as_deref(), Some("admin-secret-1"));

@@ -226,8 +226,9 @@ impl IntoResponse for HttpError {
                     tracing::warn!(error = %Causes(cause), "unstorable text in a request");
                     "The request contains a character that cannot be stored."
                 } else if cause.is_gone() {
-                    // A race the client's own requests made: what it wrote to was deleted.
-                    tracing::info!(error = %Causes(cause), "write to a row deleted meanwhile");
+                    // Most likely a race between the client's own requests: what one wrote to,
+                    // another deleted. A warning, so that a wrong key bound by a bug shows too.
+                    tracing::warn!(error = %Causes(cause), "write to a row deleted meanwhile");
                     "What this request refers to was deleted while it ran."
                 } else {
                     tracing::error!(error = %Causes(cause), "database fault");

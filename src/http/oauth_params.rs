@@ -57,7 +57,8 @@ impl AuthorizeQuery {
 }
 
 /// What the consent form sends: the query's fields, who signs in, the sites picked, the answer.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(PartialEq, Eq))]
 pub(crate) struct ConsentForm {
     pub(crate) query: AuthorizeQuery,
     pub(crate) email: String,

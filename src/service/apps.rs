@@ -4,7 +4,7 @@
 use crate::clock::{SharedClock, unix_ms};
 use crate::credentials::Secret;
 use crate::credentials::TokenDigest;
-use crate::domain::{AppKind, NewUser, Scopes, SiteKey};
+use crate::domain::{AccountId, AppKind, NewUser, Scopes, SiteKey};
 use crate::error::{Error, Result};
 use crate::service::AdminService;
 use crate::service::oauth::random_token;
@@ -122,6 +122,15 @@ impl AppService {
                 ),
             )
         });
+        // The service account's user, checked before anything is stored.
+        let user = match &account {
+            Some((account_id, email)) => Some(NewUser {
+                admin: new.admin,
+                ..NewUser::parse(account_id, email, Some(&name))
+                    .map_err(|e| Error::BadRequest(e.to_string()))?
+            }),
+            None => None,
+        };
         let app = AppRecord {
             client_id,
             name,
@@ -143,15 +152,14 @@ impl AppService {
                 app.client_id
             )));
         }
-        if let Some((account_id, email)) = &account {
-            for site in &new.sites {
-                let user = NewUser::parse(account_id, email, Some(&app.name))
-                    .map_err(|e| Error::BadRequest(e.to_string()))?;
-                let user = NewUser {
-                    admin: new.admin,
-                    ..user
-                };
-                self.admin.create_user(*site, user, Vec::new()).await?;
+        if let Some(user) = user {
+            for (made, site) in new.sites.iter().enumerate() {
+                let created = self.admin.create_user(*site, user.clone(), Vec::new());
+                if let Err(error) = created.await {
+                    self.forget(&app.client_id, &user.account_id, &new.sites[..made])
+                        .await;
+                    return Err(error);
+                }
             }
         }
         Ok(CreatedApp {
@@ -159,6 +167,21 @@ impl AppService {
             client_secret: secret,
             account,
         })
+    }
+
+    /// Undoes a registration that failed half-way (a site deleted meanwhile, a clash): the app
+    /// and the users `made` for it go, so that it can be made again with the same client id.
+    async fn forget(&self, client_id: &str, account_id: &AccountId, made: &[SiteKey]) {
+        for site in made {
+            if let Err(error) = self.admin.delete_user(*site, account_id).await
+                && !matches!(error, Error::UserNotFound(_))
+            {
+                tracing::warn!(%error, "a failed registration's user was not removed");
+            }
+        }
+        if let Err(error) = self.store.oauth().delete_app(client_id).await {
+            tracing::warn!(%error, "a failed registration's app was not removed");
+        }
     }
 
     /// The app with this client id.

@@ -47,7 +47,8 @@ pub struct IssuedTokens {
 }
 
 /// A token request, as the endpoint parsed it.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(PartialEq, Eq))]
 pub struct TokenRequest {
     /// `authorization_code`, `refresh_token` or `client_credentials`.
     pub grant_type: Option<String>,
@@ -347,9 +348,26 @@ impl OAuthService {
                 "Client credentials are for service accounts.",
             )));
         };
-        let sites = self
-            .store
-            .oauth()
+        // A site deleted while the grant is made: the grant is made again over the sites left.
+        // Gone a second time, the app itself is: refused as an unknown client would be.
+        let mut retried = false;
+        loop {
+            let issued = self.service_account_grant(app, account_id).await;
+            match issued {
+                Err(Error::Store(error)) if error.is_gone() && !retried => retried = true,
+                issued => return issued_unless_gone(issued, OAuthError::invalid_client),
+            }
+        }
+    }
+
+    /// A grant for a service account over every site it is a user of, and its access token.
+    async fn service_account_grant(
+        &self,
+        app: &AppRecord,
+        account_id: &str,
+    ) -> Result<IssuedTokens> {
+        let oauth = self.store.oauth();
+        let sites = oauth
             .accounts(account_id, "")
             .await?
             .into_iter()
@@ -363,11 +381,8 @@ impl OAuthService {
             sites,
             ends_at: self.later_ms(self.access_ttl),
         };
-        let issued = async {
-            self.store.oauth().add_grant(&grant).await?;
-            self.issue(&grant, false).await
-        };
-        issued_unless_gone(issued.await, OAuthError::invalid_client)
+        oauth.add_grant(&grant).await?;
+        self.issue(&grant, false).await
     }
 
     /// A new access token for `grant`, and a new refresh token when `refreshable` and the grant

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Result, Row, Type};
-use sqlx::{Postgres, Sqlite, SqlitePool};
+use sqlx::{Postgres, Sqlite, SqlitePool, Transaction};
 
 use super::Store;
 use super::postgres::{PostgresStore, leased};
@@ -188,9 +188,22 @@ impl OAuthStore<'_> {
         }
     }
 
-    /// Records a grant.
+    /// Records a grant with its sites, all or nothing: a site deleted meanwhile must not leave
+    /// the grant without it.
     pub async fn add_grant(&self, grant: &Grant) -> super::Result<()> {
-        run!(self, write, add_grant(grant))
+        match self.0 {
+            Pools::Sqlite { store, .. } => {
+                let tx = store.begin_immediate().await?;
+                Ok(OAuthSql::<Sqlite>::add_grant(tx, grant).await?)
+            }
+            Pools::Postgres(store) => {
+                let _turn = store.admit()?;
+                // A lease that holds a transaction is never finished: it goes back to the pool.
+                let mut lease = store.lease().await?;
+                let tx = sqlx::Connection::begin(&mut *lease).await?;
+                Ok(OAuthSql::<Postgres>::add_grant(tx, grant).await?)
+            }
+        }
     }
 
     /// Records an authorization code for a grant.
@@ -384,10 +397,8 @@ where
         Ok(DB::affected(&done) > 0)
     }
 
-    async fn add_grant(conn: &mut Conn<DB>, grant: &Grant) -> Result<()> {
+    async fn add_grant(mut tx: Transaction<'_, DB>, grant: &Grant) -> Result<()> {
         let scopes = grant.scopes.to_string();
-        // All or nothing: a site deleted meanwhile must not leave the grant without it.
-        let mut tx = sqlx::Connection::begin(conn).await?;
         sqlx::query(
             "INSERT INTO oauth_grants (grant_id, client_id, account_id, scopes, ends_at)
              VALUES ($1, $2, $3, $4, $5)",

@@ -572,6 +572,38 @@ async fn service_accounts_use_client_credentials(backend: Backend) {
         .assert_status(404);
 }
 
+/// A service account whose user cannot be made in one of its sites (its email is taken there):
+/// refused, and nothing of it stays, so the same client id registers once the clash is gone.
+async fn a_service_account_refused_half_way_leaves_nothing(backend: Backend) {
+    let app = backend.app().await;
+    make_acme(&app).await;
+    let email = "sync-bot-sync-bot@serviceaccount.atlassian.com";
+    let squatter = json!({"accountId": "squatter", "email": email});
+    app.admin(Method::POST, "/_admin/sites/acme/users")
+        .json(squatter.to_string())
+        .send()
+        .await
+        .assert_status(201);
+    let register = |sites: &[&str]| {
+        let body = json!({"name": "Sync bot", "kind": "serviceAccount", "sites": sites,
+                          "scopes": ["read:jira-user"], "clientId": "sync-bot"});
+        app.admin(Method::POST, "/_admin/apps")
+            .json(body.to_string())
+            .send()
+    };
+    register(&["default", "acme"]).await.assert_status(409);
+    let apps = app.admin(Method::GET, "/_admin/apps").send().await;
+    assert_eq!(apps.json(), json!([]));
+    let bot = "/_admin/users/712020:sync-bot";
+    app.admin(Method::GET, bot).send().await.assert_status(404);
+    app.admin(Method::GET, "/_admin/sites/acme/users/squatter")
+        .send()
+        .await
+        .assert_status(200);
+    register(&["default"]).await.assert_status(201);
+    app.admin(Method::GET, bot).send().await.assert_status(200);
+}
+
 async fn the_admin_api_refuses_bad_apps(backend: Backend) {
     let app = backend.app().await;
     register(&app, &["read:jira-user"], false).await;
@@ -893,6 +925,89 @@ async fn a_code_exchanged_while_its_grant_is_revoked_is_refused() {
     );
 }
 
+/// A refresh while its grant is revoked: the grant is read, then deleted before the new tokens
+/// are stored. The answer is a revoked refresh token's, as a moment later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_while_its_grant_is_revoked_is_refused() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, None).await;
+    register(&app, &["read:jira-user", "offline_access"], true).await;
+    let code = code_for(&app, ALICE, "read:jira-user offline_access").await;
+    let tokens = token_request(&app, exchange(&code)).await;
+    tokens.assert_status(200);
+    let refresh_token = tokens.json()["refresh_token"].clone();
+    assert!(refresh_token.is_string(), "{}", tokens.text());
+    let mut held = HeldRows::lock(&database.url, "SELECT 1 FROM oauth_grants FOR UPDATE").await;
+    let refreshing = tokio::spawn({
+        let app = app.clone();
+        let body = json!({"grant_type": "refresh_token", "client_id": CLIENT_ID,
+                          "client_secret": CLIENT_SECRET, "refresh_token": refresh_token});
+        async move { token_request(&app, body).await }
+    });
+    held.until_waited_on().await;
+    held.commit_after("DELETE FROM oauth_grants").await;
+    let refused = refreshing.await.expect("answered");
+    refused.assert_status(403);
+    assert_eq!(
+        refused.json(),
+        json!({"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."})
+    );
+}
+
+/// A service account asking for a token while one of its sites is deleted: its grant is made
+/// again over the sites left, and the token works there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_while_a_site_is_deleted_grant_the_sites_left() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, None).await;
+    make_acme(&app).await;
+    let body = json!({"name": "Sync bot", "kind": "serviceAccount", "sites": ["default", "acme"],
+                      "scopes": ["read:jira-user"], "clientId": "sync-bot", "clientSecret": "s"});
+    app.admin(Method::POST, "/_admin/apps")
+        .json(body.to_string())
+        .send()
+        .await
+        .assert_status(201);
+    let mut held = HeldRows::lock(
+        &database.url,
+        "SELECT 1 FROM sites WHERE name = 'acme' FOR UPDATE",
+    )
+    .await;
+    let asking = tokio::spawn({
+        let app = app.clone();
+        let body = json!({"grant_type": "client_credentials", "client_id": "sync-bot",
+                          "client_secret": "s"});
+        async move { token_request(&app, body).await }
+    });
+    held.until_waited_on().await;
+    held.commit_after("DELETE FROM sites WHERE name = 'acme'")
+        .await;
+    let tokens = asking.await.expect("answered");
+    tokens.assert_status(200);
+    let bearer = format!(
+        "Bearer {}",
+        tokens.json()["access_token"].as_str().unwrap_or("?")
+    );
+    let resources = app
+        .get("/oauth/token/accessible-resources")
+        .header("authorization", &bearer)
+        .send()
+        .await;
+    resources.assert_status(200);
+    let names: Vec<_> = resources
+        .json()
+        .as_array()
+        .map(|sites| sites.iter().map(|site| site["name"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, [json!("default")], "{}", resources.text());
+}
+
 /// A consent granting a site whose deletion commits meanwhile: a 404 saying so, and no grant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consent_to_a_site_deleted_meanwhile_grants_nothing() {
@@ -1205,5 +1320,6 @@ on_each_backend!(
     the_consent_page_signs_in_and_grants_the_sites_picked,
     service_accounts_use_client_credentials,
     the_admin_api_refuses_bad_apps,
+    a_service_account_refused_half_way_leaves_nothing,
     text_with_nul_is_answered_as_any_unknown_name,
 );

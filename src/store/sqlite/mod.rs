@@ -311,7 +311,9 @@ impl SqliteStore {
 
     /// A transaction on the writer that takes the write lock first, so another process on the
     /// same file makes it wait (busy timeout) instead of failing when a read turns into a write.
-    async fn begin_immediate(&self) -> sqlx::Result<sqlx::Transaction<'static, Sqlite>> {
+    pub(in crate::store) async fn begin_immediate(
+        &self,
+    ) -> sqlx::Result<sqlx::Transaction<'static, Sqlite>> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 
