@@ -74,7 +74,15 @@ pub fn rfc3339_ms(ms: i64) -> String {
 
 /// An RFC 3339 time as milliseconds since the Unix epoch; the message says what is wrong.
 pub fn parse_rfc3339_ms(text: &str) -> Result<i64, String> {
-    let at = humantime::parse_rfc3339_weak(text)
+    // humantime reads UTC only, and passes over an offset that follows a fraction: an offset
+    // other than UTC's is refused rather than read hours wrong.
+    let (date, time) = text.split_at_checked(10).unwrap_or((text, ""));
+    let utc = match time.rfind(['+', '-']).map(|at| time.split_at(at)) {
+        Some((clock, "+00:00" | "-00:00")) => format!("{date}{clock}Z"),
+        Some(_) => return Err(format!("'{text}' is not in UTC: end it in Z")),
+        None => text.to_owned(),
+    };
+    let at = humantime::parse_rfc3339_weak(&utc)
         .map_err(|_| format!("'{text}' is not an RFC 3339 time"))?;
     let ms = at
         .duration_since(std::time::UNIX_EPOCH)
@@ -134,5 +142,11 @@ mod tests {
         assert_eq!(rfc3339_ms(ms), "2027-12-31T00:00:00.250Z");
         assert!(parse_rfc3339_ms("1969-12-31T23:59:59Z").is_err());
         assert!(parse_rfc3339_ms("tomorrow").is_err());
+        // An offset is UTC's or refused, never passed over.
+        let utc = parse_rfc3339_ms("2027-12-31T00:00:00.250+00:00");
+        assert_eq!(utc, Ok(ms));
+        for elsewhere in ["2027-12-31T00:00:00.000+09:00", "2027-12-31T00:00:00-05:00"] {
+            assert!(parse_rfc3339_ms(elsewhere).is_err(), "{elsewhere}");
+        }
     }
 }

@@ -101,6 +101,10 @@ pub fn from_json(source: &Path, text: &str) -> Result<Snapshot, SeedError> {
         let reason = "a snapshot holds one site; import other sites through their own routes";
         return Err(seed::fail(source, "sites", reason));
     }
+    if !seed.apps.is_empty() {
+        let reason = "apps belong to the server, not to a site: register them with /_admin/apps";
+        return Err(seed::fail(source, "apps", reason));
+    }
     let seed = seed.data;
     let mut users: Vec<_> = seed
         .users

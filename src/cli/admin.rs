@@ -64,7 +64,10 @@ pub(super) async fn tokens(config: &Config, command: &TokensCommand) -> anyhow::
         .transpose()
         .map_err(|reason| anyhow::anyhow!("--expires-at {reason}"))?;
     let limits = TokenLimits {
-        scopes: (!scopes.is_empty()).then(|| Scopes::of(scopes)),
+        scopes: (!scopes.is_empty())
+            .then(|| Scopes::of(scopes))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--scope: {e}"))?,
         expires_at,
     };
     let (admin, site) = administer(config).await?;
@@ -101,7 +104,7 @@ pub(super) async fn apps(config: &Config, command: &AppsCommand) -> anyhow::Resu
                 name: name.clone(),
                 kind: AppKind::parse(kind),
                 callback_url: callback_url.clone(),
-                scopes: Scopes::of(scopes),
+                scopes: Scopes::of(scopes).map_err(|e| anyhow::anyhow!("--scope: {e}"))?,
                 auto_consent: *auto_consent,
                 client_id: client_id.clone(),
                 client_secret: client_secret.clone(),

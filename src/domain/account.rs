@@ -89,7 +89,8 @@ impl NamedAccount {
     }
 }
 
-/// An email address a user signs in with: it has an `@` and no control characters.
+/// An email address a user signs in with: it has an `@`, at most 254 bytes (RFC 5321's limit,
+/// which also keeps it within what PostgreSQL can index) and no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -102,7 +103,10 @@ impl Email {
     /// Parses an email address.
     pub fn parse(email: impl Into<String>) -> Result<Self, InvalidEmail> {
         let email = email.into();
-        if email.contains('@') && !email.chars().any(char::is_control) {
+        if email.contains('@')
+            && email.len() <= MAX_EMAIL_BYTES
+            && !email.chars().any(char::is_control)
+        {
             Ok(Self(email))
         } else {
             Err(InvalidEmail)
@@ -115,20 +119,26 @@ impl Email {
     }
 }
 
-/// The name shown for a user: any text without control characters.
+/// Longest email address, in bytes.
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 255;
+
+/// The name shown for a user: at most 255 characters, without control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
 /// Text that cannot be a display name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("displayName must not contain control characters")]
+#[error("displayName must be at most 255 characters, without control characters")]
 pub struct InvalidDisplayName;
 
 impl DisplayName {
     /// Parses a display name.
     pub fn parse(name: impl Into<String>) -> Result<Self, InvalidDisplayName> {
         let name = name.into();
-        if name.chars().any(char::is_control) {
+        if name.chars().count() > MAX_DISPLAY_NAME_CHARS || name.chars().any(char::is_control) {
             Err(InvalidDisplayName)
         } else {
             Ok(Self(name))
@@ -312,8 +322,15 @@ mod tests {
             invalid.to_string(),
             "accountId must be 1 to 128 characters, without control characters; \
              email \"nobody\" is not an email address; \
-             displayName must not contain control characters"
+             displayName must be at most 255 characters, without control characters"
         );
+        // Past what PostgreSQL can index, and what mail allows: refused on both backends.
+        let long_email = format!("a@{}", "x".repeat(253));
+        let long_name = "n".repeat(256);
+        let too_long = NewUser::parse("a-1", &long_email, Some(&long_name)).expect_err("invalid");
+        assert!(too_long.email.is_some() && too_long.display_name.is_some());
+        let longest = format!("a@{}", "x".repeat(252));
+        NewUser::parse("a-1", &longest, Some(&long_name[1..])).expect("254 bytes, 255 characters");
         let only_email = NewUser::parse("a-1", "nobody", Some("Ann")).expect_err("invalid");
         assert_eq!(
             only_email.to_string(),

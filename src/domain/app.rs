@@ -7,15 +7,32 @@ use std::fmt;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scopes(BTreeSet<String>);
 
+/// A scope that is empty or holds white space or a control character.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{0}\" is not a scope: a scope is not empty and holds no white space")]
+pub struct InvalidScope(String);
+
 impl Scopes {
     /// Scopes from their space-separated form; empty parts are skipped.
     pub fn parse(text: &str) -> Self {
         Self(text.split_ascii_whitespace().map(str::to_owned).collect())
     }
 
-    /// Scopes from a list.
-    pub fn of<S: AsRef<str>>(scopes: &[S]) -> Self {
-        Self(scopes.iter().map(|s| s.as_ref().to_owned()).collect())
+    /// Scopes from a list, each one scope: not empty, without white space or control
+    /// characters (a space would read back as two scopes).
+    pub fn of<S: AsRef<str>>(scopes: &[S]) -> Result<Self, InvalidScope> {
+        scopes
+            .iter()
+            .map(|scope| {
+                let scope = scope.as_ref();
+                if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    Err(InvalidScope(scope.escape_debug().to_string()))
+                } else {
+                    Ok(scope.to_owned())
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
     }
 
     /// Whether `scope` is held.

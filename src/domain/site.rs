@@ -23,7 +23,7 @@ pub const DEFAULT_SITE: &str = "default";
 /// Text that cannot be a site name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "The site name must be 1 to 63 lowercase letters, digits or '-', and must not start or end with '-'."
+    "The site name must be 1 to 63 lowercase letters, digits or '-', and must not start or end with '-' or be a cloudId."
 )]
 pub struct InvalidSiteName;
 
@@ -36,6 +36,8 @@ impl SiteName {
             && name.bytes().all(allowed)
             && !name.starts_with('-')
             && !name.ends_with('-')
+            // `/_admin/sites/{site}` takes a name or a cloudId: a name must not read as both.
+            && CloudId::parse(name).is_err()
     }
 
     /// Parses a site name.

@@ -140,23 +140,31 @@ async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Respon
     let mut sites = Vec::with_capacity(body.sites.len());
     for name in &body.sites {
         let site = state.sites.named(name).await?;
-        sites.push(
-            site.ok_or_else(|| bad_request(format!("There is no site named '{name}'.")))?
-                .key,
-        );
+        let key = site
+            .ok_or_else(|| bad_request(format!("There is no site named '{name}'.")))?
+            .key;
+        // A site named twice is one site.
+        if !sites.contains(&key) {
+            sites.push(key);
+        }
     }
     let new = NewApp {
         name: body.name,
         kind,
         callback_url: body.callback_url,
-        scopes: Scopes::of(&body.scopes),
+        scopes: Scopes::of(&body.scopes).map_err(|e| bad_request(format!("scopes: {e}.")))?,
         auto_consent: body.auto_consent,
         client_id: body.client_id,
         client_secret: body.client_secret.map(Secret::from),
         sites,
         admin: body.admin,
     };
-    let created = state.apps.create_app(new).await?;
+    // Registered to the end, or undone, even when the request times out or its client goes:
+    // a service account is several writes.
+    let registering = tokio::spawn(async move { state.apps.create_app(new).await });
+    let created = registering
+        .await
+        .map_err(|e| crate::error::Error::Internal(format!("app registration failed: {e}")))??;
     json(StatusCode::CREATED, &AppBody::created(&created))
 }
 

@@ -201,6 +201,12 @@ async fn create_site(
             if !seed.sites.is_empty() {
                 return Err(bad_request("A site's seed cannot hold other sites."));
             }
+            // Apps belong to the server, not to a site: registered through /_admin/apps.
+            if !seed.apps.is_empty() {
+                return Err(bad_request(
+                    "A site's seed cannot hold apps: register them with POST /_admin/apps.",
+                ));
+            }
             seed.data
         }
         None => Default::default(),

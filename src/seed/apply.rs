@@ -61,7 +61,8 @@ pub async fn apply(
             name: app.name,
             kind: app.kind.as_deref().and_then(AppKind::parse),
             callback_url: app.callback_url,
-            scopes: Scopes::of(&app.scopes),
+            scopes: Scopes::of(&app.scopes)
+                .map_err(|e| fail(path, &entry, format!("scopes: {e}")))?,
             auto_consent: app.auto_consent,
             client_id: Some(app.client_id),
             client_secret: Some(app.client_secret),

@@ -71,7 +71,12 @@ impl SeedToken {
             .map(parse_rfc3339_ms)
             .transpose()
             .map_err(|reason| format!("expiresAt {reason}"))?;
-        let scopes = limited.scopes.as_ref().map(|scopes| Scopes::of(scopes));
+        let scopes = limited
+            .scopes
+            .as_ref()
+            .map(|scopes| Scopes::of(scopes))
+            .transpose()
+            .map_err(|e| format!("scopes: {e}"))?;
         Ok((text, TokenLimits { scopes, expires_at }))
     }
 }

@@ -4,7 +4,9 @@
 use crate::clock::{SharedClock, unix_ms};
 use crate::credentials::Secret;
 use crate::credentials::TokenDigest;
-use crate::domain::{AccountId, AppKind, NewUser, Scopes, SiteKey};
+use crate::domain::{
+    AccountId, AppKind, MAX_ACCOUNT_ID_CHARS, MAX_DISPLAY_NAME_CHARS, NewUser, Scopes, SiteKey,
+};
 use crate::error::{Error, Result};
 use crate::service::AdminService;
 use crate::service::oauth::random_token;
@@ -70,8 +72,13 @@ impl AppService {
     pub async fn create_app(&self, new: NewApp) -> Result<CreatedApp> {
         let kind = new.kind.unwrap_or(AppKind::OAuth2);
         let name = new.name.trim().to_owned();
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(Error::BadRequest("An app needs a name.".to_owned()));
+        if name.is_empty()
+            || name.chars().count() > MAX_DISPLAY_NAME_CHARS
+            || name.chars().any(char::is_control)
+        {
+            return Err(Error::BadRequest(
+                "An app needs a name: 1 to 255 characters, without control characters.".to_owned(),
+            ));
         }
         if kind == AppKind::OAuth2 {
             let callback = new.callback_url.as_deref().unwrap_or_default();
@@ -101,9 +108,18 @@ impl AppService {
             }
             None => random_token()?,
         };
+        if kind == AppKind::ServiceAccount && client_id.len() > MAX_ACCOUNT_ID_CHARS - 7 {
+            return Err(Error::BadRequest(
+                "A service account's clientId must be at most 121 characters: its accountId is \
+                 712020: and the clientId."
+                    .to_owned(),
+            ));
+        }
         let account = (kind == AppKind::ServiceAccount).then(|| {
+            // Short enough that the email stays within its limit whatever the name.
             let label: String = name
                 .chars()
+                .take(64)
                 .map(|c| {
                     if c.is_ascii_alphanumeric() {
                         c.to_ascii_lowercase()
@@ -118,7 +134,7 @@ impl AppService {
                 format!(
                     "{}-{}@{SERVICE_ACCOUNT_DOMAIN}",
                     label.trim_matches('-'),
-                    &client_id[..8.min(client_id.len())]
+                    client_id.get(..8).unwrap_or(&client_id)
                 ),
             )
         });
@@ -222,14 +238,18 @@ impl AppService {
             .app(client_id)
             .await?
             .ok_or_else(|| Error::AppNotFound(client_id.to_owned()))?;
-        self.store.oauth().delete_app(client_id).await?;
+        // The users first: should one fail, the app is still there to be deleted again.
         // The service account's id was made here, so it parses.
         if let Some(Ok(account_id)) = app.account_id.as_deref().map(AdminService::account) {
             for site in sites {
-                // Gone already from a site is as good as deleted.
-                let _ = self.admin.delete_user(*site, &account_id).await;
+                match self.admin.delete_user(*site, &account_id).await {
+                    // Gone already from a site is as good as deleted.
+                    Ok(()) | Err(Error::UserNotFound(_)) => {}
+                    Err(error) => return Err(error),
+                }
             }
         }
+        self.store.oauth().delete_app(client_id).await?;
         Ok(())
     }
 }

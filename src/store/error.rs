@@ -22,8 +22,9 @@ pub enum Error {
     /// Anything else the database or the driver reported: a bug, not an outage.
     #[error("the database failed")]
     Fault(#[source] Arc<sqlx::Error>),
-    /// The request holds text the database cannot store (PostgreSQL: U+0000, SQLSTATE 22021):
-    /// the client's mistake, not a fault, wherever an input reached the store unparsed.
+    /// The request holds text the database cannot store (PostgreSQL: U+0000, SQLSTATE 22021;
+    /// an index entry past its size limit, 54000): the client's mistake, not a fault, wherever
+    /// an input reached the store unparsed.
     #[error("the database cannot store a character of the request")]
     Unstorable(#[source] Arc<sqlx::Error>),
     /// A write refers to a row (a user, a site, an app, a grant) that a concurrent request
@@ -87,7 +88,8 @@ impl From<sqlx::Error> for Error {
             Self::Full(Arc::new(error))
         } else if is_outage(&error) {
             Self::Unavailable(Arc::new(error))
-        } else if matches!(&error, sqlx::Error::Database(e) if e.code().as_deref() == Some("22021"))
+        } else if matches!(&error, sqlx::Error::Database(e)
+            if matches!(e.code().as_deref(), Some("22021" | "54000")))
         {
             Self::Unstorable(Arc::new(error))
         } else if matches!(&error, sqlx::Error::Database(e) if e.is_foreign_key_violation()) {

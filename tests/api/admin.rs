@@ -2,6 +2,7 @@
 
 use axum::http::Method;
 use jira_userprops::http::Settings;
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -306,6 +307,8 @@ async fn a_bad_snapshot_changes_nothing(backend: Backend) {
         "{",
         r#"{"users": [{"accountId": "a"}]}"#,
         r#"{"properties": [{"accountId": "z", "key": "k", "value": 1}]}"#,
+        // Apps belong to the server: a snapshot of a site holding them is refused, not cut.
+        r#"{"apps": [{"name": "a", "clientId": "a", "clientSecret": "s", "callbackUrl": "http://x"}]}"#,
     ] {
         app.admin(Method::PUT, "/_admin/snapshot")
             .json(bad)
@@ -315,6 +318,70 @@ async fn a_bad_snapshot_changes_nothing(backend: Backend) {
     }
     let after = app.admin(Method::GET, "/_admin/snapshot").send().await;
     assert_eq!(after.text(), before);
+}
+
+/// Input that one backend would store and the other refuse, or that would be stored other than
+/// it was meant, is a 400 on both, and nothing changes.
+async fn input_either_backend_would_mangle_is_refused_on_both(backend: Backend) {
+    let app = backend.app().await;
+    let before = app.admin(Method::GET, "/_admin/snapshot").send().await;
+    let long_email = format!("a@{}.example.com", "x".repeat(3000));
+    let long_name = "n".repeat(256);
+    let refusals = [
+        (
+            "/_admin/users",
+            json!({"accountId": "x", "email": long_email}),
+        ),
+        (
+            "/_admin/users",
+            json!({"accountId": "x", "email": "x@example.com", "displayName": long_name}),
+        ),
+        (
+            &*format!("/_admin/users/{ALICE}/tokens"),
+            json!({"scopes": [""]}),
+        ),
+        (
+            &*format!("/_admin/users/{ALICE}/tokens"),
+            json!({"scopes": ["read:jira-user write:jira-work"]}),
+        ),
+        (
+            &*format!("/_admin/users/{ALICE}/tokens"),
+            json!({"expiresAt": "2999-01-01T00:00:00.000+09:00"}),
+        ),
+        (
+            "/_admin/apps",
+            json!({"name": "x", "kind": "serviceAccount", "sites": ["default"],
+                   "clientId": "c".repeat(122)}),
+        ),
+        (
+            "/_admin/apps",
+            json!({"name": long_name, "callbackUrl": "http://x"}),
+        ),
+        (
+            "/_admin/sites",
+            json!({"name": "acme", "seed": {"apps": [{"name": "a", "clientId": "a",
+                   "clientSecret": "s", "callbackUrl": "http://x"}]}}),
+        ),
+    ];
+    for (path, body) in refusals {
+        let refused = app
+            .admin(Method::POST, path)
+            .json(body.to_string())
+            .send()
+            .await;
+        assert_eq!(
+            refused.status.as_u16(),
+            400,
+            "{path} {body}: {}",
+            refused.text()
+        );
+    }
+    let after = app.admin(Method::GET, "/_admin/snapshot").send().await;
+    assert_eq!(after.text(), before.text());
+    let apps = app.admin(Method::GET, "/_admin/apps").send().await;
+    assert_eq!(apps.json(), json!([]));
+    let sites = app.admin(Method::GET, "/_admin/sites").send().await.json();
+    assert_eq!(sites.as_array().map(Vec::len), Some(1), "{sites}");
 }
 
 async fn probes_answer_without_credentials(backend: Backend) {
@@ -448,6 +515,7 @@ async fn concurrent_snapshot_imports_both_succeed(backend: Backend) {
 }
 
 on_each_backend!(
+    input_either_backend_would_mangle_is_refused_on_both,
     creating_a_user_that_exists_adds_nothing,
     ids_that_cannot_exist_are_not_found,
     snapshots_larger_than_two_mebibytes_round_trip,

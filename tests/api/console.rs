@@ -156,6 +156,31 @@ async fn markup_in_values_keys_and_names_is_shown_as_text(backend: Backend) {
     assert!(users.text().contains("&lt;img src=x onerror=alert(2)&gt;"));
 }
 
+/// The `curl` hint on a user's page is safe to paste into a shell, whatever the email and the
+/// account id hold: each word quoted, the account id percent-encoded.
+async fn the_curl_hint_quotes_what_a_user_holds(backend: Backend) {
+    let app = backend.app().await;
+    post_form(
+        &app,
+        "/sites/default/users",
+        &[
+            ("displayName", "Shell"),
+            ("email", "a@b.c$(id)"),
+            ("accountId", "x'$(id)'"),
+        ],
+    )
+    .await
+    .assert_status(200);
+    let page = view(&app, "/sites/default/users/x%27%24%28id%29%27").await;
+    page.assert_status(200);
+    let html = page.text();
+    assert!(html.contains("-u 'a@b.c$(id):API_TOKEN'"), "{html}");
+    assert!(
+        html.contains("/rest/api/3/user/properties/theme?accountId=x%27%24%28id%29%27'"),
+        "{html}"
+    );
+}
+
 async fn no_action_changes_anything_on_get(backend: Backend) {
     let app = backend.app().await;
     post_form(&app, "/sites", &[("name", "acme")])
@@ -465,6 +490,7 @@ on_each_backend!(
     the_console_is_on_exactly_when_the_admin_api_is,
     every_answer_carries_a_policy_without_inline_script_and_refuses_framing,
     markup_in_values_keys_and_names_is_shown_as_text,
+    the_curl_hint_quotes_what_a_user_holds,
     no_action_changes_anything_on_get,
     property_forms_follow_the_api_rules_and_store_nothing_wrong,
     a_users_page_shows_their_properties_by_key_and_unknown_users_are_not_found,

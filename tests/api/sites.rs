@@ -105,13 +105,16 @@ async fn sites_are_made_listed_shown_and_deleted(backend: Backend) {
         r#"{"name":"a.b"}"#,
         r#"{"name":"-a"}"#,
         r#"{"name":""}"#,
+        // Read as cloudIds where a name or a cloudId is taken.
+        r#"{"name":"deadbeefdeadbeefdeadbeefdeadbeef"}"#,
+        r#"{"name":"deadbeef-dead-4eef-8ead-beefdeadbeef"}"#,
     ] {
         let refused = app
             .admin(Method::POST, "/_admin/sites")
             .json(bad)
             .send()
             .await;
-        refused.assert_error(400, "The site name must be 1 to 63 lowercase letters, digits or '-', and must not start or end with '-'.");
+        refused.assert_error(400, "The site name must be 1 to 63 lowercase letters, digits or '-', and must not start or end with '-' or be a cloudId.");
     }
     for bad in [
         r#"{"name":"x","id":"nope"}"#,

@@ -105,7 +105,11 @@ fn token_limits(body: &[u8]) -> Result<TokenLimits> {
         .transpose()
         .map_err(|reason| bad_request(format!("expiresAt {reason}.")))?;
     Ok(TokenLimits {
-        scopes: request.scopes.map(|scopes| Scopes::of(&scopes)),
+        scopes: request
+            .scopes
+            .map(|scopes| Scopes::of(&scopes))
+            .transpose()
+            .map_err(|e| bad_request(format!("scopes: {e}.")))?,
         expires_at,
     })
 }

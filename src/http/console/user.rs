@@ -17,6 +17,7 @@ use super::users::flag_form;
 use crate::domain::{AccountId, PropertyKey, PropertyValue, Scopes, Site, Written};
 use crate::error::Error;
 use crate::http::AppState;
+use crate::http::extract::LINK_ESCAPES;
 use crate::http::sites::Server;
 use crate::service::admin::AdminService;
 use crate::store::admin::TokenLimits;
@@ -79,7 +80,8 @@ pub async fn create_token(
     let form = Form::parse(&body);
     let scopes: Vec<&str> = form.text("scopes").split_whitespace().collect();
     let limits = TokenLimits {
-        scopes: (!scopes.is_empty()).then(|| Scopes::of(&scopes)),
+        // Words of the field: each is one scope.
+        scopes: (!scopes.is_empty()).then(|| Scopes::parse(form.text("scopes"))),
         expires_at: None,
     };
     let mut extras = Extras::default();
@@ -286,8 +288,7 @@ impl<'a> UserPage<'a> {
                 @if properties.is_empty() {
                     p.empty {
                         "No properties yet: add one below, or PUT one with "
-                        code { "curl -X PUT -u " (user.email) ":API_TOKEN -H 'Content-Type: application/json' --data '{\"theme\":\"dark\"}' '"
-                            (server.site_url(state, &site.name)) "/rest/api/3/user/properties/theme?accountId=" (user.account_id) "'" }
+                        code { (curl_put(&server.site_url(state, &site.name), &user.email, &user.account_id)) }
                     }
                 }
                 @for (key, value) in &properties {
@@ -351,4 +352,17 @@ fn property_form(
             button type="submit" { @if editing { "Save" } @else { "Add property" } }
         }
     }
+}
+
+/// A `curl` that PUTs a property for the user, safe to paste into a shell whatever the email
+/// and account id hold: each word single-quoted, the account id percent-encoded in the URL.
+fn curl_put(site_url: &str, email: &str, account_id: &str) -> String {
+    let quoted = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+    let account = percent_encoding::utf8_percent_encode(account_id, LINK_ESCAPES);
+    let url = format!("{site_url}/rest/api/3/user/properties/theme?accountId={account}");
+    format!(
+        "curl -X PUT -u {} -H 'Content-Type: application/json' --data '{{\"theme\":\"dark\"}}' {}",
+        quoted(&format!("{email}:API_TOKEN")),
+        quoted(&url)
+    )
 }
