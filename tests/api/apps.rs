@@ -401,6 +401,14 @@ async fn the_consent_page_signs_in_and_grants_the_sites_picked(backend: Backend)
         .await;
     page.assert_status(200);
     assert!(page.text().contains("Acme sync"));
+    // No other page may frame the Accept button.
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|policy| policy.contains("frame-ancestors 'none'")),
+        "{:?}",
+        page.header("content-security-policy")
+    );
     let form = |token: &str, decision: &str| consent_form(token, "acme", decision);
     let post = |body: String| {
         app.request(Method::POST, "/authorize")

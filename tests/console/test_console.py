@@ -149,6 +149,12 @@ def test_signing_in_shows_the_sites_and_a_wrong_token_shows_the_sign_in_form(con
     # An address the console has no view for says so, in the page's own shape.
     console.go("/no/such/view")
     console.heading("No such page")
+    # An address that walks out of the console's views shows the sites: the admin token goes
+    # to no other route.
+    console.go("/no/../../../../healthz")
+    console.heading("Sites")
+    console.go("/no/such/view")
+    console.heading("No such page")
     page.get_by_role("link", name="Back to the sites").click()
     console.heading("Sites")
 

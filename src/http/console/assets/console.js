@@ -42,7 +42,11 @@ async function send(url, options) {
 }
 
 function currentView() {
-  return location.hash.startsWith("#/") ? location.hash.slice(1) : "/sites";
+  const view = location.hash.startsWith("#/") ? location.hash.slice(1) : "/sites";
+  // A view of the console only: an address that walks out of it (`..`, `%2e%2e`) would send the
+  // admin token elsewhere on the server; the sites are shown instead.
+  const resolved = new URL(VIEWS + view, location.origin);
+  return resolved.pathname.startsWith(VIEWS + "/") ? view : "/sites";
 }
 
 async function load() {
