@@ -83,7 +83,10 @@ impl AppService {
         if kind == AppKind::OAuth2 {
             let callback = new.callback_url.as_deref().unwrap_or_default();
             let parsed = url::Url::parse(callback).ok();
-            if !parsed.is_some_and(|url| matches!(url.scheme(), "http" | "https")) {
+            // Stored as given, so it holds no control characters (the parser would drop them).
+            if !parsed.is_some_and(|url| matches!(url.scheme(), "http" | "https"))
+                || callback.chars().any(char::is_control)
+            {
                 return Err(Error::BadRequest(
                     "An OAuth 2.0 app needs a callbackUrl: an http or https URL.".to_owned(),
                 ));
@@ -134,7 +137,7 @@ impl AppService {
                 format!(
                     "{}-{}@{SERVICE_ACCOUNT_DOMAIN}",
                     label.trim_matches('-'),
-                    client_id.get(..8).unwrap_or(&client_id)
+                    client_id
                 ),
             )
         });
@@ -221,11 +224,14 @@ impl AppService {
     /// Revokes one grant of an app: its refresh-token family and every access token it issued
     /// stop working at the next request, on every instance.
     pub async fn revoke_grant(&self, client_id: &str, grant_id: &str) -> Result<()> {
-        if self.store.oauth().delete_grant(client_id, grant_id).await? {
-            return Ok(());
-        }
         if self.app(client_id).await?.is_none() {
             return Err(Error::AppNotFound(client_id.to_owned()));
+        }
+        // No grant id has control characters (PostgreSQL cannot even compare NUL).
+        if !grant_id.chars().any(char::is_control)
+            && self.store.oauth().delete_grant(client_id, grant_id).await?
+        {
+            return Ok(());
         }
         Err(Error::GrantNotFound(grant_id.to_owned()))
     }

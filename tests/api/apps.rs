@@ -639,6 +639,25 @@ async fn the_admin_api_refuses_bad_apps(backend: Backend) {
             400,
         ),
         (json!({"callbackUrl": CALLBACK}), 400),
+        (
+            json!({"name": "Nul", "callbackUrl": "http://127.0.0.1:3000/cb\u{0}"}),
+            400,
+        ),
+        (
+            json!({"name": "Scopes", "callbackUrl": CALLBACK, "scopes": ["read:jira-user\u{0}"]}),
+            400,
+        ),
+        // Names alike and client ids alike in their first 8 characters: two accounts.
+        (
+            json!({"name": "Sync", "kind": "serviceAccount", "sites": ["default"],
+                   "clientId": "myservice-a"}),
+            201,
+        ),
+        (
+            json!({"name": "Sync", "kind": "serviceAccount", "sites": ["default", "default"],
+                   "clientId": "myservice-b"}),
+            201,
+        ),
     ];
     for (body, status) in cases {
         let response = app
@@ -655,6 +674,14 @@ async fn the_admin_api_refuses_bad_apps(backend: Backend) {
     }
     let unknown = token_request(&app, json!({"grant_type": "password"})).await;
     assert_eq!(unknown.json()["error"], "unsupported_grant_type");
+    // Ids PostgreSQL cannot compare name nothing, on either backend.
+    for path in [
+        format!("/_admin/apps/{CLIENT_ID}/grants/a%00b"),
+        "/_admin/apps/a%00b/grants/x".to_owned(),
+    ] {
+        let response = app.admin(Method::DELETE, &path).send().await;
+        assert_eq!(response.status.as_u16(), 404, "{path}: {}", response.text());
+    }
 }
 
 /// Scoped API tokens: Basic `email:token` through the gateway only, within their scopes; as

@@ -110,11 +110,16 @@ impl Matcher {
                         "pathPattern is longer than {MAX_PATTERN_CHARS} characters"
                     ));
                 }
+                let compiled = |text: &str| {
+                    regex::RegexBuilder::new(text)
+                        .size_limit(MAX_PATTERN_BYTES)
+                        .build()
+                        .map_err(|e| format!("pathPattern is not a regular expression: {e}"))
+                };
+                // A whole expression on its own: `a)|(?:b` would undo the anchoring below.
+                compiled(&pattern)?;
                 // Anchored: a pattern describes the whole path, as WireMock's urlPathPattern.
-                regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
-                    .size_limit(MAX_PATTERN_BYTES)
-                    .build()
-                    .map_err(|e| format!("pathPattern is not a regular expression: {e}"))
+                compiled(&format!("^(?:{pattern})$"))
             })
             .transpose()?;
         let since = spec
@@ -252,6 +257,7 @@ mod tests {
         let refused = |json: &str| Matcher::from_json(json.as_bytes()).unwrap_err();
         assert!(refused(r#"{"paht": "/x"}"#).contains("unknown field `paht`"));
         assert!(refused(r#"{"pathPattern": "("}"#).contains("pathPattern"));
+        assert!(refused(r#"{"pathPattern": "a)|(?:b"}"#).contains("pathPattern"));
         assert!(refused(r#"{"since": "yesterday"}"#).contains("since"));
         assert!(refused(r#"{"status": "200"}"#).contains("status"));
         assert!(refused("[]").contains("JSON object"));
