@@ -9,11 +9,12 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use super::{administer, open};
 use crate::clock::parse_rfc3339_ms;
 use crate::config::{AppsCommand, Config, TokensCommand, UsersCommand};
+use crate::credentials::{TokenDigest, generate_token};
 use crate::domain::{AppKind, NewUser, Scopes};
 use crate::http::apps::AppBody;
 use crate::service::admin::AdminService;
 use crate::service::apps::{AppService, NewApp};
-use crate::store::admin::TokenLimits;
+use crate::store::admin::{TokenEntry, TokenLimits};
 
 pub(super) async fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<()> {
     let (admin, site) = administer(config).await?;
@@ -28,15 +29,16 @@ pub(super) async fn users(config: &Config, command: &UsersCommand) -> anyhow::Re
                 admin: *is_admin,
                 ..NewUser::parse(account_id, email, display_name.as_deref())?
             };
-            let account_id = user.account_id.clone();
-            let user = admin.create_user(site, user, Vec::new()).await?;
-            let token = admin
-                .create_token(site, &account_id, &TokenLimits::default())
-                .await?;
+            // The user and their token in one write: never a user left without one.
+            let token = generate_token()?;
+            let digest = TokenDigest::of(&token);
+            let token_id = digest.token_id();
+            let entry = TokenEntry::classic(digest);
+            let user = admin.create_user(site, user, vec![entry]).await?;
             println!(
                 "{}",
                 json!({"accountId": user.account_id, "email": user.email, "displayName": user.display_name,
-                       "admin": user.admin, "active": user.active, "tokenId": token.id, "token": token.token})
+                       "admin": user.admin, "active": user.active, "tokenId": token_id.as_str(), "token": token})
             );
         }
         UsersCommand::List => {

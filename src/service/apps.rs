@@ -175,8 +175,12 @@ impl AppService {
             for (made, site) in new.sites.iter().enumerate() {
                 let created = self.admin.create_user(*site, user.clone(), Vec::new());
                 if let Err(error) = created.await {
-                    self.forget(&app.client_id, &user.account_id, &new.sites[..made])
-                        .await;
+                    self.forget(
+                        &app.client_id,
+                        &user.account_id,
+                        new.sites.get(..made).unwrap_or_default(),
+                    )
+                    .await;
                     return Err(error);
                 }
             }

@@ -422,8 +422,9 @@ where
             if let Ok(index) = snapshot
                 .users
                 .binary_search_by(|(user, _)| user.account_id.as_str().cmp(owner))
+                && let Some((_, tokens)) = snapshot.users.get_mut(index)
             {
-                snapshot.users[index].1.push(token);
+                tokens.push(token);
             }
         }
         for row in &properties {
@@ -612,8 +613,12 @@ where
             report.users += u64::from(inserted);
         }
         for (owner, token) in &seed.tokens {
-            let (owner, digest) = (*owner, &token.digest);
-            let account_id = seed.users[owner].account_id.as_str();
+            // A seed's tokens name their owner by its place among the seed's users.
+            let owner = *owner;
+            let Some(user) = seed.users.get(owner) else {
+                continue;
+            };
+            let (account_id, digest) = (user.account_id.as_str(), &token.digest);
             let scopes = token.limits.scopes.as_ref().map(ToString::to_string);
             let done = sqlx::query(
                 "INSERT INTO api_tokens (site, token_hash, account_id, id, scopes, expires_at)

@@ -416,6 +416,7 @@ fn the_command_line_adds_users_and_tokens_and_moves_snapshots() {
     let added: serde_json::Value = serde_json::from_str(&added).expect("JSON");
     assert_eq!(added["accountId"], "cli-1");
     assert!(added["token"].as_str().is_some_and(|t| t.len() >= 40));
+    assert!(added["tokenId"].is_string(), "{added}");
     let (ok, token) = run_cli(&[
         "--database-url",
         &first,
