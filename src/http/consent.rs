@@ -1,7 +1,6 @@
 //! The pages of the authorization-code flow: the consent form and the error page, written with
 //! maud, which escapes every value shown.
 
-use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, html};
 
@@ -81,22 +80,10 @@ pub(super) fn consent_page(
     framed_nowhere(Html(page.into_string()).into_response())
 }
 
-/// No other page may frame these (a framed Accept button can be clicked by a trick), and they
-/// load nothing. No `form-action`: browsers apply it to the redirect to the app's callback too.
-fn framed_nowhere(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+/// These pages load nothing. No `form-action`: browsers apply it to the redirect to the app's
+/// callback too.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+fn framed_nowhere(response: Response) -> Response {
+    super::browser_page(response, CONTENT_SECURITY_POLICY)
 }

@@ -53,6 +53,8 @@ mod users;
 mod watched_body;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use tower::ServiceBuilder;
 
@@ -297,4 +299,24 @@ pub fn router(state: AppState) -> Router {
         .fallback_service(not_found)
         .layer(pipeline)
         .with_state(state)
+}
+
+/// Headers for pages a browser shows: no other page may frame them (a framed button can be
+/// clicked by a trick), nothing is sniffed, and no address leaks to the pages they link to.
+fn browser_page(mut response: Response, content_security_policy: &'static str) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(content_security_policy),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
 }

@@ -945,14 +945,11 @@ async fn a_code_exchanged_while_its_grant_is_revoked_is_refused() {
     let app = TestApp::on(&database.url, None).await;
     register(&app, &["read:jira-user"], true).await;
     let code = code_for(&app, ALICE, "read:jira-user").await;
-    let mut held = HeldRows::lock(&database.url, "SELECT 1 FROM oauth_grants FOR UPDATE").await;
-    let exchanging = tokio::spawn({
+    let exchanging = {
         let app = app.clone();
         async move { token_request(&app, exchange(&code)).await }
-    });
-    held.until_waited_on().await;
-    held.commit_after("DELETE FROM oauth_grants").await;
-    let refused = exchanging.await.expect("answered");
+    };
+    let refused = deleted_under(&database.url, "FROM oauth_grants", exchanging).await;
     refused.assert_status(400);
     assert_eq!(
         refused.json(),
@@ -975,22 +972,22 @@ async fn a_refresh_while_its_grant_is_revoked_is_refused() {
     tokens.assert_status(200);
     let refresh_token = tokens.json()["refresh_token"].clone();
     assert!(refresh_token.is_string(), "{}", tokens.text());
-    let mut held = HeldRows::lock(&database.url, "SELECT 1 FROM oauth_grants FOR UPDATE").await;
-    let refreshing = tokio::spawn({
+    let body = json!({"grant_type": "refresh_token", "client_id": CLIENT_ID,
+                      "client_secret": CLIENT_SECRET, "refresh_token": refresh_token});
+    let refreshing = {
         let app = app.clone();
-        let body = json!({"grant_type": "refresh_token", "client_id": CLIENT_ID,
-                          "client_secret": CLIENT_SECRET, "refresh_token": refresh_token});
         async move { token_request(&app, body).await }
-    });
-    held.until_waited_on().await;
-    held.commit_after("DELETE FROM oauth_grants").await;
-    let refused = refreshing.await.expect("answered");
+    };
+    let refused = deleted_under(&database.url, "FROM oauth_grants", refreshing).await;
     refused.assert_status(403);
     assert_eq!(
         refused.json(),
         json!({"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."})
     );
 }
+
+/// The row of the site `make_acme` makes.
+const ACME_ROW: &str = "FROM sites WHERE name = 'acme'";
 
 /// A service account asking for a token while one of its sites is deleted: its grant is made
 /// again over the sites left, and the token works there.
@@ -1009,21 +1006,13 @@ async fn client_credentials_while_a_site_is_deleted_grant_the_sites_left() {
         .send()
         .await
         .assert_status(201);
-    let mut held = HeldRows::lock(
-        &database.url,
-        "SELECT 1 FROM sites WHERE name = 'acme' FOR UPDATE",
-    )
-    .await;
-    let asking = tokio::spawn({
+    let body = json!({"grant_type": "client_credentials", "client_id": "sync-bot",
+                      "client_secret": "s"});
+    let asking = {
         let app = app.clone();
-        let body = json!({"grant_type": "client_credentials", "client_id": "sync-bot",
-                          "client_secret": "s"});
         async move { token_request(&app, body).await }
-    });
-    held.until_waited_on().await;
-    held.commit_after("DELETE FROM sites WHERE name = 'acme'")
-        .await;
-    let tokens = asking.await.expect("answered");
+    };
+    let tokens = deleted_under(&database.url, ACME_ROW, asking).await;
     tokens.assert_status(200);
     let bearer = format!(
         "Bearer {}",
@@ -1053,22 +1042,13 @@ async fn a_consent_to_a_site_deleted_meanwhile_grants_nothing() {
     let app = TestApp::on(&database.url, None).await;
     make_acme(&app).await;
     register(&app, &["read:jira-user"], true).await;
-    let mut held = HeldRows::lock(
-        &database.url,
-        "SELECT 1 FROM sites WHERE name = 'acme' FOR UPDATE",
-    )
-    .await;
-    let consenting = tokio::spawn({
+    let uri = authorize_uri("read:jira-user", &format!("&login_hint={ALICE}"));
+    let consenting = {
         let app = app.clone();
-        let uri = authorize_uri("read:jira-user", &format!("&login_hint={ALICE}"));
         async move { app.get(uri).send().await }
-    });
-    held.until_waited_on().await;
-    held.commit_after("DELETE FROM sites WHERE name = 'acme'")
-        .await;
-    consenting
+    };
+    deleted_under(&database.url, ACME_ROW, consenting)
         .await
-        .expect("answered")
         .assert_error(404, "What this request refers to was deleted while it ran.");
     let grants = app
         .admin(Method::GET, format!("/_admin/apps/{CLIENT_ID}/grants"))

@@ -156,72 +156,50 @@ pub fn test_database_options() -> DatabaseOptions {
     }
 }
 
-/// A PostgreSQL session holding rows locked, so that a test can play a race in a fixed order:
-/// a server's statement finds the rows, waits on their lock, and the rows are deleted under it.
-pub struct HeldRows {
-    session: sqlx::PgConnection,
-    url: String,
-}
-
-impl HeldRows {
-    /// Locks the rows `select` finds (a `SELECT ... FOR UPDATE`) in a transaction left open.
-    pub async fn lock(url: &str, select: &'static str) -> Self {
-        use sqlx::Connection as _;
-        let mut session = sqlx::PgConnection::connect(url).await.expect("connects");
-        sqlx::raw_sql("BEGIN")
-            .execute(&mut session)
-            .await
-            .expect("begun");
-        let held = sqlx::raw_sql(select)
-            .execute(&mut session)
-            .await
-            .expect("locked");
-        assert!(held.rows_affected() > 0, "{select} found nothing");
-        Self {
-            session,
-            url: url.to_owned(),
+/// Plays a race in a fixed order on PostgreSQL: a session locks the rows `rows` names (`FROM
+/// ... WHERE ...`), `request` starts and its statement waits on their lock, and the rows are
+/// deleted under it. Returns what `request` answered. `rows` is the test's own text.
+pub async fn deleted_under<T: Send + 'static>(
+    url: &str,
+    rows: &'static str,
+    request: impl Future<Output = T> + Send + 'static,
+) -> T {
+    use sqlx::Connection as _;
+    let mut session = sqlx::PgConnection::connect(url).await.expect("connects");
+    let held = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN; SELECT 1 {rows} FOR UPDATE"
+    )))
+    .execute(&mut session)
+    .await
+    .expect("locked");
+    assert!(held.rows_affected() > 0, "{rows} found nothing");
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut session)
+        .await
+        .expect("pid");
+    let answer = tokio::spawn(request);
+    let mut watcher = sqlx::PgConnection::connect(url).await.expect("connects");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+        )
+        .bind(pid)
+        .fetch_one(&mut watcher)
+        .await
+        .expect("counted");
+        if waiting > 0 {
+            break;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no session waits on the rows {rows}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-
-    /// Waits until another session waits on these locks.
-    pub async fn until_waited_on(&mut self) {
-        use sqlx::Connection as _;
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&mut self.session)
-            .await
-            .expect("pid");
-        let mut watcher = sqlx::PgConnection::connect(&self.url)
-            .await
-            .expect("connects");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-            )
-            .bind(pid)
-            .fetch_one(&mut watcher)
-            .await
-            .expect("counted");
-            if waiting > 0 {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no session waits on the held rows"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Runs `statements` in the held transaction and commits it.
-    pub async fn commit_after(mut self, statements: &'static str) {
-        sqlx::raw_sql(statements)
-            .execute(&mut self.session)
-            .await
-            .expect("run");
-        sqlx::raw_sql("COMMIT")
-            .execute(&mut self.session)
-            .await
-            .expect("committed");
-    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DELETE {rows}; COMMIT")))
+        .execute(&mut session)
+        .await
+        .expect("deleted");
+    answer.await.expect("answered")
 }

@@ -428,23 +428,20 @@ async fn a_token_for_a_user_deleted_meanwhile_is_a_404() {
     };
     let database = backend.database().await;
     let app = TestApp::on(&database.url, None).await;
-    let mut held = HeldRows::lock(
-        &database.url,
-        "SELECT 1 FROM users WHERE account_id LIKE 'alice-%' FOR UPDATE",
-    )
-    .await;
-    let making = tokio::spawn({
+    let making = {
         let app = app.clone();
         async move {
             app.admin(Method::POST, format!("/_admin/users/{ALICE}/tokens"))
                 .send()
                 .await
         }
-    });
-    held.until_waited_on().await;
-    held.commit_after("DELETE FROM users WHERE account_id LIKE 'alice-%'")
-        .await;
-    let made = making.await.expect("answered");
+    };
+    let made = deleted_under(
+        &database.url,
+        "FROM users WHERE account_id LIKE 'alice-%'",
+        making,
+    )
+    .await;
     made.assert_status(404);
     assert!(made.text().contains(ALICE), "{}", made.text());
 }

@@ -125,22 +125,8 @@ async fn admin_api_on(
 }
 
 /// The headers every console answer carries.
-async fn secure(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+async fn secure(response: Response) -> Response {
+    super::browser_page(response, CONTENT_SECURITY_POLICY)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
