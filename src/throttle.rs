@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::SharedClock;
 use crate::credentials::Credentials;
-use crate::domain::email_key;
+use crate::domain::{MAX_EMAIL_BYTES, email_key};
 
 /// Most clients tracked at once, so that a flood of addresses cannot grow the table without
 /// bound. When it is full, lapsed entries go first, then the oldest.
@@ -47,6 +47,9 @@ impl ClientKey {
         });
         match (address, credentials) {
             (address, Credentials::Basic { email, .. }) => {
+                // No account's email is longer, so a longer one's failures may share a counter
+                // with others of its first bytes; its size cannot grow the table.
+                let email = &email[..email.floor_char_boundary(MAX_EMAIL_BYTES + 1)];
                 Some(Self::Basic(address, email_key(email).into_owned()))
             }
             (Some(address), Credentials::Bearer(_)) if admin_api => Some(Self::AdminToken(address)),
@@ -335,5 +338,20 @@ mod tests {
         assert_eq!(ClientKey::of(here, &bearer, false), None);
         assert_eq!(ClientKey::of(None, &bearer, true), None);
         assert!(ClientKey::of(here, &bearer, true).is_some());
+    }
+
+    #[test]
+    fn an_email_longer_than_any_account_is_kept_only_as_long_as_one() {
+        let long = |tail: &str| Credentials::Basic {
+            email: format!("{}{tail}", "é".repeat(MAX_EMAIL_BYTES)),
+            token: "x".to_owned(),
+        };
+        let key = |credentials| match ClientKey::of(None, &credentials, false) {
+            Some(ClientKey::Basic(_, email)) => email,
+            other => panic!("not a Basic key: {other:?}"),
+        };
+        let one = key(long("a"));
+        assert!(one.len() <= MAX_EMAIL_BYTES + 1, "{} bytes kept", one.len());
+        assert_eq!(one, key(long("b")));
     }
 }

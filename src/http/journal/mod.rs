@@ -53,12 +53,12 @@ impl Around for Keep {
         }
         let context = request.extensions().get::<Arc<RequestContext>>()?.clone();
         let method = request.method().clone();
-        // Copied: a `Uri` would share, and so keep alive, the connection's whole read buffer.
-        let target = request
-            .uri()
-            .path_and_query()
-            .map_or(path, |target| target.as_str())
-            .into();
+        let target = kept_target(
+            request
+                .uri()
+                .path_and_query()
+                .map_or(path, |target| target.as_str()),
+        );
         let headers = headers_without_secrets(request.headers());
         let tap = (bodies && method == Method::PUT).then(BodyTap::default);
         if let Some(tap) = &tap {
@@ -105,6 +105,20 @@ impl Around for Keep {
             at: context.arrived,
         });
     }
+}
+
+/// Most of a request's path and query the journal keeps: past any request the API accepts (a
+/// 255-character key, percent-encoded, and an account id), short of what a flood could fill.
+const MAX_TARGET: usize = 8192;
+
+/// `target`, copied (a `Uri` would share, and so keep alive, the connection's whole read buffer)
+/// and cut short past [`MAX_TARGET`].
+fn kept_target(target: &str) -> Box<str> {
+    if target.len() <= MAX_TARGET {
+        return target.into();
+    }
+    let kept = &target[..target.floor_char_boundary(MAX_TARGET)];
+    format!("{kept}… ({} bytes)", target.len()).into()
 }
 
 /// Most of one header value the journal keeps.
@@ -443,5 +457,17 @@ mod tests {
         let journal = Journal::new(0);
         record(&journal, 200);
         assert!(journal.is_empty());
+    }
+
+    #[test]
+    fn a_long_target_is_cut_short_and_says_how_long_it_was() {
+        let long = format!("/rest/api/3/{}", "é".repeat(MAX_TARGET));
+        let kept = kept_target(&long);
+        assert!(kept.len() < MAX_TARGET + 32, "{} bytes kept", kept.len());
+        assert!(
+            kept.ends_with(&format!("… ({} bytes)", long.len())),
+            "{kept}"
+        );
+        assert_eq!(&*kept_target("/a?b=c"), "/a?b=c");
     }
 }
