@@ -92,6 +92,13 @@ impl AppService {
                 ));
             }
         }
+        if kind == AppKind::ServiceAccount && new.callback_url.is_some() {
+            return Err(Error::BadRequest(
+                "A service account has no callbackUrl: it asks for tokens with its client \
+                 credentials."
+                    .to_owned(),
+            ));
+        }
         if kind == AppKind::ServiceAccount && new.sites.is_empty() {
             return Err(Error::BadRequest(
                 "A service account needs the sites it is a user of.".to_owned(),

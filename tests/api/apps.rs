@@ -630,6 +630,12 @@ async fn the_admin_api_refuses_bad_apps(backend: Backend) {
             json!({"name": "Bot", "kind": "serviceAccount", "sites": ["nowhere"]}),
             400,
         ),
+        // A service account has no callback; one held would be stored on one backend only.
+        (
+            json!({"name": "Bot", "kind": "serviceAccount", "sites": ["default"],
+                   "callbackUrl": "a\u{0}b"}),
+            400,
+        ),
         (
             json!({"name": "Odd", "kind": "robot", "callbackUrl": CALLBACK}),
             400,
