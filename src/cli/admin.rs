@@ -155,6 +155,6 @@ pub(super) async fn import(config: &Config, file: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot read {}", file.display()))?
     };
     let (admin, site) = administer(config).await?;
-    admin.import(site, file, &text).await?;
+    admin.import(site, file, text).await?;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! The admin API's apps: `/_admin/apps` lists and registers OAuth 2.0 apps and service accounts,
 //! `/_admin/apps/{clientId}` deletes one with everything it holds.
 
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
+use crate::http::extract::{PathParams, WholeBody};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -122,7 +122,7 @@ async fn list_apps(State(state): State<AppState>) -> Result<Response> {
     )
 }
 
-async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Response> {
+async fn create_app(State(state): State<AppState>, WholeBody(body): WholeBody) -> Result<Response> {
     let body: NewAppBody = serde_json::from_slice(&body).map_err(|e| {
         bad_request(format!(
             "The request body must be an app as JSON ({e}): name, kind, callbackUrl, scopes, \
@@ -188,7 +188,7 @@ struct GrantSite<'a> {
 
 async fn list_grants(
     State(state): State<AppState>,
-    UrlPath(client_id): UrlPath<String>,
+    PathParams(client_id): PathParams<String>,
 ) -> Result<Response> {
     let grants = state.apps.grants(&client_id).await?;
     let sites = state.sites.list().await?;
@@ -214,7 +214,7 @@ async fn list_grants(
 
 async fn revoke_grant(
     State(state): State<AppState>,
-    UrlPath((client_id, grant_id)): UrlPath<(String, String)>,
+    PathParams((client_id, grant_id)): PathParams<(String, String)>,
 ) -> Result<StatusCode> {
     state.apps.revoke_grant(&client_id, &grant_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -222,7 +222,7 @@ async fn revoke_grant(
 
 async fn delete_app(
     State(state): State<AppState>,
-    UrlPath(client_id): UrlPath<String>,
+    PathParams(client_id): PathParams<String>,
 ) -> Result<StatusCode> {
     let sites: Vec<_> = state
         .sites

@@ -85,6 +85,9 @@ pub enum HttpError {
     /// The request did not finish within the configured time.
     #[error("The request took too long to complete.")]
     Timeout,
+    /// A body past the route's limit.
+    #[error("The request body is too large.")]
+    BodyTooLarge,
     /// The client had not sent the whole body when the request ran out of time.
     #[error("The request body was not received in time.")]
     BodyTimeout,
@@ -182,6 +185,7 @@ impl HttpError {
             | Self::AdminUnauthenticated
             | Self::AdminLoginDenied { .. } => StatusCode::UNAUTHORIZED,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedQueryParameter(_) | Self::MissingAccountId | Self::UnreadableBody => {
                 StatusCode::BAD_REQUEST
             }

@@ -2,14 +2,15 @@
 //! parsed here once; handlers get typed values.
 
 use std::borrow::Cow;
-use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::FromRequestParts;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::HttpError;
@@ -206,22 +207,39 @@ pub async fn read_value(headers: &HeaderMap, body: &mut Body) -> Result<Property
     Ok(PropertyValue::from_body(buffer)?)
 }
 
-/// Most of a refused body read and dropped before answering, and how long that may take.
-const DISCARD_BYTES: usize = 1 << 20;
-const DISCARD_TIME: Duration = Duration::from_secs(1);
+/// A whole request body, up to the route's limit: past it, 413 in Jira's shape rather than the
+/// framework's text.
+pub struct WholeBody(pub Bytes);
 
-/// Reads and drops what is left of a refused body, up to a bound. A server that answers while
-/// the client is still sending and then closes makes the kernel reset the connection, and the
-/// client loses the answer; Jira's servlet container drains bodies the same way.
-pub async fn discard_unread(body: &mut Body) {
-    let drain = async {
-        let mut dropped = 0usize;
-        while let Some(Ok(frame)) = body.frame().await {
-            dropped += frame.data_ref().map_or(0, |data| data.len());
-            if dropped > DISCARD_BYTES {
-                break;
-            }
+impl<S: Send + Sync> FromRequest<S> for WholeBody {
+    type Rejection = HttpError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self> {
+        Bytes::from_request(request, state)
+            .await
+            .map(WholeBody)
+            .map_err(|rejection| match rejection.status() {
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE => HttpError::BodyTooLarge,
+                _ => HttpError::UnreadableBody,
+            })
+    }
+}
+
+/// The path's parameters. One that does not decode (not UTF-8, say) names nothing: 404 in Jira's
+/// shape rather than the framework's text.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(params)) => Ok(PathParams(params)),
+            Err(rejection) if rejection.status().is_client_error() => Err(HttpError::RouteNotFound),
+            Err(rejection) => Err(HttpError::Service(crate::error::Error::Internal(format!(
+                "path parameters: {}",
+                rejection.body_text()
+            )))),
         }
-    };
-    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+    }
 }

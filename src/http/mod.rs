@@ -8,7 +8,8 @@
 //!    outside the timeout so that a request that runs out of time is still logged, counted and
 //!    journaled with the answer it got.
 //! 3. `timeout`: the request timeout (408 for a slow upload, 503 otherwise); panics become 500s
-//!    just inside it.
+//!    just inside it, and just inside that `drain` reads what an answer left unread of its body,
+//!    whoever refused it, so that the client is not reset while it still sends.
 //! 4. Routing: no route is 404 and a wrong method 405, before anyone is asked who they are.
 //! 5. Per route, from the table's [`Access`]: `site` (which site the request is for: the
 //!    gateway's `/ex/jira/{cloudId}`, `/_admin/sites/{site}`, or the Host), `authenticate` (the
@@ -21,8 +22,9 @@
 //! admin token as the admin API does, and carry its page's security headers.
 //!
 //! Log, metrics, journal and context are `layers::Around`s, site, authentication and faults
-//! `layers::Guard`s; the timeout and the panic catcher own the handler's future, so each is a
-//! tower layer of its own. Only the `Guard` layers allocate per request: one boxed future each.
+//! `layers::Guard`s; the timeout, the panic catcher and the drain own the handler's future, so
+//! each is a tower layer of its own. Only the `Guard` layers allocate per request (one boxed
+//! future each), and the drain for a request that has a body.
 
 mod admin;
 pub(crate) mod apps;
@@ -31,6 +33,7 @@ mod authenticate;
 mod consent;
 mod console;
 mod context;
+mod drain;
 mod error;
 mod extract;
 mod faults;
@@ -289,7 +292,8 @@ pub fn router(state: AppState) -> Router {
         .layer(AroundLayer(metrics::Count(state.clone())))
         .layer(AroundLayer(journal::Keep(state.clone())))
         .layer(timeout::Limit(state.request_timeout))
-        .layer(panics::CatchPanics);
+        .layer(panics::CatchPanics)
+        .layer(drain::DrainUnread);
     // Unknown paths are the site's too: journaled there, or 404 for a site that does not exist.
     let not_found = axum::routing::any(properties::route_not_found)
         .layer(GuardLayer(ResolveSite(state.clone())))

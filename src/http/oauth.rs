@@ -1,10 +1,10 @@
 //! `auth.atlassian.com`: its routes, and `/authorize` (the consent page, or at once with
 //! `login_hint` for an app that consents automatically); `/oauth/token` is `oauth_token`'s.
 
+use crate::http::extract::WholeBody;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Extension;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -71,7 +71,10 @@ async fn choices(state: &AppState, sites: &[Site]) -> Result<Choices> {
     const MOST: usize = 100;
     let mut people: Vec<(String, String)> = Vec::new();
     for site in sites.iter().take(20) {
-        for user in state.admin.users(site.key).await? {
+        if people.len() == MOST {
+            break;
+        }
+        for user in state.admin.first_users(site.key, MOST).await? {
             if people.len() == MOST {
                 break;
             }
@@ -92,7 +95,7 @@ async fn choices(state: &AppState, sites: &[Site]) -> Result<Choices> {
 async fn consent(
     State(state): State<AppState>,
     address: Option<Extension<ConnectInfo<SocketAddr>>>,
-    body: Bytes,
+    WholeBody(body): WholeBody,
 ) -> Result<Response> {
     let form = ConsentForm::parse(&body);
     let authorization = match checked(&state, &form.query).await? {

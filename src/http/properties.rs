@@ -8,9 +8,7 @@ use percent_encoding::utf8_percent_encode;
 use super::AppState;
 use super::authenticate::Authenticated;
 use super::error::{HttpError, json_response};
-use super::extract::{
-    BaseUrl, LINK_ESCAPES, PropertyPath, TargetAccount, discard_unread, read_value,
-};
+use super::extract::{BaseUrl, LINK_ESCAPES, PropertyPath, TargetAccount, read_value};
 use crate::domain::{NamedAccount, Operation, Written};
 use crate::error::Error;
 
@@ -97,9 +95,6 @@ pub async fn set_property(
         .service
         .set_property(&caller, &target, path.key(), value)
         .await;
-    if written.is_err() {
-        discard_unread(&mut body).await;
-    }
     Ok(match written? {
         Written::Created => StatusCode::CREATED,
         Written::Updated => StatusCode::OK,

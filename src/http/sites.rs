@@ -2,10 +2,10 @@
 //! deletes one (by name or cloudId). The route table puts them behind the admin token, and
 //! nothing else: they act on no one site.
 
+use crate::http::extract::{PathParams, WholeBody};
 use std::path::Path;
 
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
@@ -175,7 +175,7 @@ async fn create_site(
     State(state): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    WholeBody(body): WholeBody,
 ) -> Result<Response> {
     let body: NewSiteBody = std::str::from_utf8(&body)
         .ok()
@@ -218,7 +218,7 @@ async fn create_site(
 
 async fn get_site(
     State(state): State<AppState>,
-    UrlPath(reference): UrlPath<String>,
+    PathParams(reference): PathParams<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response> {
@@ -229,7 +229,7 @@ async fn get_site(
 
 async fn delete_site(
     State(state): State<AppState>,
-    UrlPath(reference): UrlPath<String>,
+    PathParams(reference): PathParams<String>,
 ) -> Result<StatusCode> {
     let site = state.sites.find(SiteReference::parse(&reference)).await?;
     state.sites.delete(&site).await?;

@@ -253,11 +253,11 @@ fn parse_site(
     properties: &[&RawValue],
 ) -> Result<SeedData, SeedError> {
     let mut seed = SeedData::default();
-    let (mut emails, mut tokens) = (HashSet::new(), HashSet::new());
+    let (mut account_ids, mut emails, mut tokens) =
+        (HashSet::new(), HashSet::new(), HashSet::new());
     for (index, raw) in users.iter().enumerate() {
         let (entry, user) = user_entry(path, index, raw.get())?;
-        let account_id = user.user.account_id.as_str();
-        if seed.users.iter().any(|u: &User| u.account_id == account_id) {
+        if !account_ids.insert(user.user.account_id.as_str().to_owned()) {
             return Err(fail(path, entry, "accountId appears twice"));
         }
         if !emails.insert(email_key(user.user.email.as_str()).into_owned()) {
@@ -281,11 +281,7 @@ fn parse_site(
         let property: SeedProperty =
             serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, within_entry(e)))?;
         let entry = format!("{entry} ({:?})", property.key);
-        if !seed
-            .users
-            .iter()
-            .any(|u| u.account_id == property.account_id)
-        {
+        if !account_ids.contains(property.account_id.as_str()) {
             let reason = format!(
                 "accountId {:?} is not among the seed's users",
                 property.account_id

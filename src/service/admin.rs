@@ -51,7 +51,12 @@ impl AdminService {
 
     /// Every user, by account id.
     pub async fn users(&self, site: SiteKey) -> Result<Vec<User>> {
-        Ok(self.store.users(site).await?)
+        Ok(self.store.users(site, usize::MAX).await?)
+    }
+
+    /// The first `most` users, by account id.
+    pub async fn first_users(&self, site: SiteKey, most: usize) -> Result<Vec<User>> {
+        Ok(self.store.users(site, most).await?)
     }
 
     /// How many users there are.
@@ -269,11 +274,22 @@ impl AdminService {
     }
 
     /// Replaces the whole state with snapshot JSON, atomically; `source` names it in errors.
-    pub async fn import(&self, site: SiteKey, source: &Path, body: &[u8]) -> Result<()> {
-        let text = std::str::from_utf8(body)
-            .map_err(|_| Error::BadRequest("The snapshot must be UTF-8 JSON.".to_owned()))?;
-        let snapshot =
-            snapshot::from_json(source, text).map_err(|e| Error::BadRequest(e.to_string()))?;
+    /// A snapshot may be a gigabyte: it is parsed off the runtime's threads.
+    pub async fn import(
+        &self,
+        site: SiteKey,
+        source: &Path,
+        body: impl AsRef<[u8]> + Send + 'static,
+    ) -> Result<()> {
+        let source = source.to_owned();
+        let parse = move || {
+            let text = std::str::from_utf8(body.as_ref())
+                .map_err(|_| Error::BadRequest("The snapshot must be UTF-8 JSON.".to_owned()))?;
+            snapshot::from_json(&source, text).map_err(|e| Error::BadRequest(e.to_string()))
+        };
+        let snapshot = tokio::task::spawn_blocking(parse)
+            .await
+            .map_err(|e| Error::Internal(format!("snapshot not read: {e}")))??;
         Ok(self.store.restore(site, &snapshot).await?)
     }
 }

@@ -251,7 +251,7 @@ impl PropertyService {
         };
         let mut found: Vec<User> = self
             .store
-            .users(caller.site)
+            .users(caller.site, usize::MAX)
             .await?
             .into_iter()
             .filter(matches)
@@ -276,9 +276,10 @@ impl PropertyService {
         require_scope(caller, Operation::ReadUsers)?;
         let caller = &self.authenticator.confirmed(caller).await?;
         let mut found: Vec<User> = Vec::new();
+        let mut asked = std::collections::HashSet::with_capacity(account_ids.len());
         for id in account_ids {
             // Text that is no account id names no user (PostgreSQL could not even compare NUL).
-            if !AccountId::is_valid(id) || found.iter().any(|user| user.account_id == *id) {
+            if !AccountId::is_valid(id) || !asked.insert(id.as_str()) {
                 continue;
             }
             if let Some(user) = self.store.user(caller.site, id).await? {

@@ -93,9 +93,9 @@ pub struct Snapshot {
 }
 
 impl Store {
-    /// Every user, by account id.
-    pub async fn users(&self, site: SiteKey) -> Result<Vec<User>> {
-        forward!(self.users(site).await)
+    /// The first `most` users, by account id (`usize::MAX` for every one).
+    pub async fn users(&self, site: SiteKey, most: usize) -> Result<Vec<User>> {
+        forward!(self.users(site, most).await)
     }
 
     /// Changes a user.

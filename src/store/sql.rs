@@ -59,6 +59,9 @@ pub(super) struct Sql<DB>(PhantomData<DB>);
 /// Every user, by account id.
 const USERS: &str = "SELECT account_id, email, display_name, admin, active FROM users
                      WHERE site = $1 ORDER BY account_id";
+/// The first `$2` users, by account id.
+const FIRST_USERS: &str = "SELECT account_id, email, display_name, admin, active FROM users
+                           WHERE site = $1 ORDER BY account_id LIMIT $2";
 
 impl<DB> Sql<DB>
 where
@@ -206,9 +209,14 @@ where
             .transpose()
     }
 
-    /// Every user, by account id.
-    pub async fn users(conn: &mut Conn<DB>, site: SiteKey) -> Result<Vec<User>> {
-        let rows = sqlx::query(USERS).bind(site.0).fetch_all(conn).await?;
+    /// The first `most` users, by account id.
+    pub async fn users(conn: &mut Conn<DB>, site: SiteKey, most: usize) -> Result<Vec<User>> {
+        let most = i64::try_from(most).unwrap_or(i64::MAX);
+        let rows = sqlx::query(FIRST_USERS)
+            .bind(site.0)
+            .bind(most)
+            .fetch_all(conn)
+            .await?;
         rows.iter().map(Self::user_from_row).collect()
     }
 

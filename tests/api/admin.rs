@@ -461,6 +461,28 @@ async fn ids_that_cannot_exist_are_not_found(backend: Backend) {
         .send()
         .await
         .assert_status(404);
+    // Ids that do not decode, and bodies past the limit, get the API's own shape, not plain text.
+    for path in [
+        "/_admin/users/%FF",
+        "/_admin/apps/%FF/grants",
+        "/_admin/sites/%FF",
+    ] {
+        app.admin(Method::GET, path)
+            .send()
+            .await
+            .assert_error(404, "The requested resource does not exist.");
+    }
+    let too_large = " ".repeat(3 << 20);
+    for request in [
+        app.admin(Method::POST, "/_admin/users"),
+        app.request(Method::POST, "/authorize"),
+    ] {
+        request
+            .json(too_large.clone())
+            .send()
+            .await
+            .assert_error(413, "The request body is too large.");
+    }
     let nul_email = basic("bob\u{0}@example.com", "bob-token");
     app.get(keys_uri(3, BOB))
         .header("authorization", &nul_email)

@@ -1,5 +1,6 @@
 //! Property values: any JSON value kept byte for byte, bad bodies refused with nothing changed.
 
+use axum::http::Method;
 use futures_util::StreamExt as _;
 
 use crate::helpers::*;
@@ -248,27 +249,44 @@ async fn an_endless_body_is_refused_once_past_the_limit(backend: Backend) {
         );
 }
 
-/// A refused body is read to its end (up to a bound) before the answer, so that closing the
+/// A refused body is read to its end (up to a bound) before the answer, whoever refused it (the
+/// service, the query's parser, authentication, the method's router), so that closing the
 /// connection does not reset it under a client that is still sending.
 async fn a_refused_body_is_drained_before_the_answer(backend: Backend) {
     let app = backend.app().await;
-    let consumed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = consumed.clone();
-    let chunks = (0..64).map(move |_| {
-        counter.fetch_add(8192, std::sync::atomic::Ordering::SeqCst);
-        Ok::<_, std::io::Error>(vec![b'1'; 8192])
-    });
-    let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
-    app.put(property_uri(3, "drained", BOB))
-        .by(Who::Bob)
-        .json(body)
-        .send()
-        .await
-        .assert_status(400);
-    assert_eq!(
-        consumed.load(std::sync::atomic::Ordering::SeqCst),
-        64 * 8192
-    );
+    let key = property_uri(3, "drained", BOB);
+    let refusals = [
+        (Method::PUT, key.clone(), Who::Bob, 400),
+        (
+            Method::PUT,
+            "/rest/api/3/user/properties/drained".to_owned(),
+            Who::Bob,
+            400,
+        ),
+        (Method::PUT, key.clone(), Who::WrongToken, 401),
+        (Method::POST, key, Who::Bob, 405),
+    ];
+    for (method, uri, who, status) in refusals {
+        let consumed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = consumed.clone();
+        let chunks = (0..64).map(move |_| {
+            counter.fetch_add(8192, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, std::io::Error>(vec![b'1'; 8192])
+        });
+        let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+        app.request(method.clone(), &uri)
+            .by(who)
+            .json(body)
+            .send()
+            .await
+            .assert_status(status);
+        assert_eq!(
+            consumed.load(std::sync::atomic::Ordering::SeqCst),
+            64 * 8192,
+            "{method} {uri} as {who:?}"
+        );
+    }
+    assert_eq!(app.stored_keys(BOB).await, ["existing"]);
 }
 
 async fn a_body_that_stalls_past_the_request_timeout_gets_408_and_changes_nothing(

@@ -1,9 +1,9 @@
 //! The admin API under `/_admin`: users, tokens, reset, snapshots, the request journal and the
 //! faults. The route table puts it behind the admin token.
 
+use crate::http::extract::WholeBody;
 use std::path::Path;
 
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
@@ -129,11 +129,11 @@ async fn export(State(state): State<AppState>, site: CurrentSite) -> Result<Resp
 async fn import(
     State(state): State<AppState>,
     site: CurrentSite,
-    body: Bytes,
+    WholeBody(body): WholeBody,
 ) -> Result<StatusCode> {
     state
         .admin
-        .import(site.key(), Path::new("request body"), &body)
+        .import(site.key(), Path::new("request body"), body)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -149,7 +149,7 @@ async fn requests(State(state): State<AppState>, site: CurrentSite, uri: Uri) ->
 async fn count_requests(
     State(state): State<AppState>,
     site: CurrentSite,
-    body: Bytes,
+    WholeBody(body): WholeBody,
 ) -> Result<Response> {
     let matcher = usable(&state, Matcher::from_json(&body))?;
     let count = site.state.journal.count(&matcher);
@@ -160,7 +160,7 @@ async fn count_requests(
 async fn find_requests(
     State(state): State<AppState>,
     site: CurrentSite,
-    body: Bytes,
+    WholeBody(body): WholeBody,
 ) -> Result<Response> {
     let matcher = usable(&state, Matcher::from_json(&body))?;
     json(StatusCode::OK, &site.state.journal.entries(&matcher))
@@ -191,7 +191,7 @@ async fn faults(site: CurrentSite) -> Result<Response> {
 }
 
 /// `PUT /_admin/faults`: replaces the whole rule set.
-async fn set_faults(site: CurrentSite, body: Bytes) -> Result<Response> {
+async fn set_faults(site: CurrentSite, WholeBody(body): WholeBody) -> Result<Response> {
     let rules: FaultRules =
         serde_json::from_slice(&body).map_err(|e| bad_request(e.to_string()))?;
     rules.validate().map_err(bad_request)?;

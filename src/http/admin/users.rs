@@ -1,10 +1,10 @@
 //! The admin API's users and their API tokens: create (in the seed format), list, get, change,
 //! delete; tokens classic or scoped, listed without their secrets.
 
+use crate::http::extract::{PathParams, WholeBody};
 use std::path::Path;
 
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -160,7 +160,7 @@ pub(super) async fn list_users(
 pub(super) async fn create_user(
     State(state): State<AppState>,
     site: CurrentSite,
-    body: Bytes,
+    WholeBody(body): WholeBody,
 ) -> Result<Response> {
     let entry: &RawValue = std::str::from_utf8(&body)
         .ok()
@@ -178,7 +178,7 @@ pub(super) async fn create_user(
 pub(super) async fn get_user(
     State(state): State<AppState>,
     site: CurrentSite,
-    UrlPath(UserPath { account_id }): UrlPath<UserPath>,
+    PathParams(UserPath { account_id }): PathParams<UserPath>,
 ) -> Result<Response> {
     let account_id = AdminService::account(&account_id)?;
     json(
@@ -190,8 +190,8 @@ pub(super) async fn get_user(
 pub(super) async fn update_user(
     State(state): State<AppState>,
     site: CurrentSite,
-    UrlPath(UserPath { account_id }): UrlPath<UserPath>,
-    body: Bytes,
+    PathParams(UserPath { account_id }): PathParams<UserPath>,
+    WholeBody(body): WholeBody,
 ) -> Result<Response> {
     let account_id = AdminService::account(&account_id)?;
     let user = state
@@ -204,7 +204,7 @@ pub(super) async fn update_user(
 pub(super) async fn delete_user(
     State(state): State<AppState>,
     site: CurrentSite,
-    UrlPath(UserPath { account_id }): UrlPath<UserPath>,
+    PathParams(UserPath { account_id }): PathParams<UserPath>,
 ) -> Result<StatusCode> {
     let account_id = AdminService::account(&account_id)?;
     state.admin.delete_user(site.key(), &account_id).await?;
@@ -214,7 +214,7 @@ pub(super) async fn delete_user(
 pub(super) async fn list_tokens(
     State(state): State<AppState>,
     site: CurrentSite,
-    UrlPath(UserPath { account_id }): UrlPath<UserPath>,
+    PathParams(UserPath { account_id }): PathParams<UserPath>,
 ) -> Result<Response> {
     let account_id = AdminService::account(&account_id)?;
     let tokens = state.admin.tokens(site.key(), &account_id).await?;
@@ -238,8 +238,8 @@ struct NewTokenBody<'a> {
 pub(super) async fn create_token(
     State(state): State<AppState>,
     site: CurrentSite,
-    UrlPath(UserPath { account_id }): UrlPath<UserPath>,
-    body: Bytes,
+    PathParams(UserPath { account_id }): PathParams<UserPath>,
+    WholeBody(body): WholeBody,
 ) -> Result<Response> {
     let account_id = AdminService::account(&account_id)?;
     // An unknown user is 404 whatever the body says.
@@ -263,10 +263,10 @@ pub(super) async fn create_token(
 pub(super) async fn revoke_token(
     State(state): State<AppState>,
     site: CurrentSite,
-    UrlPath(TokenPath {
+    PathParams(TokenPath {
         account_id,
         token_id,
-    }): UrlPath<TokenPath>,
+    }): PathParams<TokenPath>,
 ) -> Result<StatusCode> {
     // An id that names no account names none of its tokens either.
     let account_id =

@@ -1,10 +1,10 @@
 //! The console's faults and rate limits of a site: the rules in force, a form that replaces
 //! them (checked as `PUT /_admin/faults` checks them), and each rate-limit bucket's level.
 
+use crate::http::extract::{PathParams, WholeBody};
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use maud::{Markup, html};
 
@@ -15,7 +15,7 @@ use crate::http::AppState;
 
 pub async fn show(
     State(state): State<AppState>,
-    Path(site): Path<String>,
+    PathParams(site): PathParams<String>,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let rules = state.site_states.of(site.clone()).faults.rules();
@@ -24,8 +24,8 @@ pub async fn show(
 
 pub async fn set(
     State(state): State<AppState>,
-    Path(site): Path<String>,
-    body: Bytes,
+    PathParams(site): PathParams<String>,
+    WholeBody(body): WholeBody,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let form = Form::parse(&body);
@@ -46,7 +46,7 @@ pub async fn set(
 
 pub async fn clear(
     State(state): State<AppState>,
-    Path(site): Path<String>,
+    PathParams(site): PathParams<String>,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let faults = &state.site_states.of(site.clone()).faults;

@@ -1,7 +1,8 @@
 //! The console's request journal of a site: newest first, filtered, refreshed every second by
 //! the script, and one request in full.
 
-use axum::extract::{Path, State};
+use crate::http::extract::PathParams;
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
@@ -95,7 +96,7 @@ impl Filters {
 
 pub async fn list(
     State(state): State<AppState>,
-    Path(site): Path<String>,
+    PathParams(site): PathParams<String>,
     uri: Uri,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
@@ -104,7 +105,7 @@ pub async fn list(
 
 pub async fn rows(
     State(state): State<AppState>,
-    Path(site): Path<String>,
+    PathParams(site): PathParams<String>,
     uri: Uri,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
@@ -118,7 +119,7 @@ pub async fn rows(
 
 pub async fn clear(
     State(state): State<AppState>,
-    Path(site): Path<String>,
+    PathParams(site): PathParams<String>,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     state.site_states.of(site.clone()).journal.clear();
@@ -223,7 +224,7 @@ fn table(site: &Site, entries: &[Entry]) -> Markup {
 
 pub async fn show(
     State(state): State<AppState>,
-    Path(RequestPath { site, request_id }): Path<RequestPath>,
+    PathParams(RequestPath { site, request_id }): PathParams<RequestPath>,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let name = segment(site.name.as_str());

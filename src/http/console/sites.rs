@@ -1,7 +1,7 @@
 //! The console's sites: the list with each site's addresses and counts, making and deleting one.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use crate::http::extract::{PathParams, WholeBody};
+use axum::extract::State;
 use axum::http::StatusCode;
 use maud::{Markup, html};
 
@@ -32,7 +32,7 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     Address(server): Address,
-    body: Bytes,
+    WholeBody(body): WholeBody,
 ) -> Result<View, Failure> {
     let form = Form::parse(&body);
     let mut draft = Draft {
@@ -72,7 +72,7 @@ pub async fn create(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path(reference): Path<String>,
+    PathParams(reference): PathParams<String>,
     Address(server): Address,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &reference).await?;

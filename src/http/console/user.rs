@@ -3,8 +3,8 @@
 //!
 //! Just past 350 lines, and one idea: one user's page, its five actions and the view they share.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use crate::http::extract::{PathParams, WholeBody};
+use axum::extract::State;
 use axum::http::StatusCode;
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
@@ -61,7 +61,7 @@ struct PropertyDraft {
 pub async fn show(
     State(state): State<AppState>,
     Address(server): Address,
-    Path(UserPath { site, account_id }): Path<UserPath>,
+    PathParams(UserPath { site, account_id }): PathParams<UserPath>,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let account_id = AdminService::account(&account_id)?;
@@ -72,8 +72,8 @@ pub async fn show(
 pub async fn create_token(
     State(state): State<AppState>,
     Address(server): Address,
-    Path(UserPath { site, account_id }): Path<UserPath>,
-    body: Bytes,
+    PathParams(UserPath { site, account_id }): PathParams<UserPath>,
+    WholeBody(body): WholeBody,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let account_id = AdminService::account(&account_id)?;
@@ -102,11 +102,11 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(state): State<AppState>,
     Address(server): Address,
-    Path(TokenPath {
+    PathParams(TokenPath {
         site,
         account_id,
         token_id,
-    }): Path<TokenPath>,
+    }): PathParams<TokenPath>,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let account_id = AdminService::account(&account_id)?;
@@ -121,8 +121,8 @@ pub async fn revoke_token(
 pub async fn set_property(
     State(state): State<AppState>,
     Address(server): Address,
-    Path(UserPath { site, account_id }): Path<UserPath>,
-    body: Bytes,
+    PathParams(UserPath { site, account_id }): PathParams<UserPath>,
+    WholeBody(body): WholeBody,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let account_id = AdminService::account(&account_id)?;
@@ -167,8 +167,8 @@ pub async fn set_property(
 pub async fn delete_property(
     State(state): State<AppState>,
     Address(server): Address,
-    Path(UserPath { site, account_id }): Path<UserPath>,
-    body: Bytes,
+    PathParams(UserPath { site, account_id }): PathParams<UserPath>,
+    WholeBody(body): WholeBody,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let account_id = AdminService::account(&account_id)?;

@@ -1,7 +1,7 @@
 //! The console's users of a site: the list, adding one, and their flags.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use crate::http::extract::{PathParams, WholeBody};
+use axum::extract::State;
 use axum::http::StatusCode;
 use maud::{Markup, html};
 
@@ -26,7 +26,7 @@ struct NewUserDraft {
 
 pub async fn list(
     State(state): State<AppState>,
-    Path(site): Path<String>,
+    PathParams(site): PathParams<String>,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     users_page(&state, &site, None, &NewUserDraft::default()).await
@@ -35,8 +35,8 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     Address(server): Address,
-    Path(site): Path<String>,
-    body: Bytes,
+    PathParams(site): PathParams<String>,
+    WholeBody(body): WholeBody,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let form = Form::parse(&body);
@@ -86,8 +86,8 @@ pub async fn create(
 pub async fn set_flags(
     State(state): State<AppState>,
     Address(server): Address,
-    Path(UserPath { site, account_id }): Path<UserPath>,
-    body: Bytes,
+    PathParams(UserPath { site, account_id }): PathParams<UserPath>,
+    WholeBody(body): WholeBody,
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let account_id = AdminService::account(&account_id)?;

@@ -25,8 +25,8 @@ impl PostgresStore {
         .await
     }
 
-    pub(in crate::store) async fn users(&self, site: SiteKey) -> Result<Vec<User>> {
-        Ok(leased!(self, |conn| Sql::users(conn, site))?)
+    pub(in crate::store) async fn users(&self, site: SiteKey, most: usize) -> Result<Vec<User>> {
+        Ok(leased!(self, |conn| Sql::users(conn, site, most))?)
     }
 
     pub(in crate::store) async fn update_user(
