@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
+use axum::http::{Version, header};
 use axum::response::Response;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
@@ -53,14 +54,22 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // Most requests carry no body, and pay nothing here.
-        if hyper::body::Body::is_end_stream(request.body()) {
+        // Most requests carry no body, and pay nothing here. HTTP/2 resets a stream, not the
+        // connection, so its refusals need no drain.
+        if hyper::body::Body::is_end_stream(request.body()) || request.version() == Version::HTTP_2
+        {
             return DrainFuture::Bodiless {
                 inner: self.0.call(request),
             };
         }
+        // A client waiting for `100 Continue` sends nothing unless asked: reading its body
+        // after a refusal would ask for it.
+        let awaits_continue = request
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let (parts, body) = request.into_parts();
-        let kept = Arc::new(Mutex::new(body));
+        let kept = Arc::new(Mutex::new(Kept { body, read: false }));
         let answer = self.0.call(Request::from_parts(
             parts,
             Body::new(SharedBody(Arc::clone(&kept))),
@@ -68,9 +77,15 @@ where
         DrainFuture::WithBody {
             inner: Box::pin(async move {
                 let response = answer.await?;
-                let mut rest =
-                    std::mem::take(&mut *kept.lock().unwrap_or_else(PoisonError::into_inner));
-                if !hyper::body::Body::is_end_stream(&rest) {
+                // A body still held below (by a task the handler left running) is its own.
+                if Arc::strong_count(&kept) > 1 {
+                    return Ok(response);
+                }
+                let Kept {
+                    body: mut rest,
+                    read,
+                } = std::mem::take(&mut *kept.lock().unwrap_or_else(PoisonError::into_inner));
+                if !hyper::body::Body::is_end_stream(&rest) && (read || !awaits_continue) {
                     discard(&mut rest).await;
                 }
                 Ok(response)
@@ -116,11 +131,18 @@ async fn discard(body: &mut Body) {
     let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
 }
 
+/// The request's body, and whether the service below began to read it.
+#[derive(Default)]
+struct Kept {
+    body: Body,
+    read: bool,
+}
+
 /// The request's body as the service below reads it, while this layer keeps hold of it.
-struct SharedBody(Arc<Mutex<Body>>);
+struct SharedBody(Arc<Mutex<Kept>>);
 
 impl SharedBody {
-    fn body(&self) -> std::sync::MutexGuard<'_, Body> {
+    fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -133,14 +155,16 @@ impl hyper::body::Body for SharedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut *self.body()).poll_frame(cx)
+        let mut kept = self.kept();
+        kept.read = true;
+        Pin::new(&mut kept.body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        hyper::body::Body::is_end_stream(&*self.body())
+        hyper::body::Body::is_end_stream(&self.kept().body)
     }
 
     fn size_hint(&self) -> SizeHint {
-        hyper::body::Body::size_hint(&*self.body())
+        hyper::body::Body::size_hint(&self.kept().body)
     }
 }

@@ -7,16 +7,18 @@
 //! 2. `log`, `metrics`, `journal`: the log line, the counters, the journal entry. They sit
 //!    outside the timeout so that a request that runs out of time is still logged, counted and
 //!    journaled with the answer it got.
-//! 3. `timeout`: the request timeout (408 for a slow upload, 503 otherwise); panics become 500s
-//!    just inside it, and just inside that `drain` reads what an answer left unread of its body,
-//!    whoever refused it, so that the client is not reset while it still sends.
-//! 4. Routing: no route is 404 and a wrong method 405, before anyone is asked who they are.
-//! 5. Per route, from the table's [`Access`]: `site` (which site the request is for: the
+//! 3. `drain`: reads what an answer left unread of its body, whoever refused it (a panic too),
+//!    so that the client is not reset while it still sends; outside the timeout, which would
+//!    otherwise replace the answer with a 408 while a refused upload still arrives.
+//! 4. `timeout`: the request timeout (408 for a slow upload, 503 otherwise); panics become 500s
+//!    just inside it.
+//! 5. Routing: no route is 404 and a wrong method 405, before anyone is asked who they are.
+//! 6. Per route, from the table's [`Access`]: `site` (which site the request is for: the
 //!    gateway's `/ex/jira/{cloudId}`, `/_admin/sites/{site}`, or the Host), `authenticate` (the
 //!    site's caller into the request's extensions, or the admin token, checked before the site
 //!    on admin routes), then on the Jira API `faults` (the site's rate limits, injected latency
 //!    and errors). Unknown paths pass `site` too, so their 404 lands in the site's journal.
-//! 6. The handler: extract, call the service, shape the answer.
+//! 7. The handler: extract, call the service, shape the answer.
 //!
 //! The web console (`console`) is routes of its own beside the table: its views sit behind the
 //! admin token as the admin API does, and carry its page's security headers.
@@ -291,9 +293,9 @@ pub fn router(state: AppState) -> Router {
         .layer(AroundLayer(log::LogLine))
         .layer(AroundLayer(metrics::Count(state.clone())))
         .layer(AroundLayer(journal::Keep(state.clone())))
+        .layer(drain::DrainUnread)
         .layer(timeout::Limit(state.request_timeout))
-        .layer(panics::CatchPanics)
-        .layer(drain::DrainUnread);
+        .layer(panics::CatchPanics);
     // Unknown paths are the site's too: journaled there, or 404 for a site that does not exist.
     let not_found = axum::routing::any(properties::route_not_found)
         .layer(GuardLayer(ResolveSite(state.clone())))

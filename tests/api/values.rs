@@ -289,6 +289,33 @@ async fn a_refused_body_is_drained_before_the_answer(backend: Backend) {
     assert_eq!(app.stored_keys(BOB).await, ["existing"]);
 }
 
+/// A client that sends `Expect: 100-continue` sends its body only when asked: a refusal before
+/// the body was read does not ask for it by draining it.
+async fn a_refusal_does_not_ask_for_a_body_held_back_for_100_continue(backend: Backend) {
+    let app = backend.app().await;
+    for (who, status, read) in [(Who::WrongToken, 401, 0), (Who::Bob, 400, 64 * 8192)] {
+        let consumed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = consumed.clone();
+        let chunks = (0..64).map(move |_| {
+            counter.fetch_add(8192, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, std::io::Error>(vec![b'1'; 8192])
+        });
+        let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+        app.put(property_uri(3, "continued", BOB))
+            .by(who)
+            .header("expect", "100-continue")
+            .json(body)
+            .send()
+            .await
+            .assert_status(status);
+        assert_eq!(
+            consumed.load(std::sync::atomic::Ordering::SeqCst),
+            read,
+            "as {who:?}"
+        );
+    }
+}
+
 async fn a_body_that_stalls_past_the_request_timeout_gets_408_and_changes_nothing(
     backend: Backend,
 ) {
@@ -340,4 +367,5 @@ on_each_backend!(
     chunked_bodies_are_accepted,
     an_endless_body_is_refused_once_past_the_limit,
     a_refused_body_is_drained_before_the_answer,
+    a_refusal_does_not_ask_for_a_body_held_back_for_100_continue,
 );
