@@ -138,24 +138,29 @@ pub const LINK_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// The base of `self` links. Through the gateway: the server's own base (the public URL, or
-/// `http://` plus the Host header) and `/ex/jira/{cloudId}`. By a site's own host: that host.
-/// On the default site: the public URL, or the Host.
+/// `http://` plus the Host header) and `/ex/jira/{cloudId}`. By a site's own host: that host,
+/// by the scheme sites are reached by. On the default site: the public URL, or the Host.
 pub struct BaseUrl(pub String);
 
 impl FromRequestParts<AppState> for BaseUrl {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let host = || {
+        let host = |scheme: &str| {
             let host = request_authority(&parts.uri, &parts.headers).unwrap_or("localhost");
-            format!("http://{host}")
+            format!("{scheme}://{host}")
         };
-        let server = || state.public_url.as_deref().map_or_else(host, str::to_owned);
+        let server = || {
+            state
+                .public_url
+                .as_deref()
+                .map_or_else(|| host("http"), str::to_owned)
+        };
         let base = match parts.extensions.get::<CurrentSite>() {
             Some(site) if site.reached == Reached::Gateway => {
                 format!("{}{GATEWAY}{}", server(), site.state.site.id)
             }
-            Some(site) if !site.state.site.is_default() => host(),
+            Some(site) if !site.state.site.is_default() => host(state.site_scheme),
             _ => server(),
         };
         Ok(Self(base))

@@ -82,18 +82,18 @@ impl Server {
             .public_url
             .as_deref()
             .and_then(|public| url::Url::parse(public).ok());
-        let (scheme, port) = match &public {
-            Some(url) if url.host_str().is_some_and(|h| in_site_domain(state, h)) => (
-                if url.scheme() == "https" {
-                    "https"
-                } else {
-                    "http"
-                },
+        let port = match &public {
+            Some(url)
+                if url
+                    .host_str()
+                    .is_some_and(|h| in_site_domain(&state.site_domains, h)) =>
+            {
                 url.port()
-                    .map_or_else(String::new, |port| format!(":{port}")),
-            ),
-            _ => ("http", port),
+                    .map_or_else(String::new, |port| format!(":{port}"))
+            }
+            _ => port,
         };
+        let scheme = state.site_scheme;
         let base = match state.public_url.as_deref() {
             Some(public) => public.to_owned(),
             // Asked through a site's host: the server itself is the bare domain.
@@ -130,12 +130,28 @@ impl Server {
 }
 
 /// Whether `host` is a site domain or lies under one.
-fn in_site_domain(state: &AppState, host: &str) -> bool {
+fn in_site_domain(site_domains: &[String], host: &str) -> bool {
     let host = host.to_ascii_lowercase();
-    state
-        .site_domains
+    site_domains
         .iter()
         .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")))
+}
+
+/// How a site's own host is reached: `https` when the public URL is and lies in a site domain
+/// (`https://jira.example` with the domain `example`: one proxy serves every site's host).
+pub(super) fn site_scheme(public_url: Option<&str>, site_domains: &[String]) -> &'static str {
+    let public = public_url.and_then(|public| url::Url::parse(public).ok());
+    match public {
+        Some(url)
+            if url.scheme() == "https"
+                && url
+                    .host_str()
+                    .is_some_and(|host| in_site_domain(site_domains, host)) =>
+        {
+            "https"
+        }
+        _ => "http",
+    }
 }
 
 /// The site domain `host` lies under (`acme.localhost` → `localhost`).

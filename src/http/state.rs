@@ -51,6 +51,9 @@ pub struct StateParts {
     pub store: Store,
     /// Base of `self` links; `None` means `http://` plus the request's Host header.
     pub public_url: Option<Arc<str>>,
+    /// How a site's own host is reached: the public URL's scheme when its host lies in a site
+    /// domain (the server sits behind one proxy for them all), else `http`.
+    pub site_scheme: &'static str,
     /// Longest time one request may take.
     pub request_timeout: Duration,
     /// Digest of the admin token; `None` turns the admin API off (404).
@@ -119,6 +122,11 @@ impl AppState {
     /// The state of a server over `store`.
     pub fn new(store: Store, settings: Settings) -> Result<Self, prometheus::Error> {
         let clock = settings.clock;
+        let site_domains: Vec<String> = settings
+            .site_domains
+            .iter()
+            .map(|domain| domain.trim_matches('.').to_ascii_lowercase())
+            .collect();
         let sites = SiteService::new(store.clone(), settings.max_sites, clock.clone());
         let metrics = Metrics::new(store.backend())?;
         sites.remember_seeds(settings.seeds);
@@ -140,11 +148,8 @@ impl AppState {
                 login_failure_window: settings.login_failure_window,
                 clock: clock.clone(),
             }),
-            site_domains: settings
-                .site_domains
-                .iter()
-                .map(|domain| domain.trim_matches('.').to_ascii_lowercase())
-                .collect(),
+            site_scheme: super::sites::site_scheme(settings.public_url.as_deref(), &site_domains),
+            site_domains,
             store,
             public_url: settings.public_url.map(Arc::from),
             request_timeout: settings.request_timeout,

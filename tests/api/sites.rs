@@ -502,6 +502,32 @@ async fn self_links_follow_how_the_request_came(backend: Backend) {
             "https://jira.example/ex/jira/{id}/rest/api/2/user/properties/existing?accountId={ALICE}"
         )
     );
+    // A site's own host is reached as the public URL is when that lies in a site domain (one
+    // proxy in front of every site), and by plain http otherwise.
+    for (public_url, scheme) in [
+        ("https://jira.example", "http"),
+        ("https://jira.localhost", "https"),
+        ("http://jira.localhost:8080", "http"),
+    ] {
+        let public = TestApp::with_settings(
+            app.store.clone(),
+            Settings {
+                public_url: Some(public_url.to_owned()),
+                ..TestApp::settings(None)
+            },
+        );
+        let host = public
+            .get(keys_uri(3, ALICE))
+            .host(ACME_HOST)
+            .header("authorization", &acme_alice())
+            .send()
+            .await;
+        assert_eq!(
+            first_link(host),
+            format!("{scheme}://{ACME_HOST}/rest/api/3/user/properties/existing?accountId={ALICE}"),
+            "{public_url}"
+        );
+    }
 }
 
 async fn concurrent_creation_of_one_name_makes_one_site(backend: Backend) {
