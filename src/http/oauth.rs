@@ -74,11 +74,11 @@ async fn choices(state: &AppState, sites: &[Site]) -> Result<Choices> {
         if people.len() == MOST {
             break;
         }
-        for user in state.admin.first_users(site.key, MOST).await? {
+        for user in state.admin.first_active_users(site.key, MOST).await? {
             if people.len() == MOST {
                 break;
             }
-            if user.active && !people.iter().any(|(id, _)| *id == user.account_id) {
+            if !people.iter().any(|(id, _)| *id == user.account_id) {
                 let label = format!("{} <{}>", user.display_name, user.email);
                 people.push((user.account_id, label));
             }

@@ -51,12 +51,12 @@ impl AdminService {
 
     /// Every user, by account id.
     pub async fn users(&self, site: SiteKey) -> Result<Vec<User>> {
-        Ok(self.store.users(site, usize::MAX).await?)
+        Ok(self.store.users(site, usize::MAX, false).await?)
     }
 
-    /// The first `most` users, by account id.
-    pub async fn first_users(&self, site: SiteKey, most: usize) -> Result<Vec<User>> {
-        Ok(self.store.users(site, most).await?)
+    /// The first `most` active users, by account id.
+    pub async fn first_active_users(&self, site: SiteKey, most: usize) -> Result<Vec<User>> {
+        Ok(self.store.users(site, most, true).await?)
     }
 
     /// How many users there are.

@@ -251,7 +251,7 @@ impl PropertyService {
         };
         let mut found: Vec<User> = self
             .store
-            .users(caller.site, usize::MAX)
+            .users(caller.site, usize::MAX, true)
             .await?
             .into_iter()
             .filter(matches)

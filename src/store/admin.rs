@@ -93,9 +93,10 @@ pub struct Snapshot {
 }
 
 impl Store {
-    /// The first `most` users, by account id (`usize::MAX` for every one).
-    pub async fn users(&self, site: SiteKey, most: usize) -> Result<Vec<User>> {
-        forward!(self.users(site, most).await)
+    /// The first `most` users (`usize::MAX` for every one; active ones only, when `active_only`),
+    /// by account id.
+    pub async fn users(&self, site: SiteKey, most: usize, active_only: bool) -> Result<Vec<User>> {
+        forward!(self.users(site, most, active_only).await)
     }
 
     /// Changes a user.

@@ -59,9 +59,10 @@ pub(super) struct Sql<DB>(PhantomData<DB>);
 /// Every user, by account id.
 const USERS: &str = "SELECT account_id, email, display_name, admin, active FROM users
                      WHERE site = $1 ORDER BY account_id";
-/// The first `$2` users, by account id.
+/// The first `$2` users (active ones only, when `$3`), by account id.
 const FIRST_USERS: &str = "SELECT account_id, email, display_name, admin, active FROM users
-                           WHERE site = $1 ORDER BY account_id LIMIT $2";
+                           WHERE site = $1 AND (active OR NOT $3)
+                           ORDER BY account_id LIMIT $2";
 
 impl<DB> Sql<DB>
 where
@@ -209,12 +210,18 @@ where
             .transpose()
     }
 
-    /// The first `most` users, by account id.
-    pub async fn users(conn: &mut Conn<DB>, site: SiteKey, most: usize) -> Result<Vec<User>> {
+    /// The first `most` users (active ones only, when `active_only`), by account id.
+    pub async fn users(
+        conn: &mut Conn<DB>,
+        site: SiteKey,
+        most: usize,
+        active_only: bool,
+    ) -> Result<Vec<User>> {
         let most = i64::try_from(most).unwrap_or(i64::MAX);
         let rows = sqlx::query(FIRST_USERS)
             .bind(site.0)
             .bind(most)
+            .bind(active_only)
             .fetch_all(conn)
             .await?;
         rows.iter().map(Self::user_from_row).collect()

@@ -25,8 +25,18 @@ impl PostgresStore {
         .await
     }
 
-    pub(in crate::store) async fn users(&self, site: SiteKey, most: usize) -> Result<Vec<User>> {
-        Ok(leased!(self, |conn| Sql::users(conn, site, most))?)
+    pub(in crate::store) async fn users(
+        &self,
+        site: SiteKey,
+        most: usize,
+        active_only: bool,
+    ) -> Result<Vec<User>> {
+        Ok(leased!(self, |conn| Sql::users(
+            conn,
+            site,
+            most,
+            active_only
+        ))?)
     }
 
     pub(in crate::store) async fn update_user(

@@ -17,8 +17,14 @@ impl SqliteStore {
         self.changed(Sql::apply_seed(self.begin_immediate().await?, site, seed).await)
     }
 
-    pub(in crate::store) async fn users(&self, site: SiteKey, most: usize) -> Result<Vec<User>> {
-        Ok(Sql::users(&mut *connection(&self.reader).await?, site, most).await?)
+    pub(in crate::store) async fn users(
+        &self,
+        site: SiteKey,
+        most: usize,
+        active_only: bool,
+    ) -> Result<Vec<User>> {
+        let reader = &mut *connection(&self.reader).await?;
+        Ok(Sql::users(reader, site, most, active_only).await?)
     }
 
     pub(in crate::store) async fn update_user(
