@@ -84,20 +84,31 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// The scope groups of which a token must hold one, from Atlassian's spec: the classic scope,
-    /// or the granular one.
-    pub fn scope_groups(self) -> &'static [&'static str] {
+    /// The scope groups of which a token must hold one whole, from Atlassian's spec: the classic
+    /// scope, or the granular ones (Jira names the groups in its own refusal: "one of these
+    /// groups of scopes").
+    pub fn scope_groups(self) -> &'static [&'static [&'static str]] {
         match self {
-            Self::ReadProperties => &["read:jira-user", "read:user.property:jira"],
-            Self::WriteProperty => &["write:jira-work", "write:user.property:jira"],
-            Self::DeleteProperty => &["write:jira-work", "delete:user.property:jira"],
-            Self::ReadUsers => &["read:jira-user"],
+            Self::ReadProperties => &[&["read:jira-user"], &["read:user.property:jira"]],
+            Self::WriteProperty => &[&["write:jira-work"], &["write:user.property:jira"]],
+            Self::DeleteProperty => &[&["write:jira-work"], &["delete:user.property:jira"]],
+            Self::ReadUsers => &[
+                &["read:jira-user"],
+                &[
+                    "read:application-role:jira",
+                    "read:group:jira",
+                    "read:user:jira",
+                    "read:avatar:jira",
+                ],
+            ],
         }
     }
 
     /// Whether `scopes` allow this access.
     pub fn allowed_by(self, scopes: &Scopes) -> bool {
-        self.scope_groups().iter().any(|scope| scopes.holds(scope))
+        self.scope_groups()
+            .iter()
+            .any(|group| group.iter().all(|scope| scopes.holds(scope)))
     }
 }
 
@@ -143,6 +154,10 @@ mod tests {
         assert!(!Operation::DeleteProperty.allowed_by(&granular));
         assert!(Operation::DeleteProperty.allowed_by(&Scopes::parse("write:jira-work")));
         assert!(!Operation::ReadUsers.allowed_by(&Scopes::parse("read:user.property:jira")));
+        let users = "read:application-role:jira read:group:jira read:user:jira read:avatar:jira";
+        assert!(Operation::ReadUsers.allowed_by(&Scopes::parse(users)));
+        let partial = "read:application-role:jira read:group:jira read:user:jira";
+        assert!(!Operation::ReadUsers.allowed_by(&Scopes::parse(partial)));
     }
 
     #[test]

@@ -42,14 +42,23 @@ fn oauth_error(refusal: &OAuthError) -> Response {
     json_response(status_of(refusal.error), body)
 }
 
-/// The status a refusal is answered with, as Atlassian answers: 401 for a client that failed to
-/// authenticate, 403 for a grant that is not (or no longer) valid, 400 for the rest.
+/// The status a refusal is answered with, as Atlassian answers: 403 for a grant that is not (or
+/// no longer) valid, 400 for the rest, a client that failed to authenticate in the body included.
 pub(super) fn status_of(error: OAuthErrorCode) -> StatusCode {
     match error {
-        OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
         OAuthErrorCode::InvalidGrant => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     }
+}
+
+/// A client that failed to authenticate with a Basic header is asked again (RFC 6749, 5.2).
+fn challenged(mut response: Response) -> Response {
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"auth.atlassian.com\""),
+    );
+    response
 }
 
 /// `POST /oauth/token`: JSON or form bodies; the client's credentials in the body or in a
@@ -59,6 +68,22 @@ pub(super) async fn token(
     request: Request,
 ) -> Result<Response, HttpError> {
     let address = client_address(&request);
+    let by_basic = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .is_some_and(|value| {
+            value
+                .as_bytes()
+                .get(..6)
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"basic "))
+        });
+    let refused_client = |response: Response| {
+        if by_basic {
+            challenged(response)
+        } else {
+            response
+        }
+    };
     let request = match read(request).await {
         Ok(request) => request,
         Err(refusal) => return Ok(oauth_error(&refusal)),
@@ -69,13 +94,14 @@ pub(super) async fn token(
     };
     let attempt = match state.logins.admit(address, Some(&login), false) {
         Ok(attempt) => attempt,
-        Err(refused) => return Ok(too_many_attempts(refused)),
+        Err(refused) => return Ok(refused_client(too_many_attempts(refused))),
     };
     let issued = match state.oauth.token(request).await? {
         Ok(issued) => issued,
         Err(refusal) => {
             if refusal.error == OAuthErrorCode::InvalidClient {
                 state.logins.count_rejection(attempt, Some(&login));
+                return Ok(refused_client(oauth_error(&refusal)));
             }
             return Ok(oauth_error(&refusal));
         }

@@ -185,7 +185,9 @@ impl OAuthService {
             )));
         }
         let scopes = Scopes::parse(scope);
-        if scopes.is_empty() || !app.scopes.covers(&scopes) {
+        // `offline_access` is asked for, never registered: it is no API's scope.
+        let registered = |scope: &str| scope == OFFLINE_ACCESS || app.scopes.holds(scope);
+        if scopes.is_empty() || !scopes.iter().all(registered) {
             return Ok(Err(OAuthError::new(
                 OAuthErrorCode::InvalidScope,
                 "The scope asked for is not among the app's scopes.",
@@ -318,7 +320,10 @@ impl OAuthService {
         let now = self.now_ms();
         let leeway = i64::try_from(REFRESH_LEEWAY.as_millis()).unwrap_or(i64::MAX);
         let oauth = self.store.oauth();
-        let grant_id = match oauth.refresh(&TokenDigest::of(token), now, leeway).await? {
+        let grant_id = match oauth
+            .refresh(&TokenDigest::of(token), &app.client_id, now, leeway)
+            .await?
+        {
             Refresh::Rotated(grant_id) | Refresh::Tolerated(grant_id) => grant_id,
             Refresh::Refused => return Ok(Err(invalid())),
         };
@@ -389,6 +394,10 @@ impl OAuthService {
     /// holds `offline_access`.
     async fn issue(&self, grant: &Grant, refreshable: bool) -> Result<IssuedTokens> {
         let oauth = self.store.oauth();
+        // Each token issued tidies its app's ended grants, so that they do not pile up.
+        oauth
+            .forget_ended(&grant.client_id, &grant.id, self.now_ms())
+            .await?;
         let access_token = random_token()?;
         oauth
             .add_token(
@@ -410,7 +419,8 @@ impl OAuthService {
         };
         Ok(IssuedTokens {
             access_token: access_token.into(),
-            expires_in: self.access_ttl.as_secs(),
+            // Whole seconds, rounded up: 0 would read as "never expires" to some clients.
+            expires_in: self.access_ttl.as_secs() + u64::from(self.access_ttl.subsec_nanos() > 0),
             scopes: grant.scopes.clone(),
             refresh_token,
         })

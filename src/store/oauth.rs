@@ -181,6 +181,18 @@ impl OAuthStore<'_> {
         deleted
     }
 
+    /// Forgets what can no longer be used: `client_id`'s grants past their end (each of a
+    /// service account's tokens is one), and `grant_id`'s expired access tokens. Refresh tokens
+    /// stay, spent ones too, so that reusing one is still told from not knowing it.
+    pub async fn forget_ended(
+        &self,
+        client_id: &str,
+        grant_id: &str,
+        now: i64,
+    ) -> super::Result<()> {
+        run!(self, write, forget_ended(client_id, grant_id, now))
+    }
+
     /// Tells the SQLite cache that tokens may have been revoked.
     fn revoked(&self) {
         if let Pools::Sqlite { store, .. } = self.0 {
@@ -256,15 +268,17 @@ impl OAuthStore<'_> {
         run!(self, write, add_token(token, grant_id, kind, expires_at))
     }
 
-    /// Presents a refresh token: rotates the family's newest, tolerates a spent one within
+    /// Presents `client_id`'s refresh token: rotates the family's newest, tolerates a spent one within
     /// `leeway_ms`, and revokes the whole grant for one spent before that.
     pub async fn refresh(
         &self,
         token: &TokenDigest,
+        client_id: &str,
         now: i64,
         leeway_ms: i64,
     ) -> super::Result<Refresh> {
-        let refresh: super::Result<Refresh> = run!(self, write, refresh(token, now, leeway_ms));
+        let refresh: super::Result<Refresh> =
+            run!(self, write, refresh(token, client_id, now, leeway_ms));
         // A refused refresh may have revoked its family.
         if matches!(refresh, Ok(Refresh::Refused)) {
             self.revoked();
@@ -519,6 +533,27 @@ where
         Ok(DB::affected(&done) > 0)
     }
 
+    async fn forget_ended(
+        conn: &mut Conn<DB>,
+        client_id: &str,
+        grant_id: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM oauth_grants WHERE client_id = $1 AND ends_at <= $2")
+            .bind(client_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "DELETE FROM oauth_tokens WHERE grant_id = $1 AND kind = 'access' AND expires_at <= $2",
+        )
+        .bind(grant_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     async fn add_token(
         conn: &mut Conn<DB>,
         token: &TokenDigest,
@@ -542,18 +577,21 @@ where
     async fn refresh(
         conn: &mut Conn<DB>,
         token: &TokenDigest,
+        client_id: &str,
         now: i64,
         leeway_ms: i64,
     ) -> Result<Refresh> {
         // One statement decides who spends the newest token: concurrent refreshes with it see
-        // it spent, within the leeway.
+        // it spent, within the leeway. Only its own app may spend it, or revoke its family.
         let rotated = sqlx::query(
             "UPDATE oauth_tokens SET rotated_at = $2
              WHERE token_hash = $1 AND kind = 'refresh' AND rotated_at IS NULL AND expires_at > $2
+               AND grant_id IN (SELECT grant_id FROM oauth_grants WHERE client_id = $3)
              RETURNING grant_id",
         )
         .bind(token.as_bytes())
         .bind(now)
+        .bind(client_id)
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(row) = rotated {
@@ -561,9 +599,11 @@ where
         }
         let spent = sqlx::query(
             "SELECT grant_id, rotated_at FROM oauth_tokens
-             WHERE token_hash = $1 AND kind = 'refresh' AND rotated_at IS NOT NULL",
+             WHERE token_hash = $1 AND kind = 'refresh' AND rotated_at IS NOT NULL
+               AND grant_id IN (SELECT grant_id FROM oauth_grants WHERE client_id = $2)",
         )
         .bind(token.as_bytes())
+        .bind(client_id)
         .fetch_optional(&mut *conn)
         .await?;
         let Some(row) = spent else {

@@ -10,6 +10,10 @@ use crate::helpers::*;
 const CALLBACK: &str = "http://127.0.0.1:3000/callback";
 const FULL: &str = "read:jira-user write:jira-work";
 const GRANULAR: &str = "read:user.property:jira write:user.property:jira";
+/// The granular group that reads users, whole, and one scope short of it.
+const GRANULAR_USERS: &str =
+    "read:application-role:jira read:group:jira read:user:jira read:avatar:jira";
+const GRANULAR_USERS_BUT_ONE: &str = "read:application-role:jira read:group:jira read:user:jira";
 const WORKER: &str = "712020:matrix-worker";
 const SUPERVISOR: &str = "712020:matrix-supervisor";
 
@@ -32,13 +36,17 @@ enum Caller {
     ScopedReadOnly,
     /// Alice's scoped API token with the granular property scopes: no delete, no user reads.
     ScopedGranular,
+    /// Alice's scoped API token with the granular group that reads users: no properties.
+    ScopedGranularUsers,
+    /// The same, one scope short of that group: nothing.
+    ScopedGranularUsersButOne,
     /// Alice's classic API token.
     ClassicToken,
     /// A Bearer token nobody issued.
     UnknownBearer,
 }
 
-const CALLERS: [Caller; 10] = [
+const CALLERS: [Caller; 12] = [
     Caller::OAuthUser,
     Caller::OAuthReadOnly,
     Caller::OAuthAdmin,
@@ -47,6 +55,8 @@ const CALLERS: [Caller; 10] = [
     Caller::ScopedToken,
     Caller::ScopedReadOnly,
     Caller::ScopedGranular,
+    Caller::ScopedGranularUsers,
+    Caller::ScopedGranularUsersButOne,
     Caller::ClassicToken,
     Caller::UnknownBearer,
 ];
@@ -83,6 +93,8 @@ impl Caller {
         match self {
             Caller::OAuthReadOnly | Caller::ScopedReadOnly => Some("read:jira-user"),
             Caller::ScopedGranular => Some(GRANULAR),
+            Caller::ScopedGranularUsers => Some(GRANULAR_USERS),
+            Caller::ScopedGranularUsersButOne => Some(GRANULAR_USERS_BUT_ONE),
             Caller::ClassicToken => None,
             _ => Some(FULL),
         }
@@ -90,11 +102,16 @@ impl Caller {
 }
 
 impl Caller {
-    /// Whether its scopes allow the route: one of the route's scope groups held, if it has any.
+    /// Whether its scopes allow the route: one of the route's scope groups held whole, if it has
+    /// any.
     fn may(self, route: Route) -> bool {
         let groups = route.scope_groups();
         match self.scopes() {
-            Some(held) if !groups.is_empty() => held.split(' ').any(|s| groups.contains(&s)),
+            Some(held) if !groups.is_empty() => groups.iter().any(|group| {
+                group
+                    .iter()
+                    .all(|scope| held.split(' ').any(|h| h == *scope))
+            }),
             _ => true,
         }
     }
@@ -191,14 +208,22 @@ impl Route {
     }
 
     /// The scopes of which the caller must hold one, from Atlassian's spec.
-    fn scope_groups(self) -> &'static [&'static str] {
+    fn scope_groups(self) -> &'static [&'static [&'static str]] {
         match self {
-            Route::ListKeys | Route::GetProperty => &["read:jira-user", "read:user.property:jira"],
-            Route::PutProperty => &["write:jira-work", "write:user.property:jira"],
-            Route::DeleteProperty => &["write:jira-work", "delete:user.property:jira"],
-            Route::Myself | Route::User | Route::UserSearch | Route::UserBulk => {
-                &["read:jira-user"]
+            Route::ListKeys | Route::GetProperty => {
+                &[&["read:jira-user"], &["read:user.property:jira"]]
             }
+            Route::PutProperty => &[&["write:jira-work"], &["write:user.property:jira"]],
+            Route::DeleteProperty => &[&["write:jira-work"], &["delete:user.property:jira"]],
+            Route::Myself | Route::User | Route::UserSearch | Route::UserBulk => &[
+                &["read:jira-user"],
+                &[
+                    "read:application-role:jira",
+                    "read:group:jira",
+                    "read:user:jira",
+                    "read:avatar:jira",
+                ],
+            ],
             _ => &[],
         }
     }
@@ -348,6 +373,8 @@ async fn credentials(app: &TestApp) -> Credentials {
             Caller::ScopedToken => scoped_token(app, FULL).await,
             Caller::ScopedReadOnly => scoped_token(app, "read:jira-user").await,
             Caller::ScopedGranular => scoped_token(app, GRANULAR).await,
+            Caller::ScopedGranularUsers => scoped_token(app, GRANULAR_USERS).await,
+            Caller::ScopedGranularUsersButOne => scoped_token(app, GRANULAR_USERS_BUT_ONE).await,
             Caller::ClassicToken => Who::Alice.authorization().expect("Alice's header"),
             Caller::UnknownBearer => "Bearer no-such-access-token".to_owned(),
         };

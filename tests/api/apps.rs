@@ -526,8 +526,23 @@ async fn service_accounts_use_client_credentials(backend: Backend) {
     let wrong =
         request("grant_type=client_credentials&client_id=sync-bot&client_secret=nope".to_owned())
             .await;
-    wrong.assert_status(401);
+    wrong.assert_status(400);
     assert_eq!(wrong.json()["error"], "invalid_client");
+    // In a Basic header, a wrong secret is challenged (RFC 6749, 5.2).
+    let challenged = app
+        .request(Method::POST, "/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", &basic("sync-bot", "nope"))
+        .body("grant_type=client_credentials")
+        .send()
+        .await;
+    challenged.assert_status(401);
+    assert_eq!(challenged.json()["error"], "invalid_client");
+    assert!(
+        challenged
+            .header("www-authenticate")
+            .is_some_and(|c| c.starts_with("Basic "))
+    );
     let tokens = request(form("")).await;
     tokens.assert_status(200);
     assert!(tokens.json().get("refresh_token").is_none());
@@ -630,10 +645,16 @@ async fn the_admin_api_refuses_bad_apps(backend: Backend) {
             json!({"name": "Bot", "kind": "serviceAccount", "sites": ["nowhere"]}),
             400,
         ),
-        // A service account has no callback; one held would be stored on one backend only.
+        // A service account has no callback, sane or not (one held would be stored on one
+        // backend only).
         (
             json!({"name": "Bot", "kind": "serviceAccount", "sites": ["default"],
                    "callbackUrl": "a\u{0}b"}),
+            400,
+        ),
+        (
+            json!({"name": "Bot", "kind": "serviceAccount", "sites": ["default"],
+                   "callbackUrl": CALLBACK}),
             400,
         ),
         (
@@ -846,7 +867,7 @@ async fn failed_client_authentications_are_throttled(backend: Backend) {
         assert_eq!(attempt("wrong").await.json()["error"], "invalid_client");
     }
     let refused = attempt(CLIENT_SECRET).await;
-    refused.assert_status(401);
+    refused.assert_status(400);
     assert_eq!(
         refused.json()["error_description"],
         "Too many failed attempts; try again later."
@@ -1212,6 +1233,84 @@ async fn grants_are_listed_and_revoked_one_at_a_time(backend: Backend) {
     assert_eq!(remaining.as_array().map(Vec::len), Some(1));
 }
 
+/// A refresh token is its own app's: presented by another, it is unknown and left as it was, so
+/// that its app refreshes with it later, past the leeway a spent one would have had. An app
+/// needs no `offline_access` among its registered scopes to ask for it.
+async fn another_apps_refresh_token_is_refused_and_left_alone(backend: Backend) {
+    let clock = ManualClock::new();
+    let store = backend.app().await.store;
+    let app = TestApp::with_settings(
+        store,
+        Settings {
+            clock: clock.clone(),
+            ..TestApp::settings(None)
+        },
+    );
+    register(&app, &["read:jira-user"], true).await;
+    let other = json!({"name": "Other", "kind": "oauth2", "callbackUrl": CALLBACK,
+                       "scopes": ["read:jira-user"], "clientId": "other-app", "clientSecret": "other-secret"});
+    app.admin(Method::POST, "/_admin/apps")
+        .json(other.to_string())
+        .send()
+        .await
+        .assert_status(201);
+    let code = code_for(&app, ALICE, "read:jira-user offline_access").await;
+    let tokens = token_request(&app, exchange(&code)).await;
+    tokens.assert_status(200);
+    let refresh_token = tokens.json()["refresh_token"].clone();
+    assert!(refresh_token.is_string(), "{}", tokens.text());
+    let by = |client_id: &str, client_secret: &str| {
+        json!({"grant_type": "refresh_token", "client_id": client_id,
+               "client_secret": client_secret, "refresh_token": refresh_token})
+    };
+    let stolen = token_request(&app, by("other-app", "other-secret")).await;
+    stolen.assert_status(403);
+    assert_eq!(stolen.json()["error"], "invalid_grant");
+    clock.advance(Duration::from_secs(11 * 60));
+    token_request(&app, by(CLIENT_ID, CLIENT_SECRET))
+        .await
+        .assert_status(200);
+}
+
+/// Each client-credentials token is a grant of its own; grants that ended are forgotten as new
+/// ones are made, so that a job asking for a token per run does not pile them up.
+async fn a_service_accounts_ended_grants_are_forgotten(backend: Backend) {
+    let clock = ManualClock::new();
+    let store = backend.app().await.store;
+    let app = TestApp::with_settings(
+        store,
+        Settings {
+            clock: clock.clone(),
+            oauth_token_ttl: Duration::from_secs(60),
+            ..TestApp::settings(None)
+        },
+    );
+    let body = json!({"name": "Sync bot", "kind": "serviceAccount", "sites": ["default"],
+                      "scopes": ["read:jira-user"], "clientId": "sync-bot", "clientSecret": "s"});
+    app.admin(Method::POST, "/_admin/apps")
+        .json(body.to_string())
+        .send()
+        .await
+        .assert_status(201);
+    let ask = json!({"grant_type": "client_credentials", "client_id": "sync-bot",
+                     "client_secret": "s"});
+    let grants = || async {
+        let listed = app
+            .admin(Method::GET, "/_admin/apps/sync-bot/grants")
+            .send()
+            .await;
+        listed.assert_status(200);
+        listed.json().as_array().map_or(0, Vec::len)
+    };
+    for _ in 0..3 {
+        token_request(&app, ask.clone()).await.assert_status(200);
+    }
+    assert_eq!(grants().await, 3, "each live token is a grant");
+    clock.advance(Duration::from_secs(61));
+    token_request(&app, ask).await.assert_status(200);
+    assert_eq!(grants().await, 1, "the ended ones are forgotten");
+}
+
 /// Codes live 10 minutes; refresh tokens end after 90 days unused, and their family 365 days
 /// after the consent, however often it is refreshed.
 async fn codes_and_refresh_tokens_expire_as_atlassian_says(backend: Backend) {
@@ -1322,7 +1421,7 @@ async fn text_with_nul_is_answered_as_any_unknown_name(backend: Backend) {
             json!({"grant_type": "client_credentials", "client_id": client_id, "client_secret": "x"}),
         )
         .await;
-        refused.assert_status(401);
+        refused.assert_status(400);
         assert_eq!(refused.json()["error"], "invalid_client", "{client_id:?}");
     }
 }
@@ -1343,4 +1442,6 @@ on_each_backend!(
     the_admin_api_refuses_bad_apps,
     a_service_account_refused_half_way_leaves_nothing,
     text_with_nul_is_answered_as_any_unknown_name,
+    another_apps_refresh_token_is_refused_and_left_alone,
+    a_service_accounts_ended_grants_are_forgotten,
 );
