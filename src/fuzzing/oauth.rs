@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::http::oauth_params::{self, AuthorizeQuery, ConsentForm};
-use crate::service::oauth::TokenRequest;
+use crate::service::oauth::{OAuthError, TokenRequest};
 
 /// The `/authorize` query and the consent form: parsing never panics, and what was read,
 /// written as a query again, reads back to the same.
@@ -51,6 +51,17 @@ pub fn token_request(data: &[u8]) {
     let Ok(request) = oauth_params::token_request(content_type, authorization, body) else {
         return;
     };
+    // The Basic header as sent is a second guess at the client, not a field: compared without it.
+    let read = |request: Result<TokenRequest, OAuthError>| {
+        request.map(|request| TokenRequest {
+            basic_as_sent: None,
+            ..request
+        })
+    };
+    let request = TokenRequest {
+        basic_as_sent: None,
+        ..request
+    };
     let fields = fields(&request);
     assert!(
         fields.iter().all(|(_, value)| value != &Some("")),
@@ -58,7 +69,7 @@ pub fn token_request(data: &[u8]) {
     );
 
     let form = encode(fields);
-    let again = oauth_params::token_request(None, None, form.as_bytes());
+    let again = read(oauth_params::token_request(None, None, form.as_bytes()));
     assert_eq!(again.as_ref(), Ok(&request), "written as the form {form:?}");
 
     let json: serde_json::Map<String, serde_json::Value> = fields
@@ -66,14 +77,22 @@ pub fn token_request(data: &[u8]) {
         .filter_map(|(name, value)| Some(((*name).to_owned(), (*value)?.into())))
         .collect();
     let json = serde_json::Value::Object(json).to_string();
-    let again = oauth_params::token_request(Some(b"application/json"), None, json.as_bytes());
+    let again = read(oauth_params::token_request(
+        Some(b"application/json"),
+        None,
+        json.as_bytes(),
+    ));
     assert_eq!(again.as_ref(), Ok(&request), "written as the JSON {json}");
 
     if let (Some(id), Some(secret)) = (&request.client_id, &request.client_secret) {
         let pair = format!("{}:{}", form_encoded(id), form_encoded(secret));
         let header = format!("Basic {}", STANDARD.encode(pair));
         let rest = encode(fields.into_iter().skip(2));
-        let again = oauth_params::token_request(None, Some(header.as_bytes()), rest.as_bytes());
+        let again = read(oauth_params::token_request(
+            None,
+            Some(header.as_bytes()),
+            rest.as_bytes(),
+        ));
         assert_eq!(again.as_ref(), Ok(&request), "client sent as {header:?}");
     }
 }

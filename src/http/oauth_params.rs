@@ -155,6 +155,7 @@ pub(crate) fn token_request(
     };
     let given = |value: Option<String>| value.filter(|value| !value.is_empty());
     let (mut client_id, mut client_secret) = (given(body.client_id), given(body.client_secret));
+    let mut basic_as_sent = None;
     if let Some(Credentials::Basic { email, token }) =
         authorization.and_then(Credentials::from_authorization)
     {
@@ -163,8 +164,18 @@ pub(crate) fn token_request(
                 .next()
                 .map(|(_, value)| value.into_owned())
         };
-        client_id = client_id.or_else(|| given(decode(&email)));
-        client_secret = client_secret.or_else(|| given(decode(&token)));
+        if client_id.is_none() && client_secret.is_none() {
+            let (decoded_id, decoded_secret) = (decode(&email), decode(&token));
+            if decoded_id.as_deref() != Some(email.as_str())
+                || decoded_secret.as_deref() != Some(token.as_str())
+            {
+                basic_as_sent = Some((email.clone(), Secret::from(token.clone())));
+            }
+            (client_id, client_secret) = (given(decoded_id), given(decoded_secret));
+        } else {
+            client_id = client_id.or_else(|| given(decode(&email)));
+            client_secret = client_secret.or_else(|| given(decode(&token)));
+        }
     }
     Ok(TokenRequest {
         grant_type: given(body.grant_type),
@@ -174,6 +185,7 @@ pub(crate) fn token_request(
         redirect_uri: given(body.redirect_uri),
         refresh_token: given(body.refresh_token).map(Secret::from),
         scope: given(body.scope),
+        basic_as_sent,
     })
 }
 
@@ -237,6 +249,12 @@ mod tests {
         .unwrap();
         assert_eq!(form.client_id.as_deref(), Some("a b"));
         assert_eq!(form.client_secret.as_deref(), Some("c:d"));
+        let (id, secret) = form.basic_as_sent.expect("the header as sent, to try next");
+        assert_eq!((id.as_str(), &*secret), ("a+b", "c%3Ad"));
+        // Nothing to decode: nothing else to try.
+        let plain = token_request(None, Some(b"Basic YTpi"), b"").unwrap();
+        assert_eq!(plain.client_id.as_deref(), Some("a"));
+        assert!(plain.basic_as_sent.is_none());
         let repeated = token_request(None, None, b"code=a&code=b").unwrap_err();
         assert_eq!(repeated.error, OAuthErrorCode::InvalidRequest);
         assert!(token_request(Some(b"application/json"), None, b"[1]").is_err());

@@ -64,6 +64,9 @@ pub struct TokenRequest {
     pub refresh_token: Option<Secret>,
     /// A scope parameter, refused for client credentials.
     pub scope: Option<String>,
+    /// A Basic header's id and secret as sent, when form-decoding changed them: tried when the
+    /// decoded ones fail, for clients that do not form-encode (a secret with a `+`, say).
+    pub basic_as_sent: Option<(String, Secret)>,
 }
 
 /// The OAuth 2.0 error codes (RFC 6749, 4.1.2.1 and 5.2) that `/authorize` and the token
@@ -275,9 +278,16 @@ impl OAuthService {
         let (Some(client_id), Some(secret)) = (&request.client_id, &request.client_secret) else {
             return Ok(Err(OAuthError::invalid_client()));
         };
-        let app = self.store.oauth().app(client_id).await?;
-        Ok(app
-            .filter(|app| app.secret.matches(&TokenDigest::of(secret)))
+        let known = |app: Option<AppRecord>, secret: &Secret| {
+            app.filter(|app| app.secret.matches(&TokenDigest::of(secret)))
+        };
+        if let Some(app) = known(self.store.oauth().app(client_id).await?, secret) {
+            return Ok(Ok(app));
+        }
+        let Some((client_id, secret)) = &request.basic_as_sent else {
+            return Ok(Err(OAuthError::invalid_client()));
+        };
+        Ok(known(self.store.oauth().app(client_id).await?, secret)
             .ok_or_else(OAuthError::invalid_client))
     }
 

@@ -1272,6 +1272,34 @@ async fn another_apps_refresh_token_is_refused_and_left_alone(backend: Backend) 
         .assert_status(200);
 }
 
+/// A secret with characters form-encoding changes is accepted in a Basic header both as RFC 6749
+/// asks (form-encoded) and as clients that do not encode send it.
+async fn a_basic_headers_secret_counts_encoded_or_not(backend: Backend) {
+    let app = backend.app().await;
+    let body = json!({"name": "Sync bot", "kind": "serviceAccount", "sites": ["default"],
+                      "scopes": ["read:jira-user"], "clientId": "sync-bot", "clientSecret": "a+b/c="});
+    app.admin(Method::POST, "/_admin/apps")
+        .json(body.to_string())
+        .send()
+        .await
+        .assert_status(201);
+    for (secret, status) in [("a+b/c=", 200), ("a%2Bb%2Fc%3D", 200), ("a b/c=", 401)] {
+        let answer = app
+            .request(Method::POST, "/oauth/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("authorization", &basic("sync-bot", secret))
+            .body("grant_type=client_credentials")
+            .send()
+            .await;
+        assert_eq!(
+            answer.status.as_u16(),
+            status,
+            "{secret}: {}",
+            answer.text()
+        );
+    }
+}
+
 /// Each client-credentials token is a grant of its own; grants that ended are forgotten as new
 /// ones are made, so that a job asking for a token per run does not pile them up.
 async fn a_service_accounts_ended_grants_are_forgotten(backend: Backend) {
@@ -1444,4 +1472,5 @@ on_each_backend!(
     text_with_nul_is_answered_as_any_unknown_name,
     another_apps_refresh_token_is_refused_and_left_alone,
     a_service_accounts_ended_grants_are_forgotten,
+    a_basic_headers_secret_counts_encoded_or_not,
 );
