@@ -1,7 +1,6 @@
 //! The admin API's apps: `/_admin/apps` lists and registers OAuth 2.0 apps and service accounts,
 //! `/_admin/apps/{clientId}` deletes one with everything it holds.
 
-use crate::http::extract::{PathParams, WholeBody};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -14,6 +13,7 @@ use crate::clock::rfc3339_ms;
 use crate::credentials::Secret;
 use crate::domain::{AppKind, Scopes};
 use crate::error::Error;
+use crate::http::extract::{PathParams, WholeBody};
 use crate::service::apps::{CreatedApp, NewApp};
 use crate::store::oauth::AppRecord;
 

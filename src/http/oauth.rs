@@ -1,7 +1,6 @@
 //! `auth.atlassian.com`: its routes, and `/authorize` (the consent page, or at once with
 //! `login_hint` for an app that consents automatically); `/oauth/token` is `oauth_token`'s.
 
-use crate::http::extract::WholeBody;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Extension;
@@ -16,6 +15,7 @@ use super::oauth_params::{AuthorizeQuery, ConsentForm};
 use super::{AppState, RouteTable, oauth_token};
 use crate::credentials::Credentials;
 use crate::domain::{Site, SiteKey, User};
+use crate::http::extract::WholeBody;
 use crate::service::authentication::Via;
 use crate::service::oauth::{Authorization, OAuthError, OAuthErrorCode};
 use crate::throttle::Refused;

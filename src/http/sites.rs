@@ -2,7 +2,6 @@
 //! deletes one (by name or cloudId). The route table puts them behind the admin token, and
 //! nothing else: they act on no one site.
 
-use crate::http::extract::{PathParams, WholeBody};
 use std::path::Path;
 
 use axum::extract::State;
@@ -17,6 +16,7 @@ use super::site::{GATEWAY, request_authority, request_host};
 use super::{AppState, RouteTable};
 use crate::domain::{CloudId, DEFAULT_SITE, Site, SiteName};
 use crate::error::Error;
+use crate::http::extract::{PathParams, WholeBody};
 use crate::seed;
 use crate::service::sites::{NewSite, SiteReference};
 

@@ -1,7 +1,6 @@
 //! The admin API under `/_admin`: users, tokens, reset, snapshots, the request journal and the
 //! faults. The route table puts it behind the admin token.
 
-use crate::http::extract::WholeBody;
 use std::path::Path;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -16,6 +15,7 @@ use super::site::CurrentSite;
 use super::{AppState, RouteTable};
 use crate::error::Error;
 use crate::faults::FaultRules;
+use crate::http::extract::WholeBody;
 
 mod users;
 

@@ -1,7 +1,6 @@
 //! The admin API's users and their API tokens: create (in the seed format), list, get, change,
 //! delete; tokens classic or scoped, listed without their secrets.
 
-use crate::http::extract::{PathParams, WholeBody};
 use std::path::Path;
 
 use axum::extract::State;
@@ -15,6 +14,7 @@ use crate::clock::{parse_rfc3339_ms, rfc3339_ms};
 use crate::domain::{AccountId, DisplayName, Email, Scopes, User};
 use crate::error::Error;
 use crate::http::AppState;
+use crate::http::extract::{PathParams, WholeBody};
 use crate::http::site::CurrentSite;
 use crate::seed;
 use crate::service::admin::{AdminService, UserChanges};
