@@ -128,6 +128,16 @@ impl SiteStates {
         state
     }
 
+    /// How many requests `site`'s journal holds; 0 for a site nothing reached yet, whose state
+    /// is not made for the asking.
+    pub fn journal_len_of(&self, site: &Site) -> usize {
+        let states = self.states.read().unwrap_or_else(|e| e.into_inner());
+        states
+            .get(&site.key)
+            .filter(|state| state.site.id == site.id)
+            .map_or(0, |state| state.journal.len())
+    }
+
     /// Forgets a deleted site.
     pub fn remove(&self, key: SiteKey) {
         self.states

@@ -305,6 +305,14 @@ async fn users_tokens_and_flags_change_what_the_api_accepts(backend: Backend) {
     bad.assert_status(400);
     assert!(bad.text().contains("This is not an email address."));
 
+    // Scopes are checked as the admin API checks them.
+    post_form(
+        &app,
+        "/sites/default/users/dora-1/tokens",
+        &[("scopes", "read:jira-user write:jira\u{1}work")],
+    )
+    .await
+    .assert_status(400);
     let page = post_form(&app, "/sites/default/users/dora-1/tokens", &[]).await;
     let html = page.text();
     let start = html.find("id=\"new-token\">").expect("the new token") + 15;
@@ -422,10 +430,54 @@ async fn a_rate_limit_set_in_the_console_is_in_force_and_its_bucket_shown(backen
         .assert_status(200);
 }
 
+/// The form shows no rule's route, account or count; applying it keeps them as they were set
+/// through the admin API, rather than widening a scoped rule to every request.
+async fn the_faults_form_keeps_what_it_does_not_show(backend: Backend) {
+    let app = backend.app().await;
+    let scoped = r#"{"errors": {"status": 500, "fraction": 1, "route": "/rest/api/3/user/properties/{key}",
+                    "accountId": "someone-else", "count": 3}}"#;
+    app.admin(Method::PUT, "/_admin/faults")
+        .json(scoped)
+        .send()
+        .await
+        .assert_status(200);
+    post_form(
+        &app,
+        "/sites/default/faults",
+        &[
+            ("status", "500"),
+            ("fraction", "1"),
+            ("limit", "100"),
+            ("windowSeconds", "60"),
+        ],
+    )
+    .await
+    .assert_status(200);
+    let rules = app.admin(Method::GET, "/_admin/faults").send().await.json();
+    assert_eq!(
+        rules["errors"]["route"], "/rest/api/3/user/properties/{key}",
+        "{rules}"
+    );
+    assert_eq!(rules["errors"]["accountId"], "someone-else", "{rules}");
+    assert_eq!(rules["rateLimit"]["limit"], 100, "{rules}");
+    app.get(keys_uri(3, ALICE))
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(200);
+}
+
 async fn sites_are_made_and_deleted_and_unknown_ones_are_not_found(backend: Backend) {
     let app = backend.app().await;
     let bad = post_form(&app, "/sites", &[("name", "Not A Name")]).await;
     bad.assert_status(400);
+    let unnamed = post_form(&app, "/sites", &[("name", "")]).await;
+    unnamed.assert_status(400);
+    assert!(
+        unnamed.text().contains("A site needs a name"),
+        "{}",
+        unnamed.text()
+    );
     post_form(&app, "/sites", &[("name", "acme")])
         .await
         .assert_status(200);
@@ -498,4 +550,5 @@ on_each_backend!(
     the_journal_view_filters_and_shows_one_request_without_secrets,
     a_rate_limit_set_in_the_console_is_in_force_and_its_bucket_shown,
     sites_are_made_and_deleted_and_unknown_ones_are_not_found,
+    the_faults_form_keeps_what_it_does_not_show,
 );

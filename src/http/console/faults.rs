@@ -1,7 +1,6 @@
 //! The console's faults and rate limits of a site: the rules in force, a form that replaces
 //! them (checked as `PUT /_admin/faults` checks them), and each rate-limit bucket's level.
 
-use crate::http::extract::{PathParams, WholeBody};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -12,6 +11,7 @@ use super::layout::{Failure, Form, Tab, View, done, field_error, find_site, segm
 use crate::domain::Site;
 use crate::faults::{ErrorRule, FaultRules, LatencyRule, Per, RateLimitRule};
 use crate::http::AppState;
+use crate::http::extract::{PathParams, WholeBody};
 
 pub async fn show(
     State(state): State<AppState>,
@@ -30,9 +30,9 @@ pub async fn set(
     let site = find_site(&state, &site).await?;
     let form = Form::parse(&body);
     let mut draft = Draft::from_form(&form);
-    match draft.rules() {
+    let faults = &state.site_states.of(site.clone()).faults;
+    match draft.rules(&faults.rules()) {
         Ok(rules) => {
-            let faults = &state.site_states.of(site.clone()).faults;
             faults.replace(rules);
             let draft = Draft::of(&faults.rules());
             Ok(page(&state, &site, &draft, Some("The rules are in force.")))
@@ -154,8 +154,14 @@ impl Draft {
     }
 
     /// The rule set the form says, checked as the admin API checks it. A part whose fields are
-    /// all empty is off.
-    fn rules(&self) -> Result<FaultRules, (&'static str, String)> {
+    /// all empty is off. What the form does not show (a rule's route, account and count, set
+    /// through the admin API) is kept from the rules in force, so that a rule is never widened.
+    fn rules(&self, in_force: &FaultRules) -> Result<FaultRules, (&'static str, String)> {
+        let (limiting, delay, failing) = (
+            in_force.rate_limit.as_ref(),
+            in_force.latency.as_ref(),
+            in_force.errors.as_ref(),
+        );
         let optional = |name| Some(self.value(name).to_owned()).filter(|v| !v.is_empty());
         let rate_limit = match (self.number("limit")?, self.number("windowSeconds")?) {
             (None, None) => None,
@@ -169,7 +175,7 @@ impl Draft {
                 },
                 route: optional("route"),
                 account_id: optional("accountId"),
-                count: None,
+                count: limiting.and_then(|rule| rule.count),
             }),
             (None, Some(_)) => return Err(("limit", "A rate limit needs both.".into())),
             (Some(_), None) => return Err(("windowSeconds", "A rate limit needs both.".into())),
@@ -179,10 +185,10 @@ impl Draft {
             (min, max) => Some(LatencyRule {
                 min_ms: min.or(max).unwrap_or_default(),
                 max_ms: max.or(min).unwrap_or_default(),
-                seed: 0,
-                route: None,
-                account_id: None,
-                count: None,
+                seed: delay.map_or(0, |rule| rule.seed),
+                route: delay.and_then(|rule| rule.route.clone()),
+                account_id: delay.and_then(|rule| rule.account_id.clone()),
+                count: delay.and_then(|rule| rule.count),
             }),
         };
         let errors = match (self.number("status")?, self.number("fraction")?) {
@@ -191,9 +197,9 @@ impl Draft {
                 status,
                 fraction: fraction.unwrap_or(1.0),
                 seed: self.number("seed")?.unwrap_or_default(),
-                route: None,
-                account_id: None,
-                count: None,
+                route: failing.and_then(|rule| rule.route.clone()),
+                account_id: failing.and_then(|rule| rule.account_id.clone()),
+                count: failing.and_then(|rule| rule.count),
             }),
             (None, Some(_)) => return Err(("status", "Injected errors need a status.".into())),
         };

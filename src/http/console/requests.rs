@@ -1,7 +1,6 @@
 //! The console's request journal of a site: newest first, filtered, refreshed every second by
 //! the script, and one request in full.
 
-use crate::http::extract::PathParams;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use maud::{Markup, PreEscaped, html};
@@ -11,6 +10,7 @@ use super::json_html;
 use super::layout::{Failure, Tab, View, done, field_error, find_site, segment, site_header};
 use crate::domain::Site;
 use crate::http::AppState;
+use crate::http::extract::PathParams;
 use crate::http::journal::{Entry, Matcher};
 use crate::http::site::SiteState;
 
@@ -68,11 +68,12 @@ impl Filters {
         filters
     }
 
-    /// The entries these filters pass, oldest first.
-    fn entries(&self, site_state: &SiteState) -> Vec<Entry> {
+    /// The newest entries these filters pass (at most the rows shown), newest first, and how
+    /// many they pass in all.
+    fn entries(&self, site_state: &SiteState) -> (Vec<Entry>, usize) {
         match self.error {
-            Some(_) => Vec::new(),
-            None => site_state.journal.entries(&self.matcher),
+            Some(_) => (Vec::new(), 0),
+            None => site_state.journal.newest(&self.matcher, MOST_ROWS),
         }
     }
 
@@ -110,10 +111,10 @@ pub async fn rows(
 ) -> Result<View, Failure> {
     let site = find_site(&state, &site).await?;
     let filters = Filters::of(&uri);
-    let entries = filters.entries(&state.site_states.of(site.clone()));
+    let (entries, total) = filters.entries(&state.site_states.of(site.clone()));
     Ok(View::new(
         list_path(&site, &filters),
-        table(&site, &entries),
+        table(&site, &entries, total),
     ))
 }
 
@@ -140,7 +141,7 @@ fn list_path(site: &Site, filters: &Filters) -> String {
 fn page(state: &AppState, site: &Site, filters: &Filters, notice: Option<&str>) -> View {
     let site_state: std::sync::Arc<SiteState> =
         state.site_states.of(std::sync::Arc::new(site.clone()));
-    let entries = filters.entries(&site_state);
+    let (entries, total) = filters.entries(&site_state);
     let name = segment(site.name.as_str());
     let live = format!(
         "/_admin/ui/views/sites/{name}/requests/live?{}",
@@ -187,28 +188,29 @@ fn page(state: &AppState, site: &Site, filters: &Filters, notice: Option<&str>) 
         p.hint { "Newest first; refreshed every second. The journal keeps a site's last "
             code { "--journal-size" } " requests; PUT bodies with " code { "--journal-bodies" } "." }
         div #journal data-poll=(live) aria-live="off" {
-            (table(site, &entries))
+            (table(site, &entries, total))
         }
     };
     View::new(list_path(site, filters), markup)
 }
 
-fn table(site: &Site, entries: &[Entry]) -> Markup {
+/// The rows of `entries`, newest first, of `total` that matched.
+fn table(site: &Site, entries: &[Entry], total: usize) -> Markup {
     let name = segment(site.name.as_str());
     html! {
         @if entries.is_empty() {
             p.empty { "No requests yet: point your integration at this site, e.g. "
                 code { "GET /rest/api/3/user/properties?accountId=…" } ", and they appear here." }
         } @else {
-            @if entries.len() > MOST_ROWS {
-                p.hint { "The newest " (MOST_ROWS) " of " (entries.len()) "." }
+            @if total > entries.len() {
+                p.hint { "The newest " (entries.len()) " of " (total) "." }
             }
             div.scroll { table.requests {
                 thead { tr {
                     th scope="col" { "Time" } th scope="col" { "Method" } th scope="col" { "Path" }
                     th scope="col" { "Caller" } th scope="col" { "Status" } th scope="col" { "ms" }
                 } }
-                tbody { @for entry in entries.iter().rev().take(MOST_ROWS) { tr {
+                tbody { @for entry in entries { tr {
                     td { time { (entry.time) } }
                     td { (entry.method) }
                     td.path { a href={ "#/sites/" (name) "/requests/" (entry.request_id) } {

@@ -1,6 +1,5 @@
 //! The console's sites: the list with each site's addresses and counts, making and deleting one.
 
-use crate::http::extract::{PathParams, WholeBody};
 use axum::extract::State;
 use axum::http::StatusCode;
 use maud::{Markup, html};
@@ -9,6 +8,7 @@ use super::layout::{Address, Failure, Form, View, done, field_error, find_site, 
 use crate::domain::{CloudId, DEFAULT_SITE, SiteName};
 use crate::error::Error;
 use crate::http::AppState;
+use crate::http::extract::{PathParams, WholeBody};
 use crate::http::sites::Server;
 use crate::service::sites::NewSite;
 
@@ -62,9 +62,13 @@ pub async fn create(
             page(&state, &server, Some(&message), &Draft::default()).await
         }
         Err(error @ (Error::Conflict(_) | Error::BadRequest(_))) => {
+            let status = match error {
+                Error::Conflict(_) => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            };
             draft.error = Some(error.to_string());
             let view = page(&state, &server, None, &draft).await?;
-            Ok(view.with_status(StatusCode::CONFLICT))
+            Ok(view.with_status(status))
         }
         Err(error) => Err(error.into()),
     }
@@ -92,11 +96,7 @@ async fn page(
     let mut rows = Vec::with_capacity(sites.len());
     for site in &sites {
         let users = state.admin.user_count(site.key).await?;
-        let requests = state
-            .site_states
-            .of(std::sync::Arc::new(site.clone()))
-            .journal
-            .len();
+        let requests = state.site_states.journal_len_of(site);
         rows.push((site, users, requests));
     }
     let markup = html! {
@@ -152,9 +152,9 @@ fn create_form(draft: &Draft<'_>) -> Markup {
                 (field_error("site-error", draft.error.as_deref()))
                 div.field {
                     label for="site-name" { "Name" }
-                    input #site-name name="name" value=(draft.name) placeholder="acme"
+                    input #site-name name="name" value=(draft.name) placeholder="acme" required
                         autocomplete="off" aria-describedby="site-name-error site-name-hint";
-                    small #site-name-hint { "Lower-case letters, digits and dashes; made up when left empty." }
+                    small #site-name-hint { "1 to 63 lower-case letters, digits and dashes." }
                     (field_error("site-name-error", draft.name_error.as_deref()))
                 }
                 div.field {

@@ -3,7 +3,6 @@
 //!
 //! Just past 350 lines, and one idea: one user's page, its five actions and the view they share.
 
-use crate::http::extract::{PathParams, WholeBody};
 use axum::extract::State;
 use axum::http::StatusCode;
 use maud::{Markup, PreEscaped, html};
@@ -18,6 +17,7 @@ use crate::domain::{AccountId, PropertyKey, PropertyValue, Scopes, Site, Written
 use crate::error::Error;
 use crate::http::AppState;
 use crate::http::extract::LINK_ESCAPES;
+use crate::http::extract::{PathParams, WholeBody};
 use crate::http::sites::Server;
 use crate::service::admin::AdminService;
 use crate::store::admin::TokenLimits;
@@ -78,25 +78,38 @@ pub async fn create_token(
     let site = find_site(&state, &site).await?;
     let account_id = AdminService::account(&account_id)?;
     let form = Form::parse(&body);
-    let scopes: Vec<&str> = form.text("scopes").split_whitespace().collect();
-    let limits = TokenLimits {
-        // Words of the field: each is one scope.
-        scopes: (!scopes.is_empty()).then(|| Scopes::parse(form.text("scopes"))),
-        expires_at: None,
-    };
+    // Words of the field: each is one scope, checked as the admin API checks a list of them.
+    let words: Vec<&str> = form.text("scopes").split_whitespace().collect();
+    let scopes = (!words.is_empty()).then(|| Scopes::of(&words)).transpose();
     let mut extras = Extras::default();
-    match state
-        .admin
-        .create_token(site.key, &account_id, &limits)
-        .await
-    {
-        Ok(token) => extras.new_token = Some(token.token.into()),
-        Err(Error::BadRequest(message)) => extras.token_error = Some(message),
+    let made = match scopes {
+        Ok(scopes) => {
+            let limits = TokenLimits {
+                scopes,
+                expires_at: None,
+            };
+            state
+                .admin
+                .create_token(site.key, &account_id, &limits)
+                .await
+        }
+        Err(refused) => Err(Error::BadRequest(refused.to_string())),
+    };
+    let status = match made {
+        Ok(token) => {
+            extras.new_token = Some(token.token.into());
+            StatusCode::OK
+        }
+        Err(Error::BadRequest(message)) => {
+            extras.token_error = Some(message);
+            StatusCode::BAD_REQUEST
+        }
         Err(error) => return Err(error.into()),
-    }
-    UserPage::new(&state, &server, &site, &account_id)
+    };
+    let view = UserPage::new(&state, &server, &site, &account_id)
         .render(None, &extras)
-        .await
+        .await?;
+    Ok(view.with_status(status))
 }
 
 pub async fn revoke_token(

@@ -1,6 +1,5 @@
 //! The console's users of a site: the list, adding one, and their flags.
 
-use crate::http::extract::{PathParams, WholeBody};
 use axum::extract::State;
 use axum::http::StatusCode;
 use maud::{Markup, html};
@@ -12,6 +11,7 @@ use super::user::{UserPath, noticed};
 use crate::domain::{AccountId, NewUser, Site, User};
 use crate::error::Error;
 use crate::http::AppState;
+use crate::http::extract::{PathParams, WholeBody};
 use crate::service::admin::{AdminService, UserChanges};
 
 /// The form to add a user, as sent, with what was wrong with each field.

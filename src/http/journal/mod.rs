@@ -338,6 +338,19 @@ impl Journal {
             .collect()
     }
 
+    /// The newest `most` entries `matcher` matches, newest first, and how many it matches in
+    /// all: only those shown are copied out.
+    pub fn newest(&self, matcher: &Matcher, most: usize) -> (Vec<Entry>, usize) {
+        let entries = self.records();
+        let mut matching = entries
+            .iter()
+            .rev()
+            .filter(|record| matcher.matches(record));
+        let newest: Vec<Entry> = matching.by_ref().take(most).map(Record::entry).collect();
+        let total = newest.len() + matching.count();
+        (newest, total)
+    }
+
     /// How many entries `matcher` matches.
     pub fn count(&self, matcher: &Matcher) -> usize {
         let entries = self.records();
@@ -457,6 +470,17 @@ mod tests {
         let journal = Journal::new(0);
         record(&journal, 200);
         assert!(journal.is_empty());
+    }
+
+    #[test]
+    fn the_newest_entries_come_first_and_the_total_counts_them_all() {
+        let journal = Journal::new(10);
+        for status in 200..205 {
+            record(&journal, status);
+        }
+        let (newest, total) = journal.newest(&Matcher::default(), 2);
+        let statuses: Vec<u16> = newest.iter().map(|entry| entry.status).collect();
+        assert_eq!((statuses, total), (vec![204, 203], 5));
     }
 
     #[test]
