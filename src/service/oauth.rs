@@ -409,12 +409,15 @@ impl OAuthService {
             .forget_ended(&grant.client_id, &grant.id, self.now_ms())
             .await?;
         let access_token = random_token()?;
+        // No access token outlives its grant (a family's 365 days, a service account's token).
+        let now = self.now_ms();
+        let expires_at = self.later_ms(self.access_ttl).min(grant.ends_at);
         oauth
             .add_token(
                 &TokenDigest::of(&access_token),
                 &grant.id,
                 "access",
-                self.later_ms(self.access_ttl),
+                expires_at,
             )
             .await?;
         let refresh_token = if refreshable && grant.scopes.holds(OFFLINE_ACCESS) {
@@ -430,7 +433,7 @@ impl OAuthService {
         Ok(IssuedTokens {
             access_token: access_token.into(),
             // Whole seconds, rounded up: 0 would read as "never expires" to some clients.
-            expires_in: self.access_ttl.as_secs() + u64::from(self.access_ttl.subsec_nanos() > 0),
+            expires_in: u64::try_from((expires_at - now).max(1)).map_or(1, |ms| ms.div_ceil(1000)),
             scopes: grant.scopes.clone(),
             refresh_token,
         })

@@ -181,8 +181,9 @@ impl OAuthStore<'_> {
         deleted
     }
 
-    /// Forgets what can no longer be used: `client_id`'s grants past their end (each of a
-    /// service account's tokens is one), and `grant_id`'s expired access tokens. Refresh tokens
+    /// Forgets what can no longer be used: `client_id`'s grants a minute past their end (each of
+    /// a service account's tokens is one; no access token outlives its grant), and `grant_id`'s
+    /// expired access tokens. Refresh tokens
     /// stay, spent ones too, so that reusing one is still told from not knowing it.
     pub async fn forget_ended(
         &self,
@@ -539,11 +540,17 @@ where
         grant_id: &str,
         now: i64,
     ) -> Result<()> {
-        sqlx::query("DELETE FROM oauth_grants WHERE client_id = $1 AND ends_at <= $2")
-            .bind(client_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+        // A minute after their end, so that a request still making a token for one (on an
+        // access lifetime shorter than its wait for the database) never loses it.
+        sqlx::query(
+            "DELETE FROM oauth_grants
+             WHERE client_id = $1 AND ends_at <= $2 - 60000 AND grant_id <> $3",
+        )
+        .bind(client_id)
+        .bind(now)
+        .bind(grant_id)
+        .execute(&mut *conn)
+        .await?;
         sqlx::query(
             "DELETE FROM oauth_tokens WHERE grant_id = $1 AND kind = 'access' AND expires_at <= $2",
         )
@@ -586,7 +593,8 @@ where
         let rotated = sqlx::query(
             "UPDATE oauth_tokens SET rotated_at = $2
              WHERE token_hash = $1 AND kind = 'refresh' AND rotated_at IS NULL AND expires_at > $2
-               AND grant_id IN (SELECT grant_id FROM oauth_grants WHERE client_id = $3)
+               AND EXISTS (SELECT 1 FROM oauth_grants AS g
+                           WHERE g.grant_id = oauth_tokens.grant_id AND g.client_id = $3)
              RETURNING grant_id",
         )
         .bind(token.as_bytes())
@@ -600,7 +608,8 @@ where
         let spent = sqlx::query(
             "SELECT grant_id, rotated_at FROM oauth_tokens
              WHERE token_hash = $1 AND kind = 'refresh' AND rotated_at IS NOT NULL
-               AND grant_id IN (SELECT grant_id FROM oauth_grants WHERE client_id = $2)",
+               AND EXISTS (SELECT 1 FROM oauth_grants AS g
+                           WHERE g.grant_id = oauth_tokens.grant_id AND g.client_id = $2)",
         )
         .bind(token.as_bytes())
         .bind(client_id)

@@ -88,21 +88,43 @@ async fn code_for(app: &TestApp, hint: &str, scope: &str) -> String {
     param(&pairs, "code").expect("a code")
 }
 
+/// An app over `backend`'s store whose clock the test moves, and whose access tokens live `ttl`
+/// (an hour when `None`).
+async fn on_a_clock(
+    backend: Backend,
+    ttl: Option<Duration>,
+) -> (TestApp, std::sync::Arc<ManualClock>) {
+    let clock = ManualClock::new();
+    let defaults = TestApp::settings(None);
+    let settings = Settings {
+        clock: clock.clone(),
+        oauth_token_ttl: ttl.unwrap_or(defaults.oauth_token_ttl),
+        ..defaults
+    };
+    (
+        TestApp::with_settings(backend.app().await.store, settings),
+        clock,
+    )
+}
+
+/// Registers the service account `sync-bot`, a user of `sites`, with `secret`.
+async fn make_sync_bot(app: &TestApp, sites: &[&str], secret: &str) {
+    let body = json!({"name": "Sync bot", "kind": "serviceAccount", "sites": sites,
+                      "scopes": ["read:jira-user"], "clientId": "sync-bot", "clientSecret": secret});
+    app.admin(Method::POST, "/_admin/apps")
+        .json(body.to_string())
+        .send()
+        .await
+        .assert_status(201);
+}
+
 fn exchange(code: &str) -> Value {
     json!({"grant_type": "authorization_code", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
            "code": code, "redirect_uri": CALLBACK})
 }
 
 async fn the_authorization_code_flow_reaches_the_granted_sites(backend: Backend) {
-    let clock = ManualClock::new();
-    let store = backend.app().await.store;
-    let app = TestApp::with_settings(
-        store,
-        Settings {
-            clock: clock.clone(),
-            ..TestApp::settings(None)
-        },
-    );
+    let (app, clock) = on_a_clock(backend, None).await;
     let acme = make_acme(&app).await;
     register(
         &app,
@@ -230,16 +252,7 @@ async fn the_authorization_code_flow_reaches_the_granted_sites(backend: Backend)
 }
 
 async fn an_access_token_expires(backend: Backend) {
-    let clock = ManualClock::new();
-    let store = backend.app().await.store;
-    let app = TestApp::with_settings(
-        store,
-        Settings {
-            clock: clock.clone(),
-            oauth_token_ttl: Duration::from_secs(60),
-            ..TestApp::settings(None)
-        },
-    );
+    let (app, clock) = on_a_clock(backend, Some(Duration::from_secs(60))).await;
     let acme = make_acme(&app).await;
     register(&app, &["read:jira-user"], true).await;
     let code = code_for(&app, ALICE, "read:jira-user").await;
@@ -1026,13 +1039,7 @@ async fn client_credentials_while_a_site_is_deleted_grant_the_sites_left() {
     let database = backend.database().await;
     let app = TestApp::on(&database.url, None).await;
     make_acme(&app).await;
-    let body = json!({"name": "Sync bot", "kind": "serviceAccount", "sites": ["default", "acme"],
-                      "scopes": ["read:jira-user"], "clientId": "sync-bot", "clientSecret": "s"});
-    app.admin(Method::POST, "/_admin/apps")
-        .json(body.to_string())
-        .send()
-        .await
-        .assert_status(201);
+    make_sync_bot(&app, &["default", "acme"], "s").await;
     let body = json!({"grant_type": "client_credentials", "client_id": "sync-bot",
                       "client_secret": "s"});
     let asking = {
@@ -1237,15 +1244,7 @@ async fn grants_are_listed_and_revoked_one_at_a_time(backend: Backend) {
 /// that its app refreshes with it later, past the leeway a spent one would have had. An app
 /// needs no `offline_access` among its registered scopes to ask for it.
 async fn another_apps_refresh_token_is_refused_and_left_alone(backend: Backend) {
-    let clock = ManualClock::new();
-    let store = backend.app().await.store;
-    let app = TestApp::with_settings(
-        store,
-        Settings {
-            clock: clock.clone(),
-            ..TestApp::settings(None)
-        },
-    );
+    let (app, clock) = on_a_clock(backend, None).await;
     register(&app, &["read:jira-user"], true).await;
     let other = json!({"name": "Other", "kind": "oauth2", "callbackUrl": CALLBACK,
                        "scopes": ["read:jira-user"], "clientId": "other-app", "clientSecret": "other-secret"});
@@ -1276,13 +1275,7 @@ async fn another_apps_refresh_token_is_refused_and_left_alone(backend: Backend) 
 /// asks (form-encoded) and as clients that do not encode send it.
 async fn a_basic_headers_secret_counts_encoded_or_not(backend: Backend) {
     let app = backend.app().await;
-    let body = json!({"name": "Sync bot", "kind": "serviceAccount", "sites": ["default"],
-                      "scopes": ["read:jira-user"], "clientId": "sync-bot", "clientSecret": "a+b/c="});
-    app.admin(Method::POST, "/_admin/apps")
-        .json(body.to_string())
-        .send()
-        .await
-        .assert_status(201);
+    make_sync_bot(&app, &["default"], "a+b/c=").await;
     for (secret, status) in [("a+b/c=", 200), ("a%2Bb%2Fc%3D", 200), ("a b/c=", 401)] {
         let answer = app
             .request(Method::POST, "/oauth/token")
@@ -1303,23 +1296,8 @@ async fn a_basic_headers_secret_counts_encoded_or_not(backend: Backend) {
 /// Each client-credentials token is a grant of its own; grants that ended are forgotten as new
 /// ones are made, so that a job asking for a token per run does not pile them up.
 async fn a_service_accounts_ended_grants_are_forgotten(backend: Backend) {
-    let clock = ManualClock::new();
-    let store = backend.app().await.store;
-    let app = TestApp::with_settings(
-        store,
-        Settings {
-            clock: clock.clone(),
-            oauth_token_ttl: Duration::from_secs(60),
-            ..TestApp::settings(None)
-        },
-    );
-    let body = json!({"name": "Sync bot", "kind": "serviceAccount", "sites": ["default"],
-                      "scopes": ["read:jira-user"], "clientId": "sync-bot", "clientSecret": "s"});
-    app.admin(Method::POST, "/_admin/apps")
-        .json(body.to_string())
-        .send()
-        .await
-        .assert_status(201);
+    let (app, clock) = on_a_clock(backend, Some(Duration::from_secs(60))).await;
+    make_sync_bot(&app, &["default"], "s").await;
     let ask = json!({"grant_type": "client_credentials", "client_id": "sync-bot",
                      "client_secret": "s"});
     let grants = || async {
@@ -1334,22 +1312,24 @@ async fn a_service_accounts_ended_grants_are_forgotten(backend: Backend) {
         token_request(&app, ask.clone()).await.assert_status(200);
     }
     assert_eq!(grants().await, 3, "each live token is a grant");
+    // Forgotten a minute after they ended.
     clock.advance(Duration::from_secs(61));
+    token_request(&app, ask.clone()).await.assert_status(200);
+    assert_eq!(grants().await, 4, "ended a second ago: kept a while");
+    clock.advance(Duration::from_secs(60));
     token_request(&app, ask).await.assert_status(200);
-    assert_eq!(grants().await, 1, "the ended ones are forgotten");
+    assert_eq!(
+        grants().await,
+        2,
+        "the three ended a minute ago are forgotten"
+    );
 }
 
 /// Codes live 10 minutes; refresh tokens end after 90 days unused, and their family 365 days
 /// after the consent, however often it is refreshed.
 async fn codes_and_refresh_tokens_expire_as_atlassian_says(backend: Backend) {
     const DAY: Duration = Duration::from_secs(24 * 3600);
-    let clock = ManualClock::new();
-    let store = backend.app().await.store;
-    let settings = Settings {
-        clock: clock.clone(),
-        ..TestApp::settings(None)
-    };
-    let app = TestApp::with_settings(store, settings);
+    let (app, clock) = on_a_clock(backend, None).await;
     register(&app, &["read:jira-user", "offline_access"], true).await;
     let scopes = "read:jira-user offline_access";
     let stale = code_for(&app, "alice@example.com", scopes).await;
