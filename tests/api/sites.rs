@@ -479,13 +479,14 @@ async fn self_links_follow_how_the_request_came(backend: Backend) {
             "http://127.0.0.1:8080/ex/jira/{id}/rest/api/3/user/properties/existing?accountId={ALICE}"
         )
     );
-    let public = TestApp::with_settings(
-        app.store.clone(),
-        Settings {
-            public_url: Some("https://jira.example".to_owned()),
+    let behind = |public_url: &str| {
+        let settings = Settings {
+            public_url: Some(public_url.to_owned()),
             ..TestApp::settings(None)
-        },
-    );
+        };
+        TestApp::with_settings(app.store.clone(), settings)
+    };
+    let public = behind("https://jira.example");
     let default = public.get(keys_uri(2, ALICE)).by(Who::Alice).send().await;
     assert_eq!(
         first_link(default),
@@ -509,14 +510,7 @@ async fn self_links_follow_how_the_request_came(backend: Backend) {
         ("https://jira.localhost", "https"),
         ("http://jira.localhost:8080", "http"),
     ] {
-        let public = TestApp::with_settings(
-            app.store.clone(),
-            Settings {
-                public_url: Some(public_url.to_owned()),
-                ..TestApp::settings(None)
-            },
-        );
-        let host = public
+        let host = behind(public_url)
             .get(keys_uri(3, ALICE))
             .host(ACME_HOST)
             .header("authorization", &acme_alice())

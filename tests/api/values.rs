@@ -249,6 +249,21 @@ async fn an_endless_body_is_refused_once_past_the_limit(backend: Backend) {
         );
 }
 
+/// A body of 64 chunks of 8 KiB, and how many of its bytes were read.
+fn counted_body() -> (
+    axum::body::Body,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let consumed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = consumed.clone();
+    let chunks = (0..64).map(move |_| {
+        counter.fetch_add(8192, std::sync::atomic::Ordering::SeqCst);
+        Ok::<_, std::io::Error>(vec![b'1'; 8192])
+    });
+    let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+    (body, consumed)
+}
+
 /// A refused body is read to its end (up to a bound) before the answer, whoever refused it (the
 /// service, the query's parser, authentication, the method's router), so that closing the
 /// connection does not reset it under a client that is still sending.
@@ -267,13 +282,7 @@ async fn a_refused_body_is_drained_before_the_answer(backend: Backend) {
         (Method::POST, key, Who::Bob, 405),
     ];
     for (method, uri, who, status) in refusals {
-        let consumed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = consumed.clone();
-        let chunks = (0..64).map(move |_| {
-            counter.fetch_add(8192, std::sync::atomic::Ordering::SeqCst);
-            Ok::<_, std::io::Error>(vec![b'1'; 8192])
-        });
-        let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+        let (body, consumed) = counted_body();
         app.request(method.clone(), &uri)
             .by(who)
             .json(body)
@@ -294,13 +303,7 @@ async fn a_refused_body_is_drained_before_the_answer(backend: Backend) {
 async fn a_refusal_does_not_ask_for_a_body_held_back_for_100_continue(backend: Backend) {
     let app = backend.app().await;
     for (who, status, read) in [(Who::WrongToken, 401, 0), (Who::Bob, 400, 64 * 8192)] {
-        let consumed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = consumed.clone();
-        let chunks = (0..64).map(move |_| {
-            counter.fetch_add(8192, std::sync::atomic::Ordering::SeqCst);
-            Ok::<_, std::io::Error>(vec![b'1'; 8192])
-        });
-        let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+        let (body, consumed) = counted_body();
         app.put(property_uri(3, "continued", BOB))
             .by(who)
             .header("expect", "100-continue")

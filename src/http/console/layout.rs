@@ -26,14 +26,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// `text` as one path segment of a view's address. `.` and `..` are escaped too: a browser would
-/// read them as the current or parent segment.
+/// `text` as one path segment of a view's address.
 pub fn segment(text: &str) -> String {
-    match text {
-        "." => "%2E".to_owned(),
-        ".." => "%2E%2E".to_owned(),
-        _ => utf8_percent_encode(text, SEGMENT).to_string(),
-    }
+    utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 /// One view: its address (the part after `#`), its status and its markup.
@@ -213,17 +208,5 @@ impl Form {
     /// The first value of `name`, or `None` when it is missing or blank.
     pub fn filled(&self, name: &str) -> Option<&str> {
         Some(self.text(name)).filter(|value| !value.is_empty())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::segment;
-
-    #[test]
-    fn dot_segments_are_escaped_so_that_browsers_keep_them() {
-        assert_eq!(segment("."), "%2E");
-        assert_eq!(segment(".."), "%2E%2E");
-        assert_eq!(segment("a.b/c"), "a.b%2Fc");
     }
 }
