@@ -951,7 +951,12 @@ async fn a_database_fault_during_a_consent_sign_in_is_no_failed_login() {
         impatient.contains("options=-c%20search_path"),
         "{impatient}"
     );
-    let app = refusing_after_3_failed_logins(TestApp::on(&impatient, None).await.store);
+    // Migrated and seeded with the usual patience: migrations wait on other tests' for a lock.
+    TestApp::on(&database.url, None).await;
+    let store = Store::connect(&impatient, &test_database_options())
+        .await
+        .expect("database opens");
+    let app = refusing_after_3_failed_logins(store);
     register(&app, &["read:jira-user"], false).await;
 
     sqlx::raw_sql("BEGIN; LOCK TABLE api_tokens, credentials_version IN ACCESS EXCLUSIVE MODE")
