@@ -160,7 +160,12 @@ impl FromRequestParts<AppState> for BaseUrl {
             Some(site) if site.reached == Reached::Gateway => {
                 format!("{}{GATEWAY}{}", server(), site.state.site.id)
             }
-            Some(site) if !site.state.site.is_default() => host(state.site_scheme),
+            Some(site) if !site.state.site.is_default() => host(
+                state
+                    .site_proxy
+                    .as_ref()
+                    .map_or("http", |proxy| proxy.scheme),
+            ),
             _ => server(),
         };
         Ok(Self(base))

@@ -71,12 +71,8 @@ pub(super) async fn token(
     let by_basic = request
         .headers()
         .get(header::AUTHORIZATION)
-        .is_some_and(|value| {
-            value
-                .as_bytes()
-                .get(..6)
-                .is_some_and(|s| s.eq_ignore_ascii_case(b"basic "))
-        });
+        .and_then(|value| Credentials::from_authorization(value.as_bytes()))
+        .is_some_and(|credentials| matches!(credentials, Credentials::Basic { .. }));
     let refused_client = |response: Response| {
         if by_basic {
             challenged(response)

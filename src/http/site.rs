@@ -100,18 +100,15 @@ impl SiteStates {
 
     /// The memory of `site`, made if it has none yet.
     pub fn of(&self, site: Arc<Site>) -> Arc<SiteState> {
-        let held = |states: &HashMap<SiteKey, Arc<SiteState>>| {
-            states
-                .get(&site.key)
-                .filter(|state| state.site.id == site.id)
-                .cloned()
-        };
-        if let Some(state) = held(&self.states.read().unwrap_or_else(|e| e.into_inner())) {
-            return state;
+        if let Some(state) = held(
+            &self.states.read().unwrap_or_else(|e| e.into_inner()),
+            &site,
+        ) {
+            return state.clone();
         }
         let mut states = self.states.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(state) = held(&states) {
-            return state;
+        if let Some(state) = held(&states, &site) {
+            return state.clone();
         }
         let defaults = &self.defaults;
         let state = Arc::new(SiteState {
@@ -132,10 +129,7 @@ impl SiteStates {
     /// is not made for the asking.
     pub fn journal_len_of(&self, site: &Site) -> usize {
         let states = self.states.read().unwrap_or_else(|e| e.into_inner());
-        states
-            .get(&site.key)
-            .filter(|state| state.site.id == site.id)
-            .map_or(0, |state| state.journal.len())
+        held(&states, site).map_or(0, |state| state.journal.len())
     }
 
     /// Forgets a deleted site.
@@ -156,6 +150,16 @@ impl SiteStates {
     pub fn journal_settings(&self) -> (bool, bool) {
         (self.defaults.journal_size > 0, self.defaults.journal_bodies)
     }
+}
+
+/// `site`'s memory, unless it has none or holds a deleted site's of the same key.
+fn held<'a>(
+    states: &'a HashMap<SiteKey, Arc<SiteState>>,
+    site: &Site,
+) -> Option<&'a Arc<SiteState>> {
+    states
+        .get(&site.key)
+        .filter(|state| state.site.id == site.id)
 }
 
 /// Finds the request's site and puts it in the extensions and the request's context. An unknown

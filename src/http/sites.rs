@@ -78,22 +78,10 @@ impl Server {
             .unwrap_or_default()
             .to_owned();
         // A public URL in a site domain (`http://localhost:8080`) says how sites are reached too.
-        let public = state
-            .public_url
-            .as_deref()
-            .and_then(|public| url::Url::parse(public).ok());
-        let port = match &public {
-            Some(url)
-                if url
-                    .host_str()
-                    .is_some_and(|h| in_site_domain(&state.site_domains, h)) =>
-            {
-                url.port()
-                    .map_or_else(String::new, |port| format!(":{port}"))
-            }
-            _ => port,
+        let (scheme, port) = match &state.site_proxy {
+            Some(proxy) => (proxy.scheme, proxy.port.clone()),
+            None => ("http", port),
         };
-        let scheme = state.site_scheme;
         let base = match state.public_url.as_deref() {
             Some(public) => public.to_owned(),
             // Asked through a site's host: the server itself is the bare domain.
@@ -137,20 +125,31 @@ fn in_site_domain(site_domains: &[String], host: &str) -> bool {
         .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")))
 }
 
-/// How a site's own host is reached: `https` when the public URL is and lies in a site domain
+/// How every site's own host is reached when the public URL lies in a site domain
 /// (`https://jira.example` with the domain `example`: one proxy serves every site's host).
-pub(super) fn site_scheme(public_url: Option<&str>, site_domains: &[String]) -> &'static str {
-    let public = public_url.and_then(|public| url::Url::parse(public).ok());
-    match public {
-        Some(url)
-            if url.scheme() == "https"
-                && url
-                    .host_str()
-                    .is_some_and(|host| in_site_domain(site_domains, host)) =>
-        {
-            "https"
-        }
-        _ => "http",
+#[derive(Debug, Clone)]
+pub struct SiteProxy {
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// `:port`, or nothing.
+    pub port: String,
+}
+
+impl SiteProxy {
+    /// The proxy the public URL says, if it lies in a site domain; read once, at start.
+    pub(super) fn of(public_url: Option<&str>, site_domains: &[String]) -> Option<Self> {
+        let url = url::Url::parse(public_url?).ok()?;
+        let host = url.host_str()?;
+        in_site_domain(site_domains, host).then(|| Self {
+            scheme: if url.scheme() == "https" {
+                "https"
+            } else {
+                "http"
+            },
+            port: url
+                .port()
+                .map_or_else(String::new, |port| format!(":{port}")),
+        })
     }
 }
 

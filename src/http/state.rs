@@ -51,9 +51,9 @@ pub struct StateParts {
     pub store: Store,
     /// Base of `self` links; `None` means `http://` plus the request's Host header.
     pub public_url: Option<Arc<str>>,
-    /// How a site's own host is reached: the public URL's scheme when its host lies in a site
-    /// domain (the server sits behind one proxy for them all), else `http`.
-    pub site_scheme: &'static str,
+    /// How a site's own host is reached, when the public URL lies in a site domain (the server
+    /// sits behind one proxy for them all); plain http by the Host otherwise.
+    pub site_proxy: Option<super::sites::SiteProxy>,
     /// Longest time one request may take.
     pub request_timeout: Duration,
     /// Digest of the admin token; `None` turns the admin API off (404).
@@ -148,7 +148,7 @@ impl AppState {
                 login_failure_window: settings.login_failure_window,
                 clock: clock.clone(),
             }),
-            site_scheme: super::sites::site_scheme(settings.public_url.as_deref(), &site_domains),
+            site_proxy: super::sites::SiteProxy::of(settings.public_url.as_deref(), &site_domains),
             site_domains,
             store,
             public_url: settings.public_url.map(Arc::from),
