@@ -222,14 +222,15 @@ static DELETES: LazyLock<Vec<String>> = LazyLock::new(|| {
 });
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use sqlx::SqlitePool;
     use tokio::sync::oneshot;
 
     use super::*;
     use crate::domain::{PropertyKey, PropertyValue};
 
-    async fn database() -> SqlitePool {
+    /// A database in memory with one user, `a`.
+    pub(in crate::store::sqlite) async fn database() -> SqlitePool {
         let pool = SqlitePool::connect("sqlite::memory:").await.expect("opens");
         sqlx::migrate!("migrations/sqlite")
             .run(&pool)
@@ -242,7 +243,7 @@ mod tests {
         pool
     }
 
-    fn write(account_id: &str, key: &str, change: Change) -> Write {
+    pub(in crate::store::sqlite) fn write(account_id: &str, key: &str, change: Change) -> Write {
         Write {
             site: SiteKey::DEFAULT,
             account_id: account_id.to_owned(),
@@ -274,7 +275,7 @@ mod tests {
             .collect()
     }
 
-    async fn stored(pool: &SqlitePool) -> Vec<(String, String)> {
+    pub(in crate::store::sqlite) async fn stored(pool: &SqlitePool) -> Vec<(String, String)> {
         sqlx::query_as("SELECT key, value FROM properties ORDER BY key")
             .fetch_all(pool)
             .await

@@ -44,6 +44,14 @@ impl Write {
     pub(super) fn is_set(&self) -> bool {
         matches!(self.change, Change::Set { .. })
     }
+
+    /// Whether the request that sent this write stopped waiting for its outcome.
+    fn is_abandoned(&self) -> bool {
+        match &self.change {
+            Change::Set { done, .. } => done.is_closed(),
+            Change::Delete { done } => done.is_closed(),
+        }
+    }
 }
 
 /// Runs the writer until every sender is gone. Between writes, while requests come in, it
@@ -78,9 +86,15 @@ pub(super) async fn run(pool: SqlitePool, cache: Arc<ReadCache>, mut queue: mpsc
     }
 }
 
-/// Commits `batch` in one transaction and answers each write. If the transaction fails, each
-/// write is tried alone, so one write's fault is not every write's.
+/// Commits `batch` in one transaction and answers each write. If the transaction fails for a
+/// reason one write could cause, each write is tried alone, so one write's fault is not every
+/// write's; a database out of reach or full fails them all at once. Writes whose request has
+/// gone (timed out, or its client left) are dropped unapplied: nobody was told they happened.
 async fn commit(pool: &SqlitePool, cache: &ReadCache, batch: &mut Vec<Write>) {
+    batch.retain(|write| !write.is_abandoned());
+    if batch.is_empty() {
+        return;
+    }
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(error) => {
@@ -105,8 +119,22 @@ async fn commit(pool: &SqlitePool, cache: &ReadCache, batch: &mut Vec<Write>) {
             }
         }
         Err(error) => {
-            tracing::warn!(%error, writes = batch.len(), "group commit failed; committing one by one");
+            let error = Error::from(error);
+            if error.is_unavailable() || error.is_full() {
+                for write in batch.drain(..) {
+                    answer(cache, write, Err(error.clone()));
+                }
+                return;
+            }
+            tracing::warn!(
+                ?error,
+                writes = batch.len(),
+                "group commit failed; committing one by one"
+            );
             for write in batch.drain(..) {
+                if write.is_abandoned() {
+                    continue;
+                }
                 let outcome = apply(&mut conn, std::slice::from_ref(&write)).await;
                 answer(
                     cache,
@@ -143,4 +171,45 @@ fn answer(cache: &ReadCache, write: Write, outcome: Result<Outcome>) {
 
 fn mismatch() -> Error {
     sqlx::Error::Protocol("a write's outcome is of the other kind".into()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock;
+    use crate::store::sqlite::batch::tests::{database, stored, write};
+
+    fn value(text: &str) -> PropertyValue {
+        PropertyValue::from_stored(text.to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_request_has_gone_is_not_applied() {
+        let pool = database().await;
+        let cache = ReadCache::new(0, false, clock::system());
+        let (abandoned, gone) = oneshot::channel();
+        drop(gone);
+        let (awaited, outcome) = oneshot::channel();
+        let mut batch = vec![
+            write(
+                "a",
+                "gone",
+                Change::Set {
+                    value: value("1"),
+                    done: abandoned,
+                },
+            ),
+            write(
+                "a",
+                "kept",
+                Change::Set {
+                    value: value("2"),
+                    done: awaited,
+                },
+            ),
+        ];
+        commit(&pool, &cache, &mut batch).await;
+        assert!(matches!(outcome.await, Ok(Ok(Some(Written::Created)))));
+        assert_eq!(stored(&pool).await, [("kept".to_owned(), "2".to_owned())]);
+    }
 }
