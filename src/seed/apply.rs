@@ -98,6 +98,7 @@ async fn apply_to(
             index,
             "one of its apiTokens belongs to another account in the database",
         ),
+        SeedConflict::Taken(index) => (index, "its accountId is taken in the database"),
     };
     let entry = seed.users.get(index).map_or_else(
         || format!("users[{index}]"),
@@ -142,6 +143,7 @@ pub async fn ensure_first_admin(admin: &AdminService) -> anyhow::Result<Option<F
         }],
         tokens: vec![(0, TokenEntry::classic(TokenDigest::of(&first.token)))],
         properties: Vec::new(),
+        users_must_be_new: true,
     };
     let report = admin.apply_seed(SiteKey::DEFAULT, &seed).await?;
     // Another instance starting at the same moment may have made its administrator first.

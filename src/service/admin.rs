@@ -99,6 +99,7 @@ impl AdminService {
             users: vec![User::from(user)],
             tokens: tokens.into_iter().map(|token| (0, token)).collect(),
             properties: Vec::new(),
+            users_must_be_new: true,
         };
         let report = self.store.apply_seed(site, &seed).await?;
         if report.users == 0 || report.conflict.is_some() {

@@ -135,6 +135,9 @@ pub struct SeedData {
     pub tokens: Vec<(usize, admin::TokenEntry)>,
     /// Properties, added only to an empty database.
     pub properties: Vec<(String, PropertyKey, PropertyValue)>,
+    /// Whether a user whose account id is taken is a conflict rather than left as it is: so
+    /// that creating an account never hands its tokens to one made meanwhile.
+    pub users_must_be_new: bool,
 }
 
 impl SeedData {
@@ -186,6 +189,8 @@ pub enum SeedConflict {
     Email(usize),
     /// Another account holds one of the user's API tokens.
     Token(usize),
+    /// The user's account id is taken, in a seed whose users must be new.
+    Taken(usize),
 }
 
 /// The storage backends. Every method matches on all of them, so one missing does not compile.

@@ -620,10 +620,16 @@ where
         let mut report = SeedReport::default();
         for (index, user) in seed.users.iter().enumerate() {
             let inserted = Self::insert_user(tx, site, user).await?;
-            if !inserted && !Self::user_exists(tx, site, &user.account_id).await? {
-                // Not added, and not there: another account holds the email.
-                report.conflict = Some(SeedConflict::Email(index));
-                return Ok(report);
+            if !inserted {
+                if !Self::user_exists(tx, site, &user.account_id).await? {
+                    // Not added, and not there: another account holds the email.
+                    report.conflict = Some(SeedConflict::Email(index));
+                    return Ok(report);
+                }
+                if seed.users_must_be_new {
+                    report.conflict = Some(SeedConflict::Taken(index));
+                    return Ok(report);
+                }
             }
             report.users += u64::from(inserted);
         }

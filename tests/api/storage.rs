@@ -189,6 +189,35 @@ async fn a_seed_whose_token_belongs_to_another_account_changes_nothing(backend: 
         .assert_status(200);
 }
 
+/// Creating an account that was made meanwhile adds nothing, not even its tokens to the
+/// account that won.
+async fn a_seed_of_new_users_whose_account_is_taken_changes_nothing(backend: Backend) {
+    let app = backend.app().await;
+    let late = r#"{"users": [
+        {"accountId": "grace-1", "email": "grace@example.com", "apiTokens": ["grace-token"]},
+        {"accountId": "bob-5b10a2844c20165700ede21g", "email": "other-bob@example.com", "apiTokens": ["stolen-token"]}]}"#;
+    let mut late = seed::parse(Path::new("late.json"), late).expect("valid on its own");
+    late.data.users_must_be_new = true;
+    let report = app
+        .store
+        .apply_seed(SiteKey::DEFAULT, &late.data)
+        .await
+        .expect("store answers");
+    assert_eq!(report.conflict, Some(SeedConflict::Taken(1)));
+    assert!(
+        !app.store
+            .user_exists(SiteKey::DEFAULT, "grace-1", None)
+            .await
+            .expect("store answers"),
+        "rolled back"
+    );
+    app.get(keys_uri(3, BOB))
+        .header("authorization", "Bearer stolen-token")
+        .send()
+        .await
+        .assert_status(401);
+}
+
 /// Keys that differ only by case or normalisation are different keys, sorted the same way on
 /// every backend.
 async fn keys_compare_exactly_and_sort_by_code_point(backend: Backend) {
@@ -219,5 +248,6 @@ on_each_backend!(
     a_seed_applied_again_changes_nothing_and_adds_what_is_missing,
     a_seed_whose_email_is_taken_changes_nothing,
     a_seed_whose_token_belongs_to_another_account_changes_nothing,
+    a_seed_of_new_users_whose_account_is_taken_changes_nothing,
     keys_compare_exactly_and_sort_by_code_point,
 );
