@@ -137,8 +137,9 @@ pub(super) fn migration_failed(error: sqlx::migrate::MigrateError, known: i64) -
 /// Faults that mean the database cannot be reached now: no connection, or the server refusing
 /// work while it starts (57P03), stops (57P01, 57P02) or is full (53300), a lock held past the
 /// server's `lock_timeout` (55P03), or work that kept losing to concurrent work (40001, 40P01)
-/// past its retries; class 08 is the connection's own; an SQLite file another process holds
-/// past the busy timeout.
+/// past its retries; a statement cancelled by the server (57014) or refused by a read-only
+/// standby the URL now names (25006); class 08 is the connection's own; an SQLite file another
+/// process holds past the busy timeout.
 fn is_outage(error: &sqlx::Error) -> bool {
     if matches!(sqlite_code(error), Some(SQLITE_BUSY | SQLITE_LOCKED)) {
         return true;
@@ -153,7 +154,15 @@ fn is_outage(error: &sqlx::Error) -> bool {
             code.starts_with("08")
                 || matches!(
                     &*code,
-                    "57P01" | "57P02" | "57P03" | "53300" | "55P03" | "40001" | "40P01"
+                    "57P01"
+                        | "57P02"
+                        | "57P03"
+                        | "53300"
+                        | "55P03"
+                        | "40001"
+                        | "40P01"
+                        | "57014"
+                        | "25006"
                 )
         }),
         _ => false,
