@@ -1439,7 +1439,59 @@ async fn text_with_nul_is_answered_as_any_unknown_name(backend: Backend) {
     }
 }
 
+/// A user deleted and made again is someone new to every app: what they granted before, in that
+/// site, is gone; in their other sites it holds.
+async fn a_users_grants_in_a_site_end_with_them(backend: Backend) {
+    let app = backend.app().await;
+    make_acme(&app).await;
+    register(&app, &["read:jira-user"], true).await;
+    let code = code_for(&app, ALICE, "read:jira-user").await;
+    let tokens = token_request(&app, exchange(&code)).await.json();
+    let bearer = format!(
+        "Bearer {}",
+        tokens["access_token"].as_str().expect("a token")
+    );
+    let granted = || async {
+        let resources = app
+            .get("/oauth/token/accessible-resources")
+            .header("authorization", &bearer)
+            .send()
+            .await;
+        resources.assert_status(200);
+        let names: Vec<Value> = resources
+            .json()
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|r| r["name"].clone())
+            .collect();
+        names
+    };
+    assert_eq!(granted().await, [json!("default"), json!("acme")]);
+    app.admin(Method::DELETE, format!("/_admin/sites/acme/users/{ALICE}"))
+        .send()
+        .await
+        .assert_status(204);
+    let again = json!({"accountId": ALICE, "email": "alice@example.com", "displayName": "Alice"});
+    app.admin(Method::POST, "/_admin/sites/acme/users")
+        .json(again.to_string())
+        .send()
+        .await
+        .assert_status(201);
+    assert_eq!(granted().await, [json!("default")]);
+    app.admin(Method::POST, "/_admin/reset?scope=all")
+        .send()
+        .await
+        .assert_status(204);
+    app.admin(Method::POST, "/_admin/reset?to=seed")
+        .send()
+        .await
+        .assert_status(204);
+    assert_eq!(granted().await, Vec::<Value>::new());
+}
+
 on_each_backend!(
+    a_users_grants_in_a_site_end_with_them,
     codes_and_refresh_tokens_expire_as_atlassian_says,
     grants_are_listed_and_revoked_one_at_a_time,
     seeds_and_snapshots_keep_a_tokens_scopes,
