@@ -5,8 +5,8 @@ use std::path::Path;
 
 use super::{Seed, fail};
 use crate::credentials::{TokenDigest, generate_token};
-use crate::domain::{AccountId, AppKind, Scopes, SiteKey, User};
-use crate::service::apps::{AppService, NewApp};
+use crate::domain::{AccountId, SiteKey, User};
+use crate::service::apps::AppService;
 use crate::service::sites::NewSite;
 use crate::service::{AdminService, SiteService};
 use crate::store::admin::TokenEntry;
@@ -22,6 +22,16 @@ pub async fn apply(
     path: &Path,
     seed: Seed,
 ) -> anyhow::Result<SeedReport> {
+    // Every site an app names is in the seed or in the database, before anything is stored.
+    for (index, app) in seed.apps.iter().enumerate() {
+        let entry = format!("apps[{index}] ({:?})", app.client_id);
+        for name in app.site_names() {
+            let in_seed = seed.sites.iter().any(|site| site.name.as_str() == name);
+            if !in_seed && sites.named(name).await?.is_none() {
+                return Err(fail(path, entry, format!("there is no site {name:?}")).into());
+            }
+        }
+    }
     let mut total = apply_to(admin, SiteKey::DEFAULT, path, "", &seed.data).await?;
     for (index, site) in seed.sites.into_iter().enumerate() {
         let entry = format!("sites[{index}] ({:?})", site.name.as_str());
@@ -51,24 +61,13 @@ pub async fn apply(
             continue;
         }
         let mut keys = Vec::with_capacity(app.sites.len());
-        for name in &app.sites {
+        for name in app.site_names() {
             let site = sites.named(name).await?;
             let site =
                 site.ok_or_else(|| fail(path, &entry, format!("there is no site {name:?}")))?;
             keys.push(site.key);
         }
-        let new = NewApp {
-            name: app.name,
-            kind: app.kind.as_deref().and_then(AppKind::parse),
-            callback_url: app.callback_url,
-            scopes: Scopes::of(&app.scopes)
-                .map_err(|e| fail(path, &entry, format!("scopes: {e}")))?,
-            auto_consent: app.auto_consent,
-            client_id: Some(app.client_id),
-            client_secret: Some(app.client_secret),
-            sites: keys,
-            admin: app.admin,
-        };
+        let new = app.to_new_app(keys).map_err(|e| fail(path, &entry, e))?;
         apps.create_app(new)
             .await
             .map_err(|e| fail(path, &entry, e))?;

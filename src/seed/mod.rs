@@ -11,8 +11,11 @@ use serde_json::value::RawValue;
 
 use crate::credentials::Secret;
 use crate::domain::{
-    AppKind, CloudId, DEFAULT_SITE, PropertyKey, PropertyValue, SiteName, User, email_key,
+    AppKind, CloudId, DEFAULT_SITE, PropertyKey, PropertyValue, Scopes, SiteKey, SiteName, User,
+    email_key,
 };
+use crate::error::Error;
+use crate::service::apps::NewApp;
 use crate::store::SeedData;
 use crate::store::admin::Snapshot;
 
@@ -66,6 +69,30 @@ pub struct SeedApp {
     sites: Vec<String>,
     #[serde(default)]
     admin: bool,
+}
+
+impl SeedApp {
+    /// The names of the sites a service account is a user of.
+    pub fn site_names(&self) -> impl Iterator<Item = &str> {
+        self.sites.iter().map(String::as_str)
+    }
+
+    /// The app to register, over the sites whose keys are `sites` (one for each it names).
+    pub fn to_new_app(&self, sites: Vec<SiteKey>) -> Result<NewApp, Error> {
+        let scopes =
+            Scopes::of(&self.scopes).map_err(|e| Error::BadRequest(format!("scopes: {e}")))?;
+        Ok(NewApp {
+            name: self.name.clone(),
+            kind: self.kind.as_deref().and_then(AppKind::parse),
+            callback_url: self.callback_url.clone(),
+            scopes,
+            auto_consent: self.auto_consent,
+            client_id: Some(self.client_id.clone()),
+            client_secret: Some(self.client_secret.clone()),
+            sites,
+            admin: self.admin,
+        })
+    }
 }
 
 /// One site of a seed: its name, its cloudId if pinned, and what it starts with.
@@ -241,6 +268,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Seed, SeedError> {
         if apps.iter().any(|other| other.client_id == app.client_id) {
             return Err(fail(path, entry, "the clientId is given twice"));
         }
+        // Checked as registering checks it, with stand-ins for the sites it names: which sites
+        // those are is known only once the database is open.
+        let stand_ins = vec![SiteKey::DEFAULT; app.sites.len()];
+        app.to_new_app(stand_ins)
+            .and_then(NewApp::checked)
+            .map_err(|e| fail(path, &entry, e))?;
         apps.push(app);
     }
     Ok(Seed { data, sites, apps })
@@ -403,6 +436,26 @@ mod tests {
                 "a token as a string, or an object",
             ),
             (r#"{"users": ["#, "the file", "EOF"),
+            (
+                r#"{"apps":[{"name":"A","clientId":"c","clientSecret":"s"}]}"#,
+                "apps[0]",
+                "needs a callbackUrl",
+            ),
+            (
+                r#"{"apps":[{"name":"A","kind":"serviceAccount","clientId":"c","clientSecret":"s"}]}"#,
+                "apps[0]",
+                "needs the sites",
+            ),
+            (
+                r#"{"apps":[{"name":"A","clientId":"c","clientSecret":"s","callbackUrl":"http://x","scopes":["read me"]}]}"#,
+                "apps[0]",
+                "scopes",
+            ),
+            (
+                r#"{"users":[{"accountId":"a","email":"a@x.io","apiTokens":[{"token":"t","scopes":[]}]}]}"#,
+                "users[0]",
+                "at least one scope",
+            ),
         ];
         for (text, entry, reason) in cases {
             let message = parse_text(text)

@@ -77,6 +77,11 @@ impl SeedToken {
             .map(|scopes| Scopes::of(scopes))
             .transpose()
             .map_err(|e| format!("scopes: {e}"))?;
+        if scopes.as_ref().is_some_and(Scopes::is_empty) {
+            return Err(
+                "scopes must name at least one scope; leave it out for a classic token".into(),
+            );
+        }
         Ok((text, TokenLimits { scopes, expires_at }))
     }
 }

@@ -70,103 +70,13 @@ impl AppService {
 
     /// Registers an app; a service account also becomes a user of each of its sites.
     pub async fn create_app(&self, new: NewApp) -> Result<CreatedApp> {
-        let kind = new.kind.unwrap_or(AppKind::OAuth2);
-        let name = new.name.trim().to_owned();
-        if name.is_empty()
-            || name.chars().count() > MAX_DISPLAY_NAME_CHARS
-            || name.chars().any(char::is_control)
-        {
-            return Err(Error::BadRequest(
-                "An app needs a name: 1 to 255 characters, without control characters.".to_owned(),
-            ));
-        }
-        if kind == AppKind::OAuth2 {
-            let callback = new.callback_url.as_deref().unwrap_or_default();
-            let parsed = url::Url::parse(callback).ok();
-            // Stored as given, so it holds no control characters (the parser would drop them).
-            if !parsed.is_some_and(|url| matches!(url.scheme(), "http" | "https"))
-                || callback.chars().any(char::is_control)
-            {
-                return Err(Error::BadRequest(
-                    "An OAuth 2.0 app needs a callbackUrl: an http or https URL.".to_owned(),
-                ));
-            }
-        }
-        if kind == AppKind::ServiceAccount && new.callback_url.is_some() {
-            return Err(Error::BadRequest(
-                "A service account has no callbackUrl: it asks for tokens with its client \
-                 credentials."
-                    .to_owned(),
-            ));
-        }
-        if kind == AppKind::ServiceAccount && new.sites.is_empty() {
-            return Err(Error::BadRequest(
-                "A service account needs the sites it is a user of.".to_owned(),
-            ));
-        }
-        let secret = match new.client_secret {
-            Some(secret) if !secret.is_empty() => secret,
-            Some(_) => return Err(Error::BadRequest("clientSecret must not be empty.".into())),
-            None => random_token()?.into(),
-        };
-        let client_id = match new.client_id {
-            Some(id) if is_client_id(&id) => id,
-            Some(_) => {
-                return Err(Error::BadRequest(
-                    "clientId must be 1 to 128 letters, digits, '-', '_' or '.'.".to_owned(),
-                ));
-            }
-            None => random_token()?,
-        };
-        if kind == AppKind::ServiceAccount && client_id.len() > MAX_ACCOUNT_ID_CHARS - 7 {
-            return Err(Error::BadRequest(
-                "A service account's clientId must be at most 121 characters: its accountId is \
-                 712020: and the clientId."
-                    .to_owned(),
-            ));
-        }
-        let account = (kind == AppKind::ServiceAccount).then(|| {
-            // Short enough that the email stays within its limit whatever the name.
-            let label: String = name
-                .chars()
-                .take(64)
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_lowercase()
-                    } else {
-                        '-'
-                    }
-                })
-                .collect();
-            let account_id = format!("712020:{client_id}");
-            (
-                account_id,
-                format!(
-                    "{}-{}@{SERVICE_ACCOUNT_DOMAIN}",
-                    label.trim_matches('-'),
-                    client_id
-                ),
-            )
-        });
-        // The service account's user, checked before anything is stored.
-        let user = match &account {
-            Some((account_id, email)) => Some(NewUser {
-                admin: new.admin,
-                ..NewUser::parse(account_id, email, Some(&name))
-                    .map_err(|e| Error::BadRequest(e.to_string()))?
-            }),
-            None => None,
-        };
-        let app = AppRecord {
-            client_id,
-            name,
-            kind,
-            secret: TokenDigest::of(&secret),
-            callback_url: new.callback_url,
-            scopes: new.scopes,
-            auto_consent: new.auto_consent,
-            account_id: account.as_ref().map(|(id, _)| id.clone()),
-        };
+        let CheckedApp {
+            app,
+            secret,
+            account,
+            user,
+            sites,
+        } = new.checked()?;
         if !self
             .store
             .oauth()
@@ -179,13 +89,13 @@ impl AppService {
             )));
         }
         if let Some(user) = user {
-            for (made, site) in new.sites.iter().enumerate() {
+            for (made, site) in sites.iter().enumerate() {
                 let created = self.admin.create_user(*site, user.clone(), Vec::new());
                 if let Err(error) = created.await {
                     self.forget(
                         &app.client_id,
                         &user.account_id,
-                        new.sites.get(..made).unwrap_or_default(),
+                        sites.get(..made).unwrap_or_default(),
                     )
                     .await;
                     return Err(error);
@@ -268,6 +178,126 @@ impl AppService {
         }
         self.store.oauth().delete_app(client_id).await?;
         Ok(())
+    }
+}
+
+/// An app as [`AppService::create_app`] stores it: checked, nothing stored yet.
+pub struct CheckedApp {
+    app: AppRecord,
+    secret: Secret,
+    account: Option<(String, String)>,
+    user: Option<NewUser>,
+    sites: Vec<SiteKey>,
+}
+
+impl NewApp {
+    /// Refuses what registering would refuse before the store is asked (so a seed is checked
+    /// whole before anything of it is stored); makes up a missing client id and secret.
+    pub fn checked(self) -> Result<CheckedApp> {
+        let kind = self.kind.unwrap_or(AppKind::OAuth2);
+        let name = self.name.trim().to_owned();
+        if name.is_empty()
+            || name.chars().count() > MAX_DISPLAY_NAME_CHARS
+            || name.chars().any(char::is_control)
+        {
+            return Err(Error::BadRequest(
+                "An app needs a name: 1 to 255 characters, without control characters.".to_owned(),
+            ));
+        }
+        if kind == AppKind::OAuth2 {
+            let callback = self.callback_url.as_deref().unwrap_or_default();
+            let parsed = url::Url::parse(callback).ok();
+            // Stored as given, so it holds no control characters (the parser would drop them).
+            if !parsed.is_some_and(|url| matches!(url.scheme(), "http" | "https"))
+                || callback.chars().any(char::is_control)
+            {
+                return Err(Error::BadRequest(
+                    "An OAuth 2.0 app needs a callbackUrl: an http or https URL.".to_owned(),
+                ));
+            }
+        }
+        if kind == AppKind::ServiceAccount && self.callback_url.is_some() {
+            return Err(Error::BadRequest(
+                "A service account has no callbackUrl: it asks for tokens with its client \
+                 credentials."
+                    .to_owned(),
+            ));
+        }
+        if kind == AppKind::ServiceAccount && self.sites.is_empty() {
+            return Err(Error::BadRequest(
+                "A service account needs the sites it is a user of.".to_owned(),
+            ));
+        }
+        let secret = match self.client_secret {
+            Some(secret) if !secret.is_empty() => secret,
+            Some(_) => return Err(Error::BadRequest("clientSecret must not be empty.".into())),
+            None => random_token()?.into(),
+        };
+        let client_id = match self.client_id {
+            Some(id) if is_client_id(&id) => id,
+            Some(_) => {
+                return Err(Error::BadRequest(
+                    "clientId must be 1 to 128 letters, digits, '-', '_' or '.'.".to_owned(),
+                ));
+            }
+            None => random_token()?,
+        };
+        if kind == AppKind::ServiceAccount && client_id.len() > MAX_ACCOUNT_ID_CHARS - 7 {
+            return Err(Error::BadRequest(
+                "A service account's clientId must be at most 121 characters: its accountId is \
+                 712020: and the clientId."
+                    .to_owned(),
+            ));
+        }
+        let account = (kind == AppKind::ServiceAccount).then(|| {
+            // Short enough that the email stays within its limit whatever the name.
+            let label: String = name
+                .chars()
+                .take(64)
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            let account_id = format!("712020:{client_id}");
+            (
+                account_id,
+                format!(
+                    "{}-{}@{SERVICE_ACCOUNT_DOMAIN}",
+                    label.trim_matches('-'),
+                    client_id
+                ),
+            )
+        });
+        // The service account's user, checked before anything is stored.
+        let user = match &account {
+            Some((account_id, email)) => Some(NewUser {
+                admin: self.admin,
+                ..NewUser::parse(account_id, email, Some(&name))
+                    .map_err(|e| Error::BadRequest(e.to_string()))?
+            }),
+            None => None,
+        };
+        let app = AppRecord {
+            client_id,
+            name,
+            kind,
+            secret: TokenDigest::of(&secret),
+            callback_url: self.callback_url,
+            scopes: self.scopes,
+            auto_consent: self.auto_consent,
+            account_id: account.as_ref().map(|(id, _)| id.clone()),
+        };
+        Ok(CheckedApp {
+            app,
+            secret,
+            account,
+            user,
+            sites: self.sites,
+        })
     }
 }
 

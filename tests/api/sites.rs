@@ -686,6 +686,33 @@ async fn a_seed_makes_its_sites(backend: Backend) {
         message.contains(r#"sites[0] ("acme"): the site exists with another id"#),
         "{message}"
     );
+    // An app naming a site that is nowhere stops the seed before any of it is stored.
+    let nowhere = r#"{"users":[{"accountId":"early-1","email":"early@example.com"}],
+        "sites":[{"name":"early-site"}],
+        "apps":[{"name":"Lost bot","kind":"serviceAccount","clientId":"lost-bot",
+        "clientSecret":"s","sites":["early-site","nowhere"]}]}"#;
+    let nowhere = seed::parse(std::path::Path::new("seed.json"), nowhere).expect("a valid seed");
+    let refused = seed::apply(
+        &admin,
+        &sites,
+        &apps,
+        std::path::Path::new("seed.json"),
+        nowhere,
+    )
+    .await;
+    let message = refused.expect_err("refused").to_string();
+    assert!(
+        message.contains(r#"apps[0] ("lost-bot"): there is no site "nowhere""#),
+        "{message}"
+    );
+    assert!(
+        !app.store
+            .user_exists(SiteKey::DEFAULT, "early-1", None)
+            .await
+            .expect("store answers"),
+        "nothing stored"
+    );
+    assert!(sites.named("early-site").await.expect("read").is_none());
     let twice = r#"{"sites":[{"name":"a","id":"11111111-3f06-40d2-880f-dd28cf8daafa"},{"name":"b","id":"11111111-3f06-40d2-880f-dd28cf8daafa"}]}"#;
     for bad in [
         r#"{"sites":[{"name":"Bad"}]}"#,
