@@ -9,8 +9,8 @@
 //! and both rules stay together. A good quarter of it is tests.
 
 use std::hash::Hash;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use quick_cache::sync::Cache;
@@ -47,8 +47,9 @@ const LISTED_KEY_OVERHEAD: usize = 40;
 /// database read, which runs on a miss, or whenever the cache may not answer (see
 /// [`ReadCache::answers`]). Every fill follows one rule, which keeps a slow read
 /// from putting back a value that a write has already replaced: take a [`FillGuard`] before
-/// reading the database, insert after, and take the insert back if the guard's epoch moved
-/// meanwhile. Writers bump the epoch after they commit and before they update the cache.
+/// reading the database, and insert after only if the guard's epoch has not moved meanwhile,
+/// checked and inserted under the epoch's lock. Writers bump the epoch after they commit and
+/// update the cache under that lock, so no reader sees a fill's older value even for a moment.
 pub(super) struct ReadCache {
     /// Known tokens only, like `accounts`: `None` is never kept.
     tokens: Cache<(SiteKey, TokenDigest), Option<Arc<TokenOwner>>>,
@@ -59,8 +60,8 @@ pub(super) struct ReadCache {
     values: Cache<ValueKey, Option<PropertyValue>, ValueWeight>,
     key_lists: Cache<InSite, Arc<[String]>, KeyListWeight>,
     /// Bumped whenever users or tokens may have changed.
-    accounts_epoch: AtomicU64,
-    stripes: [AtomicU64; STRIPES],
+    accounts_epoch: Epoch,
+    stripes: [Epoch; STRIPES],
     hasher: DefaultHashBuilder,
     /// Whether the cache keeps anything: it is off when given no room.
     on: bool,
@@ -104,16 +105,38 @@ where
     type Reading = R;
 }
 
-/// The epoch a read started in: a fill made with it is taken back if the epoch has moved.
+/// A count of writes that a fill must not overtake. Its lock makes a fill's check and insert
+/// one step, and a writer's bump and its own updates of the cache another.
+#[derive(Default)]
+struct Epoch(RwLock<u64>);
+
+impl Epoch {
+    fn now(&self) -> RwLockReadGuard<'_, u64> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves the epoch; the cache is updated while the returned lock is held.
+    fn bump(&self) -> RwLockWriteGuard<'_, u64> {
+        let mut epoch = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        *epoch += 1;
+        epoch
+    }
+}
+
+/// The epoch a read started in: a fill made with it is kept only if the epoch has not moved.
 struct FillGuard<'a> {
-    epoch: &'a AtomicU64,
+    epoch: &'a Epoch,
     seen: u64,
 }
 
 impl FillGuard<'_> {
-    /// Whether no write has bumped the epoch since the guard was taken.
-    fn holds(&self) -> bool {
-        self.epoch.load(Ordering::SeqCst) == self.seen
+    /// Runs `fill` if no write has bumped the epoch since the guard was taken, with writers
+    /// held off until it is done.
+    fn fill_if_unmoved(&self, fill: impl FnOnce()) {
+        let now = self.epoch.now();
+        if *now == self.seen {
+            fill();
+        }
     }
 }
 
@@ -177,8 +200,8 @@ impl ReadCache {
             users: Cache::new(accounts_held),
             values,
             key_lists,
-            accounts_epoch: AtomicU64::new(0),
-            stripes: std::array::from_fn(|_| AtomicU64::new(0)),
+            accounts_epoch: Epoch::default(),
+            stripes: std::array::from_fn(|_| Epoch::default()),
             hasher: DefaultHashBuilder::default(),
             on,
             others_may_write,
@@ -229,11 +252,14 @@ impl ReadCache {
     /// Polls for changes by others if the last poll is older than [`POLL_EVERY_MS`].
     /// `PRAGMA data_version` on the writer's own connection changes only when another
     /// connection commits: another process, or a second store on the same file. Any change
-    /// drops everything; `last_version` is the version the previous poll saw.
+    /// drops everything; `last` is what the previous poll saw: the number of writer connections
+    /// made (`connections`, since each counts versions of its own) and the version. The first
+    /// poll drops everything too: what was kept before it had no baseline to be checked by.
     pub(super) async fn poll_other_writers(
         &self,
         writer: &SqlitePool,
-        last_version: &mut Option<i64>,
+        connections: &AtomicU64,
+        last: &mut Option<(u64, i64)>,
     ) {
         let at = self.elapsed_ms();
         if self
@@ -242,20 +268,21 @@ impl ReadCache {
         {
             return;
         }
-        let version = match writer.acquire().await {
+        let seen = match writer.acquire().await {
             Ok(mut conn) => {
-                sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                let version = sqlx::query_scalar::<_, i64>("PRAGMA data_version")
                     .fetch_one(&mut *conn)
-                    .await
+                    .await;
+                version.map(|version| (connections.load(Ordering::SeqCst), version))
             }
             Err(error) => Err(error),
         };
-        match version {
-            Ok(version) => {
-                if last_version.is_some_and(|last| last != version) {
+        match seen {
+            Ok(seen) => {
+                if *last != Some(seen) {
                     self.invalidate_all();
                 }
-                *last_version = Some(version);
+                *last = Some(seen);
                 self.seen_unchanged_at(at);
             }
             Err(error) => tracing::warn!(%error, "cannot poll for changes by other processes"),
@@ -282,10 +309,8 @@ impl ReadCache {
 
     /// Drops everything: users, tokens or the file changed in ways the writer did not see.
     pub(super) fn invalidate_all(&self) {
-        self.accounts_epoch.fetch_add(1, Ordering::SeqCst);
-        for stripe in &self.stripes {
-            stripe.fetch_add(1, Ordering::SeqCst);
-        }
+        let _accounts = self.accounts_epoch.bump();
+        let _stripes: Vec<_> = self.stripes.iter().map(Epoch::bump).collect();
         self.tokens.clear();
         self.access.clear();
         self.accounts.clear();
@@ -300,7 +325,7 @@ impl ReadCache {
             Some(account_id) => &self.stripes[self.stripe(account_id)],
             None => &self.accounts_epoch,
         };
-        let seen = epoch.load(Ordering::SeqCst);
+        let seen = *epoch.now();
         FillGuard { epoch, seen }
     }
 
@@ -308,8 +333,9 @@ impl ReadCache {
         (self.hasher.hash_one(account_id) % STRIPES as u64) as usize
     }
 
-    fn bump_stripe(&self, account_id: &str) {
-        self.stripes[self.stripe(account_id)].fetch_add(1, Ordering::SeqCst);
+    /// Moves an account's stripe; its cache entries are updated while the lock is held.
+    fn bump_stripe(&self, account_id: &str) -> RwLockWriteGuard<'_, u64> {
+        self.stripes[self.stripe(account_id)].bump()
     }
 
     /// The owner of a token, held or read by `read`. Unknown tokens are not kept: a token
@@ -439,10 +465,8 @@ impl ReadCache {
         let guard = self.guard(account_id);
         let answer = read().await?;
         if keep(&answer) {
-            cache.insert(key(), answer.clone());
-            if !guard.holds() {
-                cache.remove(lookup);
-            }
+            let key = key();
+            guard.fill_if_unmoved(|| cache.insert(key, answer.clone()));
         }
         Ok(answer)
     }
@@ -456,7 +480,7 @@ impl ReadCache {
         value: PropertyValue,
         created: bool,
     ) {
-        self.bump_stripe(account_id);
+        let _bumped = self.bump_stripe(account_id);
         self.values
             .insert(value_key(site, account_id, key), Some(value));
         if created {
@@ -469,7 +493,7 @@ impl ReadCache {
 
     /// After a committed DELETE.
     pub(super) fn after_delete(&self, site: SiteKey, account_id: &str, key: &str, existed: bool) {
-        self.bump_stripe(account_id);
+        let _bumped = self.bump_stripe(account_id);
         self.values.insert(value_key(site, account_id, key), None);
         if existed {
             self.key_lists.remove(&InSiteLookup {
@@ -511,16 +535,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_fill_that_raced_a_write_is_taken_back() {
+    async fn a_fill_that_raced_a_write_leaves_the_writes_value() {
         let cache = cache();
         let read = || async {
             // A write commits while the read is under way...
             cache.after_write(S, "alice", "k", stored("2"), false);
             Ok(Some(stored("1")))
         };
-        // ...and the read, which saw the old value, must not put it back.
+        // ...and the read, which saw the old value, must not put it in the write's place, not
+        // even for a moment.
         let _ = cache.value(S, "alice", "k", read).await;
-        assert!(cache.value(S, "alice", "k", not_held).await.is_err());
+        let held = cache.value(S, "alice", "k", not_held).await.ok();
+        assert_eq!(held, Some(Some(stored("2"))));
     }
 
     #[tokio::test]
@@ -592,5 +618,40 @@ mod tests {
         assert!(cache.answers());
         clock.advance(Duration::from_millis(1));
         assert!(!cache.answers());
+    }
+
+    #[tokio::test]
+    async fn a_poll_on_a_new_writer_connection_or_the_first_drops_everything() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite:{}", dir.path().join("poll.db").display());
+        let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+            .expect("a URL")
+            .create_if_missing(true);
+        let writer = SqlitePool::connect_with(options).await.expect("opens");
+        let clock = ManualClock::new();
+        let cache = ReadCache::new(1 << 20, true, clock.clone());
+        let (connections, mut last) = (AtomicU64::new(1), None);
+        let polled = |cache: &ReadCache| {
+            cache.after_write(S, "alice", "k", stored("1"), false);
+            clock.advance(Duration::from_millis(POLL_EVERY_MS));
+            cache.values.len()
+        };
+        let held = polled(&cache);
+        cache
+            .poll_other_writers(&writer, &connections, &mut last)
+            .await;
+        assert_eq!((held, cache.values.len()), (1, 0), "the first poll");
+        let held = polled(&cache);
+        cache
+            .poll_other_writers(&writer, &connections, &mut last)
+            .await;
+        assert_eq!((held, cache.values.len()), (1, 1), "nothing changed");
+        // The writer's connection was made again: its versions are not the last one's.
+        connections.fetch_add(1, Ordering::SeqCst);
+        clock.advance(Duration::from_millis(POLL_EVERY_MS));
+        cache
+            .poll_other_writers(&writer, &connections, &mut last)
+            .await;
+        assert_eq!(cache.values.len(), 0, "a new connection");
     }
 }

@@ -6,6 +6,7 @@ mod cache;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +57,13 @@ pub struct SqliteStore {
 #[derive(Debug, Clone)]
 struct InMemoryKeeper(#[allow(dead_code)] Arc<Mutex<SqliteConnection>>);
 
+/// What the writer writes to: memory that only this store reaches, or a file that others may
+/// write too, with a count of the writer connections made to it.
+enum Writer {
+    Memory(InMemoryKeeper),
+    File(Arc<AtomicU64>),
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database `url` names; `pool_size` readers sit beside the
     /// writer, since WAL lets them run while a write commits.
@@ -75,7 +83,7 @@ impl SqliteStore {
                 pool,
                 options,
                 "memory (lost when the server stops)".to_owned(),
-                Some(InMemoryKeeper(Arc::new(Mutex::new(keeper)))),
+                Writer::Memory(InMemoryKeeper(Arc::new(Mutex::new(keeper)))),
             ));
         }
         let location = std::path::absolute(connect.get_filename())
@@ -88,13 +96,26 @@ impl SqliteStore {
             .clone()
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
+        // `PRAGMA data_version` counts per connection: polls tell a new writer connection by this.
+        let writer_connections = Arc::new(AtomicU64::new(0));
+        let made = writer_connections.clone();
         let writer = Self::pool(1, acquire_timeout)
+            .after_connect(move |_, _| {
+                made.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async { Ok(()) })
+            })
             .connect_with(writer_options)
             .await?;
         let reader = Self::pool(options.pool_size.max(1), acquire_timeout)
             .connect_with(connect.read_only(true))
             .await?;
-        Ok(Self::start(reader, writer, options, location, None))
+        Ok(Self::start(
+            reader,
+            writer,
+            options,
+            location,
+            Writer::File(writer_connections),
+        ))
     }
 
     /// Starts the writer task over the pools.
@@ -103,13 +124,22 @@ impl SqliteStore {
         writer: SqlitePool,
         options: &DatabaseOptions,
         location: String,
-        keeper: Option<InMemoryKeeper>,
+        kind: Writer,
     ) -> Self {
+        let (keeper, writer_connections) = match kind {
+            Writer::Memory(keeper) => (Some(keeper), None),
+            Writer::File(connections) => (None, Some(connections)),
+        };
         let others_may_write = keeper.is_none();
         let clock = options.clock.clone();
         let cache = Arc::new(ReadCache::new(options.cache_bytes, others_may_write, clock));
         let (writes, queue) = mpsc::channel(writer::QUEUE);
-        tokio::spawn(writer::run(writer.clone(), cache.clone(), queue));
+        tokio::spawn(writer::run(
+            writer.clone(),
+            cache.clone(),
+            queue,
+            writer_connections,
+        ));
         Self {
             reader,
             writer,

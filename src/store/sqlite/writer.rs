@@ -2,6 +2,7 @@
 //! transaction, so many writers share one fsync. How a batch becomes statements is in `batch.rs`.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
@@ -56,7 +57,12 @@ impl Write {
 
 /// Runs the writer until every sender is gone. Between writes, while requests come in, it
 /// also has the cache poll for changes by other processes.
-pub(super) async fn run(pool: SqlitePool, cache: Arc<ReadCache>, mut queue: mpsc::Receiver<Write>) {
+pub(super) async fn run(
+    pool: SqlitePool,
+    cache: Arc<ReadCache>,
+    mut queue: mpsc::Receiver<Write>,
+    connections: Option<Arc<AtomicU64>>,
+) {
     let mut data_version = None;
     let mut batch = Vec::with_capacity(MOST_PER_COMMIT);
     loop {
@@ -80,8 +86,12 @@ pub(super) async fn run(pool: SqlitePool, cache: Arc<ReadCache>, mut queue: mpsc
             }
             commit(&pool, &cache, &mut batch).await;
         }
-        if cache.polling() {
-            cache.poll_other_writers(&pool, &mut data_version).await;
+        if let Some(connections) = connections.as_deref()
+            && cache.polling()
+        {
+            cache
+                .poll_other_writers(&pool, connections, &mut data_version)
+                .await;
         }
     }
 }
