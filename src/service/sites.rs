@@ -167,8 +167,12 @@ impl SiteService {
             let held = self.seeds.read().unwrap_or_else(|e| e.into_inner());
             return Ok(held.get(site.name.as_str()).cloned().unwrap_or_default());
         };
-        let source = Path::new("the site's seed");
-        let snapshot = snapshot::from_json(source, &kept)
+        // A seed may be large: it is parsed off the runtime's threads.
+        let parse = move || snapshot::from_json(Path::new("the site's seed"), &kept);
+        let parsed = tokio::task::spawn_blocking(parse).await;
+        let snapshot = parsed
+            .map_err(|e| e.to_string())
+            .and_then(|parsed| parsed.map_err(|e| e.to_string()))
             .map_err(|e| Error::Internal(format!("site {}: {e}", site.name.as_str())))?;
         Ok(Arc::new(snapshot))
     }

@@ -104,9 +104,10 @@ impl SqliteStore {
         self.changed(Sql::reset(self.begin_immediate().await?, site, everything).await)
     }
 
-    /// Read under the write lock, so no write lands between its three reads.
+    /// Read in one read transaction on a reader: WAL gives it one view of the file for its
+    /// three reads, while writes go on beside it.
     pub(in crate::store) async fn snapshot(&self, site: SiteKey) -> Result<Snapshot> {
-        Ok(Sql::snapshot(self.begin_immediate().await?, site).await?)
+        Ok(Sql::snapshot(self.reader.begin().await?, site).await?)
     }
 
     pub(in crate::store) async fn restore(&self, site: SiteKey, snapshot: &Snapshot) -> Result<()> {
