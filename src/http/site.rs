@@ -201,8 +201,12 @@ async fn resolve(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Cur
                 } else {
                     std::borrow::Cow::Borrowed(name)
                 };
-                let site = state.sites.named(&name).await?;
-                site.ok_or(Error::SiteNotFound)?
+                if path.starts_with("/_admin") {
+                    state.sites.find(SiteReference::Name(&name)).await?
+                } else {
+                    let site = state.sites.named(&name).await?;
+                    site.ok_or(Error::SiteNotFound)?
+                }
             }
             None => state.sites.default_site().await?,
         };

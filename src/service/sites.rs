@@ -206,11 +206,21 @@ impl SiteService {
         Ok(self.remember(found, Key::Id(id)))
     }
 
-    /// The site a reference names.
+    /// The site a reference names, read from the store rather than remembered: the admin API
+    /// and the console act on sites, and must not act on one that another instance has deleted
+    /// or made again meanwhile. What is read is remembered for the requests that follow.
     pub async fn find(&self, reference: SiteReference<'_>) -> Result<Arc<Site>> {
         let found = match reference {
-            SiteReference::Id(id) => self.with_id(id).await?,
-            SiteReference::Name(name) => self.named(name).await?,
+            SiteReference::Id(id) => {
+                let found = self.store.site_with_id(id).await?;
+                self.remember(found, Key::Id(id))
+            }
+            // A name no site can have is not looked up (PostgreSQL could not even compare NUL).
+            SiteReference::Name(name) if !SiteName::is_valid(name) => None,
+            SiteReference::Name(name) => {
+                let found = self.store.site_named(name).await?;
+                self.remember(found, Key::Name(name))
+            }
         };
         found.ok_or(Error::SiteNotFound)
     }

@@ -229,11 +229,26 @@ async fn a_site_made_through_one_instance_is_reached_through_the_other(backend: 
         .send()
         .await;
     assert_eq!(through_gateway.text(), r#"{"key":"hello","value":true}"#);
+    first
+        .get(&uri)
+        .host("shared.localhost")
+        .header("authorization", &gina)
+        .send()
+        .await
+        .assert_status(200);
     second
         .admin(axum::http::Method::DELETE, "/_admin/sites/shared")
         .send()
         .await
         .assert_status(204);
+    // The admin API acts on the site as the database has it, at once.
+    for path in ["/_admin/sites/shared", "/_admin/sites/shared/users"] {
+        first
+            .admin(axum::http::Method::GET, path)
+            .send()
+            .await
+            .assert_status(404);
+    }
     // The first instance may still know the site for a moment; its users are gone at once.
     let after = first
         .get(&uri)
@@ -246,6 +261,20 @@ async fn a_site_made_through_one_instance_is_reached_through_the_other(backend: 
         "{}",
         after.status
     );
+    let again = r#"{"users": [{"accountId": "hank-1", "email": "hank@example.com"}]}"#;
+    second
+        .admin(axum::http::Method::POST, "/_admin/sites")
+        .json(format!(r#"{{"name":"shared","seed":{again}}}"#))
+        .send()
+        .await
+        .assert_status(201);
+    let users = first
+        .admin(axum::http::Method::GET, "/_admin/users")
+        .host("shared.localhost")
+        .send()
+        .await;
+    users.assert_status(200);
+    assert_eq!(users.json()[0]["accountId"], "hank-1", "{}", users.text());
 }
 
 /// Revocation through the admin API of one instance holds at the next request on the other.
