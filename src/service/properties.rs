@@ -275,17 +275,14 @@ impl PropertyService {
     ) -> Result<(Vec<User>, usize)> {
         require_scope(caller, Operation::ReadUsers)?;
         let caller = &self.authenticator.confirmed(caller).await?;
-        let mut found: Vec<User> = Vec::new();
         let mut asked = std::collections::HashSet::with_capacity(account_ids.len());
-        for id in account_ids {
-            // Text that is no account id names no user (PostgreSQL could not even compare NUL).
-            if !AccountId::is_valid(id) || !asked.insert(id.as_str()) {
-                continue;
-            }
-            if let Some(user) = self.store.user(caller.site, id).await? {
-                found.push(user);
-            }
-        }
+        // Text that is no account id names no user (PostgreSQL could not even compare NUL).
+        let ids: Vec<&str> = account_ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| AccountId::is_valid(id) && asked.insert(*id))
+            .collect();
+        let found = self.store.users_named(caller.site, &ids).await?;
         let total = found.len();
         Ok((
             found.into_iter().skip(start_at).take(max_results).collect(),

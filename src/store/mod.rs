@@ -267,6 +267,11 @@ impl Store {
         forward!(self.user(site, account_id).await)
     }
 
+    /// The users with these account ids, in the order asked; ids no user has are left out.
+    pub async fn users_named(&self, site: SiteKey, account_ids: &[&str]) -> Result<Vec<User>> {
+        forward!(self.users_named(site, account_ids).await)
+    }
+
     /// Whether a user with this account id exists. `caller` is the credentials version of the
     /// caller's cached credentials, if any: here and below, [`Error::Stale`] when the database
     /// has moved past it.

@@ -741,7 +741,7 @@ where
         })
     }
 
-    fn user_from_row(row: &DB::Row) -> Result<User> {
+    pub(super) fn user_from_row(row: &DB::Row) -> Result<User> {
         Ok(User {
             account_id: row.try_get(0)?,
             email: row.try_get(1)?,

@@ -177,6 +177,30 @@ impl PostgresStore {
         Ok(leased!(self, |conn| Sql::user(conn, site, account_id))?)
     }
 
+    /// In one statement: PostgreSQL takes the ids as one array.
+    pub(super) async fn users_named(
+        &self,
+        site: SiteKey,
+        account_ids: &[&str],
+    ) -> Result<Vec<User>> {
+        let rows = leased!(self, |conn| sqlx::query(
+            "SELECT account_id, email, display_name, admin, active FROM users
+             WHERE site = $1 AND account_id = ANY($2)"
+        )
+        .bind(site.0)
+        .bind(account_ids)
+        .fetch_all(conn))?;
+        let mut by_id = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let user = Sql::user_from_row(row)?;
+            by_id.insert(user.account_id.clone(), user);
+        }
+        Ok(account_ids
+            .iter()
+            .filter_map(|account_id| by_id.remove(*account_id))
+            .collect())
+    }
+
     /// From the cache for a caller whose credentials are cached too, since the statement that
     /// follows confirms both; otherwise from the database.
     pub(super) async fn user_exists(

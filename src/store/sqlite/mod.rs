@@ -258,6 +258,21 @@ impl SqliteStore {
         Ok(self.cache.user(site, account_id, read).await?)
     }
 
+    /// One by one, each answered by [`SqliteStore::user`], whose answer the cache may hold.
+    pub(super) async fn users_named(
+        &self,
+        site: SiteKey,
+        account_ids: &[&str],
+    ) -> Result<Vec<User>> {
+        let mut found = Vec::with_capacity(account_ids.len());
+        for account_id in account_ids {
+            if let Some(user) = self.user(site, account_id).await? {
+                found.push(user);
+            }
+        }
+        Ok(found)
+    }
+
     /// Answered by [`SqliteStore::user`], whose answer the cache may hold.
     pub(super) async fn user_exists(&self, site: SiteKey, account_id: &str) -> Result<bool> {
         Ok(self.user(site, account_id).await?.is_some())
