@@ -132,6 +132,22 @@ impl SiteStates {
         held(&states, site).map_or(0, |state| state.journal.len())
     }
 
+    /// How many sites have memory here.
+    pub fn held_count(&self) -> usize {
+        self.states.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Forgets every site but `live`: those that exist now.
+    pub fn keep_only(&self, live: &[Site]) {
+        self.states
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, state| {
+                live.iter()
+                    .any(|site| site.key == *key && site.id == state.site.id)
+            });
+    }
+
     /// Forgets a deleted site.
     pub fn remove(&self, key: SiteKey) {
         self.states
@@ -212,10 +228,18 @@ async fn resolve(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Cur
         };
         (site, Reached::Host)
     };
-    Ok(CurrentSite {
+    let current = CurrentSite {
         state: state.site_states.of(site),
         reached,
-    })
+    };
+    // More memories than sites can exist: some are of sites deleted through another instance.
+    if u64::try_from(state.site_states.held_count()).unwrap_or(u64::MAX) > state.sites.most() {
+        match state.sites.list().await {
+            Ok(live) => state.site_states.keep_only(&live),
+            Err(error) => tracing::warn!(%error, "deleted sites' memory not swept"),
+        }
+    }
+    Ok(current)
 }
 
 /// The host and port a request was sent to: its Host header, or the authority of its URI.
@@ -283,6 +307,35 @@ mod tests {
         headers.insert(header::HOST, host.parse().expect("a header value"));
         let domains = ["localhost".to_owned(), "atlassian.net".to_owned()];
         site_named_by_host(&Uri::from_static("/"), &headers, &domains).map(str::to_owned)
+    }
+
+    #[test]
+    fn only_live_sites_keep_their_memory() {
+        let states = SiteStates::new(SiteDefaults {
+            journal_size: 10,
+            journal_bodies: false,
+            faults: FaultRules::default(),
+            login_failures: 0,
+            login_failure_window: Duration::from_secs(60),
+            clock: crate::clock::system(),
+        });
+        let site = |key, id: &str, name: &str| Site {
+            key: SiteKey(key),
+            id: CloudId::parse(id).expect("a cloudId"),
+            name: crate::domain::SiteName::parse(name).expect("a name"),
+        };
+        let live = site(1, "00000000-0000-4000-8000-000000000001", "live");
+        let gone = site(2, "00000000-0000-4000-8000-000000000002", "gone");
+        // Deleted, and its key's memory is of another site than the one now under that key.
+        let replaced = site(3, "00000000-0000-4000-8000-000000000003", "old");
+        let kept = states.of(Arc::new(live.clone()));
+        for held in [&gone, &replaced] {
+            states.of(Arc::new(held.clone()));
+        }
+        let now = site(3, "00000000-0000-4000-8000-000000000033", "new");
+        states.keep_only(&[live.clone(), now]);
+        assert_eq!(states.held_count(), 1);
+        assert!(Arc::ptr_eq(&kept, &states.of(Arc::new(live))));
     }
 
     #[test]
