@@ -350,7 +350,11 @@ impl SqliteStore {
         outcome.await.map_err(|_| crashed())?
     }
 
+    /// Ready while a reader answers and the writer task runs: without it no write lands.
     pub(super) async fn ready(&self) -> Result<()> {
+        if self.writes.is_closed() {
+            return Err(sqlx::Error::WorkerCrashed.into());
+        }
         Ok(Sql::ready(&mut *connection(&self.reader).await?).await?)
     }
 
