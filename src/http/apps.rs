@@ -15,6 +15,7 @@ use crate::domain::{AppKind, Scopes};
 use crate::error::Error;
 use crate::http::extract::{PathParams, WholeBody};
 use crate::service::apps::{CreatedApp, NewApp};
+use crate::service::sites::SiteReference;
 use crate::store::oauth::AppRecord;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
@@ -139,10 +140,13 @@ async fn create_app(State(state): State<AppState>, WholeBody(body): WholeBody) -
     };
     let mut sites = Vec::with_capacity(body.sites.len());
     for name in &body.sites {
-        let site = state.sites.named(name).await?;
-        let key = site
-            .ok_or_else(|| bad_request(format!("There is no site named '{name}'.")))?
-            .key;
+        let key = match state.sites.find(SiteReference::Name(name)).await {
+            Ok(site) => site.key,
+            Err(Error::SiteNotFound) => {
+                return Err(bad_request(format!("There is no site named '{name}'.")));
+            }
+            Err(error) => return Err(error.into()),
+        };
         // A site named twice is one site.
         if !sites.contains(&key) {
             sites.push(key);

@@ -24,6 +24,10 @@ pub async fn apply(
 ) -> anyhow::Result<SeedReport> {
     // Every site an app names is in the seed or in the database, before anything is stored.
     for (index, app) in seed.apps.iter().enumerate() {
+        // A registered app is left as it is, whatever its sites.
+        if apps.app(&app.client_id).await?.is_some() {
+            continue;
+        }
         let entry = format!("apps[{index}] ({:?})", app.client_id);
         for name in app.site_names() {
             let in_seed = seed.sites.iter().any(|site| site.name.as_str() == name);

@@ -373,6 +373,17 @@ mod tests {
     }
 
     #[test]
+    fn a_digest_keeps_the_scopes_it_was_stored_with_even_none() {
+        let hash = "0".repeat(64);
+        let text = format!(
+            r#"{{"users":[{{"accountId":"a","email":"a@x.io","apiTokenHashes":[{{"hash":"{hash}","scopes":[]}}]}}]}}"#
+        );
+        let seed = parse_text(&text).expect("a snapshot's digest is taken as stored");
+        let scopes = seed.tokens[0].1.limits.scopes.as_ref();
+        assert!(scopes.is_some_and(Scopes::is_empty));
+    }
+
+    #[test]
     fn values_are_kept_verbatim() {
         let seed = parse_text(
             r#"{"users":[{"accountId":"a","email":"a@x.io"}],

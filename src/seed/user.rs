@@ -77,11 +77,6 @@ impl SeedToken {
             .map(|scopes| Scopes::of(scopes))
             .transpose()
             .map_err(|e| format!("scopes: {e}"))?;
-        if scopes.as_ref().is_some_and(Scopes::is_empty) {
-            return Err(
-                "scopes must name at least one scope; leave it out for a classic token".into(),
-            );
-        }
         Ok((text, TokenLimits { scopes, expires_at }))
     }
 }
@@ -115,6 +110,14 @@ impl SeedUser {
             if token.is_empty() || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
                 return Err(
                     "apiTokens must be non-empty, without spaces or control characters".to_owned(),
+                );
+            }
+            // A new token's scopes are checked as the admin API checks them; a digest's
+            // (`apiTokenHashes`, from snapshots) are taken as they were stored.
+            if limits.scopes.as_ref().is_some_and(Scopes::is_empty) {
+                return Err(
+                    "scopes must name at least one scope; leave it out for a classic token"
+                        .to_owned(),
                 );
             }
             let digest = TokenDigest::of(token);

@@ -663,6 +663,18 @@ async fn a_seed_makes_its_sites(backend: Backend) {
         .await
         .expect("applied");
     }
+    // A registered app is left as it is, even when the sites its seed entry names are gone.
+    let moved_on = with_app.replace(r#""sites":["acme"]"#, r#""sites":["gone-site"]"#);
+    let parsed = seed::parse(std::path::Path::new("seed.json"), &moved_on).expect("a valid seed");
+    seed::apply(
+        &admin,
+        &sites,
+        &apps,
+        std::path::Path::new("seed.json"),
+        parsed,
+    )
+    .await
+    .expect("applied");
     let tokens = app
         .request(Method::POST, "/oauth/token")
         .header("content-type", "application/x-www-form-urlencoded")

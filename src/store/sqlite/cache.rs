@@ -438,8 +438,8 @@ impl ReadCache {
 
     /// The read-through every lookup is. When the cache may answer and holds `lookup`, that is
     /// the answer. Otherwise `read` gives it, and it is kept under `key` if `keep` says so and
-    /// no write raced the read: the guard is taken before the read, the answer inserted after,
-    /// and taken back if the guard's epoch moved meanwhile. Values and key lists go by their
+    /// no write raced the read: the guard is taken before the read, and the answer inserted
+    /// after only if the guard's epoch has not moved meanwhile. Values and key lists go by their
     /// account's stripe (`account_id`); tokens, accounts and users by the accounts epoch.
     async fn through<K, V, W, Q>(
         &self,
