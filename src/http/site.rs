@@ -3,6 +3,7 @@
 //! in memory: its journal, its faults, its failed logins.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -80,6 +81,8 @@ pub struct SiteDefaults {
     pub login_failure_window: Duration,
     /// What time it is.
     pub clock: SharedClock,
+    /// Most sites the store may hold: memory held for more is partly of deleted sites.
+    pub max_sites: u64,
 }
 
 /// Every site's memory, made when a site is first reached.
@@ -87,6 +90,11 @@ pub struct SiteDefaults {
 pub struct SiteStates {
     states: RwLock<HashMap<SiteKey, Arc<SiteState>>>,
     defaults: SiteDefaults,
+    /// Past this many memories, some are of sites deleted through another instance: the
+    /// larger of `max_sites` and the sites the last sweep found.
+    sweep_above: AtomicUsize,
+    /// Set when a memory made took the count past `sweep_above`.
+    sweep_wanted: AtomicBool,
 }
 
 impl SiteStates {
@@ -94,6 +102,10 @@ impl SiteStates {
     pub fn new(defaults: SiteDefaults) -> Self {
         Self {
             states: RwLock::new(HashMap::new()),
+            sweep_above: AtomicUsize::new(
+                usize::try_from(defaults.max_sites).unwrap_or(usize::MAX),
+            ),
+            sweep_wanted: AtomicBool::new(false),
             defaults,
         }
     }
@@ -122,7 +134,16 @@ impl SiteStates {
             site,
         });
         states.insert(state.site.key, state.clone());
+        if states.len() > self.sweep_above.load(Ordering::Relaxed) {
+            self.sweep_wanted.store(true, Ordering::Relaxed);
+        }
         state
+    }
+
+    /// Whether memories should be swept to the sites that exist; asking claims the sweep.
+    pub fn take_sweep(&self) -> bool {
+        self.sweep_wanted.load(Ordering::Relaxed)
+            && self.sweep_wanted.swap(false, Ordering::Relaxed)
     }
 
     /// How many requests `site`'s journal holds; 0 for a site nothing reached yet, whose state
@@ -133,19 +154,22 @@ impl SiteStates {
     }
 
     /// How many sites have memory here.
-    pub fn held_count(&self) -> usize {
+    #[cfg(test)]
+    fn held_count(&self) -> usize {
         self.states.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Forgets every site but `live`: those that exist now.
     pub fn keep_only(&self, live: &[Site]) {
+        let live_ids: HashMap<SiteKey, CloudId> =
+            live.iter().map(|site| (site.key, site.id)).collect();
         self.states
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|key, state| {
-                live.iter()
-                    .any(|site| site.key == *key && site.id == state.site.id)
-            });
+            .retain(|key, state| live_ids.get(key) == Some(&state.site.id));
+        let most = usize::try_from(self.defaults.max_sites).unwrap_or(usize::MAX);
+        self.sweep_above
+            .store(most.max(live.len()), Ordering::Relaxed);
     }
 
     /// Forgets a deleted site.
@@ -233,7 +257,7 @@ async fn resolve(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Cur
         reached,
     };
     // More memories than sites can exist: some are of sites deleted through another instance.
-    if u64::try_from(state.site_states.held_count()).unwrap_or(u64::MAX) > state.sites.most() {
+    if state.site_states.take_sweep() {
         match state.sites.list().await {
             Ok(live) => state.site_states.keep_only(&live),
             Err(error) => tracing::warn!(%error, "deleted sites' memory not swept"),
@@ -318,6 +342,7 @@ mod tests {
             login_failures: 0,
             login_failure_window: Duration::from_secs(60),
             clock: crate::clock::system(),
+            max_sites: 2,
         });
         let site = |key, id: &str, name: &str| Site {
             key: SiteKey(key),
@@ -329,9 +354,11 @@ mod tests {
         // Deleted, and its key's memory is of another site than the one now under that key.
         let replaced = site(3, "00000000-0000-4000-8000-000000000003", "old");
         let kept = states.of(Arc::new(live.clone()));
-        for held in [&gone, &replaced] {
-            states.of(Arc::new(held.clone()));
-        }
+        states.of(Arc::new(gone.clone()));
+        assert!(!states.take_sweep(), "no more than max_sites");
+        states.of(Arc::new(replaced.clone()));
+        assert!(states.take_sweep(), "more than max_sites");
+        assert!(!states.take_sweep(), "claimed");
         let now = site(3, "00000000-0000-4000-8000-000000000033", "new");
         states.keep_only(&[live.clone(), now]);
         assert_eq!(states.held_count(), 1);

@@ -147,6 +147,7 @@ impl AppState {
                 login_failures: settings.login_failures,
                 login_failure_window: settings.login_failure_window,
                 clock: clock.clone(),
+                max_sites: settings.max_sites,
             }),
             site_proxy: super::sites::SiteProxy::of(settings.public_url.as_deref(), &site_domains),
             site_domains,

@@ -149,11 +149,6 @@ impl SiteService {
         }
     }
 
-    /// Most sites the store may hold at once, `default` included.
-    pub fn most(&self) -> u64 {
-        self.most
-    }
-
     /// Notes what the start seed made of each site, by site name.
     pub fn remember_seeds(&self, seeds: Vec<(String, Snapshot)>) {
         let mut held = self.seeds.write().unwrap_or_else(|e| e.into_inner());
