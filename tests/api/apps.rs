@@ -118,6 +118,14 @@ async fn make_sync_bot(app: &TestApp, sites: &[&str], secret: &str) {
         .assert_status(201);
 }
 
+/// The names of the sites an `accessible-resources` answer lists.
+fn site_names(resources: &TestResponse) -> Vec<Value> {
+    resources.assert_status(200);
+    let listed = resources.json();
+    let listed = listed.as_array().expect("an array");
+    listed.iter().map(|r| r["name"].clone()).collect()
+}
+
 fn exchange(code: &str) -> Value {
     json!({"grant_type": "authorization_code", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
            "code": code, "redirect_uri": CALLBACK})
@@ -168,15 +176,7 @@ async fn the_authorization_code_flow_reaches_the_granted_sites(backend: Backend)
         .header("authorization", &format!("Bearer {access}"))
         .send()
         .await;
-    resources.assert_status(200);
-    let names: Vec<Value> = resources
-        .json()
-        .as_array()
-        .expect("an array")
-        .iter()
-        .map(|r| r["name"].clone())
-        .collect();
-    assert_eq!(names, [json!("default"), json!("acme")]);
+    assert_eq!(site_names(&resources), [json!("default"), json!("acme")]);
     assert_eq!(resources.json()[1]["id"], acme);
     assert_eq!(
         resources.json()[1]["scopes"],
@@ -1457,15 +1457,7 @@ async fn a_users_grants_in_a_site_end_with_them(backend: Backend) {
             .header("authorization", &bearer)
             .send()
             .await;
-        resources.assert_status(200);
-        let names: Vec<Value> = resources
-            .json()
-            .as_array()
-            .expect("an array")
-            .iter()
-            .map(|r| r["name"].clone())
-            .collect();
-        names
+        site_names(&resources)
     };
     assert_eq!(granted().await, [json!("default"), json!("acme")]);
     app.admin(Method::DELETE, format!("/_admin/sites/acme/users/{ALICE}"))

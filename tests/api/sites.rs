@@ -614,19 +614,21 @@ async fn a_seed_makes_its_sites(backend: Backend) {
         r#"{{"sites":[{{"name":"acme","id":"35273b54-3f06-40d2-880f-dd28cf8daafa",{}}}]}}"#,
         &ACME_SEED.trim()[1..ACME_SEED.trim().len() - 1]
     );
-    let parsed = seed::parse(std::path::Path::new("seed.json"), &text).expect("a valid seed");
     let sites = SiteService::new(app.store.clone(), 10, jira_userprops::clock::system());
     let admin = AdminService::new(app.store.clone());
     let apps = AppService::new(app.store.clone(), jira_userprops::clock::system());
-    let report = seed::apply(
-        &admin,
-        &sites,
-        &apps,
-        std::path::Path::new("seed.json"),
-        parsed,
-    )
-    .await
-    .expect("applied");
+    // Applies a seed document as a start does.
+    let apply = |text: &str| {
+        let parsed = seed::parse(std::path::Path::new("seed.json"), text).expect("a valid seed");
+        seed::apply(
+            &admin,
+            &sites,
+            &apps,
+            std::path::Path::new("seed.json"),
+            parsed,
+        )
+    };
+    let report = apply(&text).await.expect("applied");
     assert_eq!((report.users, report.tokens, report.properties), (1, 1, 1));
     let tenant = app.get("/_edge/tenant_info").host(ACME_HOST).send().await;
     assert_eq!(
@@ -651,30 +653,11 @@ async fn a_seed_makes_its_sites(backend: Backend) {
     let with_app = r#"{"apps":[{"name":"Seeded bot","kind":"serviceAccount","clientId":"seeded-bot",
         "clientSecret":"s3cret","sites":["acme"],"scopes":["read:jira-user"]}]}"#;
     for _ in 0..2 {
-        let parsed =
-            seed::parse(std::path::Path::new("seed.json"), with_app).expect("a valid seed");
-        seed::apply(
-            &admin,
-            &sites,
-            &apps,
-            std::path::Path::new("seed.json"),
-            parsed,
-        )
-        .await
-        .expect("applied");
+        apply(with_app).await.expect("applied");
     }
     // A registered app is left as it is, even when the sites its seed entry names are gone.
     let moved_on = with_app.replace(r#""sites":["acme"]"#, r#""sites":["gone-site"]"#);
-    let parsed = seed::parse(std::path::Path::new("seed.json"), &moved_on).expect("a valid seed");
-    seed::apply(
-        &admin,
-        &sites,
-        &apps,
-        std::path::Path::new("seed.json"),
-        parsed,
-    )
-    .await
-    .expect("applied");
+    apply(&moved_on).await.expect("applied");
     let tokens = app
         .request(Method::POST, "/oauth/token")
         .header("content-type", "application/x-www-form-urlencoded")
@@ -684,15 +667,7 @@ async fn a_seed_makes_its_sites(backend: Backend) {
     tokens.assert_status(200);
     // A pinned id that differs from the stored site's stops the seed.
     let moved = r#"{"sites":[{"name":"acme","id":"11111111-3f06-40d2-880f-dd28cf8daafa"}]}"#;
-    let moved = seed::parse(std::path::Path::new("seed.json"), moved).expect("a valid seed");
-    let refused = seed::apply(
-        &admin,
-        &sites,
-        &apps,
-        std::path::Path::new("seed.json"),
-        moved,
-    )
-    .await;
+    let refused = apply(moved).await;
     let message = refused.expect_err("refused").to_string();
     assert!(
         message.contains(r#"sites[0] ("acme"): the site exists with another id"#),
@@ -703,15 +678,7 @@ async fn a_seed_makes_its_sites(backend: Backend) {
         "sites":[{"name":"early-site"}],
         "apps":[{"name":"Lost bot","kind":"serviceAccount","clientId":"lost-bot",
         "clientSecret":"s","sites":["early-site","nowhere"]}]}"#;
-    let nowhere = seed::parse(std::path::Path::new("seed.json"), nowhere).expect("a valid seed");
-    let refused = seed::apply(
-        &admin,
-        &sites,
-        &apps,
-        std::path::Path::new("seed.json"),
-        nowhere,
-    )
-    .await;
+    let refused = apply(nowhere).await;
     let message = refused.expect_err("refused").to_string();
     assert!(
         message.contains(r#"apps[0] ("lost-bot"): there is no site "nowhere""#),
