@@ -3,7 +3,7 @@
 //! in memory: its journal, its faults, its failed logins.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -39,6 +39,8 @@ pub struct SiteState {
     pub faults: Faults,
     /// Its failed logins per client.
     pub logins: LoginThrottle,
+    /// How many memories were made before this one: a sweep keeps those made after it began.
+    made: u64,
 }
 
 /// How a request reached its site, which decides its `self` links.
@@ -95,6 +97,8 @@ pub struct SiteStates {
     sweep_above: AtomicUsize,
     /// Set when a memory made took the count past `sweep_above`.
     sweep_wanted: AtomicBool,
+    /// Memories made so far.
+    made: AtomicU64,
 }
 
 impl SiteStates {
@@ -106,6 +110,7 @@ impl SiteStates {
                 usize::try_from(defaults.max_sites).unwrap_or(usize::MAX),
             ),
             sweep_wanted: AtomicBool::new(false),
+            made: AtomicU64::new(0),
             defaults,
         }
     }
@@ -132,6 +137,7 @@ impl SiteStates {
                 defaults.clock.clone(),
             ),
             site,
+            made: self.made.fetch_add(1, Ordering::Relaxed),
         });
         states.insert(state.site.key, state.clone());
         if states.len() > self.sweep_above.load(Ordering::Relaxed) {
@@ -140,10 +146,12 @@ impl SiteStates {
         state
     }
 
-    /// Whether memories should be swept to the sites that exist; asking claims the sweep.
-    pub fn take_sweep(&self) -> bool {
-        self.sweep_wanted.load(Ordering::Relaxed)
-            && self.sweep_wanted.swap(false, Ordering::Relaxed)
+    /// Whether memories should be swept to the sites that exist; asking claims the sweep. Its
+    /// mark, to give [`SiteStates::keep_only`], is taken before the sites are read.
+    pub fn take_sweep(&self) -> Option<u64> {
+        (self.sweep_wanted.load(Ordering::Relaxed)
+            && self.sweep_wanted.swap(false, Ordering::Relaxed))
+        .then(|| self.made.load(Ordering::Relaxed))
     }
 
     /// How many requests `site`'s journal holds; 0 for a site nothing reached yet, whose state
@@ -159,14 +167,15 @@ impl SiteStates {
         self.states.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Forgets every site but `live`: those that exist now.
-    pub fn keep_only(&self, live: &[Site]) {
+    /// Forgets every site but `live`, those that existed when the sweep marked `mark` began,
+    /// and those whose memory was made since (a site made meanwhile).
+    pub fn keep_only(&self, live: &[Site], mark: u64) {
         let live_ids: HashMap<SiteKey, CloudId> =
             live.iter().map(|site| (site.key, site.id)).collect();
         self.states
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|key, state| live_ids.get(key) == Some(&state.site.id));
+            .retain(|key, state| state.made >= mark || live_ids.get(key) == Some(&state.site.id));
         let most = usize::try_from(self.defaults.max_sites).unwrap_or(usize::MAX);
         self.sweep_above
             .store(most.max(live.len()), Ordering::Relaxed);
@@ -257,9 +266,9 @@ async fn resolve(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Cur
         reached,
     };
     // More memories than sites can exist: some are of sites deleted through another instance.
-    if state.site_states.take_sweep() {
+    if let Some(mark) = state.site_states.take_sweep() {
         match state.sites.list().await {
-            Ok(live) => state.site_states.keep_only(&live),
+            Ok(live) => state.site_states.keep_only(&live, mark),
             Err(error) => tracing::warn!(%error, "deleted sites' memory not swept"),
         }
     }
@@ -355,14 +364,18 @@ mod tests {
         let replaced = site(3, "00000000-0000-4000-8000-000000000003", "old");
         let kept = states.of(Arc::new(live.clone()));
         states.of(Arc::new(gone.clone()));
-        assert!(!states.take_sweep(), "no more than max_sites");
+        assert!(states.take_sweep().is_none(), "no more than max_sites");
         states.of(Arc::new(replaced.clone()));
-        assert!(states.take_sweep(), "more than max_sites");
-        assert!(!states.take_sweep(), "claimed");
+        let mark = states.take_sweep().expect("more than max_sites");
+        assert!(states.take_sweep().is_none(), "claimed");
+        // Made while the sweep read the sites: kept, though the sites read do not name it.
+        let newer = site(4, "00000000-0000-4000-8000-000000000004", "newer");
+        let newer_kept = states.of(Arc::new(newer.clone()));
         let now = site(3, "00000000-0000-4000-8000-000000000033", "new");
-        states.keep_only(&[live.clone(), now]);
-        assert_eq!(states.held_count(), 1);
+        states.keep_only(&[live.clone(), now], mark);
+        assert_eq!(states.held_count(), 2);
         assert!(Arc::ptr_eq(&kept, &states.of(Arc::new(live))));
+        assert!(Arc::ptr_eq(&newer_kept, &states.of(Arc::new(newer))));
     }
 
     #[test]
