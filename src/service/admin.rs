@@ -270,10 +270,8 @@ impl AdminService {
     /// The whole state as snapshot JSON, written off the runtime's threads.
     pub async fn export(&self, site: SiteKey) -> Result<Vec<u8>> {
         let snapshot = self.store.snapshot(site).await?;
-        let written = tokio::task::spawn_blocking(move || snapshot::to_json(&snapshot)).await;
-        written
-            .map_err(|e| e.to_string())
-            .and_then(|written| written.map_err(|e| e.to_string()))
+        super::off_runtime(move || snapshot::to_json(&snapshot))
+            .await
             .map_err(|e| Error::Internal(format!("snapshot not written: {e}")))
     }
 

@@ -20,3 +20,18 @@ pub use admin::AdminService;
 pub use authentication::Authenticator;
 pub use properties::{PropertyService, authorize};
 pub use sites::SiteService;
+
+/// Runs CPU-bound `work` (a snapshot written or read) off the runtime's threads; its failure,
+/// or the task's, as text.
+async fn off_runtime<T, E>(
+    work: impl FnOnce() -> std::result::Result<T, E> + Send + 'static,
+) -> std::result::Result<T, String>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}

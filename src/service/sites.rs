@@ -169,10 +169,8 @@ impl SiteService {
         };
         // A seed may be large: it is parsed off the runtime's threads.
         let parse = move || snapshot::from_json(Path::new("the site's seed"), &kept);
-        let parsed = tokio::task::spawn_blocking(parse).await;
-        let snapshot = parsed
-            .map_err(|e| e.to_string())
-            .and_then(|parsed| parsed.map_err(|e| e.to_string()))
+        let snapshot = super::off_runtime(parse)
+            .await
             .map_err(|e| Error::Internal(format!("site {}: {e}", site.name.as_str())))?;
         Ok(Arc::new(snapshot))
     }

@@ -107,13 +107,7 @@ async fn commit(pool: &SqlitePool, cache: &ReadCache, batch: &mut Vec<Write>) {
     }
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
-        Err(error) => {
-            let error = Error::from(error);
-            for write in batch.drain(..) {
-                answer(cache, write, Err(error.clone()));
-            }
-            return;
-        }
+        Err(error) => return fail_all(cache, batch, &error.into()),
     };
     match apply(&mut conn, batch).await {
         // The cache learns of the commit while this connection is still held, so a later
@@ -131,10 +125,7 @@ async fn commit(pool: &SqlitePool, cache: &ReadCache, batch: &mut Vec<Write>) {
         Err(error) => {
             let error = Error::from(error);
             if error.is_unavailable() || error.is_full() {
-                for write in batch.drain(..) {
-                    answer(cache, write, Err(error.clone()));
-                }
-                return;
+                return fail_all(cache, batch, &error);
             }
             tracing::warn!(
                 ?error,
@@ -153,6 +144,13 @@ async fn commit(pool: &SqlitePool, cache: &ReadCache, batch: &mut Vec<Write>) {
                 );
             }
         }
+    }
+}
+
+/// Answers every write of `batch` with `error`, none of them applied.
+fn fail_all(cache: &ReadCache, batch: &mut Vec<Write>, error: &Error) {
+    for write in batch.drain(..) {
+        answer(cache, write, Err(error.clone()));
     }
 }
 
