@@ -135,7 +135,7 @@ pub fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     response
 }
 
-/// A 503 that asks the client to try again in a second.
+/// A 503 or 429 that asks the client to try again in a second.
 fn retry_after_one(mut response: Response) -> Response {
     response
         .headers_mut()
@@ -262,6 +262,20 @@ impl IntoResponse for HttpError {
                 retry_after_one(error_collection(status, &self.to_string()))
             }
             Self::MethodNotAllowed { message, .. } => error_collection(status, message),
+            // An injected fault looks like the real answer of its status, so that retry and
+            // re-login code meets what it would meet from Jira.
+            Self::InjectedFault(_) => match status {
+                StatusCode::UNAUTHORIZED => unauthorized(
+                    &Error::Unauthenticated {
+                        credentials_rejected: false,
+                    }
+                    .to_string(),
+                ),
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                    retry_after_one(error_collection(status, &self.to_string()))
+                }
+                _ => error_collection(status, &self.to_string()),
+            },
             // The gateway's shape, not Jira's.
             Self::Service(Error::ScopeMismatch) => {
                 let mut response = json_response(

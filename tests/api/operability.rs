@@ -301,6 +301,44 @@ async fn injected_errors_follow_their_scope_and_count(backend: Backend) {
     assert_eq!(rules["errors"]["count"], 0);
 }
 
+/// A client's retry and re-login code meets an injected 401, 429 or 503 as it would meet
+/// Jira's own: the 401 in its shape with its challenge, the others with `Retry-After`.
+async fn injected_errors_look_like_the_real_answers(backend: Backend) {
+    let app = backend.app().await;
+    set_faults(&app, r#"{"errors": {"status": 401, "fraction": 1}}"#).await;
+    let refused = app.get(keys_uri(3, BOB)).by(Who::Bob).send().await;
+    refused.assert_status(401);
+    assert_eq!(
+        refused.json(),
+        serde_json::json!({
+            "message": "Client must be authenticated to access this resource.",
+            "status-code": 401
+        })
+    );
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Basic realm=\"Jira\"")
+    );
+    for status in [429, 503] {
+        set_faults(
+            &app,
+            &format!(r#"{{"errors": {{"status": {status}, "fraction": 1}}}}"#),
+        )
+        .await;
+        let refused = app.get(keys_uri(3, BOB)).by(Who::Bob).send().await;
+        refused.assert_status(status);
+        assert_eq!(refused.header("retry-after"), Some("1"), "{status}");
+        assert_eq!(
+            refused.json()["errorMessages"].as_array().map(Vec::len),
+            Some(1)
+        );
+    }
+    set_faults(&app, r#"{"errors": {"status": 500, "fraction": 1}}"#).await;
+    let failed = app.get(keys_uri(3, BOB)).by(Who::Bob).send().await;
+    failed.assert_status(500);
+    assert_eq!(failed.header("retry-after"), None);
+}
+
 async fn latency_delays_requests(backend: Backend) {
     let app = backend.app().await;
     set_faults(&app, r#"{"latency": {"minMs": 150, "maxMs": 150}}"#).await;
@@ -341,6 +379,7 @@ on_each_backend!(
     metrics_count_requests_writes_and_deletes,
     the_rate_limiter_sends_every_header_refuses_then_recovers,
     injected_errors_follow_their_scope_and_count,
+    injected_errors_look_like_the_real_answers,
     latency_delays_requests,
     bad_fault_rules_are_refused_and_change_nothing,
 );
