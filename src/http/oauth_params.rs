@@ -164,17 +164,27 @@ pub(crate) fn token_request(
                 .next()
                 .map(|(_, value)| value.into_owned())
         };
-        if client_id.is_none() && client_secret.is_none() {
-            let (decoded_id, decoded_secret) = (decode(&email), decode(&token));
-            if decoded_id.as_deref() != Some(email.as_str())
-                || decoded_secret.as_deref() != Some(token.as_str())
-            {
-                basic_as_sent = Some((email.clone(), Secret::from(token.clone())));
-            }
-            (client_id, client_secret) = (given(decoded_id), given(decoded_secret));
+        // What the body lacks comes from the header, form-decoded; the header as sent is kept
+        // to try next when decoding changed it.
+        let (id_from_header, secret_from_header) = (client_id.is_none(), client_secret.is_none());
+        let sent_id = if id_from_header {
+            given(Some(email.clone()))
         } else {
-            client_id = client_id.or_else(|| given(decode(&email)));
-            client_secret = client_secret.or_else(|| given(decode(&token)));
+            client_id.clone()
+        };
+        let sent_secret = if secret_from_header {
+            given(Some(token.clone()))
+        } else {
+            client_secret.clone()
+        };
+        if id_from_header {
+            client_id = given(decode(&email));
+        }
+        if secret_from_header {
+            client_secret = given(decode(&token));
+        }
+        if (&sent_id, &sent_secret) != (&client_id, &client_secret) {
+            basic_as_sent = sent_id.zip(sent_secret.map(Secret::from));
         }
     }
     Ok(TokenRequest {
@@ -251,6 +261,18 @@ mod tests {
         assert_eq!(form.client_secret.as_deref(), Some("c:d"));
         let (id, secret) = form.basic_as_sent.expect("the header as sent, to try next");
         assert_eq!((id.as_str(), &*secret), ("a+b", "c%3Ad"));
+        // The id in the body, the secret in the header: the secret as sent is tried next.
+        let mixed = token_request(
+            None,
+            Some(b"Basic bmlnaHRseTpzK2NyZXQ="),
+            b"client_id=nightly",
+        )
+        .unwrap();
+        assert_eq!(mixed.client_secret.as_deref(), Some("s cret"));
+        let (id, secret) = mixed
+            .basic_as_sent
+            .expect("the secret as sent, to try next");
+        assert_eq!((id.as_str(), &*secret), ("nightly", "s+cret"));
         // Nothing to decode: nothing else to try.
         let plain = token_request(None, Some(b"Basic YTpi"), b"").unwrap();
         assert_eq!(plain.client_id.as_deref(), Some("a"));

@@ -159,8 +159,7 @@ impl OAuthService {
     }
 
     fn later_ms(&self, by: Duration) -> i64 {
-        self.now_ms()
-            .saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX))
+        after(self.now_ms(), by)
     }
 
     /// Checks an `/authorize` request: a known app, its callback URL exactly, its scopes only.
@@ -410,8 +409,9 @@ impl OAuthService {
             .await?;
         let access_token = random_token()?;
         // No access token outlives its grant (a family's 365 days, a service account's token).
+        // One reading of the clock: `expires_in` is the whole lifetime, not a millisecond more.
         let now = self.now_ms();
-        let expires_at = self.later_ms(self.access_ttl).min(grant.ends_at);
+        let expires_at = after(now, self.access_ttl).min(grant.ends_at);
         oauth
             .add_token(
                 &TokenDigest::of(&access_token),
@@ -422,7 +422,7 @@ impl OAuthService {
             .await?;
         let refresh_token = if refreshable && grant.scopes.holds(OFFLINE_ACCESS) {
             let token = random_token()?;
-            let expires_at = self.later_ms(REFRESH_INACTIVITY).min(grant.ends_at);
+            let expires_at = after(now, REFRESH_INACTIVITY).min(grant.ends_at);
             oauth
                 .add_token(&TokenDigest::of(&token), &grant.id, "refresh", expires_at)
                 .await?;
@@ -472,6 +472,11 @@ fn issued_unless_gone(
         Err(Error::Store(error)) if error.is_gone() => Ok(Err(refusal())),
         issued => issued.map(Ok),
     }
+}
+
+/// `by` after `now`, both in milliseconds since the Unix epoch.
+fn after(now: i64, by: Duration) -> i64 {
+    now.saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A new secret: 256 random bits.
