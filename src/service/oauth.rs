@@ -228,6 +228,9 @@ impl OAuthService {
             ends_at: self.later_ms(FAMILY_LIFE),
         };
         let oauth = self.store.oauth();
+        // Each consent tidies the grants whose codes were never exchanged, so that they do not
+        // pile up (`/authorize` needs no credentials for an app that consents by itself).
+        oauth.forget_unexchanged(self.now_ms()).await?;
         oauth.add_grant(&grant).await?;
         let code = random_token()?;
         oauth
@@ -300,9 +303,8 @@ impl OAuthService {
         let Some(code) = &request.code else {
             return Ok(Err(invalid()));
         };
-        let taken = self
-            .store
-            .oauth()
+        let oauth = self.store.oauth();
+        let taken = oauth
             .take_code(&TokenDigest::of(code), self.now_ms())
             .await?;
         let Some((grant, redirect_uri)) = taken else {
@@ -311,6 +313,8 @@ impl OAuthService {
         if grant.client_id != app.client_id
             || request.redirect_uri.as_deref() != Some(&redirect_uri)
         {
+            // The code is spent: its grant, which has no tokens, can never have any.
+            oauth.delete_grant(&grant.client_id, &grant.id).await?;
             return Ok(Err(invalid()));
         }
         issued_unless_gone(self.issue(&grant, true).await, invalid)

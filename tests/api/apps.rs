@@ -1339,6 +1339,47 @@ async fn a_service_accounts_ended_grants_are_forgotten(backend: Backend) {
 
 /// Codes live 10 minutes; refresh tokens end after 90 days unused, and their family 365 days
 /// after the consent, however often it is refreshed.
+/// A consent whose code is never exchanged, or is spent on a refused exchange, leaves no grant
+/// behind: `/authorize` asks no credentials of an app that consents by itself.
+async fn grants_whose_code_was_not_exchanged_are_forgotten(backend: Backend) {
+    let (app, clock) = on_a_clock(backend, None).await;
+    register(&app, &["read:jira-user"], true).await;
+    let grants = || async {
+        let listed = app
+            .admin(Method::GET, format!("/_admin/apps/{CLIENT_ID}/grants"))
+            .send()
+            .await;
+        listed.assert_status(200);
+        listed.json().as_array().map_or(0, Vec::len)
+    };
+    let expired = code_for(&app, "alice@example.com", "read:jira-user").await;
+    clock.advance(Duration::from_secs(11 * 60));
+    token_request(&app, exchange(&expired))
+        .await
+        .assert_status(400);
+    assert_eq!(grants().await, 0, "an expired code's grant");
+    let misdirected = code_for(&app, "alice@example.com", "read:jira-user").await;
+    let mut wrong = exchange(&misdirected);
+    wrong["redirect_uri"] = json!("http://127.0.0.1:3000/elsewhere");
+    token_request(&app, wrong).await.assert_status(400);
+    assert_eq!(grants().await, 0, "a code spent on a refused exchange");
+    for _ in 0..3 {
+        code_for(&app, "alice@example.com", "read:jira-user").await;
+    }
+    assert_eq!(grants().await, 3, "live codes keep their grants");
+    clock.advance(Duration::from_secs(12 * 60));
+    let fresh = code_for(&app, "alice@example.com", "read:jira-user").await;
+    assert_eq!(
+        grants().await,
+        1,
+        "a new consent forgets the unexchanged ones"
+    );
+    token_request(&app, exchange(&fresh))
+        .await
+        .assert_status(200);
+    assert_eq!(grants().await, 1);
+}
+
 /// A clock whose wall moves a millisecond at each reading, as a busy machine's may between two.
 #[derive(Debug, Default)]
 struct TickingClock(ManualClock);
@@ -1528,6 +1569,7 @@ on_each_backend!(
     codes_and_refresh_tokens_expire_as_atlassian_says,
     expires_in_is_the_whole_hour_however_the_clock_moves,
     grants_are_listed_and_revoked_one_at_a_time,
+    grants_whose_code_was_not_exchanged_are_forgotten,
     seeds_and_snapshots_keep_a_tokens_scopes,
     scoped_api_tokens_work_through_the_gateway_only,
     failed_client_authentications_are_throttled,
