@@ -192,7 +192,18 @@ async fn create_site(
     headers: HeaderMap,
     WholeBody(body): WholeBody,
 ) -> Result<Response> {
-    let body: NewSiteBody = std::str::from_utf8(&body)
+    // A seed may be 2 MB of JSON: read off the runtime's threads.
+    let new = tokio::task::spawn_blocking(move || new_site(&body))
+        .await
+        .map_err(|e| Error::Internal(format!("the new site's body was not read: {e}")))??;
+    let (site, _) = state.sites.create(new).await?;
+    let server = Server::of(&state, &uri, &headers);
+    json(StatusCode::CREATED, &server.describe(&state, &site))
+}
+
+/// A `POST /_admin/sites` body: a name, perhaps an id, perhaps a seed of users and tokens.
+fn new_site(body: &[u8]) -> Result<NewSite> {
+    let body: NewSiteBody = std::str::from_utf8(body)
         .ok()
         .and_then(|text| serde_json::from_str(text).ok())
         .ok_or_else(|| {
@@ -226,9 +237,7 @@ async fn create_site(
         }
         None => Default::default(),
     };
-    let (site, _) = state.sites.create(NewSite { name, id, seed }).await?;
-    let server = Server::of(&state, &uri, &headers);
-    json(StatusCode::CREATED, &server.describe(&state, &site))
+    Ok(NewSite { name, id, seed })
 }
 
 async fn get_site(

@@ -240,7 +240,9 @@ impl SiteService {
             None => CloudId::random()
                 .ok_or_else(|| Error::Internal("no randomness for a cloudId".to_owned()))?,
         };
-        let kept = snapshot::to_json(&new.seed.to_snapshot())
+        let seed = new.seed.to_snapshot();
+        let kept = super::off_runtime(move || snapshot::to_json(&seed))
+            .await
             .map_err(|e| Error::Internal(format!("the site's seed as a snapshot: {e}")))?;
         let kept = String::from_utf8(kept).map_err(|e| Error::Internal(e.to_string()))?;
         let created = self
