@@ -7,15 +7,24 @@ use std::time::Duration;
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 
+/// The longest duration any option takes: a time past it overflows the clock's arithmetic or
+/// the dates that show it.
+const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// A duration: a bare number is seconds (`30`), or a number with units (`500ms`, `10s`, `2m`,
-/// `1h 30m`).
+/// `1h 30m`), up to 100 years.
 pub fn duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
+    let duration = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(text).map_err(|e| {
+            format!("'{text}' is not a duration such as 30, 500ms, 10s or 2m ({e})")
+        })?,
+    };
+    if duration > LONGEST {
+        return Err(format!("'{text}' is longer than 100 years"));
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("'{text}' is not a duration such as 30, 500ms, 10s or 2m ({e})"))
+    Ok(duration)
 }
 
 /// A duration longer than zero.
@@ -65,6 +74,14 @@ mod tests {
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(duration("0"), Ok(Duration::ZERO));
+        assert_eq!(duration("36500d"), Ok(LONGEST));
+        for too_long in ["101y", "18446744073709551615"] {
+            assert!(
+                duration(too_long)
+                    .unwrap_err()
+                    .contains("longer than 100 years")
+            );
+        }
         assert!(
             duration("soon")
                 .unwrap_err()
