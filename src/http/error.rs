@@ -77,7 +77,8 @@ pub enum HttpError {
     /// The path exists but not for this method.
     #[error("{message}")]
     MethodNotAllowed {
-        /// The methods the path serves, for the `Allow` header.
+        /// The methods the path serves, for the `Allow` header; empty leaves it to the router,
+        /// which knows them.
         allow: Cow<'static, str>,
         /// What to tell the client.
         message: &'static str,
@@ -337,7 +338,7 @@ impl IntoResponse for HttpError {
                     }
                 }
             }
-            Self::MethodNotAllowed { allow, .. } => {
+            Self::MethodNotAllowed { allow, .. } if !allow.is_empty() => {
                 if let Ok(allow) = HeaderValue::from_str(&allow) {
                     headers.insert(header::ALLOW, allow);
                 }

@@ -109,7 +109,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
             admin_api_on,
         ))
         .merge(views)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(secure))
+}
+
+/// A method a console page does not take: 405 in the API's shape; the router adds `Allow`.
+async fn method_not_allowed() -> HttpError {
+    HttpError::MethodNotAllowed {
+        allow: "".into(),
+        message: "The method is not allowed for this resource.",
+    }
 }
 
 /// The open part answers only when the admin API is on; the views' guard says so itself.
