@@ -240,8 +240,11 @@ fn sites_of(accounts: &[(SiteKey, User)], account_id: &str) -> Vec<SiteKey> {
 fn redirect(callback: &str, pairs: &[(&str, &str)], state: Option<&str>) -> Response {
     let mut url = match url::Url::parse(callback) {
         Ok(url) => url,
-        // The callback URL was checked when the app was registered.
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        // The callback URL was checked when the app was registered: a fault if it fails now.
+        Err(e) => {
+            let fault = format!("the app's callback URL does not parse: {e}");
+            return crate::error::Error::Internal(fault).into_response();
+        }
     };
     {
         let mut query = url.query_pairs_mut();
