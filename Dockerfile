@@ -40,9 +40,11 @@ COPY --from=build /jira-userprops /jira-userprops
 COPY LICENSE-MIT LICENSE-APACHE /licenses/
 COPY --from=build --chown=65532:65532 /data /data
 # The address file lets `healthcheck` find the port however it was set (flag or environment).
+# The shutdown grace stays under the 10 s Docker and Compose wait between SIGTERM and SIGKILL.
 ENV JIRA_USERPROPS_LISTEN=0.0.0.0:8080 \
     JIRA_USERPROPS_DATABASE_URL=sqlite:/data/jira-userprops.db \
-    JIRA_USERPROPS_ADDRESS_FILE=/tmp/jira-userprops.address
+    JIRA_USERPROPS_ADDRESS_FILE=/tmp/jira-userprops.address \
+    JIRA_USERPROPS_SHUTDOWN_GRACE=8
 VOLUME ["/data"]
 EXPOSE 8080
 USER 65532:65532

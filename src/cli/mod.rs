@@ -6,6 +6,7 @@ mod healthcheck;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
+use std::pin::Pin;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -19,25 +20,57 @@ use crate::service::{AdminService, SiteService};
 use crate::store::Store;
 use crate::{seed, shutdown_signal};
 
+/// SIGINT or SIGTERM, from the moment the command starts.
+type Stopped = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Runs what the command line asks for.
 pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
+    // Listened for first: in a container the binary is PID 1, which a signal without a handler
+    // does not stop, so a start still waiting for its database could not be stopped at all.
+    let stopped: Stopped = Box::pin(shutdown_signal());
     match &config.command {
-        None | Some(Command::Serve) => serve_until_stopped(config).await?,
+        None | Some(Command::Serve) => serve_until_stopped(config, stopped).await?,
         Some(Command::Migrate) => {
-            // Closed, not dropped: SQLite folds its WAL into the file as the last connection
-            // closes, so the file alone is whole afterwards.
-            open(config).await?.close().await;
+            let migrate = async {
+                // Closed, not dropped: SQLite folds its WAL into the file as the last
+                // connection closes, so the file alone is whole afterwards.
+                open(config).await?.close().await;
+                Ok(())
+            };
+            unless_stopped(stopped, migrate).await?;
         }
-        Some(Command::Users { command }) => admin::users(config, command).await?,
-        Some(Command::Tokens { command }) => admin::tokens(config, command).await?,
-        Some(Command::Apps { command }) => admin::apps(config, command).await?,
-        Some(Command::Export { file }) => admin::export(config, file).await?,
-        Some(Command::Import { file }) => admin::import(config, file).await?,
+        Some(Command::Users { command }) => {
+            unless_stopped(stopped, admin::users(config, command)).await?;
+        }
+        Some(Command::Tokens { command }) => {
+            unless_stopped(stopped, admin::tokens(config, command)).await?;
+        }
+        Some(Command::Apps { command }) => {
+            unless_stopped(stopped, admin::apps(config, command)).await?;
+        }
+        Some(Command::Export { file }) => {
+            unless_stopped(stopped, admin::export(config, file)).await?
+        }
+        Some(Command::Import { file }) => {
+            unless_stopped(stopped, admin::import(config, file)).await?
+        }
         Some(Command::Healthcheck { url }) => {
             return Ok(healthcheck::healthcheck(config, url.as_deref()).await);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `work`, unless a signal comes first. Stopped half-way, a command changes nothing: each of
+/// its writes is one transaction.
+async fn unless_stopped(
+    stopped: Stopped,
+    work: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        done = work => done,
+        () = stopped => anyhow::bail!("stopped by a signal before it finished"),
+    }
 }
 
 /// Connects (with retries) and migrates.
@@ -75,8 +108,38 @@ fn reachable(listen: &str) -> String {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM.
-pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
+/// Runs the server until `stopped`; stopped while starting, it stops there.
+async fn serve_until_stopped(config: &Config, mut stopped: Stopped) -> anyhow::Result<()> {
+    let started = tokio::select! {
+        started = start(config) => started?,
+        () = &mut stopped => {
+            tracing::info!("stopped while starting");
+            return Ok(());
+        }
+    };
+    let Started {
+        store,
+        state,
+        listener,
+        address,
+    } = started;
+    tracing::info!(%address, "listening");
+    crate::serve(listener, router(state), stopped, &config.serve_options()).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// What serving needs, once started.
+struct Started {
+    store: Store,
+    state: AppState,
+    listener: TcpListener,
+    address: SocketAddr,
+}
+
+/// Opens the database, applies the seed and binds the listener.
+async fn start(config: &Config) -> anyhow::Result<Started> {
     // A bad seed stops the start before anything is opened or changed.
     let inline = Path::new("JIRA_USERPROPS_SEED_JSON");
     let seed = match (&config.seed, &config.seed_json) {
@@ -114,13 +177,12 @@ pub async fn serve_until_stopped(config: &Config) -> anyhow::Result<()> {
         print_first_admin(&first, config, address);
     }
     let state = AppState::new(store.clone(), settings)?;
-    // Before "listening": whoever waits for that line may signal at once.
-    let shutdown = shutdown_signal();
-    tracing::info!(%address, "listening");
-    crate::serve(listener, router(state), shutdown, &config.serve_options()).await?;
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(())
+    Ok(Started {
+        store,
+        state,
+        listener,
+        address,
+    })
 }
 
 /// Writes the address served, whole or not at all (a healthcheck may read it at any moment).

@@ -342,6 +342,26 @@ fn an_unreachable_database_is_retried_then_named_with_its_cause() {
     assert!(!output.contains("secret-password"), "{output}");
 }
 
+/// In a container the binary is PID 1, which a signal without a handler does not stop: SIGTERM
+/// must be handled from the start, while the database is still being waited for.
+#[test]
+fn sigterm_while_waiting_for_the_database_stops_the_start_cleanly() {
+    let mut server = Server::start(&[
+        "--database-url",
+        "postgres://postgres@127.0.0.1:1/test",
+        "--db-startup-timeout",
+        "60",
+    ]);
+    server.wait_for("database not reachable yet");
+    server.signal("-TERM");
+    let (status, output) = server.wait();
+    assert!(
+        status.success(),
+        "exits 0, not killed by the signal: {status}\n{output}"
+    );
+    assert!(output.contains("stopped while starting"), "{output}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_password_stays_out_of_a_started_servers_log() {
     let Some(backend) = Backend::postgres() else {
