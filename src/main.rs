@@ -36,7 +36,11 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(&config)) {
         Ok(code) => code,
         Err(error) => {
-            tracing::error!("{error:#}");
+            // The server's log is on stdout; other commands log to stderr, where the line
+            // below says it already.
+            if matches!(config.command, None | Some(Command::Serve)) {
+                tracing::error!("{error:#}");
+            }
             eprintln!("jira-userprops: {error:#}");
             ExitCode::FAILURE
         }

@@ -134,7 +134,10 @@ pub(super) async fn export(config: &Config, file: &Path) -> anyhow::Result<()> {
     let (admin, site) = administer(config).await?;
     let snapshot = admin.export(site).await?;
     if file == Path::new("-") {
-        tokio::io::stdout().write_all(&snapshot).await?;
+        let mut stdout = tokio::io::stdout();
+        stdout.write_all(&snapshot).await?;
+        // tokio's stdout may hold the last bytes until flushed.
+        stdout.flush().await?;
     } else {
         tokio::fs::write(file, &snapshot)
             .await
