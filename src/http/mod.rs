@@ -59,6 +59,7 @@ mod watched_body;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use tower::ServiceBuilder;
@@ -271,13 +272,21 @@ fn guarded(route: Route, state: &AppState) -> MethodRouter<AppState> {
         Access::Jira => handlers.route_layer(caller(false)),
         Access::JiraOrAnonymous => handlers.route_layer(caller(true)),
         Access::Site => handlers.route_layer(GuardLayer(site())),
-        Access::Admin => handlers.route_layer(GuardLayer(Then(
-            authenticate::RequireAdmin(state.clone()),
-            site(),
-        ))),
-        Access::AdminOfServer => {
-            handlers.route_layer(GuardLayer(authenticate::RequireAdmin(state.clone())))
-        }
+        Access::Admin => handlers
+            .route_layer(GuardLayer(Then(
+                authenticate::RequireAdmin(state.clone()),
+                site(),
+            )))
+            .layer(from_fn_with_state(
+                state.clone(),
+                authenticate::admin_api_on,
+            )),
+        Access::AdminOfServer => handlers
+            .route_layer(GuardLayer(authenticate::RequireAdmin(state.clone())))
+            .layer(from_fn_with_state(
+                state.clone(),
+                authenticate::admin_api_on,
+            )),
     }
 }
 

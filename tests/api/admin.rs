@@ -45,6 +45,22 @@ async fn without_an_admin_token_the_admin_api_does_not_exist(backend: Backend) {
             .await
             .assert_error(404, "The requested resource does not exist.");
     }
+    // Methods a path does not take are no exception: no 405 tells that the path exists.
+    let paths = [
+        (Method::DELETE, "/_admin/users"),
+        (Method::PUT, "/_admin/sites"),
+        (Method::PATCH, "/_admin/apps"),
+        (Method::POST, "/_admin/ui/"),
+        (Method::PUT, "/_admin/ui/views/sites"),
+        (Method::GET, "/_admin/ui/views/sites/default/requests/clear"),
+    ];
+    for (method, path) in paths {
+        off.request(method.clone(), path)
+            .header("authorization", "Bearer test-admin-token")
+            .send()
+            .await
+            .assert_error(404, "The requested resource does not exist.");
+    }
 }
 
 async fn users_are_created_listed_changed_and_deleted(backend: Backend) {

@@ -15,13 +15,12 @@ mod user;
 mod users;
 
 use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
-use super::authenticate::RequireAdmin;
+use super::authenticate::{RequireAdmin, admin_api_on};
 use super::error::HttpError;
 use super::layers::GuardLayer;
 
@@ -104,12 +103,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/_admin/ui/", get(shell))
         .route("/_admin/ui/console.js", get(script))
         .route("/_admin/ui/console.css", get(style))
-        .route_layer(axum::middleware::from_fn_with_state(
+        .merge(views)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin_api_on,
         ))
-        .merge(views)
-        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(secure))
 }
 
@@ -119,18 +118,6 @@ async fn method_not_allowed() -> HttpError {
         allow: "".into(),
         message: "The method is not allowed for this resource.",
     }
-}
-
-/// The open part answers only when the admin API is on; the views' guard says so itself.
-async fn admin_api_on(
-    State(state): State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if state.admin_token.is_none() {
-        return HttpError::RouteNotFound.into_response();
-    }
-    next.run(request).await
 }
 
 /// The headers every console answer carries.
