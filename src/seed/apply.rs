@@ -46,13 +46,25 @@ pub async fn apply(
             }
             Some(found) => apply_to(admin, found.key, path, &entry, &site.data).await?,
             None => {
+                let name = site.name.clone();
+                // Kept for the case below; a seed is copied once, at start.
+                let data = site.data.clone();
                 let new = NewSite {
                     name: Some(site.name),
                     id: site.id,
                     seed: site.data,
                 };
-                let created = sites.create(new).await;
-                created.map_err(|e| fail(path, &entry, e))?.1
+                match sites.create(new).await {
+                    Ok((_, report)) => report,
+                    // Another instance starting on the same seed made it meanwhile: its part
+                    // is applied there as to any site that exists.
+                    Err(error) => match sites.named(name.as_str()).await? {
+                        Some(found) if site.id.is_none_or(|id| id == found.id) => {
+                            apply_to(admin, found.key, path, &entry, &data).await?
+                        }
+                        _ => return Err(fail(path, &entry, error).into()),
+                    },
+                }
             }
         };
         total.users += report.users;
@@ -72,9 +84,12 @@ pub async fn apply(
             keys.push(site.key);
         }
         let new = app.to_new_app(keys).map_err(|e| fail(path, &entry, e))?;
-        apps.create_app(new)
-            .await
-            .map_err(|e| fail(path, &entry, e))?;
+        if let Err(error) = apps.create_app(new).await {
+            // Registered meanwhile by another instance starting on the same seed: left as is.
+            if apps.app(&app.client_id).await?.is_none() {
+                return Err(fail(path, &entry, error).into());
+            }
+        }
     }
     Ok(total)
 }

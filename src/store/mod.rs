@@ -127,7 +127,7 @@ pub struct TokenOwner {
 }
 
 /// Everything a seed adds, already validated.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SeedData {
     /// Users, added when their account id is not taken yet.
     pub users: Vec<User>,

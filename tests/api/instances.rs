@@ -7,6 +7,8 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use jira_userprops::domain::SiteKey;
 use jira_userprops::seed;
+use jira_userprops::service::apps::AppService;
+use jira_userprops::service::{AdminService, SiteService};
 use jira_userprops::store::{DatabaseOptions, Store};
 
 use crate::helpers::*;
@@ -199,6 +201,49 @@ async fn instances_starting_together_migrate_once(backend: Backend) {
         .send()
         .await
         .assert_status(200);
+}
+
+/// Instances started at once with one seed that makes a site and registers an app: whichever
+/// makes them, the others find them and apply the rest, and all of them come up.
+async fn instances_starting_together_apply_one_seed_with_sites_and_apps(backend: Backend) {
+    let database = backend.database().await;
+    let first = Store::connect_with_retry(&database.url, &test_database_options())
+        .await
+        .expect("connects");
+    first.migrate().await.expect("migrates");
+    let text = r#"{"sites": [{"name": "acme", "users": [{"accountId": "acme-ann",
+        "email": "ann@acme.test", "apiTokens": ["ann-token"]}],
+        "properties": [{"accountId": "acme-ann", "key": "k", "value": 1}]}],
+        "apps": [{"name": "Sync", "clientId": "sync", "clientSecret": "s",
+        "callbackUrl": "http://127.0.0.1/cb", "scopes": ["read:jira-user"]}]}"#;
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = database.url.clone();
+            tokio::spawn(async move {
+                let store = Store::connect_with_retry(&url, &test_database_options()).await?;
+                let clock = jira_userprops::clock::system();
+                let admin = AdminService::new(store.clone());
+                let sites = SiteService::new(store.clone(), 10, clock.clone());
+                let apps = AppService::new(store, clock);
+                let parsed = seed::parse(Path::new("seed.json"), text)?;
+                seed::apply(&admin, &sites, &apps, Path::new("seed.json"), parsed).await
+            })
+        })
+        .collect();
+    for start in starts {
+        start
+            .await
+            .expect("task completes")
+            .expect("every instance applies the seed");
+    }
+    let acme = first
+        .site_named("acme")
+        .await
+        .expect("read")
+        .expect("the site is made");
+    assert_eq!(first.user_count(acme.key).await.expect("counted"), 1);
+    let apps = AppService::new(first, jira_userprops::clock::system());
+    assert!(apps.app("sync").await.expect("read").is_some());
 }
 
 /// A site made through one instance is reachable through the other at once, with what its
@@ -485,6 +530,7 @@ on_each_backend!(
     a_write_through_one_instance_is_read_through_the_other_at_once,
     a_user_seeded_by_one_instance_can_call_the_other,
     instances_starting_together_migrate_once,
+    instances_starting_together_apply_one_seed_with_sites_and_apps,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
