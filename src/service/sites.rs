@@ -39,6 +39,9 @@ pub struct SiteService {
 struct Known {
     by_name: HashMap<String, Found>,
     by_id: HashMap<CloudId, Found>,
+    /// How many times sites were dropped: a read begun before a drop is not held after it, or
+    /// a site deleted meanwhile would be trusted again.
+    drops: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +91,15 @@ impl Known {
         }
         found.reread_since = Some(now);
         None
+    }
+
+    /// Holds a site read when `drops` was `read_at`, unless a site was dropped since: then it
+    /// only passes the site on, for the request that read it.
+    fn hold_if_undropped(&mut self, site: Site, read_at: u64, now: Instant) -> Arc<Site> {
+        if self.drops != read_at {
+            return Arc::new(site);
+        }
+        self.hold(site, now)
     }
 
     /// Holds a site under both its name and its cloudId, trusted from `now`.
@@ -191,8 +203,9 @@ impl SiteService {
         if !SiteName::is_valid(name) {
             return Ok(None);
         }
+        let read_at = self.drops();
         let found = self.store.site_named(name).await?;
-        Ok(self.remember(found, Key::Name(name)))
+        Ok(self.remember(found, Key::Name(name), read_at))
     }
 
     /// The site with this cloudId.
@@ -200,24 +213,26 @@ impl SiteService {
         if let Some(site) = self.remembered(Key::Id(id)) {
             return Ok(Some(site));
         }
+        let read_at = self.drops();
         let found = self.store.site_with_id(id).await?;
-        Ok(self.remember(found, Key::Id(id)))
+        Ok(self.remember(found, Key::Id(id), read_at))
     }
 
     /// The site a reference names, read from the store rather than remembered: the admin API
     /// and the console act on sites, and must not act on one that another instance has deleted
     /// or made again meanwhile. What is read is remembered for the requests that follow.
     pub async fn find(&self, reference: SiteReference<'_>) -> Result<Arc<Site>> {
+        let read_at = self.drops();
         let found = match reference {
             SiteReference::Id(id) => {
                 let found = self.store.site_with_id(id).await?;
-                self.remember(found, Key::Id(id))
+                self.remember(found, Key::Id(id), read_at)
             }
             // A name no site can have is not looked up (PostgreSQL could not even compare NUL).
             SiteReference::Name(name) if !SiteName::is_valid(name) => None,
             SiteReference::Name(name) => {
                 let found = self.store.site_named(name).await?;
-                self.remember(found, Key::Name(name))
+                self.remember(found, Key::Name(name), read_at)
             }
         };
         found.ok_or(Error::SiteNotFound)
@@ -309,21 +324,29 @@ impl SiteService {
             .claim_reread(key, now)
     }
 
-    /// Holds what was found; for a site not found, drops what was held under `key`.
-    fn remember(&self, found: Option<Site>, key: Key<'_>) -> Option<Arc<Site>> {
+    /// How many times sites were dropped, before a read that may be held.
+    fn drops(&self) -> u64 {
+        self.known.read().unwrap_or_else(|e| e.into_inner()).drops
+    }
+
+    /// Holds what was found by a read begun at `read_at` drops; for a site not found, drops
+    /// what was held under `key`.
+    fn remember(&self, found: Option<Site>, key: Key<'_>, read_at: u64) -> Option<Arc<Site>> {
         let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
         let Some(site) = found else {
             known.drop_key(key);
             return None;
         };
-        Some(known.hold(site, self.clock.now()))
+        Some(known.hold_if_undropped(site, read_at, self.clock.now()))
     }
 
-    /// Drops what is held of a site, so that the next request reads it again.
+    /// Drops what is held of a site, so that the next request reads it again, and so that no
+    /// read begun before puts it back.
     fn drop_remembered(&self, site: &Site) {
         let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
         known.by_name.remove(site.name.as_str());
         known.by_id.remove(&site.id);
+        known.drops += 1;
     }
 }
 
@@ -338,6 +361,23 @@ mod tests {
             id: CloudId::parse("00000000-0000-4000-8000-000000000007").expect("a cloudId"),
             name: SiteName::parse(name).expect("a name"),
         }
+    }
+
+    #[test]
+    fn a_site_read_before_a_drop_is_passed_on_but_not_held() {
+        let now = Instant::now();
+        let mut known = Known::default();
+        let read_at = known.drops;
+        // Deleted meanwhile: `drop_remembered` drops its keys and counts.
+        known.drops += 1;
+        let passed = known.hold_if_undropped(site("s7"), read_at, now);
+        assert_eq!(passed.name.as_str(), "s7", "the reader gets what it read");
+        assert!(known.get(Key::Name("s7")).is_none(), "nothing is held");
+        known.hold_if_undropped(site("s7"), known.drops, now);
+        assert!(
+            known.get(Key::Name("s7")).is_some(),
+            "a read begun after is"
+        );
     }
 
     #[test]
