@@ -242,7 +242,11 @@ async fn resolve(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Cur
         let site = state.sites.find(SiteReference::parse(&reference)).await?;
         (site, Reached::Host)
     } else {
-        let site = match site_named_by_host(uri, headers, &state.site_domains) {
+        let default_host = state
+            .site_proxy
+            .as_ref()
+            .map(|proxy| proxy.default_host.as_str());
+        let site = match site_named_by_host(uri, headers, &state.site_domains, default_host) {
             Some(name) => {
                 // Host names compare without case; site names are lower case.
                 let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -294,13 +298,18 @@ pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str>
 }
 
 /// The site a Host names: its first label, when the host ends in one of the site domains
-/// (`acme.localhost` → `acme`); `None` for any other host (the default site).
+/// (`acme.localhost` → `acme`); `None` for any other host, and for `default_host` (the public
+/// URL's), which reach the default site.
 fn site_named_by_host<'a>(
     uri: &'a Uri,
     headers: &'a HeaderMap,
     domains: &[String],
+    default_host: Option<&str>,
 ) -> Option<&'a str> {
     let host = request_host(uri, headers)?.trim_end_matches('.');
+    if default_host.is_some_and(|default| host.eq_ignore_ascii_case(default)) {
+        return None;
+    }
     domains.iter().find_map(|domain| {
         let (labels, dot_domain) = host.split_at_checked(host.len().checked_sub(domain.len())?)?;
         let labels = labels.strip_suffix('.')?;
@@ -336,10 +345,27 @@ mod tests {
     use super::*;
 
     fn named(host: &str) -> Option<String> {
+        named_beside(host, None)
+    }
+
+    /// The site `host` names when the public URL's host is `default_host`.
+    fn named_beside(host: &str, default_host: Option<&str>) -> Option<String> {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, host.parse().expect("a header value"));
         let domains = ["localhost".to_owned(), "atlassian.net".to_owned()];
-        site_named_by_host(&Uri::from_static("/"), &headers, &domains).map(str::to_owned)
+        site_named_by_host(&Uri::from_static("/"), &headers, &domains, default_host)
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn the_public_urls_own_host_is_the_default_site_though_it_looks_like_a_sites() {
+        for host in ["jira.localhost:8080", "JIRA.localhost", "jira.localhost."] {
+            assert_eq!(named_beside(host, Some("jira.localhost")), None, "{host}");
+        }
+        assert_eq!(
+            named_beside("acme.localhost", Some("jira.localhost")).as_deref(),
+            Some("acme")
+        );
     }
 
     #[test]

@@ -133,6 +133,9 @@ pub struct SiteProxy {
     pub scheme: &'static str,
     /// `:port`, or nothing.
     pub port: String,
+    /// The public URL's own host, lower case: it reaches the default site, as its links say,
+    /// though it looks like a site's host (`jira.example` would name a site `jira`).
+    pub default_host: String,
 }
 
 impl SiteProxy {
@@ -149,6 +152,7 @@ impl SiteProxy {
             port: url
                 .port()
                 .map_or_else(String::new, |port| format!(":{port}")),
+            default_host: host.trim_end_matches('.').to_ascii_lowercase(),
         })
     }
 }

@@ -522,6 +522,16 @@ async fn self_links_follow_how_the_request_came(backend: Backend) {
             "{public_url}"
         );
     }
+    // The public URL's own host reaches the default site its links are of, though it looks
+    // like the host of a site named `jira`.
+    let default = behind("http://jira.localhost:8080")
+        .get("/rest/api/3/myself")
+        .host("jira.localhost:8080")
+        .by(Who::Alice)
+        .send()
+        .await;
+    default.assert_status(200);
+    assert_eq!(default.json()["accountId"], ALICE);
 }
 
 async fn concurrent_creation_of_one_name_makes_one_site(backend: Backend) {
