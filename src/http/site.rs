@@ -279,12 +279,17 @@ async fn resolve(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Cur
     Ok(current)
 }
 
-/// The host and port a request was sent to: its Host header, or the authority of its URI.
+/// The host and port a request was sent to: the authority of its URI when it has one (an
+/// absolute-form target, which RFC 9112 §3.2.2 says wins over Host; HTTP/2's `:authority`),
+/// else its Host header.
 pub fn request_authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .or_else(|| uri.authority().map(|authority| authority.as_str()))
+    uri.authority()
+        .map(|authority| authority.as_str())
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|host| host.to_str().ok())
+        })
 }
 
 /// The host a request was sent to, without its port.
@@ -355,6 +360,23 @@ mod tests {
         let domains = ["localhost".to_owned(), "atlassian.net".to_owned()];
         site_named_by_host(&Uri::from_static("/"), &headers, &domains, default_host)
             .map(str::to_owned)
+    }
+
+    #[test]
+    fn an_absolute_form_targets_authority_wins_over_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "127.0.0.1".parse().expect("a header value"));
+        let uri = Uri::from_static("http://acme.localhost:8080/_edge/tenant_info");
+        let domains = ["localhost".to_owned()];
+        assert_eq!(
+            site_named_by_host(&uri, &headers, &domains, None),
+            Some("acme")
+        );
+        let origin_form = Uri::from_static("/_edge/tenant_info");
+        assert_eq!(
+            site_named_by_host(&origin_form, &headers, &domains, None),
+            None
+        );
     }
 
     #[test]
