@@ -157,6 +157,12 @@ def test_signing_in_shows_the_sites_and_a_wrong_token_shows_the_sign_in_form(con
     console.heading("No such page")
     page.get_by_role("link", name="Back to the sites").click()
     console.heading("Sites")
+    # Any other refusal says its status and the server's message.
+    console.go("/sites/default/requests/clear")
+    console.heading("The server answered 405")
+    expect(page.get_by_role("alert")).to_contain_text("The method is not allowed for this resource.")
+    page.get_by_role("link", name="Back to the sites").click()
+    console.heading("Sites")
 
     # A token that stops working (changed, or typed wrong in another tab) brings the form back.
     page.evaluate("sessionStorage.setItem('jira-userprops.admin-token', 'stale')")
@@ -164,6 +170,43 @@ def test_signing_in_shows_the_sites_and_a_wrong_token_shows_the_sign_in_form(con
     expect(page.locator("#sign-in-error")).to_have_text("The admin token was not accepted.")
     expect(page.locator("#view")).to_be_hidden()
     assert ADMIN_TOKEN not in page.url
+
+
+def test_too_many_failed_sign_ins_say_so_and_keep_the_token(browser):
+    """A throttled sign-in is not called a wrong token: the form says to wait."""
+    binary = os.environ["JIRA_USERPROPS_BIN"]
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log")
+    process = subprocess.Popen(
+        [binary, "--listen", "127.0.0.1:0", "--database-url", "sqlite::memory:",
+         "--admin-token", ADMIN_TOKEN, "--log-format", "json",
+         "--login-failures", "2", "--login-failure-window", "60"],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        address = None
+        for _ in range(100):
+            log.seek(0)
+            found = re.search(r'"address":"([^"]+)"', log.read())
+            if found:
+                address = found.group(1)
+                break
+            time.sleep(0.1)
+        assert address, "the server did not start"
+        context = browser.new_context()
+        console = Console(context.new_page(), f"http://{address}")
+        for _ in range(2):
+            console.sign_in("not-the-token")
+            expect(console.page.locator("#sign-in-error")).to_have_text(
+                "The admin token was not accepted.")
+        console.sign_in()
+        expect(console.page.locator("#sign-in-error")).to_contain_text(
+            "Too many failed sign-ins from this address: try again in")
+        stored = console.page.evaluate("sessionStorage.getItem('jira-userprops.admin-token')")
+        assert stored == ADMIN_TOKEN, "the token, not judged, is kept"
+        assert console.violations == []
+        context.close()
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def test_a_site_is_made_and_deleted(console):

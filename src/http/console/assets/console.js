@@ -15,8 +15,11 @@ function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-function showSignIn(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
+// `keepToken`: the token was not judged (too many failed sign-ins), so it stays for the next try.
+function showSignIn(message, keepToken) {
+  if (!keepToken) sessionStorage.removeItem(TOKEN_KEY);
+  // Whatever was loading or being sent is not shown over the sign-in form.
+  loading++;
   stopPolling();
   view.replaceChildren();
   view.hidden = true;
@@ -34,6 +37,12 @@ async function send(url, options) {
     cache: "no-store",
     credentials: "omit",
   });
+  const retryAfter = response.headers.get("Retry-After");
+  if (response.status === 401 && retryAfter) {
+    showSignIn("Too many failed sign-ins from this address: try again in " + retryAfter +
+      " seconds.", true);
+    return null;
+  }
   if (response.status === 401 || response.status === 403) {
     showSignIn("The admin token was not accepted.");
     return null;
@@ -57,7 +66,7 @@ async function load() {
   const ticket = ++loading;
   try {
     const response = await send(VIEWS + currentView());
-    if (response && ticket === loading) {
+    if (response && ticket === loading && token()) {
       show(await viewOf(response));
     }
   } catch (error) {
@@ -65,12 +74,38 @@ async function load() {
   }
 }
 
-// A view's markup; an address the console has no view for gets a notice, not raw JSON.
+// A view's markup. Any other answer gets a notice, not raw JSON: "No such page" for a 404, else
+// its status and the server's message.
 async function viewOf(response) {
   const type = response.headers.get("Content-Type") || "";
   if (type.startsWith("text/html")) return response.text();
-  return '<section class="notice error" role="alert"><h1 tabindex="-1">No such page</h1>' +
-    '<p><a href="#/sites">Back to the sites</a></p></section>';
+  let title = "No such page";
+  let detail = "";
+  if (response.status !== 404) {
+    title = "The server answered " + response.status;
+    try {
+      const body = await response.json();
+      detail = (body.errorMessages && body.errorMessages[0]) || body.message || "";
+    } catch (error) {
+      // Not JSON: the status says it.
+    }
+  }
+  const notice = document.createElement("section");
+  notice.className = "notice error";
+  notice.setAttribute("role", "alert");
+  const heading = document.createElement("h1");
+  heading.tabIndex = -1;
+  heading.textContent = title;
+  notice.append(heading);
+  if (detail) {
+    const message = document.createElement("p");
+    message.textContent = detail;
+    notice.append(message);
+  }
+  const back = document.createElement("p");
+  back.innerHTML = '<a href="#/sites">Back to the sites</a>';
+  notice.append(back);
+  return notice.outerHTML;
 }
 
 // The markup is the server's, with every value escaped there; the page's policy runs no
@@ -124,8 +159,10 @@ async function submit(form, submitter) {
   const buttons = form.querySelectorAll("button");
   buttons.forEach((button) => { button.disabled = true; });
   try {
+    const ticket = ++loading;
     const response = await send(form.getAttribute("action"), { method: "POST", body });
-    if (!response) return;
+    // Signed out, or another view asked for, while this was sent: that one is shown.
+    if (!response || ticket !== loading) return;
     const shown = response.headers.get("X-Console-View");
     if (shown && "#" + shown !== location.hash) {
       history.pushState(null, "", "#" + shown);
