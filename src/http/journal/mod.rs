@@ -301,10 +301,13 @@ fn header_object<S: serde::Serializer>(
 }
 
 /// A bounded journal: memory never holds more than `capacity` entries; 0 turns it off.
+///
+/// Questions are answered on a copy of the list (of pointers) taken under the lock: matching
+/// bodies can take long, and every request of the site waits on the lock to be recorded.
 #[derive(Debug)]
 pub struct Journal {
     capacity: usize,
-    entries: Mutex<VecDeque<Record>>,
+    entries: Mutex<VecDeque<Arc<Record>>>,
 }
 
 impl Journal {
@@ -321,6 +324,7 @@ impl Journal {
         if self.capacity == 0 {
             return;
         }
+        let record = Arc::new(record);
         let mut entries = self.records();
         if entries.len() == self.capacity {
             entries.pop_front();
@@ -330,34 +334,38 @@ impl Journal {
 
     /// The entries that `matcher` matches, oldest first.
     pub fn entries(&self, matcher: &Matcher) -> Vec<Entry> {
-        let entries = self.records();
-        entries
+        self.held()
             .iter()
             .filter(|record| matcher.matches(record))
-            .map(Record::entry)
+            .map(|record| record.entry())
             .collect()
     }
 
     /// The newest `most` entries `matcher` matches, newest first, and how many it matches in
     /// all: only those shown are copied out.
     pub fn newest(&self, matcher: &Matcher, most: usize) -> (Vec<Entry>, usize) {
-        let entries = self.records();
-        let mut matching = entries
-            .iter()
-            .rev()
-            .filter(|record| matcher.matches(record));
-        let newest: Vec<Entry> = matching.by_ref().take(most).map(Record::entry).collect();
+        let held = self.held();
+        let mut matching = held.iter().rev().filter(|record| matcher.matches(record));
+        let newest: Vec<Entry> = matching
+            .by_ref()
+            .take(most)
+            .map(|record| record.entry())
+            .collect();
         let total = newest.len() + matching.count();
         (newest, total)
     }
 
     /// How many entries `matcher` matches.
     pub fn count(&self, matcher: &Matcher) -> usize {
-        let entries = self.records();
-        entries
+        self.held()
             .iter()
             .filter(|record| matcher.matches(record))
             .count()
+    }
+
+    /// The records held now, oldest first, to look through without the lock.
+    fn held(&self) -> Vec<Arc<Record>> {
+        self.records().iter().cloned().collect()
     }
 
     /// The entry with this request id.
@@ -366,10 +374,10 @@ impl Journal {
         entries
             .iter()
             .find(|e| e.request_id.to_hex() == request_id.as_bytes())
-            .map(Record::entry)
+            .map(|record| record.entry())
     }
 
-    fn records(&self) -> std::sync::MutexGuard<'_, VecDeque<Record>> {
+    fn records(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Record>>> {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
