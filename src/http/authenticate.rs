@@ -122,19 +122,6 @@ impl Guard for RequireAdmin {
     }
 }
 
-/// Without the admin token configured, the admin API and the console do not exist: 404 for
-/// every path of theirs, whatever the method (a method fallback runs outside `RequireAdmin`).
-pub async fn admin_api_on(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    if state.admin_token.is_none() {
-        return axum::response::IntoResponse::into_response(HttpError::RouteNotFound);
-    }
-    next.run(request).await
-}
-
 fn credentials(request: &Request) -> Option<Credentials> {
     request
         .headers()

@@ -59,7 +59,6 @@ mod watched_body;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
-use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use tower::ServiceBuilder;
@@ -92,6 +91,13 @@ pub enum Access {
     Admin,
     /// The admin token; the route acts on the server (the sites themselves).
     AdminOfServer,
+}
+
+impl Access {
+    /// Whether the route is the admin API's, which exists only with the admin token set.
+    fn needs_admin(&self) -> bool {
+        matches!(self, Self::Admin | Self::AdminOfServer)
+    }
 }
 
 /// The API versions served; both behave identically.
@@ -272,31 +278,34 @@ fn guarded(route: Route, state: &AppState) -> MethodRouter<AppState> {
         Access::Jira => handlers.route_layer(caller(false)),
         Access::JiraOrAnonymous => handlers.route_layer(caller(true)),
         Access::Site => handlers.route_layer(GuardLayer(site())),
-        Access::Admin => handlers
-            .route_layer(GuardLayer(Then(
-                authenticate::RequireAdmin(state.clone()),
-                site(),
-            )))
-            .layer(from_fn_with_state(
-                state.clone(),
-                authenticate::admin_api_on,
-            )),
-        Access::AdminOfServer => handlers
-            .route_layer(GuardLayer(authenticate::RequireAdmin(state.clone())))
-            .layer(from_fn_with_state(
-                state.clone(),
-                authenticate::admin_api_on,
-            )),
+        Access::Admin => handlers.route_layer(GuardLayer(Then(
+            authenticate::RequireAdmin(state.clone()),
+            site(),
+        ))),
+        Access::AdminOfServer => {
+            handlers.route_layer(GuardLayer(authenticate::RequireAdmin(state.clone())))
+        }
     }
 }
 
 /// The complete application: the route table behind the middleware, in the order written at
 /// the top of this module.
 pub fn router(state: AppState) -> Router {
-    let router = routes().into_iter().fold(Router::new(), |router, route| {
-        let path = route.path.clone();
-        router.route(&path, guarded(route, &state))
-    });
+    // Without the admin token the admin API and the console do not exist: their paths are
+    // unknown paths (404), whatever the method, with no `Allow` to say otherwise.
+    let admin_api_on = state.admin_token.is_some();
+    let router = routes()
+        .into_iter()
+        .filter(|route| admin_api_on || !route.access.needs_admin())
+        .fold(Router::new(), |router, route| {
+            let path = route.path.clone();
+            router.route(&path, guarded(route, &state))
+        });
+    let router = if admin_api_on {
+        router.merge(console::router(&state))
+    } else {
+        router
+    };
     let pipeline = ServiceBuilder::new()
         .layer(AroundLayer(context::Stamp(state.clone())))
         .layer(AroundLayer(log::LogLine))
@@ -310,7 +319,6 @@ pub fn router(state: AppState) -> Router {
         .layer(GuardLayer(ResolveSite(state.clone())))
         .with_state(state.clone());
     router
-        .merge(console::router(&state))
         .fallback_service(not_found)
         .layer(pipeline)
         .with_state(state)

@@ -55,11 +55,13 @@ async fn without_an_admin_token_the_admin_api_does_not_exist(backend: Backend) {
         (Method::GET, "/_admin/ui/views/sites/default/requests/clear"),
     ];
     for (method, path) in paths {
-        off.request(method.clone(), path)
+        let refused = off
+            .request(method.clone(), path)
             .header("authorization", "Bearer test-admin-token")
             .send()
-            .await
-            .assert_error(404, "The requested resource does not exist.");
+            .await;
+        refused.assert_error(404, "The requested resource does not exist.");
+        assert_eq!(refused.header("allow"), None, "{method} {path}");
     }
 }
 

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
-use super::authenticate::{RequireAdmin, admin_api_on};
+use super::authenticate::RequireAdmin;
 use super::error::HttpError;
 use super::layers::GuardLayer;
 
@@ -36,8 +36,8 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
     base-uri 'none'; frame-ancestors 'none'";
 
-/// The console's routes, guarded: on exactly when the admin API is (404 otherwise), and every
-/// view and action behind the admin token.
+/// The console's routes: merged only when the admin API is on (`http::router`), every view
+/// and action behind the admin token.
 pub fn router(state: &AppState) -> Router<AppState> {
     let views = Router::new()
         .route(
@@ -105,10 +105,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/_admin/ui/console.css", get(style))
         .merge(views)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            admin_api_on,
-        ))
         .layer(axum::middleware::map_response(secure))
 }
 
