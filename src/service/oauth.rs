@@ -314,7 +314,7 @@ impl OAuthService {
             || request.redirect_uri.as_deref() != Some(&redirect_uri)
         {
             // The code is spent: its grant, which has no tokens, can never have any.
-            oauth.delete_grant(&grant.client_id, &grant.id).await?;
+            oauth.forget_unused_grant(&grant.id).await?;
             return Ok(Err(invalid()));
         }
         issued_unless_gone(self.issue(&grant, true).await, invalid)

@@ -194,6 +194,12 @@ impl OAuthStore<'_> {
         run!(self, write, forget_ended(client_id, grant_id, now))
     }
 
+    /// Forgets a grant that has no tokens and never will (its one code spent on a refused
+    /// exchange). No token of it can be held, so nothing held is dropped.
+    pub async fn forget_unused_grant(&self, grant_id: &str) -> super::Result<()> {
+        run!(self, write, delete_unused_grant(grant_id))
+    }
+
     /// Forgets the grants whose code expired a minute ago unexchanged: a consent's grant gets
     /// tokens only through its one code, so such a grant can never be used.
     pub async fn forget_unexchanged(&self, now: i64) -> super::Result<()> {
@@ -241,7 +247,7 @@ impl OAuthStore<'_> {
     }
 
     /// Spends a code: its grant and redirect URI, if it is known and not expired. A code is
-    /// found at most once.
+    /// found at most once; an expired one takes its grant, which never had tokens, with it.
     pub async fn take_code(
         &self,
         code: &TokenDigest,
@@ -479,13 +485,18 @@ where
         let (grant_id, expires_at): (String, i64) = (row.try_get(0)?, row.try_get(2)?);
         if expires_at <= now {
             // Its grant had no tokens yet and, its one code spent, never will.
-            sqlx::query("DELETE FROM oauth_grants WHERE grant_id = $1")
-                .bind(grant_id.as_str())
-                .execute(conn)
-                .await?;
+            Self::delete_unused_grant(conn, &grant_id).await?;
             return Ok(None);
         }
         Ok(Some((grant_id, row.try_get(1)?)))
+    }
+
+    async fn delete_unused_grant(conn: &mut Conn<DB>, grant_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM oauth_grants WHERE grant_id = $1")
+            .bind(grant_id)
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 
     async fn grant(conn: &mut Conn<DB>, grant_id: &str) -> Result<Option<Grant>> {
