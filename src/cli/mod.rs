@@ -61,8 +61,9 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `work`, unless a signal comes first. Stopped half-way, a command changes nothing: each of
-/// its writes is one transaction.
+/// `work`, unless a signal comes first. Each of a command's writes is one transaction, so a
+/// stopped command leaves each whole or undone; one whose commit raced the signal may have
+/// stored a token or secret it did not get to print.
 async fn unless_stopped(
     stopped: Stopped,
     work: impl Future<Output = anyhow::Result<()>>,
@@ -123,6 +124,10 @@ async fn serve_until_stopped(config: &Config, mut stopped: Stopped) -> anyhow::R
         listener,
         address,
     } = started;
+    // Past the signal's race: a token stored is a token shown.
+    if let Some(first) = seed::ensure_first_admin(&AdminService::new(store.clone())).await? {
+        print_first_admin(&first, config, address);
+    }
     tracing::info!(%address, "listening");
     crate::serve(listener, router(state), stopped, &config.serve_options()).await?;
     store.close().await;
@@ -138,7 +143,7 @@ struct Started {
     address: SocketAddr,
 }
 
-/// Opens the database, applies the seed and binds the listener.
+/// Opens the database, applies the seed and binds the listener: what a signal may cut short.
 async fn start(config: &Config) -> anyhow::Result<Started> {
     // A bad seed stops the start before anything is opened or changed.
     let inline = Path::new("JIRA_USERPROPS_SEED_JSON");
@@ -172,9 +177,6 @@ async fn start(config: &Config) -> anyhow::Result<Started> {
         if let Err(error) = write_address(path, address) {
             tracing::warn!(error = %format!("{error:#}"), "healthcheck will probe --listen");
         }
-    }
-    if let Some(first) = seed::ensure_first_admin(&admin).await? {
-        print_first_admin(&first, config, address);
     }
     let state = AppState::new(store.clone(), settings)?;
     Ok(Started {
