@@ -104,9 +104,17 @@ impl Server {
 
     pub(super) fn describe<'a>(&self, state: &AppState, site: &'a Site) -> SiteBody<'a> {
         let gateway_url = format!("{}{GATEWAY}{}", self.base, site.id);
+        // A site whose host is the public URL's is reached through the gateway only: that host
+        // is the default site's.
+        let shadowed = state.site_proxy.as_ref().is_some_and(|proxy| {
+            site.name.as_str() != DEFAULT_SITE
+                && state.site_domains.first().is_some_and(|domain| {
+                    proxy.default_host == format!("{}.{domain}", site.name.as_str())
+                })
+        });
         let url = match state.site_domains.first() {
-            Some(_) => self.site_url(state, &site.name),
-            None => gateway_url.clone(),
+            Some(_) if !shadowed => self.site_url(state, &site.name),
+            _ => gateway_url.clone(),
         };
         SiteBody {
             id: site.id.to_string(),

@@ -532,6 +532,15 @@ async fn self_links_follow_how_the_request_came(backend: Backend) {
         .await;
     default.assert_status(200);
     assert_eq!(default.json()["accountId"], ALICE);
+    // So a site named `jira` is described by its gateway URL, the one way to reach it.
+    let jira = behind("http://jira.localhost:8080")
+        .admin(Method::POST, "/_admin/sites")
+        .json(r#"{"name":"jira"}"#)
+        .send()
+        .await;
+    jira.assert_status(201);
+    let jira = jira.json();
+    assert_eq!(jira["url"], jira["gatewayUrl"], "{jira}");
 }
 
 async fn concurrent_creation_of_one_name_makes_one_site(backend: Backend) {
