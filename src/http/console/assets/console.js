@@ -66,11 +66,14 @@ async function load() {
   const ticket = ++loading;
   try {
     const response = await send(VIEWS + currentView());
-    if (response && ticket === loading && token()) {
-      show(await viewOf(response));
-    }
+    if (!response) return;
+    const html = await viewOf(response);
+    // Signed out, or another view asked for, meanwhile: that one is shown.
+    if (ticket === loading && token()) show(html);
   } catch (error) {
-    show('<p class="notice error" role="alert">The server did not answer. Is it running?</p>');
+    if (ticket === loading && token()) {
+      show('<p class="notice error" role="alert">The server did not answer. Is it running?</p>');
+    }
   }
 }
 
@@ -161,13 +164,15 @@ async function submit(form, submitter) {
   try {
     const ticket = ++loading;
     const response = await send(form.getAttribute("action"), { method: "POST", body });
+    if (!response) return;
+    const html = await viewOf(response);
     // Signed out, or another view asked for, while this was sent: that one is shown.
-    if (!response || ticket !== loading) return;
+    if (ticket !== loading || !token()) return;
     const shown = response.headers.get("X-Console-View");
     if (shown && "#" + shown !== location.hash) {
       history.pushState(null, "", "#" + shown);
     }
-    show(await viewOf(response));
+    show(html);
     const invalid = view.querySelector("[aria-invalid=true], .field .error");
     if (invalid) invalid.scrollIntoView({ block: "center" });
   } catch (error) {
