@@ -255,14 +255,17 @@ impl SiteService {
             None => CloudId::random()
                 .ok_or_else(|| Error::Internal("no randomness for a cloudId".to_owned()))?,
         };
-        let seed = new.seed.to_snapshot();
-        let kept = super::off_runtime(move || snapshot::to_json(&seed))
+        let seed = new.seed;
+        let written = super::off_runtime(move || {
+            snapshot::to_json(&seed.to_snapshot()).map(|kept| (seed, kept))
+        });
+        let (seed, kept) = written
             .await
             .map_err(|e| Error::Internal(format!("the site's seed as a snapshot: {e}")))?;
         let kept = String::from_utf8(kept).map_err(|e| Error::Internal(e.to_string()))?;
         let created = self
             .store
-            .create_site(id, &name, &new.seed, &kept, self.most)
+            .create_site(id, &name, &seed, &kept, self.most)
             .await?;
         match created {
             CreatedSite::Created(site, report) => {
