@@ -1337,8 +1337,6 @@ async fn a_service_accounts_ended_grants_are_forgotten(backend: Backend) {
     );
 }
 
-/// Codes live 10 minutes; refresh tokens end after 90 days unused, and their family 365 days
-/// after the consent, however often it is refreshed.
 /// A consent whose code is never exchanged, or is spent on a refused exchange, leaves no grant
 /// behind: `/authorize` asks no credentials of an app that consents by itself.
 async fn grants_whose_code_was_not_exchanged_are_forgotten(backend: Backend) {
@@ -1414,6 +1412,8 @@ async fn expires_in_is_the_whole_hour_however_the_clock_moves(backend: Backend) 
     assert_eq!(refreshed.json()["expires_in"], 3600);
 }
 
+/// Codes live 10 minutes; refresh tokens end after 90 days unused, and their family 365 days
+/// after the consent, however often it is refreshed.
 async fn codes_and_refresh_tokens_expire_as_atlassian_says(backend: Backend) {
     const DAY: Duration = Duration::from_secs(24 * 3600);
     let (app, clock) = on_a_clock(backend, None).await;
