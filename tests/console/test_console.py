@@ -29,26 +29,30 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def server():
+def start_server(*options):
+    """The binary over a database in memory with the admin token and `options`: (process, URL)."""
     binary = os.environ["JIRA_USERPROPS_BIN"]
-    root = pathlib.Path(__file__).resolve().parents[2]
     log = tempfile.NamedTemporaryFile("w+", suffix=".log")
     process = subprocess.Popen(
         [binary, "--listen", "127.0.0.1:0", "--database-url", "sqlite::memory:",
-         "--seed", str(root / "examples" / "seed.json"), "--admin-token", ADMIN_TOKEN,
-         "--journal-bodies", "--log-format", "json", "--login-failures", "0"],
+         "--admin-token", ADMIN_TOKEN, "--log-format", "json", *options],
         stdout=log, stderr=subprocess.STDOUT)
-    address = None
     for _ in range(100):
         log.seek(0)
         found = re.search(r'"address":"([^"]+)"', log.read())
         if found:
-            address = found.group(1)
-            break
+            return process, f"http://{found.group(1)}"
         time.sleep(0.1)
-    assert address, "the server did not start"
-    yield f"http://{address}"
+    process.terminate()
+    raise AssertionError("the server did not start")
+
+
+@pytest.fixture(scope="session")
+def server():
+    root = pathlib.Path(__file__).resolve().parents[2]
+    process, url = start_server("--seed", str(root / "examples" / "seed.json"),
+                                "--journal-bodies", "--login-failures", "0")
+    yield url
     process.terminate()
     process.wait(10)
 
@@ -174,25 +178,10 @@ def test_signing_in_shows_the_sites_and_a_wrong_token_shows_the_sign_in_form(con
 
 def test_too_many_failed_sign_ins_say_so_and_keep_the_token(browser):
     """A throttled sign-in is not called a wrong token: the form says to wait."""
-    binary = os.environ["JIRA_USERPROPS_BIN"]
-    log = tempfile.NamedTemporaryFile("w+", suffix=".log")
-    process = subprocess.Popen(
-        [binary, "--listen", "127.0.0.1:0", "--database-url", "sqlite::memory:",
-         "--admin-token", ADMIN_TOKEN, "--log-format", "json",
-         "--login-failures", "2", "--login-failure-window", "60"],
-        stdout=log, stderr=subprocess.STDOUT)
+    process, url = start_server("--login-failures", "2", "--login-failure-window", "60")
     try:
-        address = None
-        for _ in range(100):
-            log.seek(0)
-            found = re.search(r'"address":"([^"]+)"', log.read())
-            if found:
-                address = found.group(1)
-                break
-            time.sleep(0.1)
-        assert address, "the server did not start"
         context = browser.new_context()
-        console = Console(context.new_page(), f"http://{address}")
+        console = Console(context.new_page(), url)
         for _ in range(2):
             console.sign_in("not-the-token")
             expect(console.page.locator("#sign-in-error")).to_have_text(
