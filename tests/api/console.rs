@@ -462,6 +462,27 @@ async fn the_faults_form_keeps_what_it_does_not_show(backend: Backend) {
         .send()
         .await
         .assert_status(200);
+    // A count used up is kept too, and the page says what that means.
+    const SPENT: &str = "A rule whose count is 0 has acted on the requests it was set for";
+    assert!(
+        !view(&app, "/sites/default/faults")
+            .await
+            .text()
+            .contains(SPENT)
+    );
+    app.admin(Method::PUT, "/_admin/faults")
+        .json(r#"{"errors": {"status": 503, "fraction": 1, "count": 1}}"#)
+        .send()
+        .await
+        .assert_status(200);
+    app.get(keys_uri(3, ALICE))
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(503);
+    let page = view(&app, "/sites/default/faults").await;
+    page.assert_status(200);
+    assert!(page.text().contains(SPENT), "{}", page.text());
 }
 
 async fn sites_are_made_and_deleted_and_unknown_ones_are_not_found(backend: Backend) {

@@ -228,6 +228,10 @@ fn page(state: &AppState, site: &Arc<Site>, draft: &Draft, notice: Option<&str>)
                 p.empty { "None: every request is answered as it comes. Set a rate limit below to see clients meet 429." }
             } @else {
                 pre.json { code { (in_force) } }
+                @if spent(&rules) {
+                    p.hint { "A rule whose count is 0 has acted on the requests it was set for and acts on no more. Applying the form below keeps that count: set a new one through "
+                        code { "PUT /_admin/faults" } ", or turn all off." }
+                }
             }
             h3 { "Rate-limit buckets" }
             @if levels.is_empty() {
@@ -284,6 +288,16 @@ fn page(state: &AppState, site: &Arc<Site>, draft: &Draft, notice: Option<&str>)
         }
     };
     View::new(format!("/sites/{name}/faults"), markup)
+}
+
+/// Whether a rule has used up its count: in force, yet acting on no request.
+fn spent(rules: &FaultRules) -> bool {
+    let counts = [
+        rules.rate_limit.as_ref().and_then(|rule| rule.count),
+        rules.latency.as_ref().and_then(|rule| rule.count),
+        rules.errors.as_ref().and_then(|rule| rule.count),
+    ];
+    counts.contains(&Some(0))
 }
 
 fn label_of(name: &str) -> &'static str {
