@@ -433,11 +433,7 @@ async fn the_faults_form_keeps_what_it_does_not_show(backend: Backend) {
     let app = backend.app().await;
     let scoped = r#"{"errors": {"status": 500, "fraction": 1, "route": "/rest/api/3/user/properties/{key}",
                     "accountId": "someone-else", "count": 3}}"#;
-    app.admin(Method::PUT, "/_admin/faults")
-        .json(scoped)
-        .send()
-        .await
-        .assert_status(200);
+    set_faults(&app, scoped).await;
     post_form(
         &app,
         "/sites/default/faults",
@@ -470,11 +466,11 @@ async fn the_faults_form_keeps_what_it_does_not_show(backend: Backend) {
             .text()
             .contains(SPENT)
     );
-    app.admin(Method::PUT, "/_admin/faults")
-        .json(r#"{"errors": {"status": 503, "fraction": 1, "count": 1}}"#)
-        .send()
-        .await
-        .assert_status(200);
+    set_faults(
+        &app,
+        r#"{"errors": {"status": 503, "fraction": 1, "count": 1}}"#,
+    )
+    .await;
     app.get(keys_uri(3, ALICE))
         .by(Who::Alice)
         .send()

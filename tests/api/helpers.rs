@@ -219,6 +219,15 @@ pub fn keys_uri(version: u8, account_id: &str) -> String {
     format!("/rest/api/{version}/user/properties?accountId={account_id}")
 }
 
+/// Replaces the fault rules of the default site through the admin API.
+pub async fn set_faults(app: &TestApp, rules: &str) {
+    app.admin(Method::PUT, "/_admin/faults")
+        .json(rules.to_owned())
+        .send()
+        .await
+        .assert_status(200);
+}
+
 pub struct TestRequest {
     router: Router,
     builder: axum::http::request::Builder,

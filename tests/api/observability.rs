@@ -1,7 +1,6 @@
 //! What operators see: the build, the process and the server's own refusals in `/metrics`, and
 //! a client's `X-Request-Id` kept, echoed and used to name the request in the log.
 
-use axum::http::Method;
 use jira_userprops::http::Settings;
 
 use crate::binary::{EXAMPLE_SEED, Server};
@@ -47,19 +46,15 @@ async fn build_process_and_refusals_are_in_the_metrics(backend: Backend) {
         );
     }
 
-    app.admin(Method::PUT, "/_admin/faults")
-        .json(r#"{"rateLimit": {"limit": 1, "windowSeconds": 60}}"#)
-        .send()
-        .await
-        .assert_status(200);
+    set_faults(&app, r#"{"rateLimit": {"limit": 1, "windowSeconds": 60}}"#).await;
     for _ in 0..3 {
         app.get(keys_uri(3, ALICE)).by(Who::Alice).send().await;
     }
-    app.admin(Method::PUT, "/_admin/faults")
-        .json(r#"{"errors": {"status": 503, "fraction": 1, "count": 2}}"#)
-        .send()
-        .await
-        .assert_status(200);
+    set_faults(
+        &app,
+        r#"{"errors": {"status": 503, "fraction": 1, "count": 2}}"#,
+    )
+    .await;
     for _ in 0..3 {
         app.get(keys_uri(3, BOB)).by(Who::Bob).send().await;
     }

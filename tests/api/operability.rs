@@ -198,14 +198,6 @@ async fn metrics_count_requests_writes_and_deletes(backend: Backend) {
     );
 }
 
-async fn set_faults(app: &TestApp, rules: &str) {
-    app.admin(Method::PUT, "/_admin/faults")
-        .json(rules.to_owned())
-        .send()
-        .await
-        .assert_status(200);
-}
-
 async fn the_rate_limiter_sends_every_header_refuses_then_recovers(backend: Backend) {
     let clock = ManualClock::new();
     let settings = Settings {
