@@ -15,12 +15,18 @@
 //!   closes idle keep-alive connections. hyper enforces it for HTTP/1 once it knows the protocol;
 //!   the first request's deadline is also enforced here, because hyper-util's protocol detection
 //!   waits without a limit for the first bytes.
+//! - **Time with no request in progress** (`header_read_timeout` again), for every protocol: a
+//!   connection that started and finished no request for that long is asked to close (HTTP/2
+//!   gets a GOAWAY; hyper's header timeout does not cover HTTP/2), and one still open a period
+//!   after that is dropped. This also drops a client that stops reading its answers, whose
+//!   connection would otherwise wait on the write for ever.
 //! - **Time to the rest of the request** is the request timeout, in [`crate::http`].
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -31,7 +37,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 /// How connections are served.
@@ -154,28 +160,28 @@ struct Connection {
 
 impl Connection {
     async fn run(self, stream: TcpStream, mut stop: watch::Receiver<()>) {
-        let first_request = Arc::new(Notify::new());
+        let activity = Arc::new(Activity::default());
         let service = {
-            let (app, remote, first_request) = (self.app, self.remote, first_request.clone());
+            let (app, remote, activity) = (self.app, self.remote, activity.clone());
             hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 // The client's address, for the login throttle.
                 request.extensions_mut().insert(ConnectInfo(remote));
-                first_request.notify_one();
-                tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
+                let running = Running::start(&activity);
+                let answer = tower::ServiceExt::oneshot(app.clone(), request.map(Body::new));
+                async move {
+                    let answer = answer.await;
+                    drop(running);
+                    answer
+                }
             })
         };
         let connection = self.builder.serve_connection(TokioIo::new(stream), service);
         let mut connection = pin!(connection);
-        let deadline = self.header_read_timeout;
-        let mut no_first_request = pin!(async move {
-            if tokio::time::timeout(deadline, first_request.notified())
-                .await
-                .is_ok()
-            {
-                std::future::pending::<()>().await;
-            }
-        });
-        let mut stopping = false;
+        let period = self.header_read_timeout;
+        let mut watch = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = 0;
+        let mut closing = false;
         loop {
             tokio::select! {
                 result = connection.as_mut() => {
@@ -184,15 +190,56 @@ impl Connection {
                     }
                     break;
                 }
-                () = &mut no_first_request => {
-                    tracing::debug!(remote = %self.remote, "no request within the header timeout; closing");
-                    break;
+                _ = watch.tick() => {
+                    let events = activity.events.load(Ordering::Acquire);
+                    if events == 0 {
+                        tracing::debug!(remote = %self.remote, "no request within the header timeout; closing");
+                        break;
+                    }
+                    let idle = events == seen && activity.running.load(Ordering::Acquire) == 0;
+                    seen = events;
+                    if !idle {
+                        continue;
+                    }
+                    if closing {
+                        tracing::debug!(remote = %self.remote, "idle connection did not close when asked; dropping it");
+                        break;
+                    }
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
                 }
-                _ = stop.changed(), if !stopping => {
-                    stopping = true;
+                _ = stop.changed(), if !closing => {
+                    closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
             }
         }
+    }
+}
+
+/// What a connection's requests are doing, for its idle watch.
+#[derive(Debug, Default)]
+struct Activity {
+    /// Requests started plus requests finished: unchanged over a period, nothing happened.
+    events: AtomicU64,
+    /// Requests whose answer is not yet made.
+    running: AtomicUsize,
+}
+
+/// One request in progress on its connection, until dropped.
+struct Running(Arc<Activity>);
+
+impl Running {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity.running.fetch_add(1, Ordering::AcqRel);
+        activity.events.fetch_add(1, Ordering::AcqRel);
+        Self(activity.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+        self.0.events.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -237,3 +237,64 @@ async fn pipelined_requests_are_answered_in_order() {
     assert_eq!(statuses, ["200", "404", "200"], "{text}");
     assert!(text.contains("\"deploymentType\":\"Cloud\""), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
+    let app = Backend::Sqlite.app().await;
+    let served = Served::start(&app, options(Duration::from_millis(300), 16)).await;
+    let stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("HTTP/2 without TLS is spoken");
+    let connection = tokio::spawn(connection);
+    let request = axum::http::Request::get(format!("http://{}/healthz", served.address))
+        .body(http_body_util::Empty::<axum::body::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("answer");
+    assert_eq!(response.status(), 200);
+    let answered = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), connection)
+        .await
+        .expect("the server closes an idle HTTP/2 connection")
+        .expect("connection task")
+        .expect("closed with a GOAWAY, not an error");
+    let idle = answered.elapsed();
+    assert!(idle >= Duration::from_millis(250), "closed after {idle:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_answers_is_dropped() {
+    let app = Backend::Sqlite.app().await;
+    let served = Served::start(&app, options(Duration::from_millis(300), 16)).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let mut stream = socket
+        .connect(served.address)
+        .await
+        .expect("server accepts");
+    let one = b"GET /openapi.json HTTP/1.1\r\nHost: jira.test\r\n\r\n";
+    let requests = 1000;
+    stream
+        .write_all(&one.repeat(requests))
+        .await
+        .expect("requests sent");
+    let first = read_response(&mut stream).await.expect("first answer");
+    assert_eq!(first.status, 200, "{}", first.head);
+    let answer_size = first.head.len() + 4 + first.body.len();
+    // Long enough for the server to fill both sockets' buffers and find no progress.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rest = closed_within(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("the connection ends");
+    let answered = 1 + rest.len() / answer_size;
+    // Kept open, the connection goes on to answer nearly all of them once the client reads.
+    assert!(
+        answered < requests / 2,
+        "{answered} of {requests} answers were written to a client that read none for 2 s"
+    );
+}
