@@ -89,8 +89,10 @@ impl Metrics {
                 "http_request_duration_seconds",
                 "Time to answer, by route template.",
             )
+            // Up to past the request timeout's default (30 s), which injected delays can reach.
             .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0,
             ]),
             &["route"],
         )?;
