@@ -129,8 +129,15 @@ async fn serve_until_stopped(config: &Config, mut stopped: Stopped) -> anyhow::R
         print_first_admin(&first, config, address);
     }
     tracing::info!(%address, "listening");
-    crate::serve(listener, router(state), stopped, &config.serve_options()).await?;
-    store.close().await;
+    let serve_options = config.serve_options();
+    crate::serve(listener, router(state), stopped, &serve_options).await?;
+    // A connection stuck on an unreachable database would hold the exit for ever.
+    if tokio::time::timeout(serve_options.shutdown_grace, store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database's connections did not close within the grace period");
+    }
     tracing::info!("stopped");
     Ok(())
 }

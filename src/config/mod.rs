@@ -295,6 +295,8 @@ impl Config {
             startup_timeout: self.db_startup_timeout,
             cache_bytes: self.cache_size.saturating_mul(1 << 20),
             clock: crate::clock::system(),
+            // Past the request timeout, its request has been answered already.
+            lock_timeout: self.request_timeout(),
         }
     }
 

@@ -84,7 +84,9 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
-        if sqlite_code(&error) == Some(SQLITE_FULL) {
+        if sqlite_code(&error) == Some(SQLITE_FULL)
+            || matches!(&error, sqlx::Error::Database(e) if e.code().as_deref() == Some("53100"))
+        {
             Self::Full(Arc::new(error))
         } else if is_outage(&error) {
             Self::Unavailable(Arc::new(error))

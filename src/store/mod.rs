@@ -75,6 +75,10 @@ pub struct DatabaseOptions {
     pub cache_bytes: u64,
     /// Where the SQLite cache reads the time, to decide how long it trusts what it holds.
     pub clock: SharedClock,
+    /// Longest a PostgreSQL statement waits for a lock (`lock_timeout`), unless the URL's
+    /// `options` set one: a statement stuck behind another session's lock gives up, rather than
+    /// holding its connection, and committing long after its request was answered 503.
+    pub lock_timeout: Duration,
 }
 
 impl Default for DatabaseOptions {
@@ -87,6 +91,7 @@ impl Default for DatabaseOptions {
             max_waiting: 512,
             startup_timeout: Duration::from_secs(30),
             cache_bytes: 4 << 20,
+            lock_timeout: Duration::from_secs(30),
             clock: clock::system(),
         }
     }

@@ -465,3 +465,129 @@ async fn text_the_database_cannot_store_is_the_clients_fault() {
         400
     );
 }
+
+/// A write stuck behind another session's lock gives up at the lock timeout: it is answered
+/// 503 at once, holds no connection, and is never applied once the lock goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_behind_another_sessions_lock_gives_up_and_is_never_applied() {
+    use sqlx::{Connection as _, Executor as _};
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let options = DatabaseOptions {
+        lock_timeout: Duration::from_millis(300),
+        ..test_database_options()
+    };
+    let app = TestApp::on_with(&database.url, None, &options).await;
+    let uri = property_uri(3, "existing", ALICE);
+    let before = app.get(&uri).by(Who::Alice).send().await;
+    before.assert_status(200);
+
+    let mut holder = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("a session of its own");
+    holder.execute("BEGIN").await.expect("begun");
+    holder
+        .execute("LOCK TABLE properties IN EXCLUSIVE MODE")
+        .await
+        .expect("locked");
+    let write = app
+        .put(&uri)
+        .by(Who::Alice)
+        .json(r#""while locked""#)
+        .send();
+    let refused = tokio::time::timeout(Duration::from_secs(5), write)
+        .await
+        .expect("the write gives up at the lock timeout, not at the request timeout");
+    refused.assert_status(503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    app.get(&uri).by(Who::Alice).send().await.assert_status(200);
+
+    holder.execute("COMMIT").await.expect("lock released");
+    // A statement still waiting would take the lock now and commit at once.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = app.get(&uri).by(Who::Alice).send().await;
+    assert_eq!(after.text(), before.text(), "the refused write was applied");
+    app.put(&uri)
+        .by(Who::Alice)
+        .json(r#""after""#)
+        .send()
+        .await
+        .assert_status(200);
+}
+
+/// Makes every write to `properties` in `database` fail with `sqlstate`, after the failing
+/// session takes advisory lock 42 for as long as it lives (a session lock outlives the
+/// rollback), so that a test can tell whether that session was closed.
+async fn writes_fail_with(database_url: &str, sqlstate: &str) -> sqlx::PgConnection {
+    use sqlx::Connection as _;
+    let mut admin = sqlx::PgConnection::connect(database_url)
+        .await
+        .expect("a session of its own");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         PERFORM pg_advisory_lock(42); \
+         RAISE EXCEPTION 'refused' USING ERRCODE = '{sqlstate}'; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON properties \
+         FOR EACH ROW EXECUTE FUNCTION refuse();"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("trigger made");
+    admin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_on_postgresql_is_507_as_on_sqlite() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, None).await;
+    let _admin = writes_fail_with(&database.url, "53100").await;
+    app.put(property_uri(3, "existing", ALICE))
+        .by(Who::Alice)
+        .json("1")
+        .send()
+        .await
+        .assert_error(
+            507,
+            "The disk holding the database is full: writes are refused until space is freed.",
+        );
+}
+
+/// A failover that demotes the server leaves it answering pings: a connection refused a write
+/// as read-only is closed, not kept for the next write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_refused_as_read_only_is_closed() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let database = backend.database().await;
+    let app = TestApp::on(&database.url, None).await;
+    let mut admin = writes_fail_with(&database.url, "25006").await;
+    let refused = app
+        .put(property_uri(3, "existing", ALICE))
+        .by(Who::Alice)
+        .json("1")
+        .send()
+        .await;
+    refused.assert_status(503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(42)")
+            .fetch_one(&mut admin)
+            .await
+            .expect("asked");
+        if free {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session refused as read-only is still open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

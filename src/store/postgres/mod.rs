@@ -88,6 +88,13 @@ impl PostgresStore {
         if connect.get_application_name().is_none() {
             connect = connect.application_name("jira-userprops");
         }
+        if !connect
+            .get_options()
+            .is_some_and(|options| options.contains("lock_timeout"))
+        {
+            let milliseconds = options.lock_timeout.as_millis().max(1);
+            connect = connect.options([("lock_timeout", format!("{milliseconds}ms"))]);
+        }
         let location = format!(
             "postgres://{}:{}/{}",
             connect.get_host(),

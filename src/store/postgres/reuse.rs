@@ -111,12 +111,24 @@ impl Lease<'_> {
     /// Ends the call: the connection is kept for the next when `outcome` succeeded, as a
     /// statement that completed leaves its connection ready for another. It is kept before the
     /// permit is given back, so the next caller finds it.
-    pub(in crate::store) fn finish<T>(self, outcome: &sqlx::Result<T>) {
-        if outcome.is_ok()
-            && !self.reuse.permits.is_closed()
-            && let Ok(mut idle) = self.reuse.idle.lock()
-        {
-            idle.push((self.connection, Instant::now()));
+    pub(in crate::store) fn finish<T>(mut self, outcome: &sqlx::Result<T>) {
+        match outcome {
+            Ok(_) => {
+                if !self.reuse.permits.is_closed()
+                    && let Ok(mut idle) = self.reuse.idle.lock()
+                {
+                    idle.push((self.connection, Instant::now()));
+                }
+            }
+            // A server that turned read-only (a failover demoted it) answers the pool's ping
+            // as well as ever: its connections must be closed, or every write through them
+            // fails until they reach their lifetime.
+            Err(sqlx::Error::Database(error))
+                if matches!(error.code().as_deref(), Some("25006" | "57P01")) =>
+            {
+                self.connection.close_on_drop();
+            }
+            Err(_) => {}
         }
     }
 }
