@@ -59,7 +59,8 @@ pub enum Per {
     /// One bucket per calling account.
     #[default]
     Account,
-    /// One bucket per calling account and route.
+    /// One bucket per calling account, route and method, as Jira's burst limit is per
+    /// endpoint and method.
     AccountAndRoute,
     /// One bucket for every caller.
     Global,
@@ -127,6 +128,33 @@ impl FaultRules {
         {
             return Err("latency needs minMs <= maxMs <= 600000".to_owned());
         }
+        let scopes = [
+            self.rate_limit
+                .as_ref()
+                .map(|rule| (&rule.route, &rule.account_id)),
+            self.latency
+                .as_ref()
+                .map(|rule| (&rule.route, &rule.account_id)),
+            self.errors
+                .as_ref()
+                .map(|rule| (&rule.route, &rule.account_id)),
+        ];
+        for (route, account_id) in scopes.into_iter().flatten() {
+            // Anything else would be a rule that never acts.
+            if route
+                .as_ref()
+                .is_some_and(|route| !route.starts_with("/rest/api/"))
+            {
+                return Err(
+                    "route must start with /rest/api/ (a path as the site's own host \
+                            serves it, without /ex/jira/{cloudId})"
+                        .to_owned(),
+                );
+            }
+            if account_id.as_ref().is_some_and(String::is_empty) {
+                return Err("accountId must not be empty".to_owned());
+            }
+        }
         let status_ok = |status: u16| (400..=599).contains(&status);
         if self
             .errors
@@ -139,13 +167,12 @@ impl FaultRules {
     }
 }
 
-/// What the rules decided for one request.
+/// What the rate limit and the latency rule decided for one request; whether it then fails is
+/// decided after the delay, by [`Faults::fail`].
 #[derive(Debug, Default)]
 pub struct Decision {
     /// Wait this long first.
     pub delay: Option<Duration>,
-    /// Answer with this status instead.
-    pub error: Option<u16>,
     /// Refused by the rate limit.
     pub limited: Option<Limited>,
     /// Let through with less than 20% of the bucket left.
@@ -159,7 +186,9 @@ pub struct Limited {
     pub retry_after: u64,
     /// The bucket's size (`X-RateLimit-Limit`).
     pub limit: u32,
-    /// When the bucket is full again (`X-RateLimit-Reset`, ISO 8601).
+    /// When a request will pass (`X-RateLimit-Reset`): Jira's `yyyy-MM-ddTHH:mmZ`, the
+    /// request's time plus `retry_after`, rounded up to the minute so that a client waiting
+    /// for it is never early.
     pub reset: String,
 }
 
@@ -218,7 +247,23 @@ impl Faults {
 
     /// Replaces the rules; buckets and random sources start afresh.
     pub fn replace(&self, rules: FaultRules) {
+        Self::install(&mut self.lock(), rules);
+    }
+
+    /// Replaces the rules with what `change` makes of those in force (with what is left of
+    /// their counts), under one lock: no request spends a count that the new rules would then
+    /// give back.
+    pub fn update<E>(
+        &self,
+        change: impl FnOnce(&FaultRules) -> Result<FaultRules, E>,
+    ) -> Result<(), E> {
         let mut state = self.lock();
+        let rules = change(&state.rules)?;
+        Self::install(&mut state, rules);
+        Ok(())
+    }
+
+    fn install(state: &mut State, rules: FaultRules) {
         state.latency_random =
             fastrand::Rng::with_seed(rules.latency.as_ref().map_or(0, |rule| rule.seed));
         state.error_random =
@@ -257,9 +302,9 @@ impl Faults {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Decides for one authenticated request to `path` (matched by the route template `route`)
-    /// by `account_id`.
-    pub fn decide(&self, path: &str, route: &str, account_id: &str) -> Decision {
+    /// Decides the rate limit and the delay for one authenticated request: `method` to `path`
+    /// (matched by the route template `route`) by `account_id`.
+    pub fn decide(&self, path: &str, method: &str, route: &str, account_id: &str) -> Decision {
         let mut decision = Decision::default();
         let mut state = self.lock();
         let state = &mut *state;
@@ -275,7 +320,7 @@ impl Faults {
             let key = match rule.per {
                 Per::Account => account_id.to_owned(),
                 // The template, not the path: a new key must not mean a new bucket.
-                Per::AccountAndRoute => format!("{account_id} {route}"),
+                Per::AccountAndRoute => format!("{account_id} {method} {route}"),
                 Per::Global => String::new(),
             };
             let capacity = f64::from(rule.limit);
@@ -293,15 +338,11 @@ impl Faults {
                 bucket.tokens -= 1.0;
                 decision.near_limit = bucket.tokens < capacity * 0.2;
             } else {
-                let wait = (1.0 - bucket.tokens) / rate;
-                let full = (capacity - bucket.tokens) / rate;
+                let retry_after = ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64;
                 decision.limited = Some(Limited {
-                    retry_after: wait.ceil().max(1.0) as u64,
+                    retry_after,
                     limit: rule.limit,
-                    reset: humantime::format_rfc3339_seconds(
-                        self.clock.wall() + Duration::from_secs_f64(full),
-                    )
-                    .to_string(),
+                    reset: minute_after(self.clock.wall(), retry_after),
                 });
                 return decision;
             }
@@ -318,20 +359,37 @@ impl Faults {
             let delay = state.latency_random.u64(rule.min_ms..=rule.max_ms);
             decision.delay = Some(Duration::from_millis(delay));
         }
-        if let Some(rule) = &mut state.rules.errors
-            && take(
-                &rule.route,
-                &rule.account_id,
-                &mut rule.count,
-                path,
-                account_id,
-            )
-            && state.error_random.f64() < rule.fraction
-        {
-            decision.error = Some(rule.status);
-        }
         decision
     }
+
+    /// Whether the request, past its delay, fails, and with which status.
+    pub fn fail(&self, path: &str, account_id: &str) -> Option<u16> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let rule = state.rules.errors.as_mut()?;
+        (take(
+            &rule.route,
+            &rule.account_id,
+            &mut rule.count,
+            path,
+            account_id,
+        ) && state.error_random.f64() < rule.fraction)
+            .then_some(rule.status)
+    }
+}
+
+/// `at` plus `seconds`, rounded up to the minute, as Jira writes `X-RateLimit-Reset`.
+fn minute_after(at: std::time::SystemTime, seconds: u64) -> String {
+    let since_epoch = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(Duration::from_secs(seconds));
+    let minutes = since_epoch.as_secs().div_ceil(60)
+        + u64::from(since_epoch.as_secs().is_multiple_of(60) && since_epoch.subsec_nanos() > 0);
+    let rounded = std::time::UNIX_EPOCH + Duration::from_secs(minutes.saturating_mul(60));
+    let text = humantime::format_rfc3339_seconds(rounded).to_string();
+    // `2026-12-03T18:25:00Z` to `2026-12-03T18:25Z`.
+    format!("{}Z", text.get(..16).unwrap_or(&text))
 }
 
 /// Whether a rule's scope (`route`, `account_id`, `count`) takes this request by `caller` to
@@ -375,19 +433,28 @@ mod tests {
         let rules = rules(r#"{"rateLimit": {"limit": 5, "windowSeconds": 10}}"#);
         let faults = Faults::new(rules, clock.clone());
         let near: Vec<bool> = (0..5)
-            .map(|_| faults.decide("/p", "/p", "a").near_limit)
+            .map(|_| faults.decide("/p", "GET", "/p", "a").near_limit)
             .collect();
         assert_eq!(near, [false, false, false, false, true]);
-        let refused = faults.decide("/p", "/p", "a").limited.expect("refused");
+        let refused = faults
+            .decide("/p", "GET", "/p", "a")
+            .limited
+            .expect("refused");
         assert_eq!((refused.retry_after, refused.limit), (2, 5));
         assert!(
-            faults.decide("/p", "/p", "b").limited.is_none(),
+            faults.decide("/p", "GET", "/p", "b").limited.is_none(),
             "buckets are per account"
         );
         clock.advance(Duration::from_millis(1_900));
-        assert!(faults.decide("/p", "/p", "a").limited.is_some(), "not yet");
+        assert!(
+            faults.decide("/p", "GET", "/p", "a").limited.is_some(),
+            "not yet"
+        );
         clock.advance(Duration::from_millis(200));
-        assert!(faults.decide("/p", "/p", "a").limited.is_none(), "refilled");
+        assert!(
+            faults.decide("/p", "GET", "/p", "a").limited.is_none(),
+            "refilled"
+        );
     }
 
     #[test]
@@ -400,9 +467,9 @@ mod tests {
             "no bucket before a request"
         );
         for _ in 0..3 {
-            faults.decide("/p", "/p", "b");
+            faults.decide("/p", "GET", "/p", "b");
         }
-        faults.decide("/p", "/p", "a");
+        faults.decide("/p", "GET", "/p", "a");
         let levels = |faults: &Faults| -> Vec<(String, f64, u32)> {
             faults
                 .bucket_levels()
@@ -431,21 +498,29 @@ mod tests {
         let template = "/rest/api/3/user/properties/{*key}";
         assert!(
             faults
-                .decide("/rest/api/3/user/properties/a", template, "u")
+                .decide("/rest/api/3/user/properties/a", "GET", template, "u")
                 .limited
                 .is_none()
         );
         assert!(
             faults
-                .decide("/rest/api/3/user/properties/b", template, "u")
+                .decide("/rest/api/3/user/properties/b", "GET", template, "u")
                 .limited
                 .is_some(),
             "a new key is no new bucket"
         );
         assert!(
             faults
+                .decide("/rest/api/3/user/properties/a", "PUT", template, "u")
+                .limited
+                .is_none(),
+            "another method is another bucket"
+        );
+        assert!(
+            faults
                 .decide(
                     "/rest/api/3/user/properties",
+                    "GET",
                     "/rest/api/3/user/properties",
                     "u"
                 )
@@ -459,7 +534,7 @@ mod tests {
         let draw = || {
             let faults = faults(r#"{"errors": {"status": 503, "fraction": 0.3, "seed": 7}}"#);
             (0..200)
-                .map(|_| faults.decide("/p", "/p", "a").error.is_some())
+                .map(|_| faults.fail("/p", "a").is_some())
                 .collect::<Vec<_>>()
         };
         let first = draw();
@@ -473,33 +548,11 @@ mod tests {
         let faults = faults(
             r#"{"errors": {"status": 500, "fraction": 1, "route": "/rest/api/3", "accountId": "a", "count": 2}}"#,
         );
-        assert!(
-            faults
-                .decide("/rest/api/2/x", "/rest/api/2/x", "a")
-                .error
-                .is_none()
-        );
-        assert!(
-            faults
-                .decide("/rest/api/3/x", "/rest/api/3/x", "b")
-                .error
-                .is_none()
-        );
-        assert_eq!(
-            faults.decide("/rest/api/3/x", "/rest/api/3/x", "a").error,
-            Some(500)
-        );
-        assert_eq!(
-            faults.decide("/rest/api/3/x", "/rest/api/3/x", "a").error,
-            Some(500)
-        );
-        assert!(
-            faults
-                .decide("/rest/api/3/x", "/rest/api/3/x", "a")
-                .error
-                .is_none(),
-            "spent"
-        );
+        assert!(faults.fail("/rest/api/2/x", "a").is_none());
+        assert!(faults.fail("/rest/api/3/x", "b").is_none());
+        assert_eq!(faults.fail("/rest/api/3/x", "a"), Some(500));
+        assert_eq!(faults.fail("/rest/api/3/x", "a"), Some(500));
+        assert!(faults.fail("/rest/api/3/x", "a").is_none(), "spent");
         assert_eq!(faults.rules().errors.and_then(|rule| rule.count), Some(0));
     }
 
@@ -508,12 +561,49 @@ mod tests {
         let faults = faults(r#"{"latency": {"minMs": 5, "maxMs": 9, "seed": 1}}"#);
         for _ in 0..100 {
             let delay = faults
-                .decide("/p", "/p", "a")
+                .decide("/p", "GET", "/p", "a")
                 .delay
                 .expect("delayed")
                 .as_millis();
             assert!((5..=9).contains(&delay), "{delay}");
         }
+    }
+
+    #[test]
+    fn reset_is_the_wait_later_rounded_up_to_the_minute() {
+        let at = |seconds: u64, nanos: u32| std::time::UNIX_EPOCH + Duration::new(seconds, nanos);
+        assert_eq!(minute_after(at(100, 0), 20), "1970-01-01T00:02Z");
+        assert_eq!(minute_after(at(100, 0), 21), "1970-01-01T00:03Z");
+        assert_eq!(minute_after(at(120, 1), 0), "1970-01-01T00:03Z");
+        assert_eq!(minute_after(at(3_599, 0), 2), "1970-01-01T01:01Z");
+    }
+
+    #[test]
+    fn an_update_sees_the_counts_left_and_a_refused_one_changes_nothing() {
+        let faults = faults(r#"{"errors": {"status": 500, "fraction": 1, "count": 3}}"#);
+        assert_eq!(faults.fail("/p", "a"), Some(500));
+        let seen = faults.update(|in_force| {
+            Err::<FaultRules, _>(in_force.errors.as_ref().and_then(|rule| rule.count))
+        });
+        assert_eq!(seen, Err(Some(2)));
+        assert_eq!(faults.rules().errors.and_then(|rule| rule.count), Some(2));
+        faults
+            .update(|in_force| {
+                let mut rules = in_force.clone();
+                rules.latency = Some(LatencyRule {
+                    min_ms: 0,
+                    max_ms: 0,
+                    seed: 0,
+                    route: None,
+                    account_id: None,
+                    count: None,
+                });
+                Ok::<_, ()>(rules)
+            })
+            .expect("updated");
+        let rules = faults.rules();
+        assert_eq!(rules.errors.and_then(|rule| rule.count), Some(2));
+        assert!(rules.latency.is_some());
     }
 
     #[test]
@@ -523,6 +613,9 @@ mod tests {
             r#"{"latency": {"minMs": 9, "maxMs": 5}}"#,
             r#"{"errors": {"status": 200, "fraction": 0.5}}"#,
             r#"{"errors": {"status": 500, "fraction": 1.5}}"#,
+            r#"{"errors": {"status": 500, "fraction": 1, "route": "rest/api/3"}}"#,
+            r#"{"latency": {"minMs": 1, "maxMs": 1, "route": "/ex/jira/x/rest/api/3"}}"#,
+            r#"{"rateLimit": {"limit": 1, "windowSeconds": 1, "accountId": ""}}"#,
         ] {
             let parsed: FaultRules = serde_json::from_str(bad).unwrap();
             assert!(parsed.validate().is_err(), "{bad}");

@@ -33,7 +33,8 @@ impl Guard for ApplyFaults {
         let route = extensions
             .get::<MatchedPath>()
             .map_or(path, |route| without_gateway(route.as_str()));
-        let decision = site.state.faults.decide(path, route, caller.account_id());
+        let faults = &site.state.faults;
+        let decision = faults.decide(path, request.method().as_str(), route, caller.account_id());
         if let Some(limited) = decision.limited {
             return Err(HttpError::RateLimited {
                 retry_after: limited.retry_after,
@@ -44,7 +45,8 @@ impl Guard for ApplyFaults {
         if let Some(delay) = decision.delay {
             tokio::time::sleep(delay).await;
         }
-        if let Some(status) = decision.error {
+        // Decided after the delay: a request cut off while it waits spends no error's count.
+        if let Some(status) = faults.fail(path, caller.account_id()) {
             return Err(HttpError::InjectedFault(status));
         }
         Ok((request, decision.near_limit))

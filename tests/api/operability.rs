@@ -230,8 +230,19 @@ async fn the_rate_limiter_sends_every_header_refuses_then_recovers(backend: Back
     assert_eq!(refused.header("x-ratelimit-limit"), Some("5"));
     assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
     assert!(refused.header("ratelimit-reason").is_some());
+    // Jira's `yyyy-MM-ddTHH:mmZ`: the request's time plus Retry-After, here to the minute up.
     let reset = refused.header("x-ratelimit-reset").expect("reset");
-    assert!(humantime::parse_rfc3339(reset).is_ok(), "{reset}");
+    let at = reset
+        .strip_suffix('Z')
+        .filter(|minute| minute.len() == 16)
+        .and_then(|minute| humantime::parse_rfc3339(&format!("{minute}:00Z")).ok())
+        .unwrap_or_else(|| panic!("not yyyy-MM-ddTHH:mmZ: {reset}"));
+    let due =
+        jira_userprops::clock::Clock::wall(&*clock) + std::time::Duration::from_secs(retry_after);
+    assert!(
+        at >= due && at < due + std::time::Duration::from_secs(60),
+        "{reset}"
+    );
     app.get(keys_uri(3, ALICE))
         .by(Who::Alice)
         .send()
@@ -343,6 +354,25 @@ async fn latency_delays_requests(backend: Backend) {
     assert!(started.elapsed() >= std::time::Duration::from_millis(150));
 }
 
+/// Whether a request fails is decided after its delay: one cut off by the request timeout
+/// while it waits leaves the error's count for the next.
+async fn an_error_is_not_spent_on_a_request_cut_off_during_its_delay(backend: Backend) {
+    let app = backend
+        .app()
+        .await
+        .with_request_timeout(std::time::Duration::from_millis(200));
+    set_faults(
+        &app,
+        r#"{"latency": {"minMs": 5000, "maxMs": 5000, "count": 1},
+            "errors": {"status": 500, "fraction": 1, "count": 1}}"#,
+    )
+    .await;
+    let uri = keys_uri(3, BOB);
+    app.get(&uri).by(Who::Bob).send().await.assert_status(503);
+    app.get(&uri).by(Who::Bob).send().await.assert_status(500);
+    app.get(&uri).by(Who::Bob).send().await.assert_status(200);
+}
+
 async fn bad_fault_rules_are_refused_and_change_nothing(backend: Backend) {
     let app = backend.app().await;
     set_faults(&app, r#"{"latency": {"minMs": 1, "maxMs": 2}}"#).await;
@@ -373,5 +403,6 @@ on_each_backend!(
     injected_errors_follow_their_scope_and_count,
     injected_errors_look_like_the_real_answers,
     latency_delays_requests,
+    an_error_is_not_spent_on_a_request_cut_off_during_its_delay,
     bad_fault_rules_are_refused_and_change_nothing,
 );

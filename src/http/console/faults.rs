@@ -31,9 +31,9 @@ pub async fn set(
     let form = Form::parse(&body);
     let mut draft = Draft::from_form(&form);
     let faults = &state.site_states.of(site.clone()).faults;
-    match draft.rules(&faults.rules()) {
-        Ok(rules) => {
-            faults.replace(rules);
+    // Read and replaced under one lock: a count spent meanwhile is not given back.
+    match faults.update(|in_force| draft.rules(in_force)) {
+        Ok(()) => {
             let draft = Draft::of(&faults.rules());
             Ok(page(&state, &site, &draft, Some("The rules are in force.")))
         }
