@@ -24,7 +24,8 @@ use crate::credentials::Credentials;
 use crate::domain::{MAX_EMAIL_BYTES, email_key};
 
 /// Most clients tracked at once, so that a flood of addresses cannot grow the table without
-/// bound. When it is full, lapsed entries go first, then the oldest.
+/// bound. When it is full, lapsed entries go first, then the oldest not refused: a flood of
+/// junk failures cannot push out a refusal in force.
 pub const MAX_TRACKED_CLIENTS: usize = 10_000;
 
 /// Who failed to log in, and as whom.
@@ -65,11 +66,12 @@ impl fmt::Display for ClientKey {
             v4 => write!(f, "{v4}"),
         };
         match self {
+            // Quoted and escaped: the email is as the client sent it, control characters and all.
             Self::Basic(Some(address), email) => {
                 show(f, address)?;
-                write!(f, " as {email}")
+                write!(f, " as {email:?}")
             }
-            Self::Basic(None, email) => write!(f, "email {email}"),
+            Self::Basic(None, email) => write!(f, "email {email:?}"),
             Self::AdminToken(address) => {
                 show(f, address)?;
                 write!(f, " on the admin API")
@@ -225,18 +227,25 @@ impl LoginThrottle {
     }
 }
 
-/// Drops lapsed entries; if none had lapsed, the one whose window started first.
+/// Drops lapsed entries; if too few had lapsed, a tenth of the table: those not refused whose
+/// window started first, then, only when that is not enough, those whose refusal ends first.
+/// A tenth at a time, so that a flood of new failing clients costs a scan of the table per
+/// thousand of them, not per one.
 fn make_room(entries: &mut HashMap<ClientKey, Entry>, now: Instant, window: Duration) {
     entries.retain(|_, entry| !entry.lapsed(now, window));
-    if entries.len() < MAX_TRACKED_CLIENTS {
+    let room = MAX_TRACKED_CLIENTS / 10;
+    if entries.len() + room <= MAX_TRACKED_CLIENTS {
         return;
     }
-    let oldest = entries
+    let mut order: Vec<_> = entries
         .iter()
-        .min_by_key(|(_, entry)| entry.since)
-        .map(|(key, _)| key.clone());
-    if let Some(oldest) = oldest {
-        entries.remove(&oldest);
+        .map(|(key, entry)| ((entry.refused_until, entry.since), key.clone()))
+        .collect();
+    // `None` (not refused) sorts first.
+    let cut = room.min(order.len().saturating_sub(1));
+    order.select_nth_unstable_by(cut, |a, b| a.0.cmp(&b.0));
+    for (_, key) in order.drain(..cut) {
+        entries.remove(&key);
     }
 }
 
@@ -300,10 +309,30 @@ mod tests {
         for n in 0..(MAX_TRACKED_CLIENTS as u32 + 500) {
             throttle.failed(address(n), start + Duration::from_millis(u64::from(n)));
         }
-        assert_eq!(throttle.len(), MAX_TRACKED_CLIENTS);
+        assert!(throttle.len() <= MAX_TRACKED_CLIENTS);
         let last = address(MAX_TRACKED_CLIENTS as u32 + 499);
         assert!(throttle.refused(&last, start).is_some());
         assert_eq!(throttle.refused(&address(0), start), None, "oldest evicted");
+    }
+
+    #[test]
+    fn a_flood_of_other_failures_does_not_push_out_a_refusal_in_force() {
+        let throttle = LoginThrottle::new(3, Duration::from_secs(60), crate::clock::system());
+        let start = Instant::now();
+        for _ in 0..3 {
+            throttle.failed(address(0), start);
+        }
+        for n in 1..(MAX_TRACKED_CLIENTS as u32 * 2) {
+            throttle.failed(address(n), start + Duration::from_millis(1));
+        }
+        assert!(throttle.len() <= MAX_TRACKED_CLIENTS);
+        assert!(throttle.refused(&address(0), start).is_some());
+    }
+
+    #[test]
+    fn a_key_shows_its_email_escaped() {
+        let key = ClientKey::Basic(None, "a\nforged line".to_owned());
+        assert_eq!(key.to_string(), r#"email "a\nforged line""#);
     }
 
     #[test]
