@@ -89,8 +89,9 @@ impl NamedAccount {
     }
 }
 
-/// An email address a user signs in with: it has an `@`, at most 254 bytes (RFC 5321's limit,
-/// which also keeps it within what PostgreSQL can index) and no control characters.
+/// An email address a user signs in with: text on both sides of its last `@`, at most 254 bytes
+/// (RFC 5321's limit, which also keeps it within what PostgreSQL can index), no control
+/// characters, and no `:`, which a Basic header's `email:token` could not carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -103,8 +104,11 @@ impl Email {
     /// Parses an email address.
     pub fn parse(email: impl Into<String>) -> Result<Self, InvalidEmail> {
         let email = email.into();
-        if email.contains('@')
+        if email
+            .rsplit_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
             && email.len() <= MAX_EMAIL_BYTES
+            && !email.contains(':')
             && !email.chars().any(char::is_control)
         {
             Ok(Self(email))
@@ -393,6 +397,13 @@ mod tests {
         assert!(Email::parse("a@x.io").is_ok());
         assert_eq!(Email::parse("nope"), Err(InvalidEmail));
         assert_eq!(Email::parse("a@x\u{7}.io"), Err(InvalidEmail));
+        assert!(
+            Email::parse("\"a@b\"@x.io").is_ok(),
+            "an @ in a quoted local part"
+        );
+        for bad in ["@", "a@", "@x.io", "a:b@x.io"] {
+            assert_eq!(Email::parse(bad), Err(InvalidEmail), "{bad}");
+        }
         assert!(DisplayName::parse("Änne Ö").is_ok());
         assert_eq!(DisplayName::parse("a\tb"), Err(InvalidDisplayName));
     }

@@ -147,10 +147,7 @@ async fn create_app(State(state): State<AppState>, WholeBody(body): WholeBody) -
             }
             Err(error) => return Err(error.into()),
         };
-        // A site named twice is one site.
-        if !sites.contains(&key) {
-            sites.push(key);
-        }
+        sites.push(key);
     }
     let new = NewApp {
         name: body.name,
@@ -163,12 +160,7 @@ async fn create_app(State(state): State<AppState>, WholeBody(body): WholeBody) -
         sites,
         admin: body.admin,
     };
-    // Registered to the end, or undone, even when the request times out or its client goes:
-    // a service account is several writes.
-    let registering = tokio::spawn(async move { state.apps.create_app(new).await });
-    let created = registering
-        .await
-        .map_err(|e| crate::error::Error::Internal(format!("app registration failed: {e}")))??;
+    let created = state.apps.create_app(new).await?;
     json(StatusCode::CREATED, &AppBody::created(&created))
 }
 

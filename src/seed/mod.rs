@@ -166,7 +166,8 @@ fn load_folder(folder: &Path) -> Result<Seed, SeedError> {
     }
     let mut merged = SeedFile::default();
     for (file, text) in &texts {
-        let part: SeedFile = serde_json::from_str(text).map_err(|e| fail(file, "the file", e))?;
+        let part: SeedFile =
+            serde_json::from_str(text).map_err(|e| fail(file, "the file", in_file(e)))?;
         merged.users.extend(part.users);
         merged.properties.extend(part.properties);
         merged.sites.extend(part.sites);
@@ -197,6 +198,17 @@ fn within_entry(error: serde_json::Error) -> String {
     let text = text
         .rfind(" at line ")
         .map_or(text.as_str(), |end| &text[..end]);
+    redacted(text)
+}
+
+/// A parse error of the whole file, with its position, and with what it quotes hidden as an
+/// entry's errors hide it.
+fn in_file(error: serde_json::Error) -> String {
+    redacted(&error.to_string())
+}
+
+/// `text` with every quoted part replaced by `…`.
+fn redacted(text: &str) -> String {
     let mut redacted = String::with_capacity(text.len());
     for (index, part) in text.split('"').enumerate() {
         if index > 0 {
@@ -215,15 +227,28 @@ pub(crate) fn fail(path: &Path, entry: impl Into<String>, reason: impl Display) 
     }
 }
 
+/// One entry of a list: a JSON object (serde would also take an array of the fields in order,
+/// which the schema does not allow), named `entry` in errors.
+fn parse_entry<'a, T: Deserialize<'a>>(
+    path: &Path,
+    entry: &str,
+    raw: &'a str,
+) -> Result<T, SeedError> {
+    if !raw.trim_start().starts_with('{') {
+        return Err(fail(path, entry, "must be a JSON object"));
+    }
+    serde_json::from_str(raw).map_err(|e| fail(path, entry, within_entry(e)))
+}
+
 /// Validates seed text; `path` only names the file in errors.
 pub fn parse(path: &Path, text: &str) -> Result<Seed, SeedError> {
-    let file: SeedFile = serde_json::from_str(text).map_err(|e| fail(path, "the file", e))?;
+    let file: SeedFile =
+        serde_json::from_str(text).map_err(|e| fail(path, "the file", in_file(e)))?;
     let data = parse_site(path, &file.users, &file.properties)?;
     let mut sites: Vec<SiteSeed> = Vec::with_capacity(file.sites.len());
     for (index, raw) in file.sites.iter().enumerate() {
         let entry = format!("sites[{index}]");
-        let site: SeedSite =
-            serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, within_entry(e)))?;
+        let site: SeedSite = parse_entry(path, &entry, raw.get())?;
         let entry = format!("{entry} ({:?})", site.name);
         let name = SiteName::parse(site.name.as_str()).map_err(|e| fail(path, &entry, e))?;
         let id = site
@@ -255,8 +280,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Seed, SeedError> {
     let mut apps: Vec<SeedApp> = Vec::with_capacity(file.apps.len());
     for (index, raw) in file.apps.iter().enumerate() {
         let entry = format!("apps[{index}]");
-        let app: SeedApp =
-            serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, within_entry(e)))?;
+        let app: SeedApp = parse_entry(path, &entry, raw.get())?;
         let entry = format!("{entry} ({:?})", app.client_id);
         if app
             .kind
@@ -271,9 +295,34 @@ pub fn parse(path: &Path, text: &str) -> Result<Seed, SeedError> {
         // Checked as registering checks it, with stand-ins for the sites it names: which sites
         // those are is known only once the database is open.
         let stand_ins = vec![SiteKey::DEFAULT; app.sites.len()];
-        app.to_new_app(stand_ins)
+        let checked = app
+            .to_new_app(stand_ins)
             .and_then(NewApp::checked)
             .map_err(|e| fail(path, &entry, e))?;
+        // Its user would clash with a seed user of a site it names only once stored.
+        if let Some((account_id, email)) = checked.account() {
+            for name in app.site_names() {
+                let part = if name == DEFAULT_SITE {
+                    Some(&data)
+                } else {
+                    sites
+                        .iter()
+                        .find(|site| site.name.as_str() == name)
+                        .map(|site| &site.data)
+                };
+                let clash = part.into_iter().flat_map(|part| &part.users).find(|user| {
+                    user.account_id == account_id || email_key(&user.email) == email_key(email)
+                });
+                if let Some(user) = clash {
+                    let reason = format!(
+                        "its service account ({account_id}, {email}) clashes with user {:?} of \
+                         site {name:?}",
+                        user.account_id
+                    );
+                    return Err(fail(path, entry, reason));
+                }
+            }
+        }
         apps.push(app);
     }
     Ok(Seed { data, sites, apps })
@@ -311,8 +360,7 @@ fn parse_site(
     let mut keys = HashSet::new();
     for (index, raw) in properties.iter().enumerate() {
         let entry = format!("properties[{index}]");
-        let property: SeedProperty =
-            serde_json::from_str(raw.get()).map_err(|e| fail(path, &entry, within_entry(e)))?;
+        let property: SeedProperty = parse_entry(path, &entry, raw.get())?;
         let entry = format!("{entry} ({:?})", property.key);
         if !account_ids.contains(property.account_id.as_str()) {
             let reason = format!(
@@ -467,6 +515,21 @@ mod tests {
                 "users[0]",
                 "at least one scope",
             ),
+            (
+                r#"{"users":[["a","a@x.io"]]}"#,
+                "users[0]",
+                "must be a JSON object",
+            ),
+            (
+                r#"{"users":[{"accountId":"a","email":"a@x.io"}],"properties":[["a","k",1]]}"#,
+                "properties[0]",
+                "must be a JSON object",
+            ),
+            (
+                r#"{"users":"bob-token"}"#,
+                "the file",
+                "invalid type: string \"…\"",
+            ),
         ];
         for (text, entry, reason) in cases {
             let message = parse_text(text)
@@ -481,6 +544,7 @@ mod tests {
                 message.contains(entry) && message.contains(reason),
                 "{text}: {message}"
             );
+            assert!(!message.contains("bob-token"), "{message}");
         }
     }
 }

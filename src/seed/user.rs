@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{SeedError, fail, within_entry};
+use super::{SeedError, fail};
 use crate::clock::parse_rfc3339_ms;
 use crate::credentials::TokenDigest;
 use crate::domain::{AccountId, NewUser, Scopes};
@@ -152,8 +152,7 @@ pub(super) fn user_entry(
     raw: &str,
 ) -> Result<(String, UserSeed), SeedError> {
     let entry = format!("users[{index}]");
-    let user: SeedUser =
-        serde_json::from_str(raw).map_err(|e| fail(path, &entry, within_entry(e)))?;
+    let user: SeedUser = super::parse_entry(path, &entry, raw)?;
     let entry = format!("{entry} ({:?})", user.account_id);
     user.account_id()
         .map_err(|reason| fail(path, &entry, reason))?;

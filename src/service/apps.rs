@@ -17,7 +17,7 @@ use crate::store::oauth::{AppRecord, Grant};
 const SERVICE_ACCOUNT_DOMAIN: &str = "serviceaccount.atlassian.com";
 
 /// The registry of apps over one store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AppService {
     store: Store,
     admin: AdminService,
@@ -68,8 +68,17 @@ impl AppService {
         }
     }
 
-    /// Registers an app; a service account also becomes a user of each of its sites.
+    /// Registers an app; a service account also becomes a user of each of its sites. The
+    /// registration runs to its end, or is undone, even when the caller stops waiting (a
+    /// request that timed out, a signal during start): a service account is several writes.
     pub async fn create_app(&self, new: NewApp) -> Result<CreatedApp> {
+        let apps = self.clone();
+        tokio::spawn(async move { apps.register(new).await })
+            .await
+            .map_err(|e| Error::Internal(format!("app registration failed: {e}")))?
+    }
+
+    async fn register(&self, new: NewApp) -> Result<CreatedApp> {
         let CheckedApp {
             app,
             secret,
@@ -190,6 +199,15 @@ pub struct CheckedApp {
     sites: Vec<SiteKey>,
 }
 
+impl CheckedApp {
+    /// A service account's user: its account id and email.
+    pub fn account(&self) -> Option<(&str, &str)> {
+        self.account
+            .as_ref()
+            .map(|(account_id, email)| (account_id.as_str(), email.as_str()))
+    }
+}
+
 impl NewApp {
     /// Refuses what registering would refuse before the store is asked (so a seed is checked
     /// whole before anything of it is stored); makes up a missing client id and secret.
@@ -291,12 +309,16 @@ impl NewApp {
             auto_consent: self.auto_consent,
             account_id: account.as_ref().map(|(id, _)| id.clone()),
         };
+        // A site named twice is one site, whichever way the app came (API, seed or command).
+        let mut sites = self.sites;
+        let mut seen = std::collections::HashSet::with_capacity(sites.len());
+        sites.retain(|site| seen.insert(*site));
         Ok(CheckedApp {
             app,
             secret,
             account,
             user,
-            sites: self.sites,
+            sites,
         })
     }
 }

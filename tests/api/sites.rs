@@ -684,6 +684,16 @@ async fn a_seed_makes_its_sites(backend: Backend) {
         .send()
         .await;
     tokens.assert_status(200);
+    // A site named twice is one site, as in the admin API.
+    let twice = r#"{"apps":[{"name":"Twice bot","kind":"serviceAccount","clientId":"twice-bot",
+        "clientSecret":"s","sites":["default","acme","default"]}]}"#;
+    apply(twice).await.expect("applied");
+    for path in [
+        "/_admin/users/712020:twice-bot",
+        "/_admin/sites/acme/users/712020:twice-bot",
+    ] {
+        app.admin(Method::GET, path).send().await.assert_status(200);
+    }
     // A pinned id that differs from the stored site's stops the seed.
     let moved = r#"{"sites":[{"name":"acme","id":"11111111-3f06-40d2-880f-dd28cf8daafa"}]}"#;
     let refused = apply(moved).await;
@@ -719,12 +729,21 @@ async fn a_seed_makes_its_sites(backend: Backend) {
         twice,
         r#"{"apps":[{"name":"x","clientId":"a","clientSecret":"b","kind":"robot"}]}"#,
         r#"{"apps":[{"name":"x","clientId":"a"}]}"#,
+        // The service account's user would be a second user with that account id.
+        r#"{"users":[{"accountId":"712020:bot","email":"bot@example.com"}],
+            "apps":[{"name":"x","kind":"serviceAccount","clientId":"bot","clientSecret":"s","sites":["default"]}]}"#,
+        r#"{"sites":[{"name":"a","users":[{"accountId":"712020:bot","email":"b@example.com"}]}],
+            "apps":[{"name":"x","kind":"serviceAccount","clientId":"bot","clientSecret":"s","sites":["a"]}]}"#,
     ] {
         assert!(
             seed::parse(std::path::Path::new("seed.json"), bad).is_err(),
             "{bad}"
         );
     }
+    let apart = r#"{"sites":[{"name":"a","users":[{"accountId":"712020:bot","email":"b@example.com"}]}],
+        "apps":[{"name":"x","kind":"serviceAccount","clientId":"bot","clientSecret":"s","sites":["default"]}]}"#;
+    seed::parse(std::path::Path::new("seed.json"), apart)
+        .expect("a user of a site the service account is not in is no clash");
 }
 
 on_each_backend!(
