@@ -110,9 +110,10 @@ impl Around for Stamp {
         let context = Arc::new(RequestContext::new(self.0.clock.wall()));
         request.extensions_mut().insert(context.clone());
         let given = client_request_id(request);
-        // The log names the request as its client does, so that the two can be matched.
+        // The log names the request as its client does too, so that the two can be matched;
+        // its own id stays, as the journal and the console know it by that.
         let span = match given.as_ref().and_then(|id| id.to_str().ok()) {
-            Some(id) => tracing::info_span!("request", id),
+            Some(client_id) => tracing::info_span!("request", id = %context.id, client_id),
             None => tracing::info_span!("request", id = %context.id),
         };
         (context, span, given)

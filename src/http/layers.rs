@@ -30,6 +30,10 @@ pub trait Around: Clone + Send + Sync + 'static {
     fn span(_memo: &Self::Memo) -> Option<&tracing::Span> {
         None
     }
+
+    /// The request was dropped before its answer was made, as when its client went away. It
+    /// may have changed what is stored all the same.
+    fn cancelled(&self, _memo: Self::Memo) {}
 }
 
 /// Middleware that decides whether a request goes on, and may wait to decide.
@@ -117,6 +121,15 @@ pin_project! {
         inner: F,
         around: A,
         memo: Option<A::Memo>,
+    }
+
+    impl<A: Around, F> PinnedDrop for AroundFuture<A, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(memo) = this.memo.take() {
+                this.around.cancelled(memo);
+            }
+        }
     }
 }
 

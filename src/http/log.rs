@@ -40,4 +40,21 @@ impl Around for LogLine {
             "handled"
         );
     }
+
+    fn cancelled(&self, (method, matched, context): Self::Memo) {
+        let Some(context) = context else {
+            return;
+        };
+        let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
+        let caller = context.caller().map_or("-", |caller| &**caller);
+        // Outside the request's span by now, so its id is named here.
+        tracing::info!(
+            id = %context.id,
+            %method,
+            route,
+            latency_us = context.started.elapsed().as_micros() as u64,
+            caller,
+            "dropped before its answer, as when its client went away"
+        );
+    }
 }

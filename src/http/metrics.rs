@@ -51,6 +51,16 @@ impl Around for Count {
             }
         }
     }
+
+    /// Counted as status 499, as nginx counts a request whose client closed the connection.
+    fn cancelled(&self, (method, matched, context): Self::Memo) {
+        let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
+        let latency = context.map_or(0.0, |context| context.started.elapsed().as_secs_f64());
+        if let Ok(status) = StatusCode::from_u16(499) {
+            let metrics = &self.0.metrics;
+            metrics.observe(route, method.as_str(), status, latency);
+        }
+    }
 }
 
 /// The metrics of one server, in a registry of its own.

@@ -298,3 +298,33 @@ async fn a_client_that_stops_reading_its_answers_is_dropped() {
         "{answered} of {requests} answers were written to a client that read none for 2 s"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_goes_away_is_counted_as_499() {
+    let app = Backend::Sqlite.app().await;
+    set_faults(&app, r#"{"latency": {"minMs": 5000, "maxMs": 5000}}"#).await;
+    let served = Served::start(&app, options(Duration::from_secs(10), 16)).await;
+    let mut stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    let authorization = Who::Bob.authorization().expect("Bob has credentials");
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: jira.test\r\nAuthorization: {authorization}\r\n\r\n",
+        keys_uri(3, BOB)
+    );
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let page = app.get("/metrics").send().await.text().to_owned();
+        if page
+            .lines()
+            .any(|line| line.contains("status=\"499\"") && line.contains("GET"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no 499 counted:\n{page}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

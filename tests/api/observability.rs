@@ -1,5 +1,5 @@
 //! What operators see: the build, the process and the server's own refusals in `/metrics`, and
-//! a client's `X-Request-Id` kept, echoed and used to name the request in the log.
+//! a client's `X-Request-Id` kept, echoed and logged beside the request's own id.
 
 use jira_userprops::http::Settings;
 
@@ -108,12 +108,17 @@ on_each_backend!(
 );
 
 #[test]
-fn the_log_names_a_request_by_the_clients_id() {
+fn the_log_names_a_request_by_the_clients_id_and_by_its_own() {
     let mut server = Server::start(&["--database-url", "sqlite::memory:", "--seed", EXAMPLE_SEED]);
     let request = "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: ci-run-42\r\n\
                    Connection: close\r\n\r\n";
     let response = exchange(server.address(), request);
     assert!(response.contains("x-request-id: ci-run-42"), "{response}");
+    let own = response
+        .lines()
+        .find_map(|line| line.strip_prefix("x-arequestid: "))
+        .unwrap_or_else(|| panic!("no X-ARequestId: {response}"));
     let line = server.wait_for("\"handled\"");
-    assert!(line.contains("\"id\":\"ci-run-42\""), "{line}");
+    assert!(line.contains("\"client_id\":\"ci-run-42\""), "{line}");
+    assert!(line.contains(&format!("\"id\":\"{own}\"")), "{line}");
 }
