@@ -240,8 +240,10 @@ impl Slot {
                     *slot.pipe.lock().unwrap_or_else(PoisonError::into_inner) =
                         Some(Arc::new(pipe));
                 }
+                // A warning, at most one per slot every RETRY_AFTER: a pipeline that can never
+                // be made (pg_hba, max_connections) costs every read a pool connection.
                 Err(error) => {
-                    tracing::debug!(%error, "a read pipeline could not be made; reads go through the pool");
+                    tracing::warn!(%error, "a read pipeline could not be made; reads go through the pool");
                     *slot.retry_at.lock().unwrap_or_else(PoisonError::into_inner) =
                         Some(Instant::now() + RETRY_AFTER);
                 }
