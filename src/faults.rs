@@ -177,6 +177,8 @@ pub struct Decision {
     pub limited: Option<Limited>,
     /// Let through with less than 20% of the bucket left.
     pub near_limit: bool,
+    /// An error rule is in force: [`Faults::fail`] is worth asking.
+    pub may_fail: bool,
 }
 
 /// A rate-limit refusal, with what its headers say.
@@ -359,6 +361,7 @@ impl Faults {
             let delay = state.latency_random.u64(rule.min_ms..=rule.max_ms);
             decision.delay = Some(Duration::from_millis(delay));
         }
+        decision.may_fail = state.rules.errors.is_some();
         decision
     }
 

@@ -46,7 +46,9 @@ impl Guard for ApplyFaults {
             tokio::time::sleep(delay).await;
         }
         // Decided after the delay: a request cut off while it waits spends no error's count.
-        if let Some(status) = faults.fail(path, caller.account_id()) {
+        if decision.may_fail
+            && let Some(status) = faults.fail(path, caller.account_id())
+        {
             return Err(HttpError::InjectedFault(status));
         }
         Ok((request, decision.near_limit))
