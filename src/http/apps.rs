@@ -13,7 +13,7 @@ use crate::clock::rfc3339_ms;
 use crate::credentials::Secret;
 use crate::domain::{AppKind, Scopes};
 use crate::error::Error;
-use crate::http::extract::{PathParams, WholeBody};
+use crate::http::extract::{PathParams, WholeBody, json_body};
 use crate::service::apps::{CreatedApp, NewApp};
 use crate::service::sites::SiteReference;
 use crate::store::oauth::AppRecord;
@@ -124,7 +124,7 @@ async fn list_apps(State(state): State<AppState>) -> Result<Response> {
 }
 
 async fn create_app(State(state): State<AppState>, WholeBody(body): WholeBody) -> Result<Response> {
-    let body: NewAppBody = serde_json::from_slice(&body).map_err(|e| {
+    let body: NewAppBody = json_body(&body).map_err(|e| {
         bad_request(format!(
             "The request body must be an app as JSON ({e}): name, kind, callbackUrl, scopes, \
              autoConsent, clientId, clientSecret, sites, admin."

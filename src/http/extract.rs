@@ -23,6 +23,23 @@ use crate::service::properties::require_scope;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
 
+/// A JSON body as `T`, or what is wrong with it, naming the field at fault (`scopes[1]: invalid
+/// type: integer `5`, expected a string`), as serde alone does not.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        }
+    })?;
+    json.end().map_err(|e| e.to_string())?;
+    Ok(value)
+}
+
 /// The account named by the query: `accountId`, with Jira Cloud's GDPR strict-mode rules.
 pub struct TargetAccount(pub NamedAccount);
 

@@ -58,6 +58,8 @@ mod users;
 mod watched_body;
 
 use axum::Router;
+use axum::extract::State;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
@@ -244,16 +246,20 @@ fn allowing(
     methods: &'static [&'static str],
     handlers: MethodRouter<AppState>,
 ) -> MethodRouter<AppState> {
-    handlers.fallback(move || async move {
-        let mut allow: Vec<&str> = methods.to_vec();
-        if methods.contains(&"GET") {
-            allow.insert(1, "HEAD");
-        }
-        HttpError::MethodNotAllowed {
-            allow: allow.join(", ").into(),
-            message: "The method is not allowed for this resource.",
-        }
-    })
+    handlers.fallback(
+        move |State(state): State<AppState>, request: Parts| async move {
+            // Answered before the site is resolved: named here, so that its journal keeps it.
+            site::note_site(&state, &request).await;
+            let mut allow: Vec<&str> = methods.to_vec();
+            if methods.contains(&"GET") {
+                allow.insert(1, "HEAD");
+            }
+            HttpError::MethodNotAllowed {
+                allow: allow.join(", ").into(),
+                message: "The method is not allowed for this resource.",
+            }
+        },
+    )
 }
 
 /// Other methods on a path that only reads get 405 in Jira's shape.

@@ -1,6 +1,7 @@
 //! The four user-property operations, under /rest/api/2 and /rest/api/3.
 
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use percent_encoding::utf8_percent_encode;
@@ -9,6 +10,7 @@ use super::AppState;
 use super::authenticate::Authenticated;
 use super::error::{HttpError, json_response};
 use super::extract::{BaseUrl, LINK_ESCAPES, PropertyPath, TargetAccount, read_value};
+use super::site::note_site;
 use crate::domain::{NamedAccount, Operation, Written};
 use crate::error::Error;
 
@@ -115,7 +117,9 @@ pub async fn delete_property(
 }
 
 /// Any other method on the keys path; PUT and DELETE there lack a key.
-pub async fn keys_method_not_allowed(method: Method) -> HttpError {
+pub async fn keys_method_not_allowed(State(state): State<AppState>, request: Parts) -> HttpError {
+    note_site(&state, &request).await;
+    let method = &request.method;
     let message = if method == Method::PUT || method == Method::DELETE {
         "The property key is not specified."
     } else {
@@ -128,7 +132,11 @@ pub async fn keys_method_not_allowed(method: Method) -> HttpError {
 }
 
 /// Any other method on a property's path.
-pub async fn property_method_not_allowed() -> HttpError {
+pub async fn property_method_not_allowed(
+    State(state): State<AppState>,
+    request: Parts,
+) -> HttpError {
+    note_site(&state, &request).await;
     HttpError::MethodNotAllowed {
         allow: "GET, HEAD, PUT, DELETE".into(),
         message: "The method is not allowed for this resource.",

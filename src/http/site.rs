@@ -229,6 +229,17 @@ impl Guard for ResolveSite {
     }
 }
 
+/// Names the request's site in its context, if it has one, for a request answered before the
+/// site is resolved (a wrong method): so that the site's journal keeps it.
+pub async fn note_site(state: &AppState, request: &Parts) {
+    if let (Ok(current), Some(context)) = (
+        resolve(state, &request.uri, &request.headers).await,
+        request.extensions.get::<Arc<RequestContext>>(),
+    ) {
+        context.set_site(current.state);
+    }
+}
+
 async fn resolve(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<CurrentSite, Error> {
     let path = uri.path();
     let (site, reached) = if let Some(rest) = path.strip_prefix(GATEWAY) {

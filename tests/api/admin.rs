@@ -148,6 +148,24 @@ async fn users_are_created_listed_changed_and_deleted(backend: Backend) {
         .send()
         .await
         .assert_status(404);
+    // An empty body changes nothing, as `{}`; a field of the wrong kind is named.
+    let unchanged = app
+        .admin(Method::PATCH, "/_admin/users/dana-1")
+        .send()
+        .await;
+    unchanged.assert_status(200);
+    assert_eq!(unchanged.json()["active"], false);
+    let wrong = app
+        .admin(Method::PATCH, "/_admin/users/dana-1")
+        .json(r#"{"admin": "yes"}"#)
+        .send()
+        .await;
+    wrong.assert_status(400);
+    assert!(
+        wrong.text().contains("admin: invalid type"),
+        "{}",
+        wrong.text()
+    );
 
     app.admin(Method::DELETE, format!("/_admin/users/{ALICE}"))
         .send()

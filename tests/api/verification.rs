@@ -118,7 +118,12 @@ async fn bad_matchers_are_refused_with_their_reason(backend: Backend) {
     let app = backend.app().await;
     let cases = [
         (r#"{"paht": "/x"}"#, "unknown field `paht`"),
-        (r#"{"status": "201"}"#, "status"),
+        (r#"{"status": "201"}"#, "status: invalid type"),
+        (r#"{"key": 5}"#, "key: invalid type"),
+        (
+            r#"{"since": "2026-11-29T13:00:00.000+01:00"}"#,
+            "is not in UTC",
+        ),
         (
             r#"{"pathPattern": "(("}"#,
             "pathPattern is not a regular expression",
@@ -157,6 +162,102 @@ async fn bad_matchers_are_refused_with_their_reason(backend: Backend) {
         .send()
         .await
         .assert_status(401);
+    // Where a query would be ignored, matching everything or clearing everything, it is refused.
+    app.get(keys_uri(3, BOB))
+        .by(Who::Bob)
+        .send()
+        .await
+        .assert_status(200);
+    for (method, path) in [
+        (Method::POST, "/_admin/requests/count?method=PUT"),
+        (Method::POST, "/_admin/requests/find?method=PUT"),
+        (Method::DELETE, "/_admin/requests?status=404"),
+    ] {
+        let response = app.admin(method, path).send().await;
+        response.assert_status(400);
+        assert!(response.text().contains("no query parameters"), "{path}");
+    }
+    assert_eq!(count(&app, "/_admin/requests/count", json!({})).await, 1);
+}
+
+async fn reset_takes_its_options_from_the_query_only(backend: Backend) {
+    let app = backend.app().await;
+    let existing = property_uri(3, "existing", ALICE);
+    let response = app
+        .admin(Method::POST, "/_admin/reset")
+        .json(r#"{"scope": "all"}"#)
+        .send()
+        .await;
+    response.assert_status(400);
+    assert!(
+        response.text().contains("?scope=all"),
+        "{}",
+        response.text()
+    );
+    app.get(&existing)
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(200);
+    app.admin(Method::POST, "/_admin/reset")
+        .json("{}")
+        .send()
+        .await
+        .assert_status(204);
+    app.get(&existing)
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(404);
+}
+
+async fn a_wrong_method_is_journaled(backend: Backend) {
+    let app = backend.app().await;
+    let property = property_uri(3, "theme", BOB);
+    for (method, uri) in [
+        (Method::POST, property.as_str()),
+        (Method::PUT, &keys_uri(3, BOB)),
+    ] {
+        app.request(method, uri)
+            .by(Who::Bob)
+            .json("{}")
+            .send()
+            .await
+            .assert_status(405);
+    }
+    assert_eq!(
+        count(&app, "/_admin/requests/count", json!({"status": 405})).await,
+        2
+    );
+    assert_eq!(
+        count(
+            &app,
+            "/_admin/requests/count",
+            json!({"method": "POST", "key": "theme"})
+        )
+        .await,
+        1
+    );
+}
+
+async fn a_journal_that_is_off_refuses_questions(backend: Backend) {
+    let app = backend.app().await;
+    let settings = Settings {
+        journal_size: 0,
+        ..TestApp::settings(None)
+    };
+    let app = TestApp::with_settings(app.store.clone(), settings);
+    let response = app
+        .admin(Method::POST, "/_admin/requests/count")
+        .json("{}")
+        .send()
+        .await;
+    response.assert_status(400);
+    assert!(
+        response.text().contains("The journal is off"),
+        "{}",
+        response.text()
+    );
 }
 
 async fn each_site_counts_its_own_requests(backend: Backend) {
@@ -185,4 +286,7 @@ on_each_backend!(
     a_matcher_counts_and_finds_exactly_the_requests_it_describes,
     bad_matchers_are_refused_with_their_reason,
     each_site_counts_its_own_requests,
+    reset_takes_its_options_from_the_query_only,
+    a_wrong_method_is_journaled,
+    a_journal_that_is_off_refuses_questions,
 );

@@ -15,7 +15,7 @@ use super::site::CurrentSite;
 use super::{AppState, RouteTable};
 use crate::error::Error;
 use crate::faults::FaultRules;
-use crate::http::extract::WholeBody;
+use crate::http::extract::{WholeBody, json_body};
 
 mod users;
 
@@ -85,7 +85,21 @@ pub(super) fn bad_request(message: impl Into<String>) -> HttpError {
 /// `POST /_admin/reset`: `scope=properties` (the default) deletes every property, `scope=all`
 /// users and tokens too; `to=seed` returns to exactly what the site's seed made (users, tokens,
 /// properties), in one transaction.
-async fn reset(State(state): State<AppState>, site: CurrentSite, uri: Uri) -> Result<StatusCode> {
+async fn reset(
+    State(state): State<AppState>,
+    site: CurrentSite,
+    uri: Uri,
+    WholeBody(body): WholeBody,
+) -> Result<StatusCode> {
+    // Nothing, or an empty JSON object, as some clients send with every POST.
+    let empty = body.iter().all(u8::is_ascii_whitespace)
+        || serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body)
+            .is_ok_and(|object| object.is_empty());
+    if !empty {
+        return Err(bad_request(
+            "reset takes no body: its options are query parameters, ?scope=all or ?to=seed.",
+        ));
+    }
     let query = uri.query().unwrap_or_default().as_bytes();
     let (mut scope, mut to) = (None, None);
     for (name, value) in form_urlencoded::parse(query) {
@@ -149,8 +163,10 @@ async fn requests(State(state): State<AppState>, site: CurrentSite, uri: Uri) ->
 async fn count_requests(
     State(state): State<AppState>,
     site: CurrentSite,
+    uri: Uri,
     WholeBody(body): WholeBody,
 ) -> Result<Response> {
+    no_query(&uri)?;
     let matcher = usable(&state, Matcher::from_json(&body))?;
     let count = site.state.journal.count(&matcher);
     json(StatusCode::OK, &serde_json::json!({ "count": count }))
@@ -160,17 +176,36 @@ async fn count_requests(
 async fn find_requests(
     State(state): State<AppState>,
     site: CurrentSite,
+    uri: Uri,
     WholeBody(body): WholeBody,
 ) -> Result<Response> {
+    no_query(&uri)?;
     let matcher = usable(&state, Matcher::from_json(&body))?;
     json(StatusCode::OK, &site.state.journal.entries(&matcher))
 }
 
-/// A matcher that can match: one that asks about bodies the journal does not keep would match
-/// nothing, silently, so it is refused.
+/// Refuses query parameters where they would be ignored: a filter meant for the matcher in the
+/// body would match everything, or clear the whole journal.
+fn no_query(uri: &Uri) -> Result<()> {
+    if uri.query().is_some_and(|query| !query.is_empty()) {
+        return Err(bad_request(
+            "This route takes no query parameters: a matcher goes in the JSON body, and \
+             DELETE /_admin/requests clears the whole journal.",
+        ));
+    }
+    Ok(())
+}
+
+/// A matcher that can match: one asked of a journal that is off, or about bodies the journal
+/// does not keep, would match nothing, silently, so it is refused.
 fn usable(state: &AppState, matcher: std::result::Result<Matcher, String>) -> Result<Matcher> {
     let matcher = matcher.map_err(bad_request)?;
-    let (_, bodies) = state.site_states.journal_settings();
+    let (keeps, bodies) = state.site_states.journal_settings();
+    if !keeps {
+        return Err(bad_request(
+            "The journal is off (--journal-size 0): it holds no request to match.",
+        ));
+    }
     if matcher.asks_about_bodies() && !bodies {
         return Err(bad_request(
             "body and bodyContains match PUT bodies, which the journal keeps only when the server \
@@ -180,9 +215,10 @@ fn usable(state: &AppState, matcher: std::result::Result<Matcher, String>) -> Re
     Ok(matcher)
 }
 
-async fn clear_requests(site: CurrentSite) -> StatusCode {
+async fn clear_requests(site: CurrentSite, uri: Uri) -> Result<StatusCode> {
+    no_query(&uri)?;
     site.state.journal.clear();
-    StatusCode::NO_CONTENT
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /_admin/faults`: the rules in force, with what is left of their counts.
@@ -192,8 +228,7 @@ async fn faults(site: CurrentSite) -> Result<Response> {
 
 /// `PUT /_admin/faults`: replaces the whole rule set.
 async fn set_faults(site: CurrentSite, WholeBody(body): WholeBody) -> Result<Response> {
-    let rules: FaultRules =
-        serde_json::from_slice(&body).map_err(|e| bad_request(e.to_string()))?;
+    let rules: FaultRules = json_body(&body).map_err(bad_request)?;
     rules.validate().map_err(bad_request)?;
     site.state.faults.replace(rules);
     json(StatusCode::OK, &site.state.faults.rules())

@@ -14,7 +14,7 @@ use crate::clock::{parse_rfc3339_ms, rfc3339_ms};
 use crate::domain::{AccountId, DisplayName, Email, Scopes, User};
 use crate::error::Error;
 use crate::http::AppState;
-use crate::http::extract::{PathParams, WholeBody};
+use crate::http::extract::{PathParams, WholeBody, json_body};
 use crate::http::site::CurrentSite;
 use crate::seed;
 use crate::service::admin::{AdminService, UserChanges};
@@ -93,7 +93,7 @@ fn token_limits(body: &[u8]) -> Result<TokenLimits> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(TokenLimits::default());
     }
-    let request: NewTokenRequest = serde_json::from_slice(body).map_err(|e| {
+    let request: NewTokenRequest = json_body(body).map_err(|e| {
         bad_request(format!(
             "The request body must be empty, or JSON with scopes and expiresAt ({e})."
         ))
@@ -126,8 +126,18 @@ struct PatchBody {
 
 /// Reads a PATCH body into valid changes.
 fn user_changes(body: &[u8]) -> Result<UserChanges, Error> {
-    let patch: PatchBody =
-        serde_json::from_slice(body).map_err(|e| Error::BadRequest(e.to_string()))?;
+    // An empty body changes nothing, as `{}` does.
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    let patch: PatchBody = json_body(body).map_err(|e| {
+        Error::BadRequest(format!(
+            "The request body must be JSON with any of email, displayName, admin and active \
+             ({e})."
+        ))
+    })?;
     let email = patch
         .email
         .map(Email::parse)

@@ -61,7 +61,7 @@ impl Matcher {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        let spec: Spec = serde_json::from_slice(body).map_err(|e| {
+        let spec: Spec = crate::http::extract::json_body(body).map_err(|e| {
             format!(
                 "The matcher must be a JSON object of method, path, pathPrefix, pathPattern, \
                  accountId, caller, key, status, body, bodyContains and since ({e})."
@@ -125,8 +125,12 @@ impl Matcher {
         let since = spec
             .since
             .map(|since| {
-                humantime::parse_rfc3339_weak(&since)
-                    .map_err(|_| format!("since '{since}' is not an RFC 3339 time"))
+                // Not humantime's parser alone: it reads an offset after a fraction as UTC.
+                let ms = crate::clock::parse_rfc3339_ms(&since)
+                    .map_err(|reason| format!("since {reason}"))?;
+                Ok::<_, String>(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.unsigned_abs()),
+                )
             })
             .transpose()?;
         Ok(Self {
