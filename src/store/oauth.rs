@@ -15,7 +15,7 @@ use sqlx::{Postgres, Sqlite, SqlitePool, Transaction};
 use super::Store;
 use super::postgres::{PostgresStore, leased};
 use super::sql::{Dialect, connection};
-use super::sqlite::SqliteStore;
+use super::sqlite::{Changing, SqliteStore};
 use crate::credentials::TokenDigest;
 use crate::domain::{AppKind, CloudId, Scopes, SiteKey, SiteName, User};
 
@@ -163,8 +163,9 @@ impl OAuthStore<'_> {
 
     /// Deletes an app with its grants, codes and tokens; whether it existed.
     pub async fn delete_app(&self, client_id: &str) -> super::Result<bool> {
+        let revoking = self.revoking();
         let deleted: super::Result<bool> = run!(self, write, delete_app(client_id));
-        self.revoked();
+        Self::revoked(revoking, true);
         deleted
     }
 
@@ -176,8 +177,9 @@ impl OAuthStore<'_> {
 
     /// Deletes one of an app's grants with its codes and tokens; whether it existed.
     pub async fn delete_grant(&self, client_id: &str, grant_id: &str) -> super::Result<bool> {
+        let revoking = self.revoking();
         let deleted: super::Result<bool> = run!(self, write, delete_grant(client_id, grant_id));
-        self.revoked();
+        Self::revoked(revoking, true);
         deleted
     }
 
@@ -206,10 +208,20 @@ impl OAuthStore<'_> {
         run!(self, write, forget_unexchanged(now))
     }
 
-    /// Tells the SQLite cache that tokens may have been revoked.
-    fn revoked(&self) {
-        if let Pools::Sqlite { store, .. } = self.0 {
-            store.tokens_revoked();
+    /// A change that may revoke tokens is about to run: on SQLite, one whose end the cache
+    /// hears of even when its caller stops waiting.
+    fn revoking(&self) -> Option<Changing<'_>> {
+        match self.0 {
+            Pools::Sqlite { store, .. } => Some(store.changing()),
+            Pools::Postgres(_) => None,
+        }
+    }
+
+    /// The change is over; `revoked` when tokens may have been revoked, which the SQLite cache
+    /// must then forget.
+    fn revoked(revoking: Option<Changing<'_>>, revoked: bool) {
+        if let Some(changing) = revoking {
+            changing.done(revoked);
         }
     }
 
@@ -290,12 +302,11 @@ impl OAuthStore<'_> {
         now: i64,
         leeway_ms: i64,
     ) -> super::Result<Refresh> {
+        let revoking = self.revoking();
         let refresh: super::Result<Refresh> =
             run!(self, write, refresh(token, client_id, now, leeway_ms));
         // A refused refresh may have revoked its family.
-        if matches!(refresh, Ok(Refresh::Refused)) {
-            self.revoked();
-        }
+        Self::revoked(revoking, matches!(refresh, Ok(Refresh::Refused)));
         refresh
     }
 

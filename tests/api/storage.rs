@@ -251,3 +251,53 @@ on_each_backend!(
     a_seed_of_new_users_whose_account_is_taken_changes_nothing,
     keys_compare_exactly_and_sort_by_code_point,
 );
+
+/// sqlx runs a statement it sent to its end even when the request that sent it is dropped: a
+/// deactivation given up on while it waits for another process's lock still commits, and the
+/// process that made it must then stop trusting what its cache holds of the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_given_up_on_that_commits_later_is_not_hidden_by_the_cache() {
+    use sqlx::{Connection as _, Executor as _};
+    let database = Backend::Sqlite.database().await;
+    let app = std::sync::Arc::new(TestApp::on(&database.url, None).await);
+    let keys = keys_uri(3, BOB);
+    app.get(&keys).by(Who::Bob).send().await.assert_status(200);
+
+    let mut other = sqlx::SqliteConnection::connect(&database.url)
+        .await
+        .expect("another connection to the file");
+    other.execute("BEGIN EXCLUSIVE").await.expect("locked");
+    let deactivation = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.admin(axum::http::Method::PATCH, format!("/_admin/users/{BOB}"))
+                .json(r#"{"active": false}"#)
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    deactivation.abort();
+    let _ = deactivation.await;
+    other.execute("COMMIT").await.expect("unlocked");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let active: bool = sqlx::query_scalar("SELECT active FROM users WHERE account_id = ?")
+            .bind(BOB)
+            .fetch_one(&mut other)
+            .await
+            .expect("read");
+        if !active {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deactivation never committed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Past the cache's trust window of what other processes do: only its own change is left.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.get(&keys).by(Who::Bob).send().await.assert_status(401);
+}

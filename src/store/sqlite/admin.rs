@@ -14,7 +14,8 @@ impl SqliteStore {
         site: SiteKey,
         seed: &SeedData,
     ) -> Result<SeedReport> {
-        self.changed(Sql::apply_seed(self.begin_immediate().await?, site, seed).await)
+        self.change(Sql::apply_seed(self.begin_immediate().await?, site, seed))
+            .await
     }
 
     pub(in crate::store) async fn users(
@@ -33,15 +34,13 @@ impl SqliteStore {
         account_id: &str,
         patch: &UserPatch,
     ) -> Result<PatchOutcome> {
-        self.changed(
-            Sql::update_user(
-                &mut *connection(&self.writer).await?,
-                site,
-                account_id,
-                patch,
-            )
-            .await,
-        )
+        self.change(Sql::update_user(
+            &mut *connection(&self.writer).await?,
+            site,
+            account_id,
+            patch,
+        ))
+        .await
     }
 
     pub(in crate::store) async fn delete_user(
@@ -49,9 +48,12 @@ impl SqliteStore {
         site: SiteKey,
         account_id: &str,
     ) -> Result<bool> {
-        self.changed(
-            Sql::delete_user(&mut *connection(&self.writer).await?, site, account_id).await,
-        )
+        self.change(Sql::delete_user(
+            &mut *connection(&self.writer).await?,
+            site,
+            account_id,
+        ))
+        .await
     }
 
     pub(in crate::store) async fn add_token(
@@ -61,16 +63,14 @@ impl SqliteStore {
         digest: &TokenDigest,
         limits: &TokenLimits,
     ) -> Result<Option<String>> {
-        self.changed(
-            Sql::add_token(
-                &mut *connection(&self.writer).await?,
-                site,
-                account_id,
-                digest,
-                limits,
-            )
-            .await,
-        )
+        self.change(Sql::add_token(
+            &mut *connection(&self.writer).await?,
+            site,
+            account_id,
+            digest,
+            limits,
+        ))
+        .await
     }
 
     pub(in crate::store) async fn properties(
@@ -95,13 +95,18 @@ impl SqliteStore {
         account_id: &str,
         id: &str,
     ) -> Result<bool> {
-        self.changed(
-            Sql::revoke_token(&mut *connection(&self.writer).await?, site, account_id, id).await,
-        )
+        self.change(Sql::revoke_token(
+            &mut *connection(&self.writer).await?,
+            site,
+            account_id,
+            id,
+        ))
+        .await
     }
 
     pub(in crate::store) async fn reset(&self, site: SiteKey, everything: bool) -> Result<()> {
-        self.changed(Sql::reset(self.begin_immediate().await?, site, everything).await)
+        self.change(Sql::reset(self.begin_immediate().await?, site, everything))
+            .await
     }
 
     /// Read in one read transaction on a reader: WAL gives it one view of the file for its
@@ -111,7 +116,8 @@ impl SqliteStore {
     }
 
     pub(in crate::store) async fn restore(&self, site: SiteKey, snapshot: &Snapshot) -> Result<()> {
-        self.changed(Sql::restore(self.begin_immediate().await?, site, snapshot).await)
+        self.change(Sql::restore(self.begin_immediate().await?, site, snapshot))
+            .await
     }
 
     pub(in crate::store) async fn create_site(
@@ -123,11 +129,16 @@ impl SqliteStore {
         most: u64,
     ) -> Result<CreatedSite> {
         let tx = self.begin_immediate().await?;
-        self.changed(Sql::create_site(tx, id, name, seed, kept, most).await)
+        self.change(Sql::create_site(tx, id, name, seed, kept, most))
+            .await
     }
 
     pub(in crate::store) async fn delete_site(&self, site: SiteKey) -> Result<bool> {
-        self.changed(Sql::delete_site(&mut *connection(&self.writer).await?, site).await)
+        self.change(Sql::delete_site(
+            &mut *connection(&self.writer).await?,
+            site,
+        ))
+        .await
     }
 
     pub(in crate::store) async fn site_seed(&self, site: SiteKey) -> Result<Option<String>> {

@@ -72,11 +72,6 @@ impl SqliteStore {
         self.cache.access(site, token, read).await
     }
 
-    /// Tokens may have been revoked: nothing the cache holds of them is trusted.
-    pub(super) fn tokens_revoked(&self) {
-        self.cache.invalidate_all();
-    }
-
     pub(super) fn pool_usage(&self) -> (u32, u32) {
         // In memory, reader and writer are one pool.
         let writer = self.keeper.is_none().then_some(&self.writer);
@@ -234,10 +229,59 @@ impl SqliteStore {
         self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 
-    /// Passes on the outcome of a change to users, tokens or everything, after dropping what
-    /// the cache holds: whatever the change did, nothing kept from before it is trusted.
-    fn changed<T>(&self, outcome: sqlx::Result<T>) -> Result<T> {
-        self.cache.invalidate_all();
+    /// Runs a change to users, tokens or everything, then drops what the cache holds: whatever
+    /// the change did, nothing kept from before it is trusted. So also when the caller stops
+    /// waiting (see [`Changing`]).
+    async fn change<T>(&self, work: impl Future<Output = sqlx::Result<T>>) -> Result<T> {
+        let changing = self.changing();
+        let outcome = work.await;
+        changing.done(true);
         Ok(outcome?)
+    }
+
+    /// A change about to run, for [`Changing::done`] once it is over.
+    pub(in crate::store) fn changing(&self) -> Changing<'_> {
+        Changing {
+            store: self,
+            running: true,
+        }
+    }
+}
+
+/// A change to users, tokens or everything that is running. sqlx runs a statement it has sent
+/// to its end even when the future that sent it is dropped (a request timed out, its client
+/// went away), so a change given up on may still commit; this process's own commits do not move
+/// the `data_version` its cache polls. Dropped while running, it queues a ping on the writer
+/// behind that statement, and drops what the cache holds once the ping is answered.
+pub(in crate::store) struct Changing<'a> {
+    store: &'a SqliteStore,
+    running: bool,
+}
+
+impl Changing<'_> {
+    /// The change is over; `forget` drops what the cache holds.
+    pub(in crate::store) fn done(mut self, forget: bool) {
+        self.running = false;
+        if forget {
+            self.store.cache.invalidate_all();
+        }
+    }
+}
+
+impl Drop for Changing<'_> {
+    fn drop(&mut self) {
+        if !self.running {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (writer, cache) = (self.store.writer.clone(), Arc::clone(&self.store.cache));
+        runtime.spawn(async move {
+            if let Ok(mut connection) = writer.acquire().await {
+                let _ = sqlx::Connection::ping(&mut *connection).await;
+            }
+            cache.invalidate_all();
+        });
     }
 }

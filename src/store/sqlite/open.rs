@@ -61,10 +61,13 @@ impl SqliteStore {
             .to_string();
         refuse_unwritable(connect.get_filename())?;
         // FULL makes every commit fsync the WAL: an acknowledged write survives power loss too.
+        // After a checkpoint the WAL file is cut back to 64 MiB, so that one large import does
+        // not keep the disk it took.
         let writer_options = connect
             .clone()
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(SqliteSynchronous::Full)
+            .pragma("journal_size_limit", "67108864");
         // `PRAGMA data_version` counts per connection: polls tell a new writer connection by this.
         let writer_connections = Arc::new(AtomicU64::new(0));
         let made = writer_connections.clone();

@@ -117,12 +117,16 @@ async fn commit(pool: &SqlitePool, cache: &ReadCache, batch: &mut Vec<Write>) {
                 answer(cache, write, Ok(outcome));
             }
         }
+        // What failed may have been committed all the same (an error read after a statement
+        // ran, say): nothing the cache holds is trusted on the strength of it.
         Err(error) if batch.len() == 1 => {
+            cache.invalidate_all();
             if let Some(write) = batch.pop() {
                 answer(cache, write, Err(error.into()));
             }
         }
         Err(error) => {
+            cache.invalidate_all();
             let error = Error::from(error);
             if error.is_unavailable() || error.is_full() {
                 return fail_all(cache, batch, &error);
@@ -140,7 +144,13 @@ async fn commit(pool: &SqlitePool, cache: &ReadCache, batch: &mut Vec<Write>) {
                 answer(
                     cache,
                     write,
-                    outcome.map(|outcomes| outcomes[0]).map_err(Error::from),
+                    outcome
+                        .and_then(|outcomes| {
+                            outcomes.first().copied().ok_or_else(|| {
+                                sqlx::Error::Protocol("a write returned no outcome".into())
+                            })
+                        })
+                        .map_err(Error::from),
                 );
             }
         }
