@@ -25,7 +25,7 @@ type Result<T, E = HttpError> = std::result::Result<T, E>;
 
 /// A JSON body as `T`, or what is wrong with it, naming the field at fault (`scopes[1]: invalid
 /// type: integer `5`, expected a string`), as serde alone does not.
-pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+pub fn json_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
     let mut json = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut json).map_err(|error| {
         let path = error.path().to_string();

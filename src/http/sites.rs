@@ -16,7 +16,7 @@ use super::site::{GATEWAY, request_authority, request_host};
 use super::{AppState, RouteTable};
 use crate::domain::{CloudId, DEFAULT_SITE, Site, SiteName};
 use crate::error::Error;
-use crate::http::extract::{PathParams, WholeBody};
+use crate::http::extract::{PathParams, WholeBody, json_body};
 use crate::seed;
 use crate::service::sites::{NewSite, SiteReference};
 
@@ -215,12 +215,11 @@ async fn create_site(
 
 /// A `POST /_admin/sites` body: a name, perhaps an id, perhaps a seed of users and tokens.
 fn new_site(body: &[u8]) -> Result<NewSite> {
-    let body: NewSiteBody = std::str::from_utf8(body)
-        .ok()
-        .and_then(|text| serde_json::from_str(text).ok())
-        .ok_or_else(|| {
-            bad_request(r#"The request body must be a site as JSON: {"name":"acme"}, optionally with "id" and "seed"."#)
-        })?;
+    let body: NewSiteBody = json_body(body).map_err(|e| {
+        bad_request(format!(
+            r#"The request body must be a site as JSON: {{"name":"acme"}}, optionally with "id" and "seed" ({e})."#
+        ))
+    })?;
     let name = body
         .name
         .map(SiteName::parse)

@@ -129,6 +129,18 @@ async fn sites_are_made_listed_shown_and_deleted(backend: Backend) {
             .await;
         refused.assert_status(400);
     }
+    // A field of the wrong kind is named.
+    let refused = app
+        .admin(Method::POST, "/_admin/sites")
+        .json(r#"{"name":5}"#)
+        .send()
+        .await;
+    refused.assert_status(400);
+    assert!(
+        refused.text().contains("name: invalid type"),
+        "{}",
+        refused.text()
+    );
     // Asked through a site's own host, the default site is still the bare domain.
     let default = app
         .admin(Method::GET, "/_admin/sites/default")
