@@ -140,14 +140,14 @@ impl FaultRules {
                 .map(|rule| (&rule.route, &rule.account_id)),
         ];
         for (route, account_id) in scopes.into_iter().flatten() {
-            // Anything else would be a rule that never acts.
-            if route
-                .as_ref()
-                .is_some_and(|route| !route.starts_with("/rest/api/"))
-            {
+            // Anything else would be a rule that never acts: rules act on the Jira API alone,
+            // whose paths they see as the site's own host serves them.
+            if route.as_ref().is_some_and(|route| {
+                !route.starts_with("/rest/api/") && !"/rest/api/".starts_with(route.as_str())
+            }) {
                 return Err(
-                    "route must start with /rest/api/ (a path as the site's own host \
-                            serves it, without /ex/jira/{cloudId})"
+                    "route must be a prefix of a /rest/api/ path (as the site's own \
+                            host serves it, without /ex/jira/{cloudId})"
                         .to_owned(),
                 );
             }
@@ -617,11 +617,18 @@ mod tests {
             r#"{"errors": {"status": 200, "fraction": 0.5}}"#,
             r#"{"errors": {"status": 500, "fraction": 1.5}}"#,
             r#"{"errors": {"status": 500, "fraction": 1, "route": "rest/api/3"}}"#,
+            r#"{"errors": {"status": 500, "fraction": 1, "route": "/rest/apix"}}"#,
             r#"{"latency": {"minMs": 1, "maxMs": 1, "route": "/ex/jira/x/rest/api/3"}}"#,
             r#"{"rateLimit": {"limit": 1, "windowSeconds": 1, "accountId": ""}}"#,
         ] {
             let parsed: FaultRules = serde_json::from_str(bad).unwrap();
             assert!(parsed.validate().is_err(), "{bad}");
+        }
+        for wide in ["/", "/rest", "/rest/api", "/rest/api/3/user"] {
+            let rule =
+                format!(r#"{{"errors": {{"status": 500, "fraction": 1, "route": "{wide}"}}}}"#);
+            let parsed: FaultRules = serde_json::from_str(&rule).unwrap();
+            assert!(parsed.validate().is_ok(), "{wide} acts on Jira API paths");
         }
         assert!(serde_json::from_str::<FaultRules>(r#"{"typo": {}}"#).is_err());
         let misspelt = r#"{"errors": {"status": 500, "fraction": 1, "acountId": "a"}}"#;

@@ -3,7 +3,7 @@
 //! `axum::serve` sets no header timeout and takes every connection offered, so a client that
 //! connects and sends nothing, or sends its headers a byte at a time, holds a connection for
 //! ever, and enough of them exhaust the process's file descriptors. This loop serves the same
-//! router through hyper directly, with three bounds:
+//! router through hyper directly, with four bounds:
 //!
 //! - **Connections at once** (`max_connections`): a semaphore taken before `accept`. When it is
 //!   empty the loop stops accepting, and new connections wait in the kernel's listen backlog
@@ -15,18 +15,23 @@
 //!   closes idle keep-alive connections. hyper enforces it for HTTP/1 once it knows the protocol;
 //!   the first request's deadline is also enforced here, because hyper-util's protocol detection
 //!   waits without a limit for the first bytes.
-//! - **Time with no request in progress** (`header_read_timeout` again), for every protocol: a
-//!   connection that started and finished no request for that long is asked to close (HTTP/2
-//!   gets a GOAWAY; hyper's header timeout does not cover HTTP/2), and one still open a period
-//!   after that is dropped. This also drops a client that stops reading its answers, whose
-//!   connection would otherwise wait on the write for ever.
+//! - **Time with nothing moving** (`header_read_timeout` again), for every protocol: a
+//!   connection that ran no request and moved no byte either way for that long is asked to
+//!   close (HTTP/2 gets a GOAWAY; hyper's header timeout does not cover HTTP/2), and one still
+//!   open a period after that is dropped. This also drops a client that stops reading its
+//!   answers, whose connection would otherwise wait on the write for ever, while a slow client
+//!   still reading a large answer keeps its connection as long as the kernel takes more of it
+//!   within each period. Linux wakes a writer once a third of its send buffer (up to 4 MiB) is
+//!   free: at the default 10 s, a client reading about 130 KB/s or more.
 //! - **Time to the rest of the request** is the request timeout, in [`crate::http`].
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -36,6 +41,7 @@ use axum::http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -175,6 +181,10 @@ impl Connection {
                 }
             })
         };
+        let stream = Watched {
+            stream,
+            activity: activity.clone(),
+        };
         let connection = self.builder.serve_connection(TokioIo::new(stream), service);
         let mut connection = pin!(connection);
         let period = self.header_read_timeout;
@@ -191,13 +201,13 @@ impl Connection {
                     break;
                 }
                 _ = watch.tick() => {
-                    let events = activity.events.load(Ordering::Acquire);
-                    if events == 0 {
+                    if activity.started.load(Ordering::Relaxed) == 0 {
                         tracing::debug!(remote = %self.remote, "no request within the header timeout; closing");
                         break;
                     }
-                    let idle = events == seen && activity.running.load(Ordering::Acquire) == 0;
-                    seen = events;
+                    let moved = activity.moved.load(Ordering::Relaxed);
+                    let idle = moved == seen && activity.running.load(Ordering::Relaxed) == 0;
+                    seen = moved;
                     if !idle {
                         continue;
                     }
@@ -217,13 +227,17 @@ impl Connection {
     }
 }
 
-/// What a connection's requests are doing, for its idle watch.
+/// What a connection is doing, for its idle watch. Counters only: the requests of an HTTP/2
+/// connection run in tasks of their own.
 #[derive(Debug, Default)]
 struct Activity {
-    /// Requests started plus requests finished: unchanged over a period, nothing happened.
-    events: AtomicU64,
+    /// Requests started.
+    started: AtomicU64,
     /// Requests whose answer is not yet made.
     running: AtomicUsize,
+    /// Reads and writes that moved bytes, and requests that ended: unchanged over a period,
+    /// nothing happened.
+    moved: AtomicU64,
 }
 
 /// One request in progress on its connection, until dropped.
@@ -231,15 +245,84 @@ struct Running(Arc<Activity>);
 
 impl Running {
     fn start(activity: &Arc<Activity>) -> Self {
-        activity.running.fetch_add(1, Ordering::AcqRel);
-        activity.events.fetch_add(1, Ordering::AcqRel);
+        activity.started.fetch_add(1, Ordering::Relaxed);
+        activity.running.fetch_add(1, Ordering::Relaxed);
         Self(activity.clone())
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::AcqRel);
-        self.0.events.fetch_add(1, Ordering::AcqRel);
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+        self.0.moved.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The connection's socket, counting the reads and writes that move bytes.
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl Watched {
+    fn moved<T>(
+        &self,
+        polled: Poll<io::Result<T>>,
+        bytes: impl Fn(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Ok(done)) = &polled
+            && bytes(done)
+        {
+            self.activity.moved.fetch_add(1, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        let read = buf.filled().len() > before;
+        this.moved(polled, |()| read)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, data);
+        this.moved(polled, |written| *written > 0)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, data);
+        this.moved(polled, |written| *written > 0)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }

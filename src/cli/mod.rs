@@ -28,6 +28,14 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     // Listened for first: in a container the binary is PID 1, which a signal without a handler
     // does not stop, so a start still waiting for its database could not be stopped at all.
     let stopped: Stopped = Box::pin(shutdown_signal());
+    let ran = run_until_stopped(config, stopped).await;
+    // Also after a signal: a registration cut off half-way would leave a service account
+    // without some of its users for good.
+    crate::service::apps::registrations_ended(config.serve_options().shutdown_grace).await;
+    ran
+}
+
+async fn run_until_stopped(config: &Config, stopped: Stopped) -> anyhow::Result<ExitCode> {
     match &config.command {
         None | Some(Command::Serve) => serve_until_stopped(config, stopped).await?,
         Some(Command::Migrate) => {

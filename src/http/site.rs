@@ -229,9 +229,14 @@ impl Guard for ResolveSite {
     }
 }
 
-/// Names the request's site in its context, if it has one, for a request answered before the
-/// site is resolved (a wrong method): so that the site's journal keeps it.
+/// Names the request's site in its context, if it has one, for a request to the Jira API
+/// answered before the site is resolved (a wrong method): so that the site's journal keeps it,
+/// as it keeps that route's other requests.
 pub async fn note_site(state: &AppState, request: &Parts) {
+    let path = request.uri.path();
+    if !(path.starts_with("/rest/") || path.starts_with(GATEWAY)) {
+        return;
+    }
     if let (Ok(current), Some(context)) = (
         resolve(state, &request.uri, &request.headers).await,
         request.extensions.get::<Arc<RequestContext>>(),

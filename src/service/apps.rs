@@ -16,6 +16,21 @@ use crate::store::oauth::{AppRecord, Grant};
 /// Service accounts' emails end so.
 const SERVICE_ACCOUNT_DOMAIN: &str = "serviceaccount.atlassian.com";
 
+/// Registrations running, each holding a read lock, so that the process can wait for them
+/// before it exits ([`registrations_ended`]): the runtime would cut them off half-way, and a
+/// service account left without some of its users stays so.
+static REGISTERING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Waits, at most `bound`, for the app registrations running to end.
+pub async fn registrations_ended(bound: std::time::Duration) {
+    if tokio::time::timeout(bound, REGISTERING.write())
+        .await
+        .is_err()
+    {
+        tracing::warn!("an app registration did not end before the exit");
+    }
+}
+
 /// The registry of apps over one store.
 #[derive(Debug, Clone)]
 pub struct AppService {
@@ -73,7 +88,12 @@ impl AppService {
     /// request that timed out, a signal during start): a service account is several writes.
     pub async fn create_app(&self, new: NewApp) -> Result<CreatedApp> {
         let apps = self.clone();
-        tokio::spawn(async move { apps.register(new).await })
+        let running = REGISTERING.read().await;
+        let registration = async move {
+            let _running = running;
+            apps.register(new).await
+        };
+        tokio::spawn(tracing::Instrument::in_current_span(registration))
             .await
             .map_err(|e| Error::Internal(format!("app registration failed: {e}")))?
     }

@@ -181,9 +181,16 @@ impl SiteService {
         };
         // A seed may be large: it is parsed off the runtime's threads.
         let parse = move || snapshot::from_json(Path::new("the site's seed"), &kept);
-        let snapshot = super::off_runtime(parse)
+        let parsed = tokio::task::spawn_blocking(parse)
             .await
             .map_err(|e| Error::Internal(format!("site {}: {e}", site.name.as_str())))?;
+        // Taken when the site was made, it may fail rules a later version added.
+        let snapshot = parsed.map_err(|e| {
+            Error::Conflict(format!(
+                "The site's seed, kept from when the site was made, fails this version's seed \
+                 rules, so the site cannot return to it: {e}"
+            ))
+        })?;
         Ok(Arc::new(snapshot))
     }
 

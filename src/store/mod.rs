@@ -78,6 +78,7 @@ pub struct DatabaseOptions {
     /// Longest a PostgreSQL statement waits for a lock (`lock_timeout`), unless the URL's
     /// `options` set one: a statement stuck behind another session's lock gives up, rather than
     /// holding its connection, and committing long after its request was answered 503.
+    /// Migrations wait without it.
     pub lock_timeout: Duration,
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use jira_userprops::ServeOptions;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::helpers::*;
@@ -327,4 +327,67 @@ async fn a_request_whose_client_goes_away_is_counted_as_499() {
         assert!(Instant::now() < deadline, "no 499 counted:\n{page}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_still_reading_a_large_answer_keeps_its_connection() {
+    let app = Backend::Sqlite.app().await;
+    // A snapshot of about 10 MB: more than the sockets' buffers hold, so the server's write
+    // waits on the client's reads.
+    let value = format!("\"{}\"", "v".repeat(32_000));
+    for key in 0..320 {
+        app.put(property_uri(3, &format!("big.{key}"), BOB))
+            .by(Who::Bob)
+            .json(value.clone())
+            .send()
+            .await
+            .assert_status(201);
+    }
+    let served = Served::start(&app, options(Duration::from_millis(500), 16)).await;
+    let mut stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    let request = format!(
+        "GET /_admin/snapshot HTTP/1.1\r\nHost: jira.test\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    // Read at most 64 KiB every 20 ms, about 3 MB/s: the server's writes move bytes each time
+    // the kernel frees room in its send buffer, well within the 500 ms period, though the
+    // whole answer takes several periods.
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let complete = loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("the server goes on sending")
+            .expect("read");
+        if read == 0 {
+            break false;
+        }
+        received.extend_from_slice(&chunk[..read]);
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .and_then(|length| length.trim().parse().ok())
+                .expect("a content length");
+            if received.len() >= end + 4 + length {
+                break true;
+            }
+        }
+    };
+    assert!(
+        complete,
+        "cut off after {:?} and {} bytes",
+        started.elapsed(),
+        received.len()
+    );
+    assert!(
+        started.elapsed() > Duration::from_millis(1500),
+        "read too fast to show anything: {:?}",
+        started.elapsed()
+    );
 }

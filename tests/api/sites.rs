@@ -769,3 +769,35 @@ on_each_backend!(
     deleting_a_site_under_load_fails_no_request_of_another,
     a_seed_makes_its_sites,
 );
+
+/// A site's seed is kept as it was when the site was made; should a later version's rules
+/// refuse it, returning to it is a conflict that says why, not a server fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_seed_that_later_rules_refuse_is_a_conflict() {
+    use sqlx::Connection as _;
+    let database = Backend::Sqlite.database().await;
+    let app = TestApp::on(&database.url, None).await;
+    app.admin(Method::POST, "/_admin/sites")
+        .json(r#"{"name": "old"}"#)
+        .send()
+        .await
+        .assert_status(201);
+    let mut other = sqlx::SqliteConnection::connect(&database.url)
+        .await
+        .expect("another connection to the file");
+    sqlx::query("UPDATE sites SET seed = ? WHERE name = 'old'")
+        .bind(r#"{"users":[{"accountId":"x","email":"a:b@old.test"}]}"#)
+        .execute(&mut other)
+        .await
+        .expect("a seed of an earlier version's rules");
+    let refused = app
+        .admin(Method::POST, "/_admin/sites/old/reset?to=seed")
+        .send()
+        .await;
+    refused.assert_status(409);
+    assert!(
+        refused.text().contains("fails this version's seed rules"),
+        "{}",
+        refused.text()
+    );
+}

@@ -54,6 +54,8 @@ impl Dialect for Postgres {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// How migrations connect: as the pool, without its lock timeout.
+    migrating: Arc<PgConnectOptions>,
     location: String,
     admission: Arc<Admission>,
     credentials: Arc<CredentialsCache>,
@@ -88,6 +90,7 @@ impl PostgresStore {
         if connect.get_application_name().is_none() {
             connect = connect.application_name("jira-userprops");
         }
+        let migrating = Arc::new(connect.clone());
         if !connect
             .get_options()
             .is_some_and(|options| options.contains("lock_timeout"))
@@ -126,6 +129,7 @@ impl PostgresStore {
         });
         Ok(Self {
             pool,
+            migrating,
             location,
             admission,
             credentials: Arc::new(CredentialsCache::new()),
@@ -151,10 +155,16 @@ impl PostgresStore {
     pub(super) async fn migrate(&self) -> Result<()> {
         let migrator = sqlx::migrate!("migrations/postgres");
         let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|e| super::error::migration_failed(e, known))?;
+        // On a connection without the lock timeout: an instance starting beside another that
+        // migrates waits for its lock (an advisory lock, which the timeout would end too)
+        // rather than failing.
+        let migrating = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with((*self.migrating).clone())
+            .await?;
+        let migrated = migrator.run(&migrating).await;
+        migrating.close().await;
+        migrated.map_err(|e| super::error::migration_failed(e, known))?;
         // The pipelines prepare their statements, so they are made once the schema is in place.
         self.pipelines.warm();
         Ok(())

@@ -141,6 +141,9 @@ async fn commit(pool: &SqlitePool, cache: &ReadCache, batch: &mut Vec<Write>) {
                     continue;
                 }
                 let outcome = apply(&mut conn, std::slice::from_ref(&write)).await;
+                if outcome.is_err() {
+                    cache.invalidate_all();
+                }
                 answer(
                     cache,
                     write,
