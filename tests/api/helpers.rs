@@ -371,6 +371,17 @@ impl TestResponse {
 
     /// Asserts Jira's ErrorCollection with exactly this message.
     #[track_caller]
+    /// The status, and an error message in Jira's shape that mentions `part`.
+    pub fn assert_error_mentioning(&self, status: u16, part: &str) -> &Self {
+        self.assert_status(status);
+        let message = self.json()["errorMessages"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains(part), "{}", self.text());
+        self
+    }
+
     pub fn assert_error(&self, status: u16, message: &str) -> &Self {
         self.assert_status(status);
         assert_eq!(

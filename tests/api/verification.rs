@@ -188,12 +188,7 @@ async fn reset_takes_its_options_from_the_query_only(backend: Backend) {
         .json(r#"{"scope": "all"}"#)
         .send()
         .await;
-    response.assert_status(400);
-    assert!(
-        response.text().contains("?scope=all"),
-        "{}",
-        response.text()
-    );
+    response.assert_error_mentioning(400, "?scope=all");
     app.get(&existing)
         .by(Who::Alice)
         .send()
@@ -252,12 +247,7 @@ async fn a_journal_that_is_off_refuses_questions(backend: Backend) {
         .json("{}")
         .send()
         .await;
-    response.assert_status(400);
-    assert!(
-        response.text().contains("The journal is off"),
-        "{}",
-        response.text()
-    );
+    response.assert_error_mentioning(400, "The journal is off");
 }
 
 async fn each_site_counts_its_own_requests(backend: Backend) {
