@@ -15,14 +15,15 @@
 //!   closes idle keep-alive connections. hyper enforces it for HTTP/1 once it knows the protocol;
 //!   the first request's deadline is also enforced here, because hyper-util's protocol detection
 //!   waits without a limit for the first bytes.
-//! - **Time with nothing moving** (`header_read_timeout` again), for every protocol: a
-//!   connection that ran no request and moved no byte either way for that long is asked to
-//!   close (HTTP/2 gets a GOAWAY; hyper's header timeout does not cover HTTP/2), and one still
-//!   open a period after that is dropped. This also drops a client that stops reading its
-//!   answers, whose connection would otherwise wait on the write for ever, while a slow client
-//!   still reading a large answer keeps its connection as long as the kernel takes more of it
-//!   within each period. Linux wakes a writer once a third of its send buffer (up to 4 MiB) is
-//!   free: at the default 10 s, a client reading about 130 KB/s or more.
+//! - **Time with nothing done** (`header_read_timeout` again), for every protocol: a
+//!   connection on which no request started, ran or ended, and no answer held up by a full
+//!   socket went on, for that long is asked to close (HTTP/2 gets a GOAWAY; hyper's header
+//!   timeout does not cover HTTP/2), and one still open a period after that is dropped. HTTP/2
+//!   pings do not count, so they cannot hold a connection open. This drops a client that stops
+//!   reading its answers, whose connection would otherwise wait on the write for ever, while a
+//!   slow client still reading a large answer keeps its connection as long as the kernel takes
+//!   more of it within each period. Linux wakes a writer once a third of its send buffer (up to
+//!   4 MiB) is free: at the default 10 s, a client reading about 130 KB/s or more.
 //! - **Time to the rest of the request** is the request timeout, in [`crate::http`].
 
 use std::future::Future;
@@ -184,6 +185,7 @@ impl Connection {
         let stream = Watched {
             stream,
             activity: activity.clone(),
+            held_up: false,
         };
         let connection = self.builder.serve_connection(TokioIo::new(stream), service);
         let mut connection = pin!(connection);
@@ -235,8 +237,8 @@ struct Activity {
     started: AtomicU64,
     /// Requests whose answer is not yet made.
     running: AtomicUsize,
-    /// Reads and writes that moved bytes, and requests that ended: unchanged over a period,
-    /// nothing happened.
+    /// Requests that ended, and writes that went on after the socket held them up: unchanged
+    /// over a period, nothing was done.
     moved: AtomicU64,
 }
 
@@ -258,22 +260,25 @@ impl Drop for Running {
     }
 }
 
-/// The connection's socket, counting the reads and writes that move bytes.
+/// The connection's socket, counting the writes that go on after a full socket held them up:
+/// an answer making its way to a slow reader. Other traffic (HTTP/2 pings, window updates) is
+/// not counted, so that it cannot keep an idle connection open.
 struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
+    /// The last write found the socket full.
+    held_up: bool,
 }
 
 impl Watched {
-    fn moved<T>(
-        &self,
-        polled: Poll<io::Result<T>>,
-        bytes: impl Fn(&T) -> bool,
-    ) -> Poll<io::Result<T>> {
-        if let Poll::Ready(Ok(done)) = &polled
-            && bytes(done)
-        {
-            self.activity.moved.fetch_add(1, Ordering::Relaxed);
+    fn wrote(&mut self, polled: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        match &polled {
+            Poll::Pending => self.held_up = true,
+            Poll::Ready(Ok(written)) if *written > 0 && self.held_up => {
+                self.held_up = false;
+                self.activity.moved.fetch_add(1, Ordering::Relaxed);
+            }
+            Poll::Ready(_) => {}
         }
         polled
     }
@@ -285,11 +290,7 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
-        let read = buf.filled().len() > before;
-        this.moved(polled, |()| read)
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
     }
 }
 
@@ -301,7 +302,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.stream).poll_write(cx, data);
-        this.moved(polled, |written| *written > 0)
+        this.wrote(polled)
     }
 
     fn poll_write_vectored(
@@ -311,7 +312,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, data);
-        this.moved(polled, |written| *written > 0)
+        this.wrote(polled)
     }
 
     fn is_write_vectored(&self) -> bool {

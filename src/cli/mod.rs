@@ -139,6 +139,8 @@ async fn serve_until_stopped(config: &Config, mut stopped: Stopped) -> anyhow::R
     tracing::info!(%address, "listening");
     let serve_options = config.serve_options();
     crate::serve(listener, router(state), stopped, &serve_options).await?;
+    // Before the store closes: they write to it.
+    crate::service::apps::registrations_ended(serve_options.shutdown_grace).await;
     // A connection stuck on an unreachable database would hold the exit for ever.
     if tokio::time::timeout(serve_options.shutdown_grace, store.close())
         .await

@@ -391,3 +391,31 @@ async fn a_slow_client_still_reading_a_large_answer_keeps_its_connection() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_pings_do_not_hold_an_idle_connection_open() {
+    let app = Backend::Sqlite.app().await;
+    let served = Served::start(&app, options(Duration::from_millis(300), 16)).await;
+    let stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Duration::from_millis(50))
+            .keep_alive_while_idle(true)
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 without TLS is spoken");
+    let connection = tokio::spawn(connection);
+    let request = axum::http::Request::get(format!("http://{}/healthz", served.address))
+        .body(http_body_util::Empty::<axum::body::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("answer");
+    assert_eq!(response.status(), 200);
+    tokio::time::timeout(Duration::from_secs(5), connection)
+        .await
+        .expect("the server closes an idle HTTP/2 connection, pings or not")
+        .expect("connection task")
+        .expect("closed with a GOAWAY, not an error");
+}

@@ -369,9 +369,8 @@ impl TestResponse {
         self
     }
 
-    /// Asserts Jira's ErrorCollection with exactly this message.
-    #[track_caller]
     /// The status, and an error message in Jira's shape that mentions `part`.
+    #[track_caller]
     pub fn assert_error_mentioning(&self, status: u16, part: &str) -> &Self {
         self.assert_status(status);
         let message = self.json()["errorMessages"][0]
@@ -382,6 +381,8 @@ impl TestResponse {
         self
     }
 
+    /// Asserts Jira's ErrorCollection with exactly this message.
+    #[track_caller]
     pub fn assert_error(&self, status: u16, message: &str) -> &Self {
         self.assert_status(status);
         assert_eq!(

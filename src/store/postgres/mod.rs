@@ -90,7 +90,8 @@ impl PostgresStore {
         if connect.get_application_name().is_none() {
             connect = connect.application_name("jira-userprops");
         }
-        let migrating = Arc::new(connect.clone());
+        // The last `-c` of a setting wins: this one follows the URL's own `options`.
+        let migrating = Arc::new(connect.clone().options([("lock_timeout", "0")]));
         if !connect
             .get_options()
             .is_some_and(|options| options.contains("lock_timeout"))
