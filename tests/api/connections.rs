@@ -25,6 +25,39 @@ fn get_healthz() -> &'static [u8] {
     b"GET /healthz HTTP/1.1\r\nHost: jira.test\r\n\r\n"
 }
 
+/// Connects over HTTP/2 without TLS (pinging every `pings`, if given), asks for `/healthz`, and
+/// returns the client's sender, which keeps the client from closing the connection itself,
+/// and the connection's task, which ends when the server closes the connection.
+async fn http2_healthz(
+    served: &Served,
+    pings: Option<Duration>,
+) -> (
+    hyper::client::conn::http2::SendRequest<http_body_util::Empty<axum::body::Bytes>>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    let mut client = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    client.timer(hyper_util::rt::TokioTimer::new());
+    if let Some(every) = pings {
+        client
+            .keep_alive_interval(every)
+            .keep_alive_while_idle(true);
+    }
+    let (mut sender, connection) = client
+        .handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .expect("HTTP/2 without TLS is spoken");
+    let connection = tokio::spawn(connection);
+    let request = axum::http::Request::get(format!("http://{}/healthz", served.address))
+        .body(http_body_util::Empty::<axum::body::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("answer");
+    assert_eq!(response.status(), 200);
+    (sender, connection)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_timeout() {
     let app = Backend::Sqlite.app().await;
@@ -242,21 +275,7 @@ async fn pipelined_requests_are_answered_in_order() {
 async fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
     let app = Backend::Sqlite.app().await;
     let served = Served::start(&app, options(Duration::from_millis(300), 16)).await;
-    let stream = TcpStream::connect(served.address)
-        .await
-        .expect("server accepts");
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .expect("HTTP/2 without TLS is spoken");
-    let connection = tokio::spawn(connection);
-    let request = axum::http::Request::get(format!("http://{}/healthz", served.address))
-        .body(http_body_util::Empty::<axum::body::Bytes>::new())
-        .expect("request");
-    let response = sender.send_request(request).await.expect("answer");
-    assert_eq!(response.status(), 200);
+    let (_sender, connection) = http2_healthz(&served, None).await;
     let answered = Instant::now();
     tokio::time::timeout(Duration::from_secs(5), connection)
         .await
@@ -396,23 +415,7 @@ async fn a_slow_client_still_reading_a_large_answer_keeps_its_connection() {
 async fn http2_pings_do_not_hold_an_idle_connection_open() {
     let app = Backend::Sqlite.app().await;
     let served = Served::start(&app, options(Duration::from_millis(300), 16)).await;
-    let stream = TcpStream::connect(served.address)
-        .await
-        .expect("server accepts");
-    let (mut sender, connection) =
-        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .timer(hyper_util::rt::TokioTimer::new())
-            .keep_alive_interval(Duration::from_millis(50))
-            .keep_alive_while_idle(true)
-            .handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("HTTP/2 without TLS is spoken");
-    let connection = tokio::spawn(connection);
-    let request = axum::http::Request::get(format!("http://{}/healthz", served.address))
-        .body(http_body_util::Empty::<axum::body::Bytes>::new())
-        .expect("request");
-    let response = sender.send_request(request).await.expect("answer");
-    assert_eq!(response.status(), 200);
+    let (_sender, connection) = http2_healthz(&served, Some(Duration::from_millis(50))).await;
     tokio::time::timeout(Duration::from_secs(5), connection)
         .await
         .expect("the server closes an idle HTTP/2 connection, pings or not")
