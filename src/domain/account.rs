@@ -10,14 +10,15 @@ use crate::credentials::Proof;
 /// Longest account id (Atlassian's spec).
 pub const MAX_ACCOUNT_ID_CHARS: usize = 128;
 
-/// An account id that can name a user: 1 to 128 characters, no control characters. This
-/// constructor is the only place that rule lives.
+/// An account id that can name a user: 1 to 128 characters, no control characters, not `.` or
+/// `..` (which no address can carry as a path segment). This constructor is the only place that
+/// rule lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AccountId(String);
 
 /// Text that cannot be an account id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("accountId must be 1 to 128 characters, without control characters")]
+#[error("accountId must be 1 to 128 characters, without control characters, and not . or ..")]
 pub struct InvalidAccountId;
 
 impl AccountId {
@@ -25,6 +26,8 @@ impl AccountId {
     /// only looked up.
     pub fn is_valid(id: &str) -> bool {
         !id.is_empty()
+            && id != "."
+            && id != ".."
             && id.chars().count() <= MAX_ACCOUNT_ID_CHARS
             && !id.chars().any(char::is_control)
     }
@@ -324,7 +327,7 @@ mod tests {
         assert_eq!(invalid.display_name, Some(InvalidDisplayName));
         assert_eq!(
             invalid.to_string(),
-            "accountId must be 1 to 128 characters, without control characters; \
+            "accountId must be 1 to 128 characters, without control characters, and not . or ..; \
              email \"nobody\" is not an email address; \
              displayName must be at most 255 characters, without control characters"
         );
@@ -367,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn account_ids_are_one_to_128_characters_without_control_characters() {
+    fn account_ids_are_one_to_128_characters_without_control_characters_nor_dot_segments() {
         assert!(AccountId::parse("a").is_ok());
         assert!(AccountId::parse("é".repeat(MAX_ACCOUNT_ID_CHARS)).is_ok());
         for bad in [
@@ -375,6 +378,8 @@ mod tests {
             "é".repeat(MAX_ACCOUNT_ID_CHARS + 1),
             "a\u{0}b".to_owned(),
             "a\nb".to_owned(),
+            ".".to_owned(),
+            "..".to_owned(),
         ] {
             assert_eq!(
                 AccountId::parse(bad.as_str()),

@@ -9,7 +9,9 @@ pub struct Scopes(BTreeSet<String>);
 
 /// A scope that is empty or holds white space or a control character.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("\"{0}\" is not a scope: a scope is not empty and holds no white space")]
+#[error(
+    "\"{0}\" is not a scope: a scope is not empty and holds no white space or control character"
+)]
 pub struct InvalidScope(String);
 
 impl Scopes {

@@ -367,6 +367,15 @@ async fn input_either_backend_would_mangle_is_refused_on_both(backend: Backend) 
             "/_admin/users",
             json!({"accountId": "x", "email": "x@example.com", "displayName": long_name}),
         ),
+        // Dot segments: no address of the admin API or the console could name the user.
+        (
+            "/_admin/users",
+            json!({"accountId": "..", "email": "x@example.com"}),
+        ),
+        (
+            "/_admin/users",
+            json!({"accountId": ".", "email": "x@example.com"}),
+        ),
         (
             &*format!("/_admin/users/{ALICE}/tokens"),
             json!({"scopes": [""]}),

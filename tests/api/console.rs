@@ -181,6 +181,79 @@ async fn the_curl_hint_quotes_what_a_user_holds(backend: Backend) {
     );
 }
 
+/// On a site other than the default, the hints name that site's addresses: the curl a user's
+/// page offers reaches the site, and the admin API paths are the site's own.
+async fn hints_on_another_site_name_that_sites_addresses(backend: Backend) {
+    let app = backend.app().await;
+    post_form(&app, "/sites", &[("name", "acme")])
+        .await
+        .assert_status(200);
+    let site = app
+        .admin(Method::GET, "/_admin/sites/acme")
+        .send()
+        .await
+        .json();
+    let site_url = site["url"].as_str().expect("a url").to_owned();
+    let users = view(&app, "/sites/acme/users").await;
+    assert!(
+        users
+            .text()
+            .contains("<code>/_admin/sites/acme/users</code>"),
+        "{}",
+        users.text()
+    );
+    let faults = view(&app, "/sites/acme/faults").await;
+    assert!(!faults.text().contains("PUT /_admin/faults"));
+    // A blank display name, which the admin API keeps as given.
+    app.admin(Method::POST, "/_admin/sites/acme/users")
+        .json(r#"{"accountId":"carol-1","email":"carol@example.com","displayName":" "}"#)
+        .send()
+        .await
+        .assert_status(201);
+    let page = view(&app, "/sites/acme/users/carol-1").await;
+    page.assert_status(200);
+    let html = page.text();
+    assert!(
+        html.contains(&format!(
+            "'{site_url}/rest/api/3/user/properties/theme?accountId=carol-1'"
+        )),
+        "{site_url}: {html}"
+    );
+    // A blank display name: the user is shown, and linked, by their account id.
+    let listed = view(&app, "/sites/acme/users").await;
+    assert!(
+        listed
+            .text()
+            .contains(r##"href="#/sites/acme/users/carol-1">carol-1</a>"##),
+        "{}",
+        listed.text()
+    );
+}
+
+/// A textarea's CRLF line breaks are stored as LF: saving a value unchanged keeps its bytes.
+async fn a_value_saved_from_the_console_keeps_its_line_breaks(backend: Backend) {
+    let app = backend.app().await;
+    post_form(
+        &app,
+        &format!("/sites/default/users/{ALICE}/properties"),
+        &[("key", "lines"), ("value", "{\r\n  \"a\": 1\r\n}")],
+    )
+    .await
+    .assert_status(200);
+    let stored = app
+        .get(property_uri(3, "lines", ALICE))
+        .by(Who::Alice)
+        .send()
+        .await;
+    stored.assert_status(200);
+    // The answer carries the value's stored bytes as they are.
+    assert!(
+        stored.text().contains("{\n  \"a\": 1\n}"),
+        "{}",
+        stored.text()
+    );
+}
+
 async fn no_action_changes_anything_on_get(backend: Backend) {
     let app = backend.app().await;
     post_form(&app, "/sites", &[("name", "acme")])
@@ -302,14 +375,22 @@ async fn users_tokens_and_flags_change_what_the_api_accepts(backend: Backend) {
     bad.assert_status(400);
     assert!(bad.text().contains("This is not an email address."));
 
-    // Scopes are checked as the admin API checks them.
-    post_form(
+    // Scopes are checked as the admin API checks them; what was typed comes back to be mended.
+    let refused = post_form(
         &app,
         "/sites/default/users/dora-1/tokens",
         &[("scopes", "read:jira-user write:jira\u{1}work")],
     )
-    .await
-    .assert_status(400);
+    .await;
+    refused.assert_status(400);
+    assert!(
+        refused.text().contains("control character")
+            && refused
+                .text()
+                .contains(r#"value="read:jira-user write:jira"#),
+        "{}",
+        refused.text()
+    );
     let page = post_form(&app, "/sites/default/users/dora-1/tokens", &[]).await;
     let html = page.text();
     let start = html.find("id=\"new-token\">").expect("the new token") + 15;
@@ -357,12 +438,36 @@ async fn the_journal_view_filters_and_shows_one_request_without_secrets(backend:
         "a header and one row"
     );
     let none = view(&app, "/sites/default/requests/live?status=429").await;
-    assert!(none.text().contains("No requests yet"));
+    assert!(
+        none.text()
+            .contains("No request kept matches these filters")
+    );
     let bad = view(&app, "/sites/default/requests?status=many").await;
     assert!(bad.text().contains("status 'many' is not a number"));
     assert!(
-        bad.text().contains("No requests yet"),
+        bad.text().contains("No request kept matches these filters"),
         "a bad filter lists nothing"
+    );
+    // A key is matched as typed, a leading space included, as the admin API matches it.
+    app.put(property_uri(3, "%20lead", ALICE))
+        .by(Who::Alice)
+        .json("1")
+        .send()
+        .await
+        .assert_status(201);
+    let spaced = view(&app, "/sites/default/requests/live?key=%20lead").await;
+    assert_eq!(
+        spaced.text().matches("<tr>").count(),
+        2,
+        "{}",
+        spaced.text()
+    );
+    // A method the list does not offer is shown as the one in force, not as "any".
+    let patch = view(&app, "/sites/default/requests?method=PATCH").await;
+    assert!(
+        patch.text().contains(r#"<option value="PATCH" selected>"#),
+        "{}",
+        patch.text()
     );
 
     let entries = app
@@ -380,6 +485,31 @@ async fn the_journal_view_filters_and_shows_one_request_without_secrets(backend:
     view(&app, "/sites/default/requests/0")
         .await
         .assert_status(404);
+}
+
+/// With the journal off, the requests view says so instead of promising rows.
+async fn the_journal_view_says_when_the_journal_is_off(backend: Backend) {
+    let app = backend.app().await;
+    let off = TestApp::with_settings(
+        app.store.clone(),
+        Settings {
+            journal_size: 0,
+            ..TestApp::settings(None)
+        },
+    );
+    off.get(keys_uri(3, BOB))
+        .by(Who::Bob)
+        .send()
+        .await
+        .assert_status(200);
+    let page = view(&off, "/sites/default/requests").await;
+    page.assert_status(200);
+    assert!(
+        page.text().contains("The journal is off"),
+        "{}",
+        page.text()
+    );
+    assert!(!page.text().contains("they appear here"));
 }
 
 async fn a_rate_limit_set_in_the_console_is_in_force_and_its_bucket_shown(backend: Backend) {
@@ -545,6 +675,21 @@ async fn a_users_page_shows_their_properties_by_key_and_unknown_users_are_not_fo
     assert!(empty.text().contains("No properties yet"));
     assert!(!empty.text().contains("<article class=\"property\">"));
 
+    // A page holds a bounded number of properties (each up to 32 KiB), and says so: by key,
+    // the three above come before `z.000`, and `é.last` after.
+    for n in 0..100 {
+        app.put(property_uri(3, &format!("z.{n:03}"), ALICE))
+            .by(Who::Alice)
+            .json("0")
+            .send()
+            .await
+            .assert_status(201);
+    }
+    let long = view(&app, &format!("/sites/default/users/{ALICE}")).await;
+    let html = long.text();
+    assert!(html.contains("The first 100 of 104 properties"), "{html}");
+    assert!(html.contains("<code>z.096</code>") && !html.contains("<code>z.097</code>"));
+
     for unknown in [NOBODY, "not an account id"] {
         let path = format!("/sites/default/users/{}", unknown.replace(' ', "%20"));
         view(&app, &path).await.assert_status(404);
@@ -557,6 +702,9 @@ on_each_backend!(
     every_answer_carries_a_policy_without_inline_script_and_refuses_framing,
     markup_in_values_keys_and_names_is_shown_as_text,
     the_curl_hint_quotes_what_a_user_holds,
+    hints_on_another_site_name_that_sites_addresses,
+    a_value_saved_from_the_console_keeps_its_line_breaks,
+    the_journal_view_says_when_the_journal_is_off,
     no_action_changes_anything_on_get,
     property_forms_follow_the_api_rules_and_store_nothing_wrong,
     a_users_page_shows_their_properties_by_key_and_unknown_users_are_not_found,

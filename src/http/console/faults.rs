@@ -7,7 +7,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use maud::{Markup, html};
 
-use super::layout::{Failure, Form, Tab, View, done, field_error, find_site, segment, site_header};
+use super::layout::{
+    Failure, Form, Tab, View, admin_path, done, field_error, find_site, segment, site_header,
+};
 use crate::domain::Site;
 use crate::faults::{ErrorRule, FaultRules, LatencyRule, Per, RateLimitRule};
 use crate::http::AppState;
@@ -230,7 +232,7 @@ fn page(state: &AppState, site: &Arc<Site>, draft: &Draft, notice: Option<&str>)
                 pre.json { code { (in_force) } }
                 @if spent(&rules) {
                     p.hint { "A rule whose count is 0 has acted on the requests it was set for and acts on no more. Applying the form below keeps that count: set a new one through "
-                        code { "PUT /_admin/faults" } ", or turn all off." }
+                        code { "PUT " (admin_path(site, "faults")) } ", or turn all off." }
                 }
             }
             h3 { "Rate-limit buckets" }
@@ -251,7 +253,7 @@ fn page(state: &AppState, site: &Arc<Site>, draft: &Draft, notice: Option<&str>)
         section.card {
             h2 { "Change them" }
             p.hint { "Replaces the whole rule set; leave a part empty to turn it off. Scopes by route, caller or count for latency and errors: "
-                code { "PUT /_admin/faults" } "." }
+                code { "PUT " (admin_path(site, "faults")) } "." }
             form method="post" action={ "/_admin/ui/views/sites/" (name) "/faults" } {
                 (field_error("rules-error", draft.error("rules")))
                 fieldset {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::domain::Site;
+use crate::domain::{DEFAULT_SITE, Site};
 use crate::http::AppState;
 use crate::http::error::HttpError;
 use crate::http::sites::Server;
@@ -29,6 +29,16 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// `text` as one path segment of a view's address.
 pub fn segment(text: &str) -> String {
     utf8_percent_encode(text, SEGMENT).to_string()
+}
+
+/// The admin API's address for `part` (`users`, `faults`) of `site`: the short form for the
+/// default site, the one under `/_admin/sites/` for the others.
+pub fn admin_path(site: &Site, part: &str) -> String {
+    if site.name.as_str() == DEFAULT_SITE {
+        format!("/_admin/{part}")
+    } else {
+        format!("/_admin/sites/{}/{part}", segment(site.name.as_str()))
+    }
 }
 
 /// One view: its address (the part after `#`), its status and its markup.

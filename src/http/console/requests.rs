@@ -49,10 +49,12 @@ impl Filters {
         };
         let query = uri.query().unwrap_or_default().as_bytes();
         for (name, value) in form_urlencoded::parse(query) {
-            let value = value.trim().to_owned();
+            // Keys and ids are matched as typed (a key may start with a space); only the status,
+            // a number, is forgiven its spaces.
+            let value = value.into_owned();
             match name.as_ref() {
                 "method" => filters.method = value,
-                "status" => filters.status = value,
+                "status" => filters.status = value.trim().to_owned(),
                 "accountId" => filters.account_id = value,
                 "caller" => filters.caller = value,
                 "key" => filters.key = value,
@@ -114,7 +116,7 @@ pub async fn rows(
     let (entries, total) = filters.entries(&state.site_states.of(site.clone()));
     Ok(View::new(
         list_path(&site, &filters),
-        table(&site, &entries, total),
+        table(&state, &site, &filters, &entries, total),
     ))
 }
 
@@ -147,7 +149,14 @@ fn page(state: &AppState, site: &Site, filters: &Filters, notice: Option<&str>) 
         "/_admin/ui/views/sites/{name}/requests/live?{}",
         filters.query()
     );
-    let methods = ["", "GET", "PUT", "DELETE", "POST", "HEAD"];
+    let mut methods = vec!["", "GET", "PUT", "DELETE", "POST", "HEAD"];
+    // A method typed into the address is shown as the one in force, not as "any".
+    if !methods
+        .iter()
+        .any(|method| filters.method.eq_ignore_ascii_case(method))
+    {
+        methods.push(filters.method.as_str());
+    }
     let markup = html! {
         (site_header(site, Tab::Requests, &format!("Requests to {}", site.name)))
         @if let Some(notice) = notice { (done(notice)) }
@@ -188,17 +197,29 @@ fn page(state: &AppState, site: &Site, filters: &Filters, notice: Option<&str>) 
         p.hint { "Newest first; refreshed every second. The journal keeps a site's last "
             code { "--journal-size" } " requests; PUT bodies with " code { "--journal-bodies" } "." }
         div #journal data-poll=(live) aria-live="off" {
-            (table(site, &entries, total))
+            (table(state, site, filters, &entries, total))
         }
     };
     View::new(list_path(site, filters), markup)
 }
 
 /// The rows of `entries`, newest first, of `total` that matched.
-fn table(site: &Site, entries: &[Entry], total: usize) -> Markup {
+fn table(
+    state: &AppState,
+    site: &Site,
+    filters: &Filters,
+    entries: &[Entry],
+    total: usize,
+) -> Markup {
     let name = segment(site.name.as_str());
+    let (journal_on, _) = state.site_states.journal_settings();
     html! {
-        @if entries.is_empty() {
+        @if !journal_on {
+            p.empty { "The journal is off: this server was started with "
+                code { "--journal-size 0" } ", so no request is kept." }
+        } @else if entries.is_empty() && !filters.query().is_empty() {
+            p.empty { "No request kept matches these filters." }
+        } @else if entries.is_empty() {
             p.empty { "No requests yet: point your integration at this site, e.g. "
                 code { "GET /rest/api/3/user/properties?accountId=…" } ", and they appear here." }
         } @else {

@@ -12,7 +12,7 @@ use super::json_html;
 use super::layout::{
     Address, Failure, Form, Tab, View, done, field_error, find_site, segment, site_header,
 };
-use super::users::flag_form;
+use super::users::{flag_form, shown_name};
 use crate::domain::{AccountId, PropertyKey, PropertyValue, Scopes, Site, Written};
 use crate::error::Error;
 use crate::http::AppState;
@@ -45,6 +45,8 @@ pub struct TokenPath {
 struct Extras {
     new_token: Option<String>,
     token_error: Option<String>,
+    /// The scopes typed, kept when they were refused.
+    scopes: Option<String>,
     property: Option<PropertyDraft>,
 }
 
@@ -102,6 +104,7 @@ pub async fn create_token(
         }
         Err(Error::BadRequest(message)) => {
             extras.token_error = Some(message);
+            extras.scopes = form.get("scopes").map(str::to_owned);
             StatusCode::BAD_REQUEST
         }
         Err(error) => return Err(error.into()),
@@ -143,7 +146,10 @@ pub async fn set_property(
     let key_text = form.get("key").unwrap_or_default();
     let value_text = form.get("value").unwrap_or_default();
     let key = PropertyKey::new(key_text.to_owned());
-    let value = PropertyValue::from_body(value_text.as_bytes().to_vec());
+    // Browsers send a textarea's line breaks as CRLF; JSON holds no raw line break inside a
+    // string, so turning them back into LF changes only white space, and the value keeps the
+    // size it had when shown.
+    let value = PropertyValue::from_body(value_text.replace("\r\n", "\n").into_bytes());
     let (key, value) = match (key, value) {
         (Ok(key), Ok(value)) => (key, value),
         (key, value) => {
@@ -247,7 +253,7 @@ impl<'a> UserPage<'a> {
         let action = format!("/_admin/ui/views{user_path}");
         let draft = extras.property.as_ref();
         let markup = html! {
-            (site_header(site, Tab::Users, &user.display_name))
+            (site_header(site, Tab::Users, shown_name(&user)))
             @if let Some(notice) = notice { (done(notice)) }
             dl.facts {
                 dt { "accountId" } dd { code { (user.account_id) } }
@@ -291,7 +297,8 @@ impl<'a> UserPage<'a> {
                 form method="post" action={ (action) "/tokens" } {
                     div.field {
                         label for="token-scopes" { "Scopes (optional, space-separated; none for a classic token)" }
-                        input #token-scopes name="scopes" autocomplete="off" placeholder="read:jira-user write:jira-work";
+                        input #token-scopes name="scopes" autocomplete="off" placeholder="read:jira-user write:jira-work"
+                            value=[extras.scopes.as_deref()];
                     }
                     button type="submit" { "Create API token" }
                 }
@@ -301,10 +308,14 @@ impl<'a> UserPage<'a> {
                 @if properties.is_empty() {
                     p.empty {
                         "No properties yet: add one below, or PUT one with "
-                        code { (curl_put(&server.site_url(state, &site.name), &user.email, &user.account_id)) }
+                        code { (curl_put(&server.describe(state, site).url, &user.email, &user.account_id)) }
                     }
                 }
-                @for (key, value) in &properties {
+                @if properties.len() > MOST_PROPERTIES {
+                    p.hint { "The first " (MOST_PROPERTIES) " of " (properties.len()) " properties, by key; "
+                        code { "GET /rest/api/3/user/properties?accountId=…" } " lists every key." }
+                }
+                @for (key, value) in properties.iter().take(MOST_PROPERTIES) {
                     @let editing = draft.filter(|d| d.editing && d.key == key.as_str());
                     article.property {
                         h3 { code { (key.as_str()) } }
@@ -326,6 +337,9 @@ impl<'a> UserPage<'a> {
         Ok(View::new(user_path, markup))
     }
 }
+
+/// Properties shown on a user's page, each up to 32 KiB and shown twice (read and edit).
+const MOST_PROPERTIES: usize = 100;
 
 /// The form that writes one property: for a key shown (`editing`), or for a new one.
 fn property_form(

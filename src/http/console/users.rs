@@ -5,9 +5,13 @@ use axum::http::StatusCode;
 use maud::{Markup, html};
 
 use super::layout::{
-    Address, Failure, Form, Tab, View, done, field_error, find_site, segment, site_header,
+    Address, Failure, Form, Tab, View, admin_path, done, field_error, find_site, segment,
+    site_header,
 };
 use super::user::{UserPath, noticed};
+
+/// Users listed on one page: enough to find one by eye, few enough for any browser.
+const MOST_USERS: usize = 500;
 use crate::domain::{AccountId, NewUser, Site, User};
 use crate::error::Error;
 use crate::http::AppState;
@@ -127,16 +131,20 @@ async fn users_page(
         (site_header(site, Tab::Users, &format!("Users of {}", site.name)))
         @if let Some(notice) = notice { (done(notice)) }
         @if users.is_empty() {
-            p.empty { "No users yet: add one below, or POST one to " code { "/_admin/users" } "." }
+            p.empty { "No users yet: add one below, or POST one to " code { (admin_path(site, "users")) } "." }
         } @else {
+            @if users.len() > MOST_USERS {
+                p.hint { "The first " (MOST_USERS) " of " (users.len()) " users; "
+                    code { "GET " (admin_path(site, "users")) } " lists them all." }
+            }
             div.scroll { table {
                 thead { tr {
                     th scope="col" { "Name" } th scope="col" { "accountId" } th scope="col" { "Email" }
                     th scope="col" { "Administer Jira" } th scope="col" { "Active" }
                 } }
-                tbody { @for user in &users {
+                tbody { @for user in users.iter().take(MOST_USERS) {
                     tr {
-                        td { a href={ "#" (base) "/users/" (segment(&user.account_id)) } { (user.display_name) } }
+                        td { a href={ "#" (base) "/users/" (segment(&user.account_id)) } { (shown_name(user)) } }
                         td { code { (user.account_id) } }
                         td { (user.email) }
                         td { (flag_form(&base, user, "admin", "users")) }
@@ -167,7 +175,7 @@ pub(super) fn flag_form(base: &str, user: &User, flag: &str, from: &str) -> Mark
             span.flag { @if on { "Yes" } @else { "No" } }
             input type="hidden" name=(flag) value=(if on { "false" } else { "true" });
             input type="hidden" name="from" value=(from);
-            button type="submit" aria-label={ (label) " " (what) " for " (user.display_name) } { (label) }
+            button type="submit" aria-label={ (label) " " (what) " for " (shown_name(user)) } { (label) }
         }
     }
 }
@@ -211,5 +219,14 @@ fn new_user_form(base: &str, draft: &NewUserDraft) -> Markup {
                 button type="submit" { "Add user" }
             }
         }
+    }
+}
+
+/// The name a user is shown by: their display name, or their account id when it is blank.
+pub fn shown_name(user: &User) -> &str {
+    if user.display_name.trim().is_empty() {
+        &user.account_id
+    } else {
+        &user.display_name
     }
 }
