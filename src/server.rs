@@ -81,9 +81,9 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        // Answers to pipelined requests go out together, in one write.
-        .pipeline_flush(true);
+        // No `pipeline_flush`: it holds an answer back while any byte of a next request is
+        // unread, so a request cut short after a committed PUT left the PUT unanswered.
+        .header_read_timeout(options.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(

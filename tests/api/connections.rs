@@ -271,6 +271,43 @@ async fn pipelined_requests_are_answered_in_order() {
     assert!(text.contains("\"deploymentType\":\"Cloud\""), "{text}");
 }
 
+/// An answer goes out when it is ready, even while the start of a next request waits on the
+/// socket: a client that sent one byte too many after a PUT still hears the PUT's 201.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_is_not_held_back_by_the_start_of_a_next_request() {
+    let app = Backend::Sqlite.app().await;
+    let served = Served::start(&app, options(Duration::from_secs(30), 16)).await;
+    let mut stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    let request = format!(
+        "PUT {} HTTP/1.1\r\nHost: jira.test\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1\r\n\r\n7}}",
+        property_uri(3, "short", BOB),
+        Who::Bob.authorization().expect("credentials"),
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("request sent");
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+            let read = stream.read(&mut chunk).await.expect("readable");
+            assert!(read > 0, "closed before the answer");
+            received.extend_from_slice(&chunk[..read]);
+        }
+    })
+    .await;
+    assert!(
+        answered.is_ok(),
+        "the PUT's answer waited on the next request"
+    );
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 201 "), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
     let app = Backend::Sqlite.app().await;
