@@ -25,22 +25,29 @@ pub(super) async fn healthcheck(config: &Config, url: Option<&str>) -> ExitCode 
         .and_then(|path| std::fs::read_to_string(path).ok());
     let listen = written.as_deref().map_or(config.listen.as_str(), str::trim);
     let base = url.map_or_else(|| format!("http://{}", reachable(listen)), str::to_owned);
+    // Checked before any message quotes it: a URL with a password in it is refused unquoted.
+    let target = match HealthTarget::of(&base) {
+        Ok(target) => target,
+        Err(error) => {
+            eprintln!("jira-userprops: the healthcheck URL is not usable: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let probe = async {
-        let target = HealthTarget::of(&base)?;
         let stream = TcpStream::connect(&target.address).await?;
         let (mut sender, connection) = handshake(TokioIo::new(stream)).await?;
         // Errors of the connection also fail `send_request`, which reports them.
         tokio::spawn(connection);
-        let request = Request::get(target.path)
-            .header(HOST, target.host)
+        let request = Request::get(&target.path)
+            .header(HOST, &target.host)
             .body(Empty::<Bytes>::new())?;
         let response = sender.send_request(request).await?;
-        anyhow::Ok(response.status() == StatusCode::OK)
+        anyhow::Ok(response.status())
     };
     match tokio::time::timeout(Duration::from_secs(5), probe).await {
-        Ok(Ok(true)) => ExitCode::SUCCESS,
-        Ok(Ok(false)) => {
-            eprintln!("jira-userprops: {base} is not healthy");
+        Ok(Ok(StatusCode::OK)) => ExitCode::SUCCESS,
+        Ok(Ok(status)) => {
+            eprintln!("jira-userprops: {base} is not healthy: /healthz answered {status}");
             ExitCode::FAILURE
         }
         Ok(Err(error)) => {

@@ -143,7 +143,7 @@ pub struct Config {
 
     /// Public base URL of this server, used in `self` links (e.g. https://jira.example.test).
     /// Without it, links use `http://` and the request's Host header.
-    #[arg(long, global = true, env = "JIRA_USERPROPS_PUBLIC_URL", value_parser = parse_public_url)]
+    #[arg(long, global = true, env = "JIRA_USERPROPS_PUBLIC_URL", value_parser = PublicUrlParser)]
     pub public_url: Option<String>,
 
     /// A host suffix whose first label names a site: with `localhost`, a request to
@@ -351,6 +351,10 @@ impl Config {
         {
             self.admin_token = Some(values::secret_file(path)?.into());
         }
+        if self.admin_token.as_deref().is_some_and(str::is_empty) {
+            // The admin API would be on, and no token could open it.
+            return Err("the admin token must not be empty".to_owned());
+        }
         if let Some(path) = &self.database_url_file
             && values::file_wins(matches, "database_url", "database_url_file")?
         {
@@ -380,14 +384,50 @@ fn parse_log_filter(filter: &str) -> Result<String, String> {
 /// also take an upper-case scheme, tabs and newlines, `\` for `/` and extra slashes before the
 /// host, and these are refused. A user name or password is refused: every `self` link would
 /// hand it to every client.
+/// `--public-url`'s parser: [`parse_public_url`], whose refusals are told without quoting the
+/// text (clap's own message would, and it may hold a password).
+#[derive(Debug, Clone, Copy)]
+struct PublicUrlParser;
+
+impl clap::builder::TypedValueParser for PublicUrlParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let refused = |reason: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid --public-url: {reason}\n"),
+            )
+        };
+        let text = value.to_str().ok_or_else(|| refused("not UTF-8"))?;
+        parse_public_url(text).map_err(|reason| refused(&reason))
+    }
+}
+
 fn parse_public_url(text: &str) -> Result<String, String> {
     const NOT_A_BASE: &str = "the public URL must be a base such as https://jira.example.test";
     let base = text.trim_end_matches('/');
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err("the public URL must start with http:// or https://".to_owned());
     }
-    if base.contains(|c: char| c.is_whitespace() || c.is_control() || c == '\\') {
-        return Err(NOT_A_BASE.to_owned());
+    // Only what a URI may hold, as links carry it unescaped: RFC 3986's characters, `%` only
+    // before two hex digits.
+    let bytes = base.as_bytes();
+    let uri_char = |(at, &byte): (usize, &u8)| match byte {
+        b'%' => bytes
+            .get(at + 1..at + 3)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)),
+        _ => byte.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=".contains(&byte),
+    };
+    if !bytes.iter().enumerate().all(uri_char) {
+        return Err(format!(
+            "{NOT_A_BASE}, written with URI characters only (percent-encode the others)"
+        ));
     }
     let url = Url::parse(base).map_err(|e| format!("{NOT_A_BASE}: {e}"))?;
     // What stands between "//" and the path, as written; `Url` skips a '/' too many there.
@@ -395,7 +435,11 @@ fn parse_public_url(text: &str) -> Result<String, String> {
     if authority.contains('@') {
         return Err("the public URL must not carry a user name or password".to_owned());
     }
-    if authority.is_empty() || url.query().is_some() || url.fragment().is_some() {
+    if authority.is_empty()
+        || url.port() == Some(0)
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
         return Err(NOT_A_BASE.to_owned());
     }
     Ok(base.to_owned())
@@ -520,9 +564,29 @@ mod tests {
             "https://:8080",
             "https://j.example:99999",
             "https://[::1",
+            "http://h:0",
+            "http://h/é",
+            "http://h/<x>",
+            "http://h/{y}",
+            "http://h/%zz",
+            "http://h/a%2",
+            "http://h/\"q\"",
         ] {
             assert!(parse_public_url(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_refused_public_url_is_not_quoted() {
+        let refused = Config::try_parse_from([
+            "jira-userprops",
+            "--public-url",
+            "https://user:TopSecretPw@j.example",
+        ])
+        .expect_err("refused");
+        let message = refused.to_string();
+        assert!(message.contains("user name or password"), "{message}");
+        assert!(!message.contains("TopSecretPw"), "{message}");
     }
 
     #[test]

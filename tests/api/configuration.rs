@@ -122,6 +122,34 @@ fn secrets_are_read_from_files_and_never_shown_by_help() {
     assert!(!ok && code == Some(2), "{output}");
     assert!(output.contains("cannot read"), "{output}");
 
+    // An empty admin token would turn the admin API on with no way in.
+    let (ok, code, output) = run(&["--admin-token", "", "migrate"], &[]);
+    assert!(!ok && code == Some(2), "{output}");
+    assert!(output.contains("must not be empty"), "{output}");
+
+    // Refused URLs are not quoted back: they may hold a password.
+    let (ok, code, output) = run(
+        &[
+            "--public-url",
+            "https://user:password-in-url@j.example",
+            "migrate",
+        ],
+        &[],
+    );
+    assert!(!ok && code == Some(2), "{output}");
+    assert!(!output.contains("password-in-url"), "{output}");
+    let (ok, code, output) = run(
+        &[
+            "healthcheck",
+            "--url",
+            "http://a:password-in-url@127.0.0.1:9",
+        ],
+        &[],
+    );
+    assert!(!ok && code == Some(1), "{output}");
+    assert!(output.contains("no user name or password"), "{output}");
+    assert!(!output.contains("password-in-url"), "{output}");
+
     let (ok, _, help) = run(
         &["--help"],
         &[
