@@ -220,12 +220,38 @@ impl Guard for ResolveSite {
     type Memo = ();
 
     async fn check(&self, mut request: Request) -> Result<(Request, ()), HttpError> {
+        check_host(request.headers())?;
         let current = resolve(&self.0, request.uri(), request.headers()).await?;
         if let Some(context) = request.extensions().get::<Arc<RequestContext>>() {
             context.set_site(current.state.clone());
         }
         request.extensions_mut().insert(current);
         Ok((request, ()))
+    }
+}
+
+/// Refuses a Host that no client could mean, as RFC 9112 §3.2 asks: more than one, or one that
+/// is not a host with an optional port (`evil.example/x?`, `user@host`, empty). It would pick the
+/// site, and go into every `self` link as it is.
+fn check_host(headers: &HeaderMap) -> Result<(), Error> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let Some(host) = hosts.next() else {
+        return Ok(());
+    };
+    let one_host_and_port = hosts.next().is_none()
+        && host
+            .to_str()
+            .ok()
+            .and_then(|text| text.parse::<axum::http::uri::Authority>().ok())
+            .is_some_and(|authority| {
+                !authority.as_str().contains('@') && !authority.host().is_empty()
+            });
+    if one_host_and_port {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(
+            "The Host header must name one host, with a port or without.".to_owned(),
+        ))
     }
 }
 

@@ -167,7 +167,44 @@ async fn head_answers_refusals_like_get(backend: Backend) {
     assert_eq!(refused.header("allow"), Some("GET, HEAD"));
 }
 
+/// A Host no client could mean (two of them, a path, a user name, nothing) is a 400: it would
+/// pick the site and go into every link. A refused PUT stores nothing.
+async fn a_host_header_that_is_not_one_host_is_refused(backend: Backend) {
+    let app = backend.app().await;
+    for host in ["evil.example/x?", "user:pw@evil.example", "", "a b", "[::1"] {
+        let refused = app
+            .put(property_uri(3, "hosted", ALICE))
+            .host(host)
+            .by(Who::Alice)
+            .json("1")
+            .send()
+            .await;
+        refused.assert_error_mentioning(400, "Host header");
+    }
+    let twice = app
+        .get(keys_uri(3, ALICE))
+        .header("host", "other.example")
+        .by(Who::Alice)
+        .send()
+        .await;
+    twice.assert_error_mentioning(400, "Host header");
+    app.get(property_uri(3, "hosted", ALICE))
+        .by(Who::Alice)
+        .send()
+        .await
+        .assert_status(404);
+    for host in ["jira.example:8080", "[::1]:8080", "127.0.0.1"] {
+        app.get(keys_uri(3, ALICE))
+            .host(host)
+            .by(Who::Alice)
+            .send()
+            .await
+            .assert_status(200);
+    }
+}
+
 on_each_backend!(
+    a_host_header_that_is_not_one_host_is_refused,
     put_and_delete_without_a_key_get_405_before_authentication,
     other_methods_get_405_with_the_paths_allow_header,
     missing_or_rejected_credentials_get_jiras_401,
