@@ -99,7 +99,10 @@ impl Credentials {
         let (scheme, rest) = value.split_once(' ')?;
         let rest = rest.trim_start();
         if scheme.eq_ignore_ascii_case("basic") {
-            let mut email = String::from_utf8(BASIC_BASE64.decode(rest).ok()?).ok()?;
+            // UTF-8 as RFC 7617's charset="UTF-8" asks; other bytes as ISO-8859-1, which
+            // Python's requests and other older clients send non-ASCII text in.
+            let mut email = String::from_utf8(BASIC_BASE64.decode(rest).ok()?)
+                .unwrap_or_else(|e| e.into_bytes().into_iter().map(char::from).collect());
             let colon = email.find(':')?;
             // The email keeps the decoded buffer; only the token is copied out of it.
             let token = email.split_off(colon + 1);
@@ -221,6 +224,28 @@ mod tests {
             (email.as_str(), token.as_str()),
             ("bob@example.com", "tok:en")
         );
+    }
+
+    #[test]
+    fn basic_credentials_not_in_utf8_are_read_as_latin_1() {
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(b"\xe4nne@example.com:s\xe9cret")
+        );
+        let Some(Credentials::Basic { email, token }) =
+            Credentials::from_authorization(header.as_bytes())
+        else {
+            panic!("not parsed as Basic");
+        };
+        assert_eq!(
+            (email.as_str(), token.as_str()),
+            ("änne@example.com", "sécret")
+        );
+        let utf8 = basic("änne@example.com:sécret");
+        assert!(matches!(
+            Credentials::from_authorization(utf8.as_bytes()),
+            Some(Credentials::Basic { email, .. }) if email == "änne@example.com"
+        ));
     }
 
     #[test]

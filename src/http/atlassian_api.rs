@@ -73,7 +73,7 @@ async fn accessible_resources(
         .map(|site| Resource {
             id: site.id.to_string(),
             name: site.name.as_str(),
-            url: server.site_url(&state, &site.name),
+            url: server.site_address(&state, &site.name, &site.id),
             scopes: grant.scopes.iter().collect(),
             avatar_url: "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/site.png",
         })
@@ -98,7 +98,7 @@ struct Profile<'a> {
     extended_profile: serde_json::Map<String, serde_json::Value>,
 }
 
-/// `GET /me`: the profile of the user the token acts for.
+/// `GET /me`: the profile of the user the token acts for, to a token holding `read:me`.
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
     let Some(token) = bearer(&headers) else {
         return Ok(unauthorized());
@@ -106,6 +106,10 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Respons
     let Some((grant, _)) = state.oauth.grant_of(&token).await? else {
         return Ok(unauthorized());
     };
+    // Atlassian's user identity API: an app must ask for `read:me` to read it.
+    if !grant.scopes.holds("read:me") {
+        return Err(crate::error::Error::ScopeMismatch.into());
+    }
     let Some(user) = state.oauth.user_of(&grant).await? else {
         return Ok(unauthorized());
     };

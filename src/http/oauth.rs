@@ -37,10 +37,11 @@ async fn authorize(State(state): State<AppState>, uri: Uri) -> Result<Response> 
         Ok(authorization) => authorization,
         Err(refusal) => return Ok(error_page(&refusal)),
     };
+    // An empty hint is no hint, as an empty parameter of the token request is none.
     if let Some(hint) = query
         .login_hint
         .as_deref()
-        .filter(|_| authorization.app.auto_consent)
+        .filter(|hint| !hint.is_empty() && authorization.app.auto_consent)
     {
         let accounts = state.oauth.accounts(hint).await?;
         let Some((_, first)) = accounts.iter().find(|(_, user)| user.active) else {

@@ -39,7 +39,17 @@ fn oauth_error(refusal: &OAuthError) -> Response {
         error_description: &refusal.description,
     })
     .unwrap_or_default();
-    json_response(status_of(refusal.error), body)
+    token_response(status_of(refusal.error), body)
+}
+
+/// An answer of the token endpoint: JSON, with the `Pragma: no-cache` RFC 6749 §5.1 asks for
+/// beside the `Cache-Control` every answer carries.
+fn token_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = json_response(status, body);
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// The status a refusal is answered with, as Atlassian answers: 403 for a grant that is not (or
@@ -111,7 +121,7 @@ pub(super) async fn token(
     };
     let body =
         serde_json::to_vec(&answer).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, body))
+    Ok(token_response(StatusCode::OK, body))
 }
 
 /// The token request: its body, read up to the limit, and its headers, parsed once.

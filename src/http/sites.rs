@@ -94,7 +94,7 @@ impl Server {
     }
 
     /// A site's own URL by its name; the server's for the default site.
-    pub(super) fn site_url(&self, state: &AppState, name: &SiteName) -> String {
+    fn site_url(&self, state: &AppState, name: &SiteName) -> String {
         match state.site_domains.first() {
             _ if name.as_str() == DEFAULT_SITE => self.base.clone(),
             Some(domain) => format!("{}://{name}.{domain}{}", self.scheme, self.port),
@@ -102,25 +102,32 @@ impl Server {
         }
     }
 
-    pub(super) fn describe<'a>(&self, state: &AppState, site: &'a Site) -> SiteBody<'a> {
-        let gateway_url = format!("{}{GATEWAY}{}", self.base, site.id);
-        // A site whose host is the public URL's is reached through the gateway only: that host
-        // is the default site's.
+    /// Where clients reach a site: its own host, or the gateway where it has none (no site
+    /// domain) or where that host is the default site's (the public URL's own).
+    pub(super) fn site_address(&self, state: &AppState, name: &SiteName, id: &CloudId) -> String {
         let shadowed = state.site_proxy.as_ref().is_some_and(|proxy| {
-            site.name.as_str() != DEFAULT_SITE
+            name.as_str() != DEFAULT_SITE
                 && state.site_domains.first().is_some_and(|domain| {
-                    proxy.default_host == format!("{}.{domain}", site.name.as_str())
+                    proxy.default_host == format!("{}.{domain}", name.as_str())
                 })
         });
-        let url = match state.site_domains.first() {
-            Some(_) if !shadowed => self.site_url(state, &site.name),
-            _ => gateway_url.clone(),
-        };
+        match state.site_domains.first() {
+            Some(_) if !shadowed => self.site_url(state, name),
+            _ => self.gateway_url(id),
+        }
+    }
+
+    /// A site's address on the gateway, `…/ex/jira/{cloudId}`.
+    fn gateway_url(&self, id: &CloudId) -> String {
+        format!("{}{GATEWAY}{id}", self.base)
+    }
+
+    pub(super) fn describe<'a>(&self, state: &AppState, site: &'a Site) -> SiteBody<'a> {
         SiteBody {
             id: site.id.to_string(),
             name: site.name.as_str(),
-            url,
-            gateway_url,
+            url: self.site_address(state, &site.name, &site.id),
+            gateway_url: self.gateway_url(&site.id),
         }
     }
 }

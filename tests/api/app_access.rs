@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::helpers::*;
 
 const CALLBACK: &str = "http://127.0.0.1:3000/callback";
-const FULL: &str = "read:jira-user write:jira-work";
+const FULL: &str = "read:jira-user write:jira-work read:me";
 const GRANULAR: &str = "read:user.property:jira write:user.property:jira";
 /// The granular group that reads users, whole, and one scope short of it.
 const GRANULAR_USERS: &str =
@@ -215,6 +215,7 @@ impl Route {
             }
             Route::PutProperty => &[&["write:jira-work"], &["write:user.property:jira"]],
             Route::DeleteProperty => &[&["write:jira-work"], &["delete:user.property:jira"]],
+            Route::Me => &[&["read:me"]],
             Route::Myself | Route::User | Route::UserSearch | Route::UserBulk => &[
                 &["read:jira-user"],
                 &[
@@ -250,8 +251,9 @@ fn expected(route: Route, caller: Caller, form: Form, own: bool) -> u16 {
                 401
             }
         }
+        // `/me` wants `read:me` (Atlassian's user identity API); the sites list no scope.
         Route::AccessibleResources | Route::Me => {
-            if caller.is_oauth() {
+            if caller.is_oauth() && caller.may(route) {
                 200
             } else {
                 401
@@ -347,7 +349,7 @@ async fn scoped_token(app: &TestApp, scopes: &str) -> String {
 
 async fn credentials(app: &TestApp) -> Credentials {
     let body = json!({"name": "Matrix", "kind": "oauth2", "callbackUrl": CALLBACK,
-                      "scopes": ["read:jira-user", "write:jira-work"], "autoConsent": true,
+                      "scopes": ["read:jira-user", "write:jira-work", "read:me"], "autoConsent": true,
                       "clientId": "matrix-app", "clientSecret": "matrix-secret"});
     app.admin(Method::POST, "/_admin/apps")
         .json(body.to_string())

@@ -146,8 +146,14 @@ async fn the_authorization_code_flow_reaches_the_granted_sites(backend: Backend)
         "read:jira-user write:jira-work offline_access",
     )
     .await;
+    // An empty hint is no hint: the consent page, not a refusal.
+    app.get(authorize_uri("read:jira-user", "&login_hint="))
+        .send()
+        .await
+        .assert_status(200);
     let tokens = token_request(&app, exchange(&code)).await;
     tokens.assert_status(200);
+    assert_eq!(tokens.header("pragma"), Some("no-cache"), "RFC 6749 §5.1");
     let tokens = tokens.json();
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 3600);
@@ -166,6 +172,7 @@ async fn the_authorization_code_flow_reaches_the_granted_sites(backend: Backend)
     // A code is spent once.
     let again = token_request(&app, exchange(&code)).await;
     again.assert_status(400);
+    assert_eq!(again.header("pragma"), Some("no-cache"));
     assert_eq!(
         again.json(),
         json!({"error": "invalid_request", "error_description": "authorization_code is invalid"})
@@ -182,13 +189,17 @@ async fn the_authorization_code_flow_reaches_the_granted_sites(backend: Backend)
         resources.json()[1]["scopes"],
         json!(["offline_access", "read:jira-user", "write:jira-work"])
     );
+    // `/me` wants `read:me`, which this grant lacks: the gateway's answer.
     let me = app
         .get("/me")
         .header("authorization", &format!("Bearer {access}"))
         .send()
         .await;
-    assert_eq!(me.json()["account_id"], ALICE);
-    assert_eq!(me.json()["email"], "alice@example.com");
+    me.assert_status(401);
+    assert_eq!(
+        me.json(),
+        json!({"code": 401, "message": "Unauthorized; scope does not match"})
+    );
     // Through the gateway, the token acts for Alice; on a site's own URL it is refused.
     let bearer = format!("Bearer {access}");
     let uri = format!("/ex/jira/{acme}{}", property_uri(3, "synced", ALICE));
@@ -404,7 +415,7 @@ async fn authorize_refuses_without_redirecting(backend: Backend) {
 async fn the_consent_page_signs_in_and_grants_the_sites_picked(backend: Backend) {
     let app = backend.app().await;
     let acme = make_acme(&app).await;
-    register(&app, &["read:jira-user"], false).await;
+    register(&app, &["read:jira-user", "read:me"], false).await;
     let page = app
         .get(authorize_uri(
             "read:jira-user",
@@ -466,7 +477,7 @@ async fn the_consent_page_signs_in_and_grants_the_sites_picked(backend: Backend)
         let mut body = form_urlencoded::Serializer::new(String::new());
         body.append_pair("client_id", CLIENT_ID)
             .append_pair("redirect_uri", CALLBACK)
-            .append_pair("scope", "read:jira-user")
+            .append_pair("scope", "read:jira-user read:me")
             .append_pair("response_type", "code")
             .append_pair("email", "")
             .append_pair("account", account)
@@ -488,6 +499,7 @@ async fn the_consent_page_signs_in_and_grants_the_sites_picked(backend: Backend)
     let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or("?"));
     let me = app.get("/me").header("authorization", &bearer).send().await;
     assert_eq!(me.json()["account_id"], BOB);
+    assert_eq!(me.json()["email"], "bob@example.com");
     // Bob is a user of the default site only: that is all the grant covers.
     let resources = app
         .get("/oauth/token/accessible-resources")
@@ -496,6 +508,42 @@ async fn the_consent_page_signs_in_and_grants_the_sites_picked(backend: Backend)
         .await;
     assert_eq!(resources.json().as_array().map(Vec::len), Some(1));
     assert_eq!(resources.json()[0]["name"], "default");
+}
+
+/// Behind a public URL whose host looks like the site `acme`'s, that host is the default site's:
+/// `accessible-resources` gives `acme` the address the admin API gives it (the gateway's), so
+/// no two sites share a `url` a client could pick the wrong one by.
+async fn accessible_resources_give_each_site_the_address_the_admin_api_gives(backend: Backend) {
+    let settings = Settings {
+        public_url: Some("http://acme.localhost:8080".to_owned()),
+        ..TestApp::settings(None)
+    };
+    let app = TestApp::with_settings(backend.app().await.store, settings);
+    make_acme(&app).await;
+    register(&app, &["read:jira-user"], true).await;
+    let code = code_for(&app, "alice@example.com", "read:jira-user").await;
+    let tokens = token_request(&app, exchange(&code)).await.json();
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or("?"));
+    let resources = app
+        .get("/oauth/token/accessible-resources")
+        .header("authorization", &bearer)
+        .send()
+        .await;
+    assert_eq!(site_names(&resources), [json!("default"), json!("acme")]);
+    let listed = resources.json();
+    for site in ["default", "acme"] {
+        let described = app
+            .admin(Method::GET, format!("/_admin/sites/{site}"))
+            .send()
+            .await
+            .json();
+        let resource = listed
+            .as_array()
+            .and_then(|all| all.iter().find(|r| r["name"] == site))
+            .expect("listed");
+        assert_eq!(resource["url"], described["url"], "{site}: {listed}");
+    }
+    assert_ne!(listed[0]["url"], listed[1]["url"], "{listed}");
 }
 
 async fn service_accounts_use_client_credentials(backend: Backend) {
@@ -1197,8 +1245,12 @@ async fn grants_are_listed_and_revoked_one_at_a_time(backend: Backend) {
         let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or("?"));
         let app = &app;
         async move {
-            let me = app.get("/me").header("authorization", &bearer).send().await;
-            me.status.as_u16()
+            let sites = app
+                .get("/oauth/token/accessible-resources")
+                .header("authorization", &bearer)
+                .send()
+                .await;
+            sites.status.as_u16()
         }
     };
     assert_eq!(
@@ -1566,6 +1618,7 @@ async fn a_users_grants_in_a_site_end_with_them(backend: Backend) {
 
 on_each_backend!(
     a_users_grants_in_a_site_end_with_them,
+    accessible_resources_give_each_site_the_address_the_admin_api_gives,
     codes_and_refresh_tokens_expire_as_atlassian_says,
     expires_in_is_the_whole_hour_however_the_clock_moves,
     grants_are_listed_and_revoked_one_at_a_time,

@@ -362,9 +362,13 @@ async fn a_grant_revoked_through_one_instance_is_refused_by_the_other_at_once(ba
         "/ex/jira/{}/rest/api/3/myself",
         tenant["cloudId"].as_str().unwrap_or("?")
     );
-    let me = |app: &TestApp| app.get("/me").header("authorization", &bearer).send();
+    let sites = |app: &TestApp| {
+        app.get("/oauth/token/accessible-resources")
+            .header("authorization", &bearer)
+            .send()
+    };
     let jira = |app: &TestApp| app.get(&myself).header("authorization", &bearer).send();
-    me(&second).await.assert_status(200);
+    sites(&second).await.assert_status(200);
     jira(&second).await.assert_status(200);
     let grants = first
         .admin(Method::GET, "/_admin/apps/sync/grants")
@@ -377,9 +381,9 @@ async fn a_grant_revoked_through_one_instance_is_refused_by_the_other_at_once(ba
         .send()
         .await
         .assert_status(204);
-    me(&second).await.assert_status(401);
+    sites(&second).await.assert_status(401);
     jira(&second).await.assert_status(401);
-    me(&first).await.assert_status(401);
+    sites(&first).await.assert_status(401);
 }
 
 /// Credentials changed through one instance's admin API hold for every request the other starts

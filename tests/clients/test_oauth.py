@@ -26,7 +26,7 @@ from requests_oauthlib import OAuth2Session
 from conftest import BOB, BOB_AUTH
 
 CALLBACK = "http://127.0.0.1:3000/callback"
-SCOPES = ["read:jira-user", "write:jira-work", "offline_access"]
+SCOPES = ["read:jira-user", "write:jira-work", "read:me", "offline_access"]
 CAROL = "5b10ac8d82e05b22cc7d4e01"
 SEED = Path(__file__).resolve().parents[2] / "examples" / "seed.json"
 

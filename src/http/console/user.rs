@@ -308,7 +308,7 @@ impl<'a> UserPage<'a> {
                 @if properties.is_empty() {
                     p.empty {
                         "No properties yet: add one below, or PUT one with "
-                        code { (curl_put(&server.describe(state, site).url, &user.email, &user.account_id)) }
+                        code { (curl_put(&server.site_address(state, &site.name, &site.id), &user.email, &user.account_id)) }
                     }
                 }
                 @if properties.len() > MOST_PROPERTIES {
