@@ -220,7 +220,7 @@ impl Guard for ResolveSite {
     type Memo = ();
 
     async fn check(&self, mut request: Request) -> Result<(Request, ()), HttpError> {
-        check_host(request.headers())?;
+        check_host(request.uri(), request.headers())?;
         let current = resolve(&self.0, request.uri(), request.headers()).await?;
         if let Some(context) = request.extensions().get::<Arc<RequestContext>>() {
             context.set_site(current.state.clone());
@@ -230,28 +230,16 @@ impl Guard for ResolveSite {
     }
 }
 
-/// Refuses a Host that no client could mean, as RFC 9112 §3.2 asks: more than one, or one that
-/// is not a host with an optional port (`evil.example/x?`, `user@host`, empty). It would pick the
-/// site, and go into every `self` link as it is.
-fn check_host(headers: &HeaderMap) -> Result<(), Error> {
-    let mut hosts = headers.get_all(header::HOST).iter();
-    let Some(host) = hosts.next() else {
-        return Ok(());
-    };
-    let one_host_and_port = hosts.next().is_none()
-        && host
-            .to_str()
-            .ok()
-            .and_then(|text| text.parse::<axum::http::uri::Authority>().ok())
-            .is_some_and(|authority| {
-                !authority.as_str().contains('@') && !authority.host().is_empty()
-            });
-    if one_host_and_port {
-        Ok(())
-    } else {
-        Err(Error::BadRequest(
+/// Refuses a request whose authority no client could mean, as RFC 9112 §3.2 asks: more than
+/// one Host, or an authority that is not a host with an optional port (`evil.example/x?`,
+/// `user@host`, `h:99999`). It would pick the site; links never carry it (see
+/// [`request_authority`]).
+fn check_host(uri: &Uri, headers: &HeaderMap) -> Result<(), Error> {
+    match authority_of(uri, headers) {
+        Ok(_) => Ok(()),
+        Err(MalformedAuthority) => Err(Error::BadRequest(
             "The Host header must name one host, with a port or without.".to_owned(),
-        ))
+        )),
     }
 }
 
@@ -323,15 +311,72 @@ async fn resolve(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Cur
 
 /// The host and port a request was sent to: the authority of its URI when it has one (an
 /// absolute-form target, which RFC 9112 §3.2.2 says wins over Host; HTTP/2's `:authority`),
-/// else its Host header.
+/// else its Host header. `None` when it has neither, or when what it has is malformed (see
+/// [`check_host`]), so that no link or site is made of it.
 pub fn request_authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    uri.authority()
-        .map(|authority| authority.as_str())
-        .or_else(|| {
-            headers
-                .get(header::HOST)
-                .and_then(|host| host.to_str().ok())
-        })
+    authority_of(uri, headers).ok().flatten()
+}
+
+/// An authority no client could mean.
+struct MalformedAuthority;
+
+/// The authority a request names, if any (an empty Host names none), or why it is malformed.
+fn authority_of<'a>(
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+) -> Result<Option<&'a str>, MalformedAuthority> {
+    let named = match uri.authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => {
+            let mut hosts = headers.get_all(header::HOST).iter();
+            let (host, None) = (hosts.next(), hosts.next()) else {
+                return Err(MalformedAuthority);
+            };
+            match host.map(|host| host.to_str()) {
+                None => None,
+                Some(Ok(text)) => Some(text).filter(|text| !text.is_empty()),
+                Some(Err(_)) => return Err(MalformedAuthority),
+            }
+        }
+    };
+    match named {
+        Some(text) if !is_host_and_port(text) => Err(MalformedAuthority),
+        named => Ok(named),
+    }
+}
+
+/// Whether `text` is RFC 3986's `host [ ":" port ]`: a registered name or IPv4 address, or an IP
+/// literal in brackets, and a port of 0 to 65535. No user info, path or white space.
+fn is_host_and_port(text: &str) -> bool {
+    let (host, port) = if text.starts_with('[') {
+        match text.find(']') {
+            Some(end) => (&text[..=end], &text[end + 1..]),
+            None => return false,
+        }
+    } else {
+        text.rfind(':')
+            .map_or((text, ""), |at| (&text[..at], &text[at..]))
+    };
+    let port_fits = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|digits| {
+            digits.bytes().all(|b| b.is_ascii_digit())
+                && (digits.is_empty() || digits.parse::<u16>().is_ok())
+        });
+    let host_fits = match host.strip_prefix('[') {
+        Some(literal) => {
+            literal.len() > 1
+                && literal[..literal.len() - 1]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }
+        None => {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b))
+        }
+    };
+    port_fits && host_fits
 }
 
 /// The host a request was sent to, without its port.

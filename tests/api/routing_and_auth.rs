@@ -167,11 +167,19 @@ async fn head_answers_refusals_like_get(backend: Backend) {
     assert_eq!(refused.header("allow"), Some("GET, HEAD"));
 }
 
-/// A Host no client could mean (two of them, a path, a user name, nothing) is a 400: it would
+/// A Host no client could mean (two of them, a path, a user name, a port past 65535) is a 400: it would
 /// pick the site and go into every link. A refused PUT stores nothing.
 async fn a_host_header_that_is_not_one_host_is_refused(backend: Backend) {
     let app = backend.app().await;
-    for host in ["evil.example/x?", "user:pw@evil.example", "", "a b", "[::1"] {
+    for host in [
+        "evil.example/x?",
+        "user:pw@evil.example",
+        "a b",
+        "[::1",
+        "h:99999",
+        "h:abc",
+        "h:+80",
+    ] {
         let refused = app
             .put(property_uri(3, "hosted", ALICE))
             .host(host)
@@ -188,12 +196,26 @@ async fn a_host_header_that_is_not_one_host_is_refused(backend: Backend) {
         .send()
         .await;
     twice.assert_error_mentioning(400, "Host header");
+    // An absolute-form target's authority counts as the Host does.
+    let absolute = app
+        .get(format!("http://user:pw@evil.example{}", keys_uri(3, ALICE)))
+        .by(Who::Alice)
+        .send()
+        .await;
+    absolute.assert_error_mentioning(400, "Host header");
     app.get(property_uri(3, "hosted", ALICE))
         .by(Who::Alice)
         .send()
         .await
         .assert_status(404);
-    for host in ["jira.example:8080", "[::1]:8080", "127.0.0.1"] {
+    // An empty Host names no host: the links fall back to `localhost`.
+    for host in [
+        "jira.example:8080",
+        "[::1]:8080",
+        "127.0.0.1",
+        "JIRA.example.",
+        "",
+    ] {
         app.get(keys_uri(3, ALICE))
             .host(host)
             .by(Who::Alice)
