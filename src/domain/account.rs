@@ -10,9 +10,9 @@ use crate::credentials::Proof;
 /// Longest account id (Atlassian's spec).
 pub const MAX_ACCOUNT_ID_CHARS: usize = 128;
 
-/// An account id that can name a user: 1 to 128 characters, no control characters, not `.` or
-/// `..` (which no address can carry as a path segment). This constructor is the only place that
-/// rule lives.
+/// An account id that can name a user: 1 to 128 characters, no control characters. This
+/// constructor is the only place that rule lives; a new user's id is not `.` or `..` either
+/// ([`NewUser::parse`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AccountId(String);
 
@@ -26,8 +26,6 @@ impl AccountId {
     /// only looked up.
     pub fn is_valid(id: &str) -> bool {
         !id.is_empty()
-            && id != "."
-            && id != ".."
             && id.chars().count() <= MAX_ACCOUNT_ID_CHARS
             && !id.chars().any(char::is_control)
     }
@@ -211,8 +209,13 @@ impl NewUser {
         email: &str,
         display_name: Option<&str>,
     ) -> Result<Self, InvalidUser> {
+        // Dot segments: no address of the admin API or the console could name the user. Only
+        // new users are refused them, so that one made before the rule stays reachable.
         let parsed = (
-            AccountId::parse(account_id),
+            AccountId::parse(account_id).and_then(|id| match id.as_str() {
+                "." | ".." => Err(InvalidAccountId),
+                _ => Ok(id),
+            }),
             Email::parse(email),
             DisplayName::parse(display_name.unwrap_or(email)),
         );
@@ -321,6 +324,11 @@ mod tests {
         let named = NewUser::parse("a-1", "ann@example.com", Some("Ann")).expect("valid");
         assert_eq!(named.display_name.as_str(), "Ann");
 
+        for dots in [".", ".."] {
+            let refused = NewUser::parse(dots, "ann@example.com", None).expect_err("invalid");
+            assert_eq!(refused.account_id, Some(InvalidAccountId));
+            assert!(AccountId::parse(dots).is_ok(), "{dots} is still looked up");
+        }
         let invalid = NewUser::parse("", "nobody", Some("tab\there")).expect_err("invalid");
         assert_eq!(invalid.account_id, Some(InvalidAccountId));
         assert_eq!(invalid.email.as_deref(), Some("nobody"));
@@ -370,7 +378,7 @@ mod tests {
     }
 
     #[test]
-    fn account_ids_are_one_to_128_characters_without_control_characters_nor_dot_segments() {
+    fn account_ids_are_one_to_128_characters_without_control_characters() {
         assert!(AccountId::parse("a").is_ok());
         assert!(AccountId::parse("é".repeat(MAX_ACCOUNT_ID_CHARS)).is_ok());
         for bad in [
@@ -378,8 +386,6 @@ mod tests {
             "é".repeat(MAX_ACCOUNT_ID_CHARS + 1),
             "a\u{0}b".to_owned(),
             "a\nb".to_owned(),
-            ".".to_owned(),
-            "..".to_owned(),
         ] {
             assert_eq!(
                 AccountId::parse(bad.as_str()),
