@@ -3,7 +3,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use serde::Serialize;
 
 use super::AppState;
@@ -39,17 +39,7 @@ fn oauth_error(refusal: &OAuthError) -> Response {
         error_description: &refusal.description,
     })
     .unwrap_or_default();
-    token_response(status_of(refusal.error), body)
-}
-
-/// An answer of the token endpoint: JSON, with the `Pragma: no-cache` RFC 6749 §5.1 asks for
-/// beside the `Cache-Control` every answer carries.
-fn token_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = json_response(status, body);
-    response
-        .headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
+    json_response(status_of(refusal.error), body)
 }
 
 /// The status a refusal is answered with, as Atlassian answers: 403 for a grant that is not (or
@@ -73,10 +63,20 @@ fn challenged(mut response: Response) -> Response {
 
 /// `POST /oauth/token`: JSON or form bodies; the client's credentials in the body or in a
 /// Basic header. Guesses at client secrets count as failed logins, by client id and address.
-pub(super) async fn token(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<Response, HttpError> {
+pub(super) async fn token(state: State<AppState>, request: Request) -> Response {
+    let mut response = match answer(state, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    // Every answer, a fault's too, with the `Pragma: no-cache` RFC 6749 §5.1 asks for beside
+    // the `Cache-Control` every answer carries.
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn answer(State(state): State<AppState>, request: Request) -> Result<Response, HttpError> {
     let address = client_address(&request);
     let by_basic = request
         .headers()
@@ -121,7 +121,7 @@ pub(super) async fn token(
     };
     let body =
         serde_json::to_vec(&answer).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
-    Ok(token_response(StatusCode::OK, body))
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// The token request: its body, read up to the limit, and its headers, parsed once.
