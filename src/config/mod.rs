@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use url::Url;
 
@@ -352,8 +353,13 @@ impl Config {
             self.admin_token = Some(values::secret_file(path)?.into());
         }
         if self.admin_token.as_deref().is_some_and(str::is_empty) {
-            // The admin API would be on, and no token could open it.
-            return Err("the admin token must not be empty".to_owned());
+            // An empty variable is how compose files leave a setting out; an empty flag would
+            // turn the admin API on with no token that could open it.
+            if matches.value_source("admin_token") == Some(ValueSource::EnvVariable) {
+                self.admin_token = None;
+            } else {
+                return Err("--admin-token must not be empty".to_owned());
+            }
         }
         if let Some(path) = &self.database_url_file
             && values::file_wins(matches, "database_url", "database_url_file")?
@@ -376,14 +382,6 @@ fn parse_log_filter(filter: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Reads `--public-url`: an http:// or https:// base (a host, a port and a path at most), given
-/// back as written less any trailing '/'.
-///
-/// Links carry the text as written, not `Url`'s rewriting of it (which adds a '/' after a bare
-/// host, lower-cases, drops a default port), so the text is checked as written too: `Url` would
-/// also take an upper-case scheme, tabs and newlines, `\` for `/` and extra slashes before the
-/// host, and these are refused. A user name or password is refused: every `self` link would
-/// hand it to every client.
 /// `--public-url`'s parser: [`parse_public_url`], whose refusals are told without quoting the
 /// text (clap's own message would, and it may hold a password).
 #[derive(Debug, Clone, Copy)]
@@ -409,6 +407,14 @@ impl clap::builder::TypedValueParser for PublicUrlParser {
     }
 }
 
+/// Reads `--public-url`: an http:// or https:// base (a host, a port and a path at most), given
+/// back as written less any trailing '/'.
+///
+/// Links carry the text as written, not `Url`'s rewriting of it (which adds a '/' after a bare
+/// host, lower-cases, drops a default port), so the text is checked as written too: `Url` would
+/// also take an upper-case scheme, tabs and newlines, `\` for `/` and extra slashes before the
+/// host, and these are refused. A user name or password is refused: every `self` link would
+/// hand it to every client.
 fn parse_public_url(text: &str) -> Result<String, String> {
     const NOT_A_BASE: &str = "the public URL must be a base such as https://jira.example.test";
     let base = text.trim_end_matches('/');

@@ -126,6 +126,12 @@ fn secrets_are_read_from_files_and_never_shown_by_help() {
     let (ok, code, output) = run(&["--admin-token", "", "migrate"], &[]);
     assert!(!ok && code == Some(2), "{output}");
     assert!(output.contains("must not be empty"), "{output}");
+    // An empty variable is how compose files leave it out: no admin token, no refusal.
+    let (ok, _, output) = run(
+        &["--database-url", "sqlite::memory:", "migrate"],
+        &[("JIRA_USERPROPS_ADMIN_TOKEN", "")],
+    );
+    assert!(ok, "{output}");
 
     // Refused URLs are not quoted back: they may hold a password.
     let (ok, code, output) = run(
