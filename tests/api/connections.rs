@@ -308,6 +308,27 @@ async fn an_answer_is_not_held_back_by_the_start_of_a_next_request() {
     assert!(text.starts_with("HTTP/1.1 201 "), "{text}");
 }
 
+/// A malformed request gets hyper's own 400 before the connection closes, not a bare close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_is_answered_400_before_the_close() {
+    let app = Backend::Sqlite.app().await;
+    let served = Served::start(&app, options(Duration::from_secs(30), 16)).await;
+    let mut stream = TcpStream::connect(served.address)
+        .await
+        .expect("server accepts");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: jira.test\r\nnot a header\r\n\r\n")
+        .await
+        .expect("request sent");
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received))
+        .await
+        .expect("closed within the time");
+    assert!(read.is_ok(), "{read:?}");
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
     let app = Backend::Sqlite.app().await;

@@ -184,7 +184,12 @@ async fn the_curl_hint_quotes_what_a_user_holds(backend: Backend) {
 /// On a site other than the default, the hints name that site's addresses: the curl a user's
 /// page offers reaches the site, and the admin API paths are the site's own.
 async fn hints_on_another_site_name_that_sites_addresses(backend: Backend) {
-    let app = backend.app().await;
+    // Without a site domain a site has no host of its own: the gateway is its one address.
+    let settings = Settings {
+        site_domains: Vec::new(),
+        ..TestApp::settings(None)
+    };
+    let app = TestApp::with_settings(backend.app().await.store, settings);
     post_form(&app, "/sites", &[("name", "acme")])
         .await
         .assert_status(200);
@@ -194,6 +199,7 @@ async fn hints_on_another_site_name_that_sites_addresses(backend: Backend) {
         .await
         .json();
     let site_url = site["url"].as_str().expect("a url").to_owned();
+    assert!(site_url.contains("/ex/jira/"), "{site}");
     let users = view(&app, "/sites/acme/users").await;
     assert!(
         users
