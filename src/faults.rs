@@ -211,10 +211,16 @@ struct Bucket {
     updated: Instant,
 }
 
+/// Buckets held before full ones (which are as good as none) are let go.
+const MOST_BUCKETS: usize = 100_000;
+
 #[derive(Debug)]
 struct State {
     rules: FaultRules,
     buckets: HashMap<String, Bucket>,
+    /// The number of buckets at which full ones are next let go: twice what was left after the
+    /// last time, so that the sweep costs O(1) a request however many stay.
+    sweep_at: usize,
     latency_random: fastrand::Rng,
     error_random: fastrand::Rng,
 }
@@ -233,6 +239,7 @@ impl Faults {
             state: Mutex::new(State {
                 rules: FaultRules::default(),
                 buckets: HashMap::new(),
+                sweep_at: MOST_BUCKETS,
                 latency_random: fastrand::Rng::with_seed(0),
                 error_random: fastrand::Rng::with_seed(0),
             }),
@@ -271,6 +278,7 @@ impl Faults {
         state.error_random =
             fastrand::Rng::with_seed(rules.errors.as_ref().map_or(0, |rule| rule.seed));
         state.buckets.clear();
+        state.sweep_at = MOST_BUCKETS;
         state.rules = rules;
     }
 
@@ -328,6 +336,15 @@ impl Faults {
             let capacity = f64::from(rule.limit);
             let rate = capacity / rule.window_seconds;
             let now = self.clock.now();
+            if state.buckets.len() >= state.sweep_at {
+                // One per account (and route) ever seen would grow for as long as the server
+                // runs; a bucket that has filled up again is no different from a new one.
+                state.buckets.retain(|_, bucket| {
+                    bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * rate
+                        < capacity
+                });
+                state.sweep_at = MOST_BUCKETS.max(state.buckets.len() * 2);
+            }
             let bucket = state.buckets.entry(key).or_insert(Bucket {
                 tokens: capacity,
                 updated: now,
@@ -492,6 +509,26 @@ mod tests {
         );
         faults.replace(FaultRules::default());
         assert!(faults.bucket_levels().is_empty());
+    }
+
+    #[test]
+    fn buckets_that_filled_up_again_are_let_go_past_the_most_held() {
+        let clock = ManualClock::new();
+        let rules = rules(r#"{"rateLimit": {"limit": 2, "windowSeconds": 1}}"#);
+        let faults = Faults::new(rules, clock.clone());
+        for account in 0..MOST_BUCKETS {
+            faults.decide("/p", "GET", "/p", &account.to_string());
+        }
+        assert_eq!(faults.lock().buckets.len(), MOST_BUCKETS);
+        // All have filled up again; "busy" has not.
+        clock.advance(Duration::from_secs(1));
+        faults.decide("/p", "GET", "/p", "busy");
+        faults.decide("/p", "GET", "/p", "busy");
+        assert_eq!(faults.lock().buckets.len(), 1, "only the busy bucket stays");
+        assert!(
+            faults.decide("/p", "GET", "/p", "busy").limited.is_some(),
+            "a bucket in use keeps its level"
+        );
     }
 
     #[test]
