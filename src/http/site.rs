@@ -92,8 +92,8 @@ pub struct SiteDefaults {
 pub struct SiteStates {
     states: RwLock<HashMap<SiteKey, Arc<SiteState>>>,
     defaults: SiteDefaults,
-    /// Past this many memories, some are of sites deleted through another instance: the
-    /// larger of `max_sites` and the sites the last sweep found.
+    /// Past this many memories, some may be of sites deleted through another instance: see
+    /// [`sweep_threshold`].
     sweep_above: AtomicUsize,
     /// Set when a memory made took the count past `sweep_above`.
     sweep_wanted: AtomicBool,
@@ -106,9 +106,7 @@ impl SiteStates {
     pub fn new(defaults: SiteDefaults) -> Self {
         Self {
             states: RwLock::new(HashMap::new()),
-            sweep_above: AtomicUsize::new(
-                usize::try_from(defaults.max_sites).unwrap_or(usize::MAX),
-            ),
+            sweep_above: AtomicUsize::new(sweep_threshold(defaults.max_sites, 0)),
             sweep_wanted: AtomicBool::new(false),
             made: AtomicU64::new(0),
             defaults,
@@ -176,9 +174,10 @@ impl SiteStates {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|key, state| state.made >= mark || live_ids.get(key) == Some(&state.site.id));
-        let most = usize::try_from(self.defaults.max_sites).unwrap_or(usize::MAX);
-        self.sweep_above
-            .store(most.max(live.len()), Ordering::Relaxed);
+        self.sweep_above.store(
+            sweep_threshold(self.defaults.max_sites, live.len()),
+            Ordering::Relaxed,
+        );
     }
 
     /// Forgets a deleted site.
@@ -199,6 +198,15 @@ impl SiteStates {
     pub fn journal_settings(&self) -> (bool, bool) {
         (self.defaults.journal_size > 0, self.defaults.journal_bodies)
     }
+}
+
+/// How many memories may be held before the next sweep, after one that found `live` sites:
+/// twice as many (at least 64), so that a deleted site's memory does not outlive its deletion
+/// for long, while sweeps (each a list of the sites) stay rare; never more than `max_sites`
+/// unless more sites than that live.
+fn sweep_threshold(max_sites: u64, live: usize) -> usize {
+    let most = usize::try_from(max_sites).unwrap_or(usize::MAX);
+    most.min(live.saturating_mul(2).max(64)).max(live)
 }
 
 /// `site`'s memory, unless it has none or holds a deleted site's of the same key.
@@ -475,6 +483,15 @@ mod tests {
             named_beside("acme.localhost", Some("jira.localhost")).as_deref(),
             Some("acme")
         );
+    }
+
+    #[test]
+    fn memories_are_swept_past_twice_the_live_sites() {
+        assert_eq!(sweep_threshold(10_000, 0), 64);
+        assert_eq!(sweep_threshold(10_000, 100), 200);
+        assert_eq!(sweep_threshold(10_000, 9_000), 10_000);
+        assert_eq!(sweep_threshold(2, 0), 2);
+        assert_eq!(sweep_threshold(100, 300), 300, "more live than allowed");
     }
 
     #[test]
