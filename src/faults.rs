@@ -516,15 +516,22 @@ mod tests {
         let clock = ManualClock::new();
         let rules = rules(r#"{"rateLimit": {"limit": 2, "windowSeconds": 1}}"#);
         let faults = Faults::new(rules, clock.clone());
-        for account in 0..MOST_BUCKETS {
+        // "busy" spends its bucket, and "recent" a little of its, a long time after the others
+        // spent a little of theirs.
+        for account in 2..MOST_BUCKETS {
             faults.decide("/p", "GET", "/p", &account.to_string());
         }
-        assert_eq!(faults.lock().buckets.len(), MOST_BUCKETS);
-        // All have filled up again; "busy" has not.
         clock.advance(Duration::from_secs(1));
-        faults.decide("/p", "GET", "/p", "busy");
-        faults.decide("/p", "GET", "/p", "busy");
-        assert_eq!(faults.lock().buckets.len(), 1, "only the busy bucket stays");
+        for account in ["busy", "busy", "recent"] {
+            faults.decide("/p", "GET", "/p", account);
+        }
+        assert_eq!(faults.lock().buckets.len(), MOST_BUCKETS);
+        // A new account: the others have filled up again and go; "busy" and "recent" have not.
+        clock.advance(Duration::from_millis(100));
+        faults.decide("/p", "GET", "/p", "new");
+        let mut kept: Vec<String> = faults.lock().buckets.keys().cloned().collect();
+        kept.sort();
+        assert_eq!(kept, ["busy", "new", "recent"]);
         assert!(
             faults.decide("/p", "GET", "/p", "busy").limited.is_some(),
             "a bucket in use keeps its level"
