@@ -179,6 +179,7 @@ async fn a_host_header_that_is_not_one_host_is_refused(backend: Backend) {
         "h:99999",
         "h:abc",
         "h:+80",
+        "a%zz",
     ] {
         let refused = app
             .put(property_uri(3, "hosted", ALICE))
@@ -203,6 +204,14 @@ async fn a_host_header_that_is_not_one_host_is_refused(backend: Backend) {
         .send()
         .await;
     absolute.assert_error_mentioning(400, "Host header");
+    // And the Host beside an absolute-form target is checked all the same.
+    let beside = app
+        .get(format!("http://jira.test{}", keys_uri(3, ALICE)))
+        .header("host", "other.example")
+        .by(Who::Alice)
+        .send()
+        .await;
+    beside.assert_error_mentioning(400, "Host header");
     app.get(property_uri(3, "hosted", ALICE))
         .by(Who::Alice)
         .send()
